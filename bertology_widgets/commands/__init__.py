@@ -1,0 +1,1 @@
+"""Subcommands of the ``bertology`` command line, one module each."""

@@ -1,0 +1,168 @@
+"""Head gating: scale or silence attention heads with forward pre-hooks.
+
+transformers 5 dropped ``head_mask``; a gate on the input of each layer's
+attention output projection does the same job for every attention
+implementation (eager, SDPA, flash), because by then the heads have been
+concatenated into ``(batch, pos, head * d_head)`` whatever kernel made them.
+
+Convention (as ``run_bertology.py``'s ``head_mask.npy``): a mask has shape
+``(num_layers, num_heads)``; 1 keeps a head, 0 removes it, fractions scale it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architectures import ArchitectureAdapter, adapter_for
+
+KEPT_HEADS_ATTR = "_bertology_kept_heads"
+
+
+def model_shape(model: nn.Module) -> tuple[int, int]:
+    """``(num_layers, num_heads)`` of ``model`` as first configured (before pruning)."""
+    adapter = adapter_for(model)
+    return adapter.num_layers(model), adapter.num_heads(model)
+
+
+def kept_heads(model: nn.Module) -> list[list[int]]:
+    """Original indices of the heads still present in each layer (all, unless pruned)."""
+    kept = getattr(model, KEPT_HEADS_ATTR, None)
+    if kept is not None:
+        return [list(k) for k in kept]
+    layers, heads = model_shape(model)
+    return [list(range(heads)) for _ in range(layers)]
+
+
+def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) -> torch.Tensor:
+    """Validate ``mask`` and return it as a float tensor of shape ``(num_layers, num_heads)``.
+
+    A torch tensor is returned as is (same storage, so gradients flow); any
+    other array-like is converted.
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape, a non-numeric dtype, non-finite values or values
+        outside ``[0, 1]``, with a message saying what was expected.
+    """
+    if mask is None:
+        return torch.ones(num_layers, num_heads, dtype=dtype)
+    if isinstance(mask, torch.Tensor):
+        tensor = mask
+    else:
+        array = np.asarray(mask)
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+        ):
+            raise ValueError(
+                f"mask has dtype {array.dtype}; expected numbers (bool, int or float) "
+                f"of shape ({num_layers}, {num_heads})"
+            )
+        tensor = torch.as_tensor(array.astype(np.float32))
+    if tuple(tensor.shape) != (num_layers, num_heads):
+        raise ValueError(
+            f"mask has shape {tuple(tensor.shape)}; this model has "
+            f"{num_layers} layers x {num_heads} heads, so expected ({num_layers}, {num_heads})"
+        )
+    if tensor.dtype == torch.bool or not tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    values = tensor.detach()
+    if not torch.isfinite(values).all():
+        bad = torch.nonzero(~torch.isfinite(values))[0].tolist()
+        raise ValueError(f"mask has a non-finite value at (layer {bad[0]}, head {bad[1]}); values must lie in [0, 1]")
+    if (values < 0).any() or (values > 1).any():
+        lo, hi = float(values.min()), float(values.max())
+        raise ValueError(f"mask values must lie in [0, 1] (1 = keep, 0 = mask); got min {lo:g}, max {hi:g}")
+    return tensor
+
+
+def _gate_hook(gates: torch.Tensor, head_dim: int):
+    """A pre-hook that multiplies each head's slice of the input by its gate.
+
+    gates: ``(kept_heads,)``. The hooked input is ``(batch, pos, kept_heads * d_head)``.
+    """
+
+    def hook(module, args):
+        x = args[0]
+        batch_shape = x.shape[:-1]
+        g = gates.to(device=x.device, dtype=x.dtype)
+        gated = (x.view(*batch_shape, -1, head_dim) * g[:, None]).view(x.shape)
+        return (gated, *args[1:])
+
+    return hook
+
+
+@contextlib.contextmanager
+def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
+    """Gate attention heads for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    model : transformers model
+        Any model in :data:`bertology_widgets.architectures.ADAPTERS`
+        (base model or sequence classifier), pruned or not.
+    mask : array-like or torch.Tensor, shape ``(num_layers, num_heads)``
+        1 keeps a head, 0 masks it, a fraction scales it. A tensor with
+        ``requires_grad=True`` collects ``d(output)/d(gate)`` in ``mask.grad``.
+        Heads already pruned away are ignored.
+
+    Yields
+    ------
+    torch.Tensor
+        The validated mask, ``(num_layers, num_heads)``.
+
+    The hooks are removed in ``finally``, even when the forward raises.
+    """
+    adapter = adapter_for(model)
+    num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
+    gates = as_head_mask(mask, num_layers, num_heads)
+    handles = []
+    try:
+        for layer_index, (layer, kept) in enumerate(zip(adapter.layer_modules(model), kept_heads(model))):
+            if not kept:
+                continue
+            layer_gates = gates[layer_index, kept]
+            if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
+                continue  # an all-ones gate changes nothing: skip the work
+            hook = _gate_hook(layer_gates, adapter.head_dim(model))
+            handles.append(adapter.out_projection(layer).register_forward_pre_hook(hook))
+        yield gates
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def count_gate_hooks(model: nn.Module) -> int:
+    """Forward pre-hooks currently on the attention output projections (0 outside ``mask_heads``)."""
+    adapter = adapter_for(model)
+    return sum(
+        len(adapter.out_projection(layer)._forward_pre_hooks) for layer in adapter.layer_modules(model)
+    )
+
+
+def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> None:
+    """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range."""
+    if isinstance(model_or_shape, tuple):
+        num_layers, num_heads = model_or_shape
+    else:
+        num_layers, num_heads = model_shape(model_or_shape)
+    if not 0 <= int(layer) < num_layers:
+        raise ValueError(f"layer {layer} does not exist; this model has layers 0..{num_layers - 1}")
+    if head is not None and not 0 <= int(head) < num_heads:
+        raise ValueError(f"head {head} does not exist; this model has heads 0..{num_heads - 1} per layer")
+
+
+__all__ = [
+    "ArchitectureAdapter",
+    "as_head_mask",
+    "count_gate_hooks",
+    "kept_heads",
+    "mask_heads",
+    "model_shape",
+    "validate_layer_head",
+]

