@@ -1,0 +1,41 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def add_model_task_options(parser, task_required: bool = True) -> None:
+    parser.add_argument("--model", default=None,
+                        help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
+    parser.add_argument("--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
+    parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
+                        help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the hub)")
+    parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=int, default=None,
+                        help="use only the first N examples")
+
+
+def load_mask_file(path):
+    """A head mask from ``.npy`` (``run_bertology.py``'s ``head_mask.npy``) or ``.json`` (a nested list)."""
+    if path is None:
+        return None
+    if str(path).endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return np.asarray(data["mask"] if isinstance(data, dict) else data, dtype=np.float32)
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the mask file {path}: {exc}") from exc
+
+
+def jsonable(result: dict) -> dict:
+    """Drop arrays and convert numpy scalars, for ``--json`` output."""
+    out = {}
+    for key, value in result.items():
+        if isinstance(value, np.ndarray):
+            continue
+        out[key] = value.item() if isinstance(value, np.generic) else value
+    return out

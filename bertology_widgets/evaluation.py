@@ -1,0 +1,116 @@
+"""Score a sequence classifier on GLUE examples under a head mask.
+
+``evaluate`` is the one scoring function behind ``bertology evaluate``,
+``ModelSession.evaluate`` and the benchmarks. It uses the model's fast
+attention path (SDPA), length-sorted batches, and the task's official metrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .glue import compute_metrics, get_task
+from .heads import mask_heads
+from .progress import progress_bar
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_LENGTH = 128
+
+
+def task_of(model, task=None):
+    """The GLUE task to score with: ``task`` if given, else the one recorded in the model's config."""
+    name = task
+    if name is None:
+        config = getattr(model, "config", None)
+        name = getattr(config, "bertology_task", None) or getattr(config, "finetuning_task", None)
+    if name is None:
+        raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
+    return get_task(name if isinstance(name, str) else name.name)
+
+
+def predictions_from_logits(logits: np.ndarray, is_regression: bool) -> np.ndarray:
+    """``(n, labels)`` logits -> ``(n,)`` class ids, or ``(n,)`` scores for regression."""
+    return logits[:, 0].astype(np.float64) if is_regression else logits.argmax(-1)
+
+
+def labels_of(examples) -> np.ndarray | None:
+    labels = [ex.label for ex in examples]
+    if any(label is None for label in labels):
+        return None
+    return np.asarray(labels)
+
+
+def check_num_labels(model, task) -> None:
+    expected = task.num_labels
+    got = int(getattr(model.config, "num_labels", expected))
+    if got != expected:
+        raise ValueError(
+            f"the model has {got} output labels but {task.display_name} needs {expected}; "
+            f"fine-tune it on {task.name} first (bertology finetune --task {task.name})"
+        )
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
+                   autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+    """Logits ``(n, labels)`` for ``examples`` in their original order."""
+    encoded = encode_examples(tokenizer, examples, max_length)
+    device = next(model.parameters()).device
+    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+    batches = length_sorted_batches(encoded.lengths, batch_size)
+    out = None
+    was_training = model.training
+    model.eval()
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                else torch.autocast(device.type, enabled=False))
+    try:
+        with mask_heads(model, mask), autocast:
+            for indices in progress_bar(batches, enabled=progress, desc="evaluating", unit="batch"):
+                logits = model(**collate(encoded, indices, pad, device, with_types)).logits.float().cpu().numpy()
+                if out is None:
+                    out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
+                out[indices] = logits
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
+             max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
+             autocast_dtype: torch.dtype | None = None) -> dict:
+    """Score ``model`` on ``examples`` with the task's official metrics.
+
+    Parameters
+    ----------
+    model, tokenizer
+        A supported sequence classifier and its tokenizer.
+    examples : sequence of :class:`~bertology_widgets.glue.Example`
+        Labelled examples.
+    mask : array-like, shape ``(layers, heads)``, optional
+        Head mask (1 keep, 0 mask).
+    batch_size, max_length : int
+        Examples per (length-sorted) batch; tokens per example.
+    task : str, optional
+        GLUE task; defaults to the one recorded in the model's config.
+
+    Returns
+    -------
+    dict
+        ``{"task": ..., "n": ..., <metric>: float, ..., "predictions": np.ndarray (n,)}``.
+    """
+    if len(examples) == 0:
+        raise ValueError("no examples to evaluate")
+    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    check_num_labels(model, glue_task)
+    labels = labels_of(examples)
+    if labels is None:
+        raise ValueError("these examples have no labels (a GLUE test split?); evaluate on 'validation'")
+    logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype)
+    predictions = predictions_from_logits(logits, glue_task.is_regression)
+    result = {"task": glue_task.name, "n": int(len(labels))}
+    result.update(compute_metrics(glue_task.name, predictions, labels))
+    result["predictions"] = predictions
+    return result

@@ -1,0 +1,140 @@
+"""Run a sequence classifier one layer at a time, keeping each layer's input.
+
+This is what makes live re-scoring incremental: for every batch of the
+evaluation set we keep the hidden states entering each layer, computed under
+the mask that was current then. A new mask whose lowest changed layer is
+``L`` only re-runs layers ``L`` and above; layers below are reused as they are.
+
+The runner calls the model's own layer modules with the exact arguments the
+model passes them (captured once per batch by a pre-hook on layer 0), so
+every architecture in the adapter table works and the result is bitwise the
+full forward's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .architectures import adapter_for
+from .heads import mask_heads, model_shape
+
+
+class _StopAtFirstLayer(Exception):
+    pass
+
+
+@dataclass
+class LayerCache:
+    """Cached state of one batch.
+
+    Attributes
+    ----------
+    inputs : dict of torch.Tensor
+        The model inputs, each ``(batch, pos)``.
+    layer_args, layer_kwargs : tuple, dict
+        What the model passes each layer besides the hidden states (attention
+        mask in the form the attention implementation wants, positions, ...).
+    hidden : list of torch.Tensor
+        ``hidden[i]`` is the input of layer ``i``, ``(batch, pos, hidden)``;
+        ``hidden[num_layers]`` is the last layer's output.
+    mask : torch.Tensor, shape ``(layers, heads)``
+        The mask ``hidden`` was computed under.
+    logits : torch.Tensor, shape ``(batch, labels)``
+    """
+
+    inputs: dict
+    layer_args: tuple
+    layer_kwargs: dict
+    hidden: list
+    mask: torch.Tensor
+    logits: torch.Tensor | None = None
+    stats: dict = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        return sum(h.numel() * h.element_size() for h in self.hidden)
+
+
+def first_changed_layer(old: torch.Tensor, new: torch.Tensor) -> int | None:
+    """Lowest layer whose mask row differs (``None`` if the masks are equal). Masks: ``(layers, heads)``."""
+    diff = (old != new).any(dim=1).nonzero()
+    return int(diff[0]) if len(diff) else None
+
+
+class LayerwiseRunner:
+    """Layer-by-layer forward of a sequence classifier, with per-layer caches.
+
+    Parameters
+    ----------
+    model : transformers ``*ForSequenceClassification``
+        A model from the adapter table, in eval mode.
+    autocast_dtype : torch.dtype, optional
+        ``torch.bfloat16`` to run under CPU/GPU autocast.
+    """
+
+    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None):
+        self.model = model
+        self.adapter = adapter_for(model)
+        if not self.adapter.is_task_model(model):
+            raise ValueError(
+                f"{type(model).__name__} has no sequence-classification head; load it with "
+                f"AutoModelForSequenceClassification (or fine-tune it with `bertology finetune`)"
+            )
+        self.layers = self.adapter.layer_modules(model)
+        self.shape = model_shape(model)
+        self.autocast_dtype = autocast_dtype
+        self.device = next(model.parameters()).device
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @torch.inference_mode()
+    def prepare(self, inputs: dict) -> LayerCache:
+        """Embed a batch and capture what layer 0 receives. ``inputs`` are ``(batch, pos)`` tensors."""
+        captured = {}
+
+        def grab(module, args, kwargs):
+            captured["args"], captured["kwargs"] = args, kwargs
+            raise _StopAtFirstLayer
+
+        handle = self.layers[0].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            with self._autocast():
+                self.model(**inputs, use_cache=False) if self.adapter.causal else self.model(**inputs)
+        except _StopAtFirstLayer:
+            pass
+        finally:
+            handle.remove()
+        args = captured["args"]
+        hidden = [args[0]] + [None] * len(self.layers)
+        return LayerCache(inputs=inputs, layer_args=tuple(args[1:]), layer_kwargs=dict(captured["kwargs"]),
+                          hidden=hidden, mask=torch.full(self.shape, float("nan")))
+
+    @torch.inference_mode()
+    def run(self, cache: LayerCache, mask: torch.Tensor) -> torch.Tensor:
+        """Bring ``cache`` up to date with ``mask`` and return the logits ``(batch, labels)``.
+
+        Only layers from the lowest changed one upwards are computed. The cache
+        is updated only when the whole batch has finished, so an interrupted
+        run leaves it consistent.
+        """
+        start = first_changed_layer(cache.mask, mask) if cache.hidden[-1] is not None else 0
+        if start is None and cache.logits is not None:
+            cache.stats = {"start_layer": len(self.layers)}
+            return cache.logits
+        start = 0 if start is None else start
+        new_hidden = list(cache.hidden)
+        with self._autocast(), mask_heads(self.model, mask):
+            h = new_hidden[start]
+            for i in range(start, len(self.layers)):
+                out = self.layers[i](h, *cache.layer_args, **cache.layer_kwargs)
+                h = out[0] if isinstance(out, tuple) else out
+                new_hidden[i + 1] = h
+            logits = self.adapter.classifier_head(self.model, h, cache.inputs)
+        cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
+        cache.stats = {"start_layer": start}
+        return cache.logits

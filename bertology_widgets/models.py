@@ -1,0 +1,106 @@
+"""Load a sequence classifier and its tokenizer, from a folder or the hub.
+
+``load_model()`` with no name gives the default fine-tuned model (MiniLM
+fine-tuned on SST-2, built on first use; see :mod:`.default_model`). An
+unsupported architecture is refused from its config, before any weights load.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from .architectures import adapter_for_model_type
+
+OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
+    """Map ``None`` to the default fine-tuned model and the offline MiniLM's name to its folder."""
+    if name_or_path is None:
+        from .default_model import ensure_default_model
+
+        return str(ensure_default_model())
+    name = str(name_or_path)
+    if name in (OFFLINE_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm") and not os.path.isdir(name):
+        from .testing import minilm_dir
+
+        return minilm_dir()
+    return name
+
+
+def load_config(path: str, **kwargs):
+    """The model's config, checked against the architecture table."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"could not load a model config from {path!r}: give a folder written by save_pretrained "
+            f"(for example one made by `bertology finetune`) or a hub name when online ({exc.__class__.__name__})"
+        ) from exc
+    adapter_for_model_type(getattr(config, "model_type", None))
+    return config
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise FileNotFoundError(
+            f"{path!r} has no usable tokenizer; save one beside the model (tokenizer.save_pretrained) "
+            f"or start from a model that ships one"
+        ) from exc
+    if tokenizer.pad_token is None:  # GPT-2 style tokenizers have no pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def pick_device(device=None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch sees no GPU; use device='cpu'")
+    return device
+
+
+def load_model(name_or_path=None, *, num_labels: int | None = None, device=None, task=None):
+    """Load a sequence classifier and its tokenizer.
+
+    Parameters
+    ----------
+    name_or_path : str or path, optional
+        A folder (``save_pretrained`` layout), a hub name (online), the offline
+        ``"all-MiniLM-L6-v2"``, or ``None`` for the default fine-tuned model.
+    num_labels : int, optional
+        Size of the classification head when it is created fresh (fine-tuning).
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``None`` (GPU when available).
+    task : str, optional
+        Recorded on the config as ``bertology_task`` when the model has none.
+
+    Returns
+    -------
+    (model, tokenizer)
+        The model in eval mode with SDPA attention.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    path = resolve_model_path(name_or_path)
+    config_kwargs = {} if num_labels is None else {"num_labels": num_labels}
+    config = load_config(path, **config_kwargs)
+    tokenizer = load_tokenizer(path)
+    if getattr(config, "pad_token_id", None) is None:
+        config.pad_token_id = tokenizer.pad_token_id
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*newly initialized.*")
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa")
+    if task is not None and not getattr(model.config, "bertology_task", None):
+        model.config.bertology_task = task
+    return model.to(pick_device(device)).eval(), tokenizer
