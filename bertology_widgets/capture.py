@@ -156,7 +156,7 @@ def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None
     num_layers, num_heads = model_shape(model)
     batch, truncated = encode(tokenizer, model, text, text_pair, max_length)
     device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in batch.items()}
+    inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
     was_training = model.training
     model.eval()
     try:
@@ -167,8 +167,8 @@ def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None
     pos = inputs["input_ids"].shape[1]
     kept = kept_heads(model)
     attentions = torch.stack([
-        _full_head_attention(out.attentions[i] if i < len(out.attentions) else None, kept[i], num_heads, pos)
-        for i in range(num_layers)
+        _full_head_attention(layer_attn, kept[i], num_heads, pos)
+        for i, layer_attn in enumerate(_attentions_per_layer(out.attentions, kept))
     ])
     hidden = torch.stack([h[0].float().cpu() for h in out.hidden_states])
     logits = getattr(out, "logits", None)
@@ -186,6 +186,34 @@ def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None
         truncated=truncated,
         causal=adapter.causal,
     )
+
+
+def _model_inputs(model: nn.Module, batch) -> dict:
+    """The tokenizer output the model should see.
+
+    ``token_type_ids`` go only to models with a token-type embedding
+    (``type_vocab_size > 1``: BERT, ELECTRA, the tiny RoBERTa): GPT-2 would add
+    ``wte(token_type_ids)`` to its input, and others ignore or reject them.
+    The ids are still reported in :attr:`Capture.token_type_ids`.
+    """
+    inputs = dict(batch)
+    if int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1:
+        inputs.pop("token_type_ids", None)
+    return inputs
+
+
+def _attentions_per_layer(attentions, kept: list[list[int]]) -> list:
+    """One entry per layer: the recorded weights, or ``None`` for a fully pruned layer.
+
+    transformers records attention weights from the attention modules it
+    finds; a fully pruned layer's attention is :class:`NoHeads`, so it records
+    nothing there and later layers' weights would shift into its slot.
+    """
+    recorded = iter(attentions or ())
+    per_layer = [next(recorded, None) if heads else None for heads in kept]
+    if next(recorded, None) is not None:
+        raise RuntimeError(f"the model returned more attention maps than its {len(kept)} layers")
+    return per_layer
 
 
 def _segments_from_separators(tokenizer, ids: torch.Tensor, is_pair: bool) -> torch.Tensor:

@@ -52,16 +52,26 @@ def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) 
     """
     if mask is None:
         return torch.ones(num_layers, num_heads, dtype=dtype)
+    expected = f"({num_layers}, {num_heads})"
     if isinstance(mask, torch.Tensor):
         tensor = mask
+        if tensor.is_complex():
+            raise ValueError(f"mask has dtype {tensor.dtype}; expected real numbers (bool, int or float) "
+                             f"of shape {expected}")
     else:
-        array = np.asarray(mask)
+        try:
+            array = np.asarray(mask)
+        except ValueError:  # ragged nested lists
+            raise ValueError(f"mask is ragged (rows of different lengths); expected {expected}") from None
+        if np.issubdtype(array.dtype, np.complexfloating):
+            raise ValueError(f"mask has dtype {array.dtype}; expected real numbers (bool, int or float) "
+                             f"of shape {expected}")
         if array.dtype == object or not (
             np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
         ):
             raise ValueError(
                 f"mask has dtype {array.dtype}; expected numbers (bool, int or float) "
-                f"of shape ({num_layers}, {num_heads})"
+                f"of shape {expected}"
             )
         tensor = torch.as_tensor(array.astype(np.float32))
     if tuple(tensor.shape) != (num_layers, num_heads):
@@ -151,10 +161,21 @@ def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> 
         num_layers, num_heads = model_or_shape
     else:
         num_layers, num_heads = model_shape(model_or_shape)
+    _check_index("layer", layer)
     if not 0 <= int(layer) < num_layers:
         raise ValueError(f"layer {layer} does not exist; this model has layers 0..{num_layers - 1}")
-    if head is not None and not 0 <= int(head) < num_heads:
-        raise ValueError(f"head {head} does not exist; this model has heads 0..{num_heads - 1} per layer")
+    if head is not None:
+        _check_index("head", head)
+        if not 0 <= int(head) < num_heads:
+            raise ValueError(f"head {head} does not exist; this model has heads 0..{num_heads - 1} per layer")
+
+
+def _check_index(name: str, value) -> None:
+    """Accept Python / NumPy / 0-d torch integers; reject floats, strings, bools."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer index, got {value!r} ({type(value).__name__})")
 
 
 __all__ = [

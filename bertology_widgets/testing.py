@@ -13,8 +13,14 @@ TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama
 
 
 def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: int = 32,
-                num_labels: int = 2, vocab_size: int = 30522, attn_implementation: str = "sdpa"):
-    """A transformers config for a tiny ``arch`` sequence classifier."""
+                num_labels: int = 2, vocab_size: int = 30522, attn_implementation: str = "sdpa",
+                initializer_range: float | None = None):
+    """A transformers config for a tiny ``arch`` sequence classifier.
+
+    ``initializer_range`` (the std of the random weights; transformers' default
+    is 0.02) can be raised, e.g. to 0.1, where a test needs one head's effect
+    on the logits to be clearly measurable (about 1e-2 instead of 1e-5).
+    """
     from transformers import AutoConfig
 
     common = dict(num_labels=num_labels, pad_token_id=0)
@@ -45,6 +51,8 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
     else:
         raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES}")
     config._attn_implementation = attn_implementation
+    if initializer_range is not None:
+        config.initializer_range = float(initializer_range)
     return config
 
 
