@@ -1,0 +1,314 @@
+"""Head importance and attention entropy (Michel et al., 2019).
+
+A head's importance is how much the loss moves when its gate moves:
+``I_h = E_x |dL(x) / dg_h|``, with ``g_h`` the gate on the head's output
+(1 = as trained). :func:`head_importance` computes it, with the attention
+entropy of every head on the same pass, either by that definition
+(``per_example=True``, the default) or exactly as transformers'
+``examples/research_projects/bertology/run_bertology.py`` does
+(``compat=True``), quirks included.
+
+The gates are the ones :func:`bertology_widgets.heads.mask_heads` uses (a
+pre-hook on each layer's attention output projection), because transformers 5
+ignores ``head_mask``. Scaling a head's output by ``g`` there is what
+``head_mask`` did to its attention probabilities, so the gradients are the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .architectures import adapter_for
+from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .capture import attention_implementation
+from .evaluation import DEFAULT_MAX_LENGTH, check_num_labels, labels_of, task_of
+from .heads import as_head_mask, kept_heads, mask_heads, model_shape
+from .progress import progress_bar
+
+#: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
+DEFAULT_IMPORTANCE_BATCH_SIZE = 16
+
+
+@dataclass
+class ImportanceResult:
+    """What :func:`head_importance` measured.
+
+    Attributes
+    ----------
+    importance : np.ndarray, shape ``(layers, heads)``
+        Importance after the chosen normalisations (higher = more important).
+    entropy : np.ndarray, shape ``(layers, heads)``, or None
+        Mean attention entropy per non-padding query token, in nats
+        (None when ``compute_entropy=False``).
+    raw_importance : np.ndarray, shape ``(layers, heads)``
+        Importance before normalisation: mean ``|dL/dg|`` per example, or in
+        compat mode the accumulated sum divided by the token count.
+    tokens : int
+        Non-padding tokens seen.
+    n_examples : int
+        Examples seen.
+    seconds : float
+        Wall-clock time of the computation.
+    """
+
+    importance: np.ndarray
+    entropy: np.ndarray | None
+    raw_importance: np.ndarray
+    tokens: int
+    n_examples: int
+    seconds: float
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """``(layers, heads)`` int ranks by importance: 0 = most important (run_bertology's head ranks)."""
+        order = np.argsort(-self.importance.reshape(-1), kind="stable")
+        ranks = np.empty(order.size, dtype=np.int64)
+        ranks[order] = np.arange(order.size)
+        return ranks.reshape(self.importance.shape)
+
+
+def normalize_importance(raw, by_layer: bool = True, global_min_max: bool = True) -> np.ndarray:
+    """Normalise ``(layers, heads)`` importance as run_bertology.py does.
+
+    ``by_layer`` divides each layer by its L2 norm (``+ 1e-20``);
+    ``global_min_max`` then maps the whole table onto ``[0, 1]``. Where every
+    value is equal, min-max has no answer (run_bertology.py gives NaN) and
+    this returns zeros.
+    """
+    scores = torch.as_tensor(np.asarray(raw, dtype=np.float32)).clone()
+    if by_layer:
+        exponent = 2
+        norm_by_layer = torch.pow(torch.pow(scores, exponent).sum(-1), 1 / exponent)
+        scores /= norm_by_layer.unsqueeze(-1) + 1e-20
+    if global_min_max:
+        spread = scores.max() - scores.min()
+        scores = (scores - scores.min()) / spread if spread > 0 else torch.zeros_like(scores)
+    return scores.numpy()
+
+
+def example_losses(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """``(batch,)`` losses: cross-entropy, or squared error for regression (STS-B).
+
+    Their mean is the loss transformers' classifiers return for these labels.
+    """
+    if regression:
+        return (logits.float().squeeze(-1) - labels.float()) ** 2
+    return F.cross_entropy(logits.float(), labels.long(), reduction="none")
+
+
+def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(layers, heads)`` entropy summed over non-padding query tokens of a batch.
+
+    ``attentions``: one ``(batch, heads, query, key)`` tensor per layer;
+    entropy ``-sum_k p log p`` (``0 log 0 = 0``) over the key axis.
+    """
+    query_mask = attention_mask.float()[:, None, :]
+    return torch.stack([
+        (-torch.xlogy(attn.detach().float(), attn.detach().float()).sum(-1) * query_mask).sum((0, 2))
+        for attn in attentions
+    ])
+
+
+@contextlib.contextmanager
+def per_example_gates(model, gates: torch.Tensor):
+    """Gate heads with a separate gate per example of the batch.
+
+    ``gates``: ``(batch, layers, heads)``. With ``requires_grad`` and the
+    per-example losses summed, ``d(sum)/d(gates[b])`` is example ``b``'s own
+    gradient: examples do not interact in the forward pass of these models.
+    """
+    adapter = adapter_for(model)
+    head_dim = adapter.head_dim(model)
+    handles = []
+
+    def make_hook(layer_index: int):
+        def hook(module, args):
+            x = args[0]  # (batch, pos, heads * d_head)
+            g = gates[:, layer_index].to(x.dtype)  # (batch, heads)
+            gated = x.reshape(*x.shape[:-1], -1, head_dim) * g[:, None, :, None]
+            return (gated.reshape(x.shape), *args[1:])
+
+        return hook
+
+    try:
+        for layer_index, layer in enumerate(adapter.layer_modules(model)):
+            handles.append(adapter.out_projection(layer).register_forward_pre_hook(make_hook(layer_index)))
+        yield gates
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _check_unpruned(model) -> None:
+    num_layers, num_heads = model_shape(model)
+    if any(len(heads) != num_heads for heads in kept_heads(model)):
+        raise ValueError("head importance needs an unpruned model; mask heads (mask=...) instead of pruning them")
+
+
+def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: float) -> torch.Tensor:
+    """run_bertology.py's entropy under ``head_mask``: that of ``g * p``, i.e. ``g H(p) - g log g`` per token."""
+    return gates * entropy_sum - torch.xlogy(gates, gates) * tokens
+
+
+def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool = True, compat: bool = False,
+                    batch_size: int | None = None, normalize_by_layer: bool = True,
+                    normalize_global: bool = True, compute_entropy: bool = True,
+                    max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
+                    on_progress=None) -> ImportanceResult:
+    """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
+
+    Parameters
+    ----------
+    model, tokenizer
+        An unpruned sequence classifier (BERT family, GPT-2, ...) and its tokenizer.
+    examples : sequence of :class:`~bertology_widgets.glue.Example`
+        Labelled examples; the loss is the model's (cross-entropy, or squared
+        error for STS-B).
+    mask : array-like, shape ``(layers, heads)``, optional
+        Gates to hold the heads at (1 keep, 0 masked); the gradients are taken there.
+    per_example : bool
+        True (the paper's definition): ``|dL(x)/dg|`` for each example, then
+        the mean over examples. Batches are length-sorted and each example
+        gets its own copy of the gates (:func:`per_example_gates`), so one
+        backward pass gives every example's own gradient.
+    compat : bool
+        Reproduce ``run_bertology.py`` instead (``per_example`` is then
+        ignored): batches of ``batch_size`` (default 1) in file order, the
+        batch-mean loss's gradient added to a gradient that is never zeroed,
+        and the absolute value of that running sum added up after every
+        batch, then divided by the number of non-padding tokens. (Its padding
+        to 128 tokens is left out; it changes nothing but rounding.)
+    batch_size : int, optional
+        Examples per pass: 1 in compat mode, else
+        :data:`DEFAULT_IMPORTANCE_BATCH_SIZE`.
+    normalize_by_layer, normalize_global : bool
+        run_bertology.py's L2 normalisation per layer, then min-max over all
+        heads (see :func:`normalize_importance`); ``raw_importance`` is kept.
+    compute_entropy : bool
+        Also measure attention entropy. Attention weights exist only in
+        eager attention, so the pass switches to eager for the duration;
+        without entropy it stays on the model's (SDPA) path. Entropy is that
+        of each head's attention distribution, which the gates do not change;
+        in compat mode it is that of the gated probabilities, as
+        ``head_mask`` left them (0 for a masked head).
+    max_length : int
+        Tokens per example.
+    task : str, optional
+        GLUE task (decides classification vs regression); default: the model's.
+    progress : bool
+        Show a tqdm bar.
+    on_progress : callable, optional
+        ``on_progress(done, total)`` in examples, after every batch.
+
+    Returns
+    -------
+    ImportanceResult
+    """
+    start = time.perf_counter()
+    if len(examples) == 0:
+        raise ValueError("no examples to measure head importance on")
+    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    check_num_labels(model, glue_task)
+    labels = labels_of(examples)
+    if labels is None:
+        raise ValueError("head importance needs labelled examples (a GLUE test split has none); use 'validation'")
+    _check_unpruned(model)
+    if batch_size is None:
+        batch_size = 1 if compat else DEFAULT_IMPORTANCE_BATCH_SIZE
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    num_layers, num_heads = model_shape(model)
+    device = next(model.parameters()).device
+    gates = as_head_mask(mask, num_layers, num_heads).detach().float().to(device)
+
+    encoded = encode_examples(tokenizer, examples, max_length)
+    if compat:  # file order: with a never-zeroed gradient the order changes the result
+        order = np.arange(len(encoded))
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    else:
+        batches = length_sorted_batches(encoded.lengths, batch_size)
+    label_tensor = torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long)
+    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+
+    total = torch.zeros(num_layers, num_heads, device=device)
+    running_grad = torch.zeros(num_layers, num_heads, device=device)  # compat: head_mask.grad
+    entropy_sum = torch.zeros(num_layers, num_heads, device=device)
+    tokens, done = 0.0, 0
+    was_training = model.training
+    model.eval()
+    attention = attention_implementation(model, "eager") if compute_entropy else contextlib.nullcontext()
+    bar = progress_bar(total=len(encoded), enabled=progress, desc="head importance", unit="example")
+    try:
+        with attention, torch.enable_grad():
+            for indices in batches:
+                batch = collate(encoded, indices, pad, device, with_types)
+                batch_labels = label_tensor[indices].to(device)
+                if compat:
+                    gate = gates.clone().requires_grad_(True)
+                    context = mask_heads(model, gate)
+                else:
+                    gate = gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
+                    context = per_example_gates(model, gate)
+                with context:
+                    out = model(**batch, output_attentions=compute_entropy)
+                losses = example_losses(out.logits, batch_labels, glue_task.is_regression)
+                (grad,) = torch.autograd.grad(losses.mean() if compat else losses.sum(), gate)
+                if compat:
+                    running_grad += grad
+                    total += running_grad.abs()
+                else:
+                    total += grad.abs().sum(0)
+                if compute_entropy:
+                    entropy_sum += attention_entropy_sums(out.attentions, batch["attention_mask"])
+                tokens += float(batch["attention_mask"].sum())
+                done += len(indices)
+                bar.update(len(indices))
+                if on_progress is not None:
+                    on_progress(done, len(encoded))
+    finally:
+        bar.close()
+        model.train(was_training)
+
+    raw = total / (tokens if compat else len(encoded))
+    entropy = None
+    if compute_entropy:
+        if compat:
+            entropy_sum = _masked_entropy(entropy_sum, gates, tokens)
+        entropy = (entropy_sum / tokens).cpu().numpy()
+    raw = raw.cpu().numpy()
+    return ImportanceResult(
+        importance=normalize_importance(raw, normalize_by_layer, normalize_global),
+        entropy=entropy,
+        raw_importance=raw,
+        tokens=int(tokens),
+        n_examples=len(encoded),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def format_head_table(table, fmt: str | None = None) -> str:
+    """A ``(layers, heads)`` table as run_bertology.py's ``print_2d_tensor`` prints it (1-based labels)."""
+    table = np.asarray(table)
+    if fmt is None:
+        fmt = "d" if np.issubdtype(table.dtype, np.integer) else ".5f"
+    lines = ["lv, h >\t" + "\t".join(str(h + 1) for h in range(table.shape[1]))]
+    lines += [f"layer {row + 1}:\t" + "\t".join(format(x, fmt) for x in table[row]) for row in range(table.shape[0])]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT_IMPORTANCE_BATCH_SIZE",
+    "ImportanceResult",
+    "attention_entropy_sums",
+    "example_losses",
+    "format_head_table",
+    "head_importance",
+    "normalize_importance",
+    "per_example_gates",
+]

@@ -1,0 +1,354 @@
+"""Mask heads by importance until the score drops, with baselines and a pruning report.
+
+:func:`masking_curve` is run_bertology.py's ``--try_masking``: mask the least
+important heads a few at a time, recomputing importance under the mask after
+every step, until the score falls below ``threshold x original``.
+:func:`random_masking_curve` masks heads in random order with the same step
+sizes; :func:`keep_one_head_per_layer` keeps only each layer's most important
+head. :func:`prune_and_compare` removes the masked heads from a copy of the
+model and compares size, score and speed.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
+from .heads import mask_heads, model_shape
+from .importance import head_importance
+from .progress import progress_bar
+from .pruning import prune_heads
+
+
+@dataclass
+class MaskingCurve:
+    """The steps of :func:`masking_curve`.
+
+    Attributes
+    ----------
+    original_score : dict
+        Metrics of the unmasked model.
+    metric : str
+        The metric compared with ``threshold x original``.
+    masking_threshold, masking_amount : float
+        As passed.
+    heads_per_step : int
+        ``max(1, int(layers * heads * masking_amount))``.
+    curve : list of dict
+        One entry per evaluated mask, starting with the unmasked model:
+        ``step``, ``heads_masked``, ``fraction_masked``, ``score`` (metrics
+        dict), ``kept`` (score >= threshold x original) and ``mask``
+        (``(layers, heads)`` nested list, 1 keep / 0 masked).
+    final_mask : np.ndarray, shape ``(layers, heads)``
+        The last mask that kept the threshold.
+    importance : np.ndarray, shape ``(layers, heads)``
+        Normalised importance of the unmasked model.
+    seconds : float
+    """
+
+    original_score: dict
+    metric: str
+    masking_threshold: float
+    masking_amount: float
+    heads_per_step: int
+    curve: list
+    final_mask: np.ndarray
+    importance: np.ndarray
+    seconds: float
+
+    @property
+    def final_fraction_masked(self) -> float:
+        return float(1.0 - self.final_mask.mean())
+
+    def to_dict(self) -> dict:
+        """JSON-ready."""
+        return {
+            "original_score": self.original_score,
+            "metric": self.metric,
+            "masking_threshold": self.masking_threshold,
+            "masking_amount": self.masking_amount,
+            "heads_per_step": self.heads_per_step,
+            "threshold_score": self.original_score[self.metric] * self.masking_threshold,
+            "steps": self.curve,
+            "final_mask": self.final_mask.tolist(),
+            "final_fraction_masked": self.final_fraction_masked,
+            "seconds": self.seconds,
+        }
+
+
+def heads_per_step(num_heads_total: int, masking_amount: float) -> int:
+    """Heads masked per step, as run_bertology.py: ``max(1, int(total * masking_amount))``."""
+    if not 0 < masking_amount <= 1:
+        raise ValueError(f"masking_amount is a fraction of all heads in (0, 1]; got {masking_amount}")
+    return max(1, int(num_heads_total * masking_amount))
+
+
+def _metric_name(model, examples, metric, task) -> tuple[str, str]:
+    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    metric = metric or glue_task.metrics[0]
+    if metric not in glue_task.metrics:
+        raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")
+    return glue_task.name, metric
+
+
+def _scorer(model, tokenizer, examples, task, batch_size, max_length):
+    """``score(mask) -> {metric: value}`` for this model and data."""
+    metric_names = task_of(model, task).metrics
+
+    def score(mask) -> dict:
+        result = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size,
+                          max_length=max_length, task=task)
+        return {name: float(result[name]) for name in metric_names}
+
+    return score
+
+
+def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
+    return {"step": step, "heads_masked": int((mask == 0).sum()), "fraction_masked": float((mask == 0).mean()),
+            "score": score, "kept": bool(kept), "mask": mask.tolist()}
+
+
+def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, masking_threshold: float = 0.9,
+                  metric: str | None = None, importance=None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False, on_step=None,
+                  **importance_kwargs) -> MaskingCurve:
+    """Mask the least important heads step by step while the score holds (``--try_masking``).
+
+    Each step masks the ``heads_per_step`` least important heads still
+    active, scores the new mask with :func:`~bertology_widgets.evaluation.evaluate`,
+    stops if the score is below ``masking_threshold x original``, and
+    otherwise recomputes importance under the new mask. It also stops when
+    no more than ``heads_per_step`` heads are left (run_bertology.py would
+    loop on, masking nothing), so at least one head stays.
+
+    Parameters
+    ----------
+    model, tokenizer, examples
+        As for :func:`~bertology_widgets.importance.head_importance`.
+    masking_amount : float
+        Fraction of all heads masked per step.
+    masking_threshold : float
+        Stop when ``score[metric] < masking_threshold * original``.
+    metric : str, optional
+        One of the task's metrics; default its first (accuracy for SST-2).
+    importance : np.ndarray ``(layers, heads)``, optional
+        Importance of the unmasked model when already computed.
+    batch_size, max_length : int
+        For scoring.
+    on_step : callable, optional
+        ``on_step(entry)`` with each new curve entry.
+    **importance_kwargs
+        Passed to :func:`head_importance` (``per_example``, ``compat``,
+        ``normalize_by_layer``, ...; the importance ``batch_size`` is
+        ``importance_batch_size`` here).
+
+    Returns
+    -------
+    MaskingCurve
+    """
+    start = time.perf_counter()
+    task, metric = _metric_name(model, examples, metric, task)
+    num_layers, num_heads = model_shape(model)
+    per_step = heads_per_step(num_layers * num_heads, masking_amount)
+    importance_batch_size = importance_kwargs.pop("importance_batch_size", None)
+    importance_kwargs.update(compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size)
+
+    def measure(mask):
+        return head_importance(model, tokenizer, examples, mask, **importance_kwargs).importance
+
+    score = _scorer(model, tokenizer, examples, task, batch_size, max_length)
+    mask = np.ones((num_layers, num_heads), dtype=np.float32)
+    first_importance = measure(None) if importance is None else np.asarray(importance, dtype=np.float32)
+    current = first_importance
+    original = score(mask)
+    threshold = original[metric] * masking_threshold
+    curve = [_step(0, mask, original, True)]
+    final_mask = mask
+    bar = progress_bar(total=(mask.size - 1) // per_step, enabled=progress, desc="masking heads", unit="step")
+    try:
+        while int(mask.sum()) > per_step:
+            ranked = np.argsort(np.where(mask > 0, current, np.inf).reshape(-1), kind="stable")
+            mask = mask.copy()
+            mask.reshape(-1)[ranked[:per_step]] = 0.0
+            new_score = score(mask)
+            kept = new_score[metric] >= threshold
+            curve.append(_step(len(curve), mask, new_score, kept))
+            bar.update(1)
+            bar.set_postfix({metric: f"{new_score[metric]:.4f}"})
+            if on_step is not None:
+                on_step(curve[-1])
+            if not kept:
+                break
+            final_mask = mask
+            if int(mask.sum()) > per_step:
+                current = measure(mask)
+    finally:
+        bar.close()
+    return MaskingCurve(
+        original_score=original, metric=metric, masking_threshold=float(masking_threshold),
+        masking_amount=float(masking_amount), heads_per_step=per_step, curve=curve,
+        final_mask=final_mask, importance=first_importance, seconds=time.perf_counter() - start,
+    )
+
+
+def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1,
+                         masking_threshold: float = 0.9, seeds=(0, 1, 2), min_steps: int = 0,
+                         metric: str | None = None, original_score: dict | None = None,
+                         batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                         task=None, progress: bool = False) -> dict:
+    """The baseline for :func:`masking_curve`: heads masked in a random order.
+
+    Every seed masks ``heads_per_step`` more heads per step, in the order of
+    ``np.random.default_rng(seed).permutation``. All seeds step together
+    until each has fallen below ``masking_threshold x original`` and at least
+    ``min_steps`` steps are done (pass ``len(curve) - 1`` to cover the
+    importance curve), or until one head would be left.
+
+    Returns
+    -------
+    dict
+        ``seeds``; ``steps``: one entry per step (the unmasked model first)
+        with ``heads_masked``, ``fraction_masked``, ``scores`` (one per seed),
+        ``mean``, ``std``, ``min``, ``max`` of the metric; ``final_fraction_masked``:
+        per seed, the fraction masked at its last step above the threshold,
+        and ``final_fraction_masked_mean``.
+    """
+    task, metric = _metric_name(model, examples, metric, task)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("random_masking_curve needs at least one seed")
+    num_layers, num_heads = model_shape(model)
+    total = num_layers * num_heads
+    per_step = heads_per_step(total, masking_amount)
+    score = _scorer(model, tokenizer, examples, task, batch_size, max_length)
+    original = original_score if original_score is not None else score(None)
+    threshold = original[metric] * masking_threshold
+    orders = [np.random.default_rng(seed).permutation(total) for seed in seeds]
+    dropped = [False] * len(seeds)
+    final_fraction = [0.0] * len(seeds)
+    steps = [_aggregate(0, 0, total, [original[metric]] * len(seeds))]
+    bar = progress_bar(total=(total - 1) // per_step, enabled=progress, desc="random masking", unit="step")
+    try:
+        while total - steps[-1]["heads_masked"] > per_step:
+            if all(dropped) and len(steps) - 1 >= min_steps:
+                break
+            masked = steps[-1]["heads_masked"] + per_step
+            values = []
+            for i, order in enumerate(orders):
+                mask = np.ones(total, dtype=np.float32)
+                mask[order[:masked]] = 0.0
+                value = score(mask.reshape(num_layers, num_heads))[metric]
+                values.append(value)
+                if not dropped[i] and value >= threshold:
+                    final_fraction[i] = masked / total
+                else:
+                    dropped[i] = True
+            steps.append(_aggregate(len(steps), masked, total, values))
+            bar.update(1)
+    finally:
+        bar.close()
+    return {"seeds": seeds, "metric": metric, "heads_per_step": per_step, "steps": steps,
+            "final_fraction_masked": final_fraction,
+            "final_fraction_masked_mean": float(np.mean(final_fraction))}
+
+
+def _aggregate(step: int, masked: int, total: int, values) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    return {"step": step, "heads_masked": int(masked), "fraction_masked": masked / total,
+            "scores": values.tolist(), "mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def keep_one_head_per_layer(model, tokenizer, examples, importance, *, metric: str | None = None,
+                            batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                            task=None) -> dict:
+    """Score the model with only the most important head of each layer left.
+
+    Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
+    "metric": name, "heads_kept": layers, "fraction_masked": float}``.
+    """
+    task, metric = _metric_name(model, examples, metric, task)
+    importance = np.asarray(importance, dtype=np.float64)
+    if importance.shape != model_shape(model):
+        raise ValueError(f"importance has shape {importance.shape}; this model has "
+                         f"{model_shape(model)[0]} layers x {model_shape(model)[1]} heads")
+    mask = np.zeros(importance.shape, dtype=np.float32)
+    mask[np.arange(mask.shape[0]), importance.argmax(1)] = 1.0
+    result = _scorer(model, tokenizer, examples, task, batch_size, max_length)(mask)
+    return {"mask": mask.tolist(), "score": result, "metric": metric, "heads_kept": int(mask.sum()),
+            "fraction_masked": float((mask == 0).mean())}
+
+
+def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> float:
+    """Median wall-clock seconds of ``repeats`` forward passes over pre-collated batches."""
+    device = next(model.parameters()).device
+    inputs = [collate(encoded, indices, pad_token_id(model, tokenizer), device, uses_token_types(model))
+              for indices in batches]
+    times = []
+    with torch.inference_mode(), mask_heads(model, mask):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for batch in inputs:
+                model(**batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def prune_and_compare(model, tokenizer, examples, mask, *, metric: str | None = None, repeats: int = 3,
+                      batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                      task=None) -> dict:
+    """Prune the heads ``mask`` removes from a copy of ``model``; compare size, score and speed.
+
+    The caller's model is left as it was. Times are forward passes only
+    (tokenization and batching done once beforehand), the median of
+    ``repeats`` runs: ``seconds_before`` on the original model with the mask
+    applied as gates (what run_bertology.py times), ``seconds_after`` on the
+    pruned copy.
+
+    Returns
+    -------
+    dict
+        ``params_before``, ``params_after``, ``params_removed``,
+        ``heads_before``, ``heads_after``, ``metric``, ``score_masked`` and
+        ``score_pruned`` (metrics dicts, equal up to rounding),
+        ``predictions_agree`` (fraction of equal predictions),
+        ``seconds_before``, ``seconds_after``, ``speedup``
+        (= ``seconds_before / seconds_after``; above 1 means pruning is faster).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    task, metric = _metric_name(model, examples, metric, task)
+    metric_names = task_of(model, task).metrics
+    pruned = copy.deepcopy(model)
+    report = prune_heads(pruned, mask)
+    masked = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size, max_length=max_length, task=task)
+    after = evaluate(pruned, tokenizer, examples, batch_size=batch_size, max_length=max_length, task=task)
+    encoded = encode_examples(tokenizer, examples, max_length)
+    batches = length_sorted_batches(encoded.lengths, batch_size)
+    was_training = model.training
+    model.eval()
+    try:
+        seconds_before = _forward_seconds(model, tokenizer, encoded, batches, mask, repeats)
+    finally:
+        model.train(was_training)
+    seconds_after = _forward_seconds(pruned.eval(), tokenizer, encoded, batches, None, repeats)
+    return {
+        "params_before": report.params_before, "params_after": report.params_after,
+        "params_removed": report.params_removed,
+        "heads_before": report.heads_before, "heads_after": report.heads_after,
+        "metric": metric,
+        "score_masked": {name: float(masked[name]) for name in metric_names},
+        "score_pruned": {name: float(after[name]) for name in metric_names},
+        "predictions_agree": float(np.mean(masked["predictions"] == after["predictions"])),
+        "seconds_before": seconds_before, "seconds_after": seconds_after,
+        "speedup": seconds_before / seconds_after if seconds_after > 0 else float("inf"),
+        "speedup_definition": "seconds_before / seconds_after (forward passes, median of repeats)",
+    }
