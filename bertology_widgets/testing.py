@@ -83,3 +83,22 @@ def tiny_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+WORDS = ("good bad great awful film movie plot actors boring brilliant dull fun charming mess "
+         "story ending music scenes long short funny sad").split()
+
+
+def tiny_examples(n: int = 80, seed: int = 0, pair: bool = False) -> list:
+    """``n`` labelled GLUE ``Example`` s of random review words (with a second sentence if ``pair``)."""
+    import numpy as np
+
+    from .glue import Example
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        a = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 14))))
+        b = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 8)))) if pair else None
+        out.append(Example(text_a=a, text_b=b, label=int(rng.integers(2)), idx=i))
+    return out

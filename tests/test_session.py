@@ -10,24 +10,11 @@ import pytest
 from traitlets import TraitError
 
 from bertology_widgets.evaluation import evaluate
-from bertology_widgets.glue import Example
 from bertology_widgets.layerwise import LayerwiseRunner
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.live import Cancelled
+from bertology_widgets.testing import tiny_examples as make_examples
 from bertology_widgets.testing import tiny_model
-
-WORDS = ("good bad great awful film movie plot actors boring brilliant dull fun charming mess "
-         "story ending music scenes long short funny sad").split()
-
-
-def make_examples(n=80, seed=0, pair=False):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        a = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 14))))
-        b = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 8)))) if pair else None
-        out.append(Example(text_a=a, text_b=b, label=int(rng.integers(2)), idx=i))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,158 @@
+"""``GridFigure``: a bqplot grid heat map with labelled rows and columns, built once.
+
+Rows and columns sit on linear scales with cell *boundaries* ``0..n``, so cell
+``(i, j)`` spans ``[j, j + 1] x [i, i + 1]`` and overlays (separator lines, a
+highlight frame, crosses) are drawn in the same coordinates. Tick labels are
+placed at cell centres through the axis ``tick_labels`` mapping, which also
+copes with repeated tokens (an ordinal scale would merge them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bqplot import Axis, ColorScale, Figure, GridHeatMap, LinearScale, Lines, Tooltip
+
+from ._base import SessionView, held
+
+
+def _centres(n: int) -> np.ndarray:
+    return np.arange(n, dtype=float) + 0.5
+
+
+def _tick_labels(labels) -> dict:
+    # The front end looks labels up by the tick value printed as a JavaScript number.
+    return {repr(float(c)): str(label) for c, label in zip(_centres(len(labels)), labels)}
+
+
+def frame(row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a closed rectangle around cell ``(row, col)``."""
+    return (np.array([col, col + 1, col + 1, col, col], dtype=float),
+            np.array([row, row, row + 1, row + 1, row], dtype=float))
+
+
+def crosses(cells) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, shape ``(2 * cells, 2)``: two diagonal strokes per ``(row, col)`` cell."""
+    x, y = [], []
+    for row, col in cells:
+        x += [[col, col + 1], [col, col + 1]]
+        y += [[row, row + 1], [row + 1, row]]
+    return np.array(x, dtype=float).reshape(-1, 2), np.array(y, dtype=float).reshape(-1, 2)
+
+
+class GridFigure:
+    """A ``Figure`` holding one ``GridHeatMap`` (``heat``) and ``Lines`` overlays.
+
+    Parameters
+    ----------
+    color_scale : bqplot.ColorScale
+    overlays : dict of str -> dict
+        Name -> ``Lines`` keyword arguments (``colors``, ``stroke_width``); each
+        overlay is available as ``overlays[name]`` and starts hidden.
+    tooltip : tuple of str or None
+        Names for row, column and value in the hover tooltip.
+    axes : bool
+        Draw labelled axes (False for small multiples).
+    """
+
+    def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
+                 axes: bool = True, row_label: str = "", col_label: str = "", layout=None, fig_margin=None):
+        self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
+        scales = {"row": self.rows, "column": self.cols, "color": color_scale}
+        tip = None
+        if tooltip:
+            tip = Tooltip(fields=["row", "column", "color"], labels=list(tooltip), formats=[".0f", ".0f", ".3f"])
+        self.heat = GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
+                                stroke="white", tooltip=tip, interactions={"hover": "tooltip", "click": "select"},
+                                selected_style={}, unselected_style={}, anchor_style={})
+        self.overlays = {
+            name: Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.cols, "y": self.rows}, visible=False,
+                        interactions={}, **style)
+            for name, style in (overlays or {}).items()
+        }
+        self.axes = []
+        if axes:
+            tick_style = {"font-size": "11px"}
+            self.axes = [
+                Axis(scale=self.cols, side="bottom", label=col_label, grid_lines="none", tick_rotate=-50,
+                     tick_style={**tick_style, "text-anchor": "end"}),
+                Axis(scale=self.rows, side="left", label=row_label, grid_lines="none",
+                     tick_style=tick_style),
+            ]
+        self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=self.axes, title=title,
+                          padding_x=0, padding_y=0, animation_duration=0, layout=layout or {},
+                          fig_margin=fig_margin or {"top": 40, "bottom": 80, "left": 90, "right": 10})
+        self._click_handler = None
+        self.heat.observe(self._on_selected, names="selected")
+
+    def show(self, color, row_labels=None, col_labels=None, title=None) -> None:
+        """Show ``color`` (shape ``(rows, cols)``) with tick labels; one message per widget."""
+        color = np.asarray(color, dtype=float)
+        n_rows, n_cols = color.shape
+        with held(self.fig, self.heat, *self.axes):
+            # color first: row/column are validated against its shape.
+            self.heat.color = color
+            self.heat.row, self.heat.column = np.arange(n_rows + 1.0), np.arange(n_cols + 1.0)
+            if self.axes and col_labels is not None:
+                self.axes[0].tick_values, self.axes[0].tick_labels = _centres(n_cols), _tick_labels(col_labels)
+            if self.axes and row_labels is not None:
+                self.axes[1].tick_values, self.axes[1].tick_labels = _centres(n_rows), _tick_labels(row_labels)
+            if title is not None:
+                self.fig.title = title
+
+    def draw(self, name: str, xy) -> None:
+        """Draw overlay ``name`` at ``(x, y)`` (1-d, or 2-d for several lines); ``None`` hides it."""
+        lines = self.overlays[name]
+        with lines.hold_sync():
+            if xy is None or len(xy[0]) == 0:
+                lines.visible = False
+                return
+            lines.x, lines.y = xy
+            lines.visible = True
+
+    # -- clicks ------------------------------------------------------------------------------
+    def on_cell_click(self, handler) -> None:
+        """Call ``handler(row, col)`` when a cell is clicked (the front end sets ``heat.selected``)."""
+        self._click_handler = handler
+
+    def _on_selected(self, change) -> None:
+        cells = change["new"]
+        if cells is None or len(cells) == 0:
+            return
+        row, col = (int(v) for v in np.asarray(cells).reshape(-1, 2)[-1])
+        # Forget the selection so that clicking the same cell again is a new event.
+        self.heat.selected = None
+        if self._click_handler is not None:
+            self._click_handler(row, col)
+
+    def save_png(self, filename: str) -> None:
+        """Ask the browser to download the figure as PNG (needs a live front end)."""
+        self.fig.save_png(filename)
+
+    def save_svg(self, filename: str) -> None:
+        """Ask the browser to download the figure as SVG (needs a live front end)."""
+        self.fig.save_svg(filename)
+
+    def close(self) -> None:
+        self.heat.unobserve(self._on_selected, names="selected")
+        for widget in (self.fig, self.heat, *self.overlays.values(), *self.axes, self.rows, self.cols):
+            widget.close()
+
+
+class FigureView(SessionView):
+    """Private base of the views whose picture is a :class:`GridFigure` in ``self.grid``."""
+
+    export_name = "figure"
+
+    def save_png(self, filename: str | None = None) -> None:
+        """Download the picture as PNG. bqplot renders it in the browser, so the widget must be
+        shown in a live front end (JupyterLab, Notebook 7, Voila); the file lands in the browser's
+        downloads, not next to the kernel."""
+        self.grid.save_png(filename or f"{self.export_name}.png")
+
+    def save_svg(self, filename: str | None = None) -> None:
+        """Download the picture as SVG (in the browser, like :meth:`save_png`)."""
+        self.grid.save_svg(filename or f"{self.export_name}.svg")
+
+    def close(self) -> None:
+        super().close()
+        self.grid.close()

@@ -1,0 +1,42 @@
+"""``Controls``: choose a layer and a head, mask it, reset the mask."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from ._base import SessionView
+
+
+def numbered(prefix: str, n: int) -> list[tuple[str, int]]:
+    """``[("Layer 0", 0), ("Layer 1", 1), ...]``."""
+    return [(f"{prefix} {i}", i) for i in range(n)]
+
+
+class Controls(SessionView):
+    """Layer and head dropdowns, a "Mask head" toggle and a "Reset mask" button.
+
+    Attributes
+    ----------
+    layer, head : ipywidgets.Dropdown
+        Linked to ``session.layer`` / ``session.head``.
+    mask_head : ipywidgets.ToggleButton
+        Linked to ``session.head_masked``: pressed while the selected head is masked.
+    reset : ipywidgets.Button
+        Calls ``session.reset_mask()``.
+    """
+
+    def __init__(self, session, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-controls")
+        narrow = {"width": "150px"}
+        self.layer = w.Dropdown(options=numbered("Layer", session.num_layers), layout=narrow)
+        self.head = w.Dropdown(options=numbered("Head", session.num_heads), layout=narrow)
+        self.mask_head = w.ToggleButton(description="Mask head", icon="ban",
+                                        tooltip="Mask (zero) the selected head's output")
+        self.reset = w.Button(description="Reset mask", icon="undo", tooltip="Keep every head")
+        self._link((session, "layer"), (self.layer, "value"))
+        self._link((session, "head"), (self.head, "value"))
+        self._link((session, "head_masked"), (self.mask_head, "value"))
+        self._dlink((session, "head_masked"), (self.mask_head, "button_style"), lambda masked: "danger" if masked else "")
+        self._on_click(self.reset, session.reset_mask)
+        self.children = [w.HBox([self.layer, self.head, self.mask_head, self.reset])]

@@ -1,0 +1,101 @@
+"""``Dashboard``: every view of one session, laid out together, with export buttons."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as w
+
+from ._base import SessionView
+from .attention_grid import AttentionGrid
+from .controls import Controls
+from .example_view import ExampleView
+from .head_mask_grid import HeadMaskGrid
+from .score_readout import ScoreReadout
+
+
+def _model_name(session) -> str:
+    config = getattr(session.model, "config", None)
+    return str(getattr(config, "_name_or_path", "") or getattr(config, "model_type", "model"))
+
+
+class Dashboard(SessionView):
+    """Controls, attention map, head-mask grid, score readout and the example, over one session.
+
+    Parameters
+    ----------
+    session : ModelSession, optional
+        Default: ``ModelSession.from_pretrained()``, the default MiniLM fine-tuned
+        on SST-2 (built into ``~/.cache/bertology_widgets`` on first use).
+    export_dir : path, default "."
+        Where the "Mask .npy" / "Mask .json" buttons write (on the kernel's machine).
+
+    Attributes
+    ----------
+    controls, attention, mask_grid, readout, example
+        The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
+        :class:`ScoreReadout`, :class:`ExampleView`).
+    panels : ipywidgets.VBox
+        Room for further panels below the main row.
+    """
+
+    def __init__(self, session=None, export_dir=".", **kwargs):
+        self._owns_session = session is None
+        if session is None:
+            from ..session import ModelSession
+
+            session = ModelSession.from_pretrained()
+        super().__init__(session, **kwargs)
+        self.add_class("bw-dashboard")
+        self.export_dir = Path(export_dir)
+        self.controls = Controls(session)
+        self.attention = AttentionGrid(session)
+        self.mask_grid = HeadMaskGrid(session)
+        self.readout = ScoreReadout(session)
+        self.example = ExampleView(session)
+        self.exports = self._export_bar()
+        self.panels = w.VBox()
+        header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
+                        f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
+                        f"{len(session.examples)} examples")
+        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px"})
+        self.children = [header, self.controls, w.HBox([self.attention, side]), self.example, self.exports,
+                         self.panels]
+
+    def _export_bar(self) -> w.HBox:
+        self.export_status = w.HTML()
+        buttons = []
+        for label, action in (("Attention PNG", lambda: self.attention.save_png(self._picture_name("attention", "png"))),
+                              ("Mask grid SVG", lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
+                              ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
+                              ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json"))):
+            button = w.Button(description=label, icon="download", layout={"width": "140px"})
+            self._on_click(button, action)
+            buttons.append(button)
+        return w.HBox([*buttons, self.export_status])
+
+    def _picture_name(self, stem: str, suffix: str) -> str:
+        return f"{stem}_L{self.session.layer}_H{self.session.head}.{suffix}"
+
+    def save_mask(self, path) -> Path:
+        """Write the mask to ``path`` (``.npy`` or ``.json``) on the kernel's machine."""
+        path = Path(path)
+        self.mask_grid.save_mask(path)
+        self.export_status.value = f"saved the mask to <code>{html.escape(str(path))}</code>"
+        return path
+
+    def save_attention_png(self, filename: str | None = None) -> None:
+        """Download the attention map as PNG (in the browser; see :meth:`AttentionGrid.save_png`)."""
+        self.attention.save_png(filename)
+
+    def save_mask_grid_svg(self, filename: str | None = None) -> None:
+        """Download the head-mask grid as SVG (in the browser; see :meth:`HeadMaskGrid.save_svg`)."""
+        self.mask_grid.save_svg(filename)
+
+    def close(self) -> None:
+        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example):
+            view.close()
+        super().close()
+        if self._owns_session:
+            self.session.close()

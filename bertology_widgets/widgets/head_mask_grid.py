@@ -1,0 +1,93 @@
+"""``HeadMaskGrid``: layers x heads, which heads are masked; click a cell to toggle it."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+import numpy as np
+from bqplot import ColorScale
+from traitlets import Enum
+
+from ._grid import FigureView, GridFigure, crosses, frame
+from .export import save_mask
+
+MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
+VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
+COLOUR_BY = ("mask", "importance", "entropy")
+
+
+class HeadMaskGrid(FigureView):
+    """One cell per head, rows are layers: red cells are masked; a click toggles the head.
+
+    The selected head (``session.layer``, ``session.head``) is framed in
+    orange; masked heads are also crossed out, so they stay visible when the
+    cells are coloured by importance or entropy.
+
+    Traits
+    ------
+    colour_by : {"mask", "importance", "entropy"}
+        What the cell colour shows: the gate (1 kept, 0 masked), or
+        ``session.importance`` / ``session.entropy`` once computed.
+
+    Attributes
+    ----------
+    grid : GridFigure
+        ``grid.fig`` the ``Figure``, ``grid.heat`` its ``GridHeatMap``.
+    colour_selector : ipywidgets.ToggleButtons
+    """
+
+    colour_by = Enum(COLOUR_BY, default_value="mask")
+    export_name = "head_mask"
+
+    def __init__(self, session, size: int = 360, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-mask-grid")
+        self.colours = ColorScale(**MASK_COLOURS)
+        self.grid = GridFigure(self.colours, title="Head mask (click to toggle)",
+                               overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3},
+                                         "masked": {"colors": ["#7f1d1d"], "stroke_width": 1}},
+                               tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
+                               layout={"width": f"{size}px", "height": f"{max(200, size * 3 // 4)}px"},
+                               fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 10})
+        self.grid.on_cell_click(self._guarded(self._on_cell_click))
+        self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
+                                               style={"button_width": "90px"})
+        self.note = w.HTML()
+        self._link((self, "colour_by"), (self.colour_selector, "value"))
+        self.children = [self.grid.fig, self.colour_selector, self.note]
+        self._observe(self._redraw, ["mask", "importance", "entropy"])
+        self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
+        self._observe(self._frame_selected, ["layer", "head"])
+
+    def scores(self) -> np.ndarray | None:
+        """``session.importance`` or ``session.entropy`` as ``colour_by`` says; None for the mask or when not computed."""
+        return None if self.colour_by == "mask" else getattr(self.session, self.colour_by)
+
+    def values(self) -> np.ndarray:
+        """What the cells show, shape ``(layers, heads)``: the chosen scores, else the mask."""
+        chosen = self.scores()
+        return np.asarray(self.session.mask if chosen is None else chosen, dtype=float)
+
+    def _redraw(self, _change) -> None:
+        s = self.session
+        chosen = self.scores()
+        missing = self.colour_by != "mask" and chosen is None
+        self.note.value = f"<i>{self.colour_by} is not computed yet; showing the mask</i>" if missing else ""
+        with self.colours.hold_sync():
+            for key, value in (MASK_COLOURS if chosen is None else VALUE_COLOURS).items():
+                setattr(self.colours, key, value)
+        labels = range(s.num_layers), range(s.num_heads)
+        self.grid.show(self.values(), *labels)
+        masked = np.argwhere(np.asarray(s.mask) == 0)
+        self.grid.draw("masked", crosses(masked.tolist()) if chosen is not None else None)
+
+    def _frame_selected(self, _change) -> None:
+        self.grid.draw("selected", frame(self.session.layer, self.session.head))
+
+    def _on_cell_click(self, layer: int, head: int) -> None:
+        """What clicking cell ``(layer, head)`` does: toggle that head's mask."""
+        self.session.toggle_head(layer, head)
+
+    # -- export -----------------------------------------------------------------------------
+    def save_mask(self, path) -> None:
+        """Write the mask to ``path``: ``.npy`` (float32 array) or ``.json`` (``{"mask": [[...]]}``)."""
+        save_mask(self.session.mask, path)

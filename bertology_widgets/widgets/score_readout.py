@@ -1,0 +1,83 @@
+"""``ScoreReadout``: the task's metrics under the mask against the unmasked baseline."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import numpy as np
+
+from ._base import SessionView, message_box
+
+TABLE_STYLE = "border-collapse:collapse;font-variant-numeric:tabular-nums"
+CELL = "padding:2px 10px;text-align:right"
+
+
+def _delta_colour(delta: float) -> str:
+    return "#b91c1c" if delta < -1e-9 else "#15803d" if delta > 1e-9 else "inherit"
+
+
+def score_html(session) -> str:
+    """The readout of ``session``: a metric x (masked, baseline, delta) table and a status line."""
+    score, baseline, interval = session.score, session.baseline_score, session.score_interval
+    estimate = session.score_is_estimate
+    rows = [f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
+            f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>']
+    for metric, base in baseline.items():
+        value = score.get(metric)
+        if value is None:
+            now, delta = "&ndash;", ""
+        else:
+            now = f"{value:.4f}"
+            if estimate and metric in interval:
+                low, high = interval[metric]
+                now += f' <span style="color:#6b7280">[{low:.3f}, {high:.3f}]</span>'
+            diff = value - base
+            delta = f'<span style="color:{_delta_colour(diff)}">{diff:+.4f}</span>'
+        rows.append(f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
+                    f'<td style="{CELL}">{base:.4f}</td><td style="{CELL}">{delta}</td></tr>')
+    if estimate:
+        kind = f"<b>estimate</b> from {session.progress:.0%} of the examples (95% interval in brackets)"
+    elif session.busy:
+        kind = "<b>scoring</b> the new mask&hellip;"
+    else:
+        kind = "<b>exact</b> on the whole evaluation set"
+    mask = np.asarray(session.mask)
+    status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
+              f' &middot; {kind}</div>')
+    return f'<table class="bw-score-table" style="{TABLE_STYLE}">{"".join(rows)}</table>{status}'
+
+
+class ScoreReadout(SessionView):
+    """``session.score`` against ``session.baseline_score``, with the delta and how many heads are masked.
+
+    While the live scorer runs (``session.busy``), a progress bar follows
+    ``session.progress`` and the values are estimates with intervals
+    (``session.score_interval``). ``session.error`` shows in a red box.
+
+    Attributes
+    ----------
+    html : ipywidgets.HTML
+        The table and status line (see :func:`score_html`).
+    progress : ipywidgets.FloatProgress
+        Bound to ``session.progress``; visible while ``session.busy``.
+    error : ipywidgets.HTML
+        ``session.error`` in a red box; hidden while there is none.
+    """
+
+    def __init__(self, session, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-readout")
+        self.html = w.HTML()
+        self.html.add_class("bw-score")
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
+        self._dlink((session, "progress"), (self.progress, "value"))
+        self._dlink((session, "busy"), (self.progress.layout, "visibility"), lambda busy: "visible" if busy else "hidden")
+        self.error = message_box(self, "error", "#b91c1c", "#fef2f2")
+        self.children = [self.html, self.progress, self.error]
+        self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate", "mask", "busy"])
+
+    def _redraw(self, _change) -> None:
+        text = score_html(self.session)
+        if self.html.value != text:
+            self.html.value = text

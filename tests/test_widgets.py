@@ -1,0 +1,218 @@
+"""The views, without a browser: set traits (as the front end would) and assert traits."""
+
+from __future__ import annotations
+
+import json
+
+import ipywidgets
+import numpy as np
+import pytest
+
+from bertology_widgets.session import ModelSession
+from bertology_widgets.testing import tiny_examples, tiny_model
+from bertology_widgets.widgets import (AttentionGrid, Controls, Dashboard, ExampleView, HeadMaskGrid, ScoreReadout,
+                                       load_mask, save_mask)
+
+LAYERS, HEADS = 4, 4
+
+
+@pytest.fixture()
+def session(tokenizer):
+    # A large initialiser makes single heads matter, so masks flip predictions.
+    model = tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0)
+    s = ModelSession(model, tokenizer, tiny_examples(40, pair=True), task="mrpc", batch_size=16, live=False)
+    yield s
+    s.close()
+
+
+def test_layer_and_head_dropdowns_set_the_session(session):
+    controls = Controls(session)
+    assert controls.layer.options == tuple((f"Layer {i}", i) for i in range(LAYERS))
+    assert controls.head.label == "Head 0"
+    controls.layer.value = 3
+    assert session.layer == 3
+    session.head = 2
+    assert controls.head.value == 2
+
+
+def test_mask_toggle_follows_and_sets_the_mask(session):
+    controls = Controls(session)
+    controls.layer.value, controls.head.value = 3, 1
+    controls.mask_head.value = True
+    assert session.mask[3, 1] == 0 and session.head_masked
+    assert controls.mask_head.button_style == "danger"
+    controls.mask_head.value = False
+    assert session.mask[3, 1] == 1
+    session.toggle_head(3, 1)
+    assert controls.mask_head.value is True
+    controls.reset.click()
+    assert (session.mask == 1).all() and controls.mask_head.value is False
+
+
+def test_mask_grid_click_toggles_that_head(session):
+    grid = HeadMaskGrid(session)
+    grid.grid.heat.selected = [[2, 3]]  # what a click on cell (layer 2, head 3) sends
+    assert session.mask[2, 3] == 0
+    assert grid.grid.heat.selected is None  # forgotten, so the next click on it is seen
+    np.testing.assert_array_equal(grid.grid.heat.color, session.mask)
+    grid._on_cell_click(2, 3)
+    assert session.mask[2, 3] == 1
+
+
+def test_mask_grid_frames_the_selected_head_and_colours_by_scores(session):
+    grid = HeadMaskGrid(session)
+    session.layer, session.head = 1, 2
+    frame = grid.grid.overlays["selected"]
+    assert frame.visible and (frame.x.min(), frame.x.max(), frame.y.min(), frame.y.max()) == (2, 3, 1, 2)
+    grid.colour_by = "importance"
+    assert "not computed" in grid.note.value
+    importance = np.arange(LAYERS * HEADS, dtype=float).reshape(LAYERS, HEADS)
+    session.importance = importance
+    np.testing.assert_array_equal(grid.grid.heat.color, importance)
+    assert grid.colours.min is None and grid.note.value == ""
+    session.toggle_head(0, 1)
+    assert grid.grid.overlays["masked"].visible  # masked heads stay visible as crosses
+    grid.colour_selector.value = "mask"
+    assert grid.colour_by == "mask" and grid.colours.max == 1.0
+    np.testing.assert_array_equal(grid.grid.heat.color, session.mask)
+
+
+def test_attention_grid_shows_the_session_attention(session):
+    view = AttentionGrid(session)
+    np.testing.assert_allclose(view.grid.heat.color, session.attention)
+    session.head = 3
+    np.testing.assert_allclose(view.grid.heat.color, session.attention)
+    session.text, session.text_pair = "a brilliant film", "the plot was dull"
+    assert view.grid.heat.color.shape == (len(session.tokens),) * 2
+    np.testing.assert_allclose(view.grid.heat.color, session.attention)
+    labels = view.grid.axes[0].tick_labels
+    assert sorted(labels.values()) == sorted(session.tokens) and labels["0.5"] == session.tokens[0]
+    separators = view.grid.overlays["separators"]
+    boundary = session.tokens.index("[SEP]") + 1
+    assert separators.visible and boundary in separators.x
+    assert "Layer 0, head 3" in view.grid.fig.title and "causal" not in view.grid.fig.title
+    assert (view.grid.heat.scales["color"].min, view.grid.heat.scales["color"].max) == (0, 1)
+
+
+def test_all_heads_grid_click_selects_the_head(session):
+    view = AttentionGrid(session, show_all_heads=True)
+    assert len(view.small) == HEADS and view._small_box.layout.display is None
+    for head, small in enumerate(view.small):
+        np.testing.assert_allclose(small.heat.color, session.attentions[head])
+    view.small[2].heat.selected = [[0, 1]]
+    assert session.head == 2
+    assert "e6550d" in view.small[2].fig.layout.border
+    view.toggle_all.value = False
+    assert view._small_box.layout.display == "none"
+
+
+def test_causal_models_say_so(tokenizer):
+    model = tiny_model("gpt2", num_layers=2, num_heads=2)
+    s = ModelSession(model, tokenizer, tiny_examples(8), task="sst2", live=False)
+    try:
+        view = AttentionGrid(s)
+        assert "causal" in view.grid.fig.title
+        assert np.allclose(np.triu(view.grid.heat.color, k=1), 0)
+    finally:
+        s.close()
+
+
+def test_readout_follows_score_estimate_and_error(session):
+    readout = ScoreReadout(session)
+    assert f"{session.baseline_score['accuracy']:.4f}" in readout.html.value
+    assert "0 of 16 heads masked" in readout.html.value and "exact" in readout.html.value
+    session.toggle_head(0, 0)
+    assert "1 of 16 heads masked" in readout.html.value
+    with session.hold_trait_notifications():
+        session.score = {"accuracy": 0.123, "f1": 0.456}
+        session.score_interval = {"accuracy": (0.1, 0.15), "f1": (0.4, 0.5)}
+        session.score_is_estimate, session.busy, session.progress = True, True, 0.4
+    assert "0.1230" in readout.html.value and "[0.100, 0.150]" in readout.html.value
+    assert "estimate" in readout.html.value and "40%" in readout.html.value
+    assert readout.progress.value == pytest.approx(0.4) and readout.progress.layout.visibility == "visible"
+    delta = 0.123 - session.baseline_score["accuracy"]
+    assert f"{delta:+.4f}" in readout.html.value
+    session.busy = False
+    assert readout.progress.layout.visibility == "hidden"
+    assert readout.error.layout.display == "none"
+    session.error = "scoring failed: RuntimeError: out of memory"
+    assert "out of memory" in readout.error.value and readout.error.layout.display is None
+
+
+def test_failing_callbacks_land_in_session_error(session):
+    controls = Controls(session)
+    session.close()  # a dead scorer: toggling still works, scoring synchronously
+    grid = HeadMaskGrid(session)
+    grid.grid.on_cell_click(grid._guarded(lambda row, col: session.toggle_head(row, 99)))
+    grid.grid.heat.selected = [[0, 0]]  # must not raise
+    assert "IndexError" in session.error
+    session.error = ""
+    box = ipywidgets.IntText()
+    controls._link((session, "layer"), (box, "value"))
+    box.value = 9  # the session refuses: the box goes back
+    assert "layer 9 does not exist" in session.error and session.layer == 0 and box.value == 0
+
+
+def test_example_view_picks_examples_and_custom_text(session):
+    view = ExampleView(session)
+    view.index.value = 5
+    assert session.example_index == 5 and view.text.value == session.examples[5].text_a
+    assert view.text_pair.value == session.examples[5].text_b
+    assert "label: <b>" in view.prediction.value
+    view.text.value, view.text_pair.value = "good fun", "dull"
+    view.analyse.click()
+    assert session.example_index == -1 and view.index.value == -1
+    assert (session.text, session.text_pair) == ("good fun", "dull")
+    assert "custom text" in view.prediction.value
+    view.text_pair.value = ""
+    assert session.text_pair is None
+    session.notice = "the text was truncated to 128 tokens"
+    assert "truncated" in view.notice.value and view.notice.layout.display is None
+
+
+def test_flipped_examples_are_listed_and_selectable(session):
+    view = ExampleView(session)
+    session.mask = np.zeros((LAYERS, HEADS), dtype=np.float32)  # drastic enough to flip something
+    assert session.flipped, "masking every head should flip some predictions"
+    assert [value for _label, value in view.flipped.options] == session.flipped
+    target = session.flipped[-1]
+    view.flipped.value = target
+    assert session.example_index == target and "(flipped)" in view.prediction.value
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".json"])
+def test_mask_export_round_trips(session, tmp_path, suffix):
+    session.toggle_head(1, 2)
+    session.toggle_head(3, 0)
+    dashboard = Dashboard(session, export_dir=tmp_path)
+    path = dashboard.save_mask(tmp_path / f"mask{suffix}")
+    np.testing.assert_array_equal(load_mask(path), session.mask)
+    if suffix == ".json":
+        assert json.loads(path.read_text())["mask"] == session.mask.tolist()
+    session.reset_mask()
+    session.mask = load_mask(path)
+    assert session.mask[1, 2] == 0 and session.mask[3, 0] == 0 and session.mask.sum() == LAYERS * HEADS - 2
+
+
+def test_mask_export_rejects_bad_files(tmp_path):
+    with pytest.raises(ValueError, match=r"\.npy or \.json"):
+        save_mask(np.ones((2, 2)), tmp_path / "mask.txt")
+    (tmp_path / "bad.json").write_text('{"gates": []}')
+    with pytest.raises(ValueError, match="mask"):
+        load_mask(tmp_path / "bad.json")
+
+
+def test_dashboard_composes_the_views_and_its_buttons_work(session, tmp_path):
+    dashboard = Dashboard(session, export_dir=tmp_path)
+    assert {type(v).__name__ for v in (dashboard.controls, dashboard.attention, dashboard.mask_grid,
+                                       dashboard.readout, dashboard.example)} == {
+        "Controls", "AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView"}
+    dashboard.controls.mask_head.value = True
+    buttons = {b.description: b for b in dashboard.exports.children if hasattr(b, "click")}
+    buttons["Mask .json"].click()
+    assert load_mask(tmp_path / "head_mask.json")[0, 0] == 0
+    buttons["Attention PNG"].click()  # sends a message to the (absent) front end; must not fail
+    assert session.error == ""
+    dashboard.close()
+    session.toggle_head(1, 1)  # closed views no longer follow the session
+    assert dashboard.mask_grid.grid.heat.color[1, 1] == 1
