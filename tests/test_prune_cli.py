@@ -1,0 +1,132 @@
+"""``bertology importance / mask / prune`` end to end on a tiny saved model and a tiny GLUE folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bertology_widgets.cli import build_parser, main
+from bertology_widgets.evaluation import predict_logits
+from bertology_widgets.glue import Example, load_glue
+from bertology_widgets.importance import head_importance
+from bertology_widgets.masking import masking_curve
+from bertology_widgets.models import load_model
+from bertology_widgets.testing import tiny_model
+
+from conftest import HEADS, LAYERS
+
+SENTENCES = [
+    "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
+    "the plot makes no sense at all", "brilliant acting from the whole cast", "boring",
+    "an instant classic that will be remembered", "the worst film of the year , by far",
+    "funny , warm and clever", "it drags on forever without a point", "hello there", "what a ride !",
+]
+FLAGS = ["--masking_amount", "0.25", "--masking-threshold", "0.6", "--random-seeds", "0,1"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, tokenizer):
+    """``(model_dir, glue_dir)``: a tiny BERT saved with its tokenizer; SST-2 dev labelled with its predictions."""
+    root = tmp_path_factory.mktemp("cli")
+    model = tiny_model("bert", seed=1, initializer_range=1.0)
+    model.config.bertology_task = "sst2"
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    labels = predict_logits(model, tokenizer, [Example(s, None, 0, i) for i, s in enumerate(SENTENCES)]).argmax(-1)
+    (root / "glue" / "SST-2").mkdir(parents=True)
+    rows = "".join(f"{s}\t{label}\n" for s, label in zip(SENTENCES, labels))
+    (root / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")
+    return root / "model", root / "glue"
+
+
+def cli(saved, command, out, *extra):
+    model_dir, glue_dir = saved
+    code = main([command, "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--out", str(out), *extra])
+    assert code == 0
+
+
+def api_inputs(saved):
+    model, tokenizer = load_model(str(saved[0]))
+    return model, tokenizer, load_glue("sst2", "validation", glue_dir=saved[1])
+
+
+def test_subcommands_are_registered():
+    text = build_parser().format_help()
+    assert all(name in text for name in ("importance", "mask", "prune"))
+
+
+def test_importance_files_round_trip(saved, tmp_path, capsys):
+    cli(saved, "importance", tmp_path, "--compat", "--dont_normalize_importance_by_layer",
+        "--dont-normalize-global-importance")
+    model, tokenizer, examples = api_inputs(saved)
+    expected = head_importance(model, tokenizer, examples, compat=True, normalize_by_layer=False,
+                               normalize_global=False)
+    importance, entropy = np.load(tmp_path / "head_importance.npy"), np.load(tmp_path / "attn_entropy.npy")
+    assert importance.shape == entropy.shape == (LAYERS, HEADS) and importance.dtype == np.float32
+    np.testing.assert_allclose(importance, expected.raw_importance, rtol=1e-5)
+    np.testing.assert_allclose(entropy, expected.entropy, rtol=1e-5)
+    table = (tmp_path / "importance.txt").read_text()
+    assert "Attention entropies\nlv, h >\t1\t2\t3\t4\nlayer 1:" in table
+    assert "Head ranked by importance scores" in table and "compat" in table
+    assert "Head importance scores" in capsys.readouterr().out
+
+
+def test_mask_writes_curve_and_mask(saved, tmp_path):
+    cli(saved, "mask", tmp_path, *FLAGS)
+    model, tokenizer, examples = api_inputs(saved)
+    expected = masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.6)
+    record = json.loads((tmp_path / "curve.json").read_text())
+    head_mask = np.load(tmp_path / "head_mask.npy")
+    assert head_mask.dtype == np.float32 and set(np.unique(head_mask)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(head_mask, record["final_mask"])
+    np.testing.assert_array_equal(head_mask, expected.final_mask)
+    assert record["original_score"] == expected.original_score and record["masking_threshold"] == 0.6
+    assert [(s["heads_masked"], s["score"], s["kept"]) for s in record["steps"]] == \
+        [(s["heads_masked"], s["score"], s["kept"]) for s in expected.curve]
+    assert record["threshold_score"] == pytest.approx(0.6 * record["original_score"]["accuracy"])
+    random_steps = record["random_baseline"]["steps"]
+    assert record["random_baseline"]["seeds"] == [0, 1] and len(random_steps) >= len(record["steps"])
+    assert [s["heads_masked"] for s in random_steps[:len(record["steps"])]] == \
+        [s["heads_masked"] for s in record["steps"]]
+    keep_one = np.asarray(record["keep_one_head_per_layer"]["mask"])
+    assert (keep_one.sum(1) == 1).all()
+    np.testing.assert_allclose(np.load(tmp_path / "head_importance.npy"),
+                               head_importance(model, tokenizer, examples).importance, rtol=1e-5)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "Final head mask" in summary and "Random order" in summary and "Keep one head per layer" in summary
+
+
+def test_prune_a_given_mask(saved, tmp_path):
+    mask = np.ones((LAYERS, HEADS), dtype=np.float32)
+    mask[0, :3] = mask[2, 1] = 0
+    np.save(tmp_path / "mine.npy", mask)
+    cli(saved, "prune", tmp_path / "out", "--mask", str(tmp_path / "mine.npy"), "--repeats", "1")
+    report = json.loads((tmp_path / "out" / "prune.json").read_text())
+    assert report["score_pruned"] == pytest.approx(report["score_masked"])
+    assert report["predictions_agree"] == 1.0
+    assert report["heads_after"] == 8 and report["params_removed"] > 0
+    assert report["speedup"] == pytest.approx(report["seconds_before"] / report["seconds_after"])
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "head_mask.npy"), mask)
+    assert not (tmp_path / "out" / "curve.json").exists()
+    assert "speed-up (time before / time after)" in (tmp_path / "out" / "prune.txt").read_text()
+
+
+def test_prune_masks_first_without_a_mask(saved, tmp_path):
+    cli(saved, "prune", tmp_path, *FLAGS, "--random-seeds", "", "--repeats", "1")
+    record = json.loads((tmp_path / "curve.json").read_text())
+    report = json.loads((tmp_path / "prune.json").read_text())
+    assert record["random_baseline"] is None
+    assert report["mask"] == record["final_mask"]
+    assert report["heads_after"] == int(np.sum(record["final_mask"]))
+    assert report["score_pruned"] == pytest.approx(report["score_masked"])
+
+
+def test_errors_are_reported_not_raised(saved, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.ones((2, 2)))
+    model_dir, glue_dir = saved
+    code = main(["prune", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--out", str(tmp_path), "--mask", str(tmp_path / "bad.npy")])
+    assert code == 2 and "expected (3, 4)" in capsys.readouterr().err
