@@ -145,6 +145,23 @@ def per_example_gates(model, gates: torch.Tensor):
             handle.remove()
 
 
+def labelled_task(model, examples, task=None):
+    """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
+
+    The task is ``task``, else the examples', else the model's. Raises
+    ``ValueError`` for no examples, unlabelled examples (a test split) or a
+    model whose label count does not fit the task.
+    """
+    if len(examples) == 0:
+        raise ValueError("no examples given")
+    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    check_num_labels(model, glue_task)
+    labels = labels_of(examples)
+    if labels is None:
+        raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
+    return glue_task, labels
+
+
 def _check_unpruned(model) -> None:
     num_layers, num_heads = model_shape(model)
     if any(len(heads) != num_heads for heads in kept_heads(model)):
@@ -211,13 +228,7 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     ImportanceResult
     """
     start = time.perf_counter()
-    if len(examples) == 0:
-        raise ValueError("no examples to measure head importance on")
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-    check_num_labels(model, glue_task)
-    labels = labels_of(examples)
-    if labels is None:
-        raise ValueError("head importance needs labelled examples (a GLUE test split has none); use 'validation'")
+    glue_task, labels = labelled_task(model, examples, task)
     _check_unpruned(model)
     if batch_size is None:
         batch_size = 1 if compat else DEFAULT_IMPORTANCE_BATCH_SIZE
@@ -309,6 +320,7 @@ __all__ = [
     "example_losses",
     "format_head_table",
     "head_importance",
+    "labelled_task",
     "normalize_importance",
     "per_example_gates",
 ]

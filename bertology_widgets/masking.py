@@ -21,7 +21,7 @@ import torch
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
 from .heads import mask_heads, model_shape
-from .importance import head_importance
+from .importance import head_importance, labelled_task
 from .progress import progress_bar
 from .pruning import prune_heads
 
@@ -90,7 +90,7 @@ def heads_per_step(num_heads_total: int, masking_amount: float) -> int:
 
 
 def _metric_name(model, examples, metric, task) -> tuple[str, str]:
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    glue_task, _ = labelled_task(model, examples, task)
     metric = metric or glue_task.metrics[0]
     if metric not in glue_task.metrics:
         raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")

@@ -218,7 +218,7 @@ def test_ranks_and_table(bert, tokenizer):
 
 def test_refuses_unlabelled_and_pruned(bert, tokenizer):
     unlabelled = [Example("no label here", None, None, 0)]
-    with pytest.raises(ValueError, match="labelled"):
+    with pytest.raises(ValueError, match="no labels"):
         head_importance(bert, tokenizer, unlabelled, task="sst2")
     pruned = copy.deepcopy(bert)
     prune_heads(pruned, np.eye(LAYERS, HEADS) == 0)
