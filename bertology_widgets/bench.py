@@ -1,0 +1,141 @@
+"""The live re-evaluation benchmark behind ``bertology bench``.
+
+Measures, in one run and on one machine:
+
+* the naive baseline: a full fp32 re-evaluation with batch size 1, eager
+  attention and attention weights returned, as ``run_bertology.py`` does it;
+* the live session: for one head in each layer, the time from a mask change
+  to the first streamed estimate and to the exact score (medians);
+* the same on a BERT-base-sized model (12 x 12, hidden 768, random weights);
+* the cache's memory, and how far bf16 autocast scores differ from fp32.
+
+Figures are printed, never asserted: speed belongs to benchmarks, not tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import numpy as np
+import torch
+
+from .capture import attention_implementation
+
+
+def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128) -> float:
+    """One full pass with batch size 1, eager attention and ``output_attentions=True``."""
+    start = time.perf_counter()
+    with torch.inference_mode(), attention_implementation(model, "eager"):
+        for ex in examples:
+            enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, return_tensors="pt")
+            if int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1:
+                enc.pop("token_type_ids", None)
+            model(**enc, output_attentions=True)
+    return time.perf_counter() - start
+
+
+class _Timer:
+    """Records when a session first publishes an estimate and when the exact score lands."""
+
+    def __init__(self, session):
+        self.session = session
+        self.first_estimate = None
+        self.exact = threading.Event()
+        session.observe(self._on_estimate, "score_is_estimate")
+        session.observe(self._on_exact, "scored_mask")
+
+    def arm(self, mask):
+        self.mask, self.first_estimate, self.start = mask, None, time.perf_counter()
+        self.exact.clear()
+
+    def _on_estimate(self, change):
+        if change["new"] and self.first_estimate is None:
+            self.first_estimate = time.perf_counter() - self.start
+
+    def _on_exact(self, change):
+        if np.array_equal(change["new"], self.mask):
+            self.exact_s = time.perf_counter() - self.start
+            self.exact.set()
+
+
+def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict:
+    """Mask one head per layer (a different head each repeat) and time estimate and exact score."""
+    timer = _Timer(session)
+    per_layer, estimates = {}, []
+    for r in range(repeats):
+        for layer in range(session.num_layers):
+            head = (layer + 5 * r + 1) % session.num_heads
+            mask = np.ones((session.num_layers, session.num_heads), dtype=np.float32)
+            mask[layer, head] = 0
+            session.scorer.lru._items.clear()  # a fresh mask each time: no memoised answers
+            timer.arm(mask)
+            session.mask = mask
+            if not timer.exact.wait(timeout):
+                raise TimeoutError(f"no exact score after {timeout} s")
+            per_layer.setdefault(layer, []).append(timer.exact_s)
+            estimates.append(timer.first_estimate if timer.first_estimate is not None else timer.exact_s)
+            session.reset_mask()
+            session.wait(timeout)
+    exact = [t for ts in per_layer.values() for t in ts]
+    return {
+        "exact_median_s": statistics.median(exact),
+        "first_estimate_median_s": statistics.median(estimates),
+        "exact_median_by_layer_s": [statistics.median(per_layer[i]) for i in sorted(per_layer)],
+        "cache_mb": session.cache_bytes / 2**20,
+        "cache_kb_per_example": session.cache_bytes / 1024 / len(session.examples),
+    }
+
+
+def bert_base_random(num_labels: int = 2):
+    """A BERT-base-sized classifier (12 layers x 12 heads, hidden 768) with random weights."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(num_labels=num_labels)
+    return BertForSequenceClassification(config).eval()
+
+
+def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, repeats=3, bert_base=True,
+                  naive=True, bf16=True, device=None, log=print) -> dict:
+    """Run every measurement and return one flat dict of figures."""
+    from .glue import load_glue
+    from .models import load_model
+    from .session import ModelSession
+
+    net, tokenizer = load_model(model, device=device, task=task)
+    examples = load_glue(task, "validation", glue_dir=glue_dir, max_examples=max_examples)
+    result = {"task": task, "n": len(examples), "model": str(net.config._name_or_path),
+              "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}
+    log(f"opening a session on {len(examples)} examples ...")
+    t0 = time.perf_counter()
+    session = ModelSession(net, tokenizer, examples, task=task)
+    result["session_open_s"] = time.perf_counter() - t0
+    result.update(time_mask_changes(session, repeats))
+    log(f"exact median {result['exact_median_s']:.3f} s, first estimate {result['first_estimate_median_s']:.3f} s")
+    if bf16:
+        mask = np.ones((session.num_layers, session.num_heads), dtype=np.float32)
+        mask[0, :4] = 0
+        mask[3, 2:6] = 0
+        low = ModelSession(net, tokenizer, examples, task=task, precision="bf16", live=False)
+        diffs = []
+        for m in (None, mask):
+            exact, approx = session.evaluate(m), low.evaluate(m)
+            diffs += [abs(exact[k] - approx[k]) for k in session.metric_names]
+        result["bf16_max_abs_score_diff"] = max(diffs)
+        low.close()
+    session.close()
+    if naive:
+        log("naive baseline: batch size 1, eager attention, attentions returned ...")
+        result["naive_s"] = naive_reevaluation_seconds(net, tokenizer, examples)
+        result["speedup"] = result["naive_s"] / result["exact_median_s"]
+    if bert_base:
+        log("BERT-base-sized model (random weights) ...")
+        big = bert_base_random().to(next(net.parameters()).device)
+        big.config.bertology_task = task
+        session = ModelSession(big, tokenizer, examples, task=task)
+        figures = time_mask_changes(session, repeats=1)
+        session.close()
+        result.update({f"bert_base_{k}": v for k, v in figures.items()})
+    return result

@@ -1,0 +1,35 @@
+"""``bertology bench``: the live re-evaluation benchmark (figures, as JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ._common import add_model_task_options
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="benchmark live re-scoring against the naive batch-size-1 loop")
+    add_model_task_options(p, task_required=False)
+    p.set_defaults(task="sst2")
+    p.add_argument("--repeats", type=int, default=3, help="heads timed per layer (default 3)")
+    p.add_argument("--no-bert-base", dest="bert_base", action="store_false", help="skip the BERT-base-sized model")
+    p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..bench import run_benchmark
+
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    result = run_benchmark(args.model, task=args.task, glue_dir=args.glue_dir, max_examples=args.max_examples,
+                           repeats=args.repeats, bert_base=args.bert_base, naive=args.naive,
+                           device=args.device, log=log)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:34s} {value}")
+    return 0
