@@ -51,9 +51,8 @@ def test_mask_toggle_follows_and_sets_the_mask(session):
 
 def test_mask_grid_click_toggles_that_head(session):
     grid = HeadMaskGrid(session)
-    grid.grid.heat.selected = [[2, 3]]  # what a click on cell (layer 2, head 3) sends
+    grid.grid.click(2, 3)  # the message a click on cell (layer 2, head 3) sends
     assert session.mask[2, 3] == 0
-    assert grid.grid.heat.selected is None  # forgotten, so the next click on it is seen
     np.testing.assert_array_equal(grid.grid.heat.color, session.mask)
     grid._on_cell_click(2, 3)
     assert session.mask[2, 3] == 1
@@ -99,7 +98,7 @@ def test_all_heads_grid_click_selects_the_head(session):
     assert len(view.small) == HEADS and view._small_box.layout.display is None
     for head, small in enumerate(view.small):
         np.testing.assert_allclose(small.heat.color, session.attentions[head])
-    view.small[2].heat.selected = [[0, 1]]
+    view.small[2].click(0, 1)
     assert session.head == 2
     assert "e6550d" in view.small[2].fig.layout.border
     view.toggle_all.value = False
@@ -144,7 +143,7 @@ def test_failing_callbacks_land_in_session_error(session):
     session.close()  # a dead scorer: toggling still works, scoring synchronously
     grid = HeadMaskGrid(session)
     grid.grid.on_cell_click(grid._guarded(lambda row, col: session.toggle_head(row, 99)))
-    grid.grid.heat.selected = [[0, 0]]  # must not raise
+    grid.grid.click(0, 0)  # must not raise
     assert "IndexError" in session.error
     session.error = ""
     box = ipywidgets.IntText()

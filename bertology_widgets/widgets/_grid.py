@@ -52,18 +52,20 @@ class GridFigure:
         Names for row, column and value in the hover tooltip.
     axes : bool
         Draw labelled axes (False for small multiples).
+    long_labels : bool
+        Tick labels are words (tokens): slant the column labels, leave room.
     """
 
     def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
-                 axes: bool = True, row_label: str = "", col_label: str = "", layout=None, fig_margin=None):
+                 axes: bool = True, long_labels: bool = False, row_label: str = "", col_label: str = "",
+                 layout=None, fig_margin=None):
         self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
         scales = {"row": self.rows, "column": self.cols, "color": color_scale}
         tip = None
         if tooltip:
             tip = Tooltip(fields=["row", "column", "color"], labels=list(tooltip), formats=[".0f", ".0f", ".3f"])
         self.heat = GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
-                                stroke="white", tooltip=tip, interactions={"hover": "tooltip", "click": "select"},
-                                selected_style={}, unselected_style={}, anchor_style={})
+                                stroke="white", tooltip=tip, interactions={"hover": "tooltip"})
         self.overlays = {
             name: Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.cols, "y": self.rows}, visible=False,
                         interactions={}, **style)
@@ -72,17 +74,19 @@ class GridFigure:
         self.axes = []
         if axes:
             tick_style = {"font-size": "11px"}
+            # Long tick labels (tokens) slant and push the axis labels out of their way.
+            slant = {"tick_rotate": -50, "tick_style": {**tick_style, "text-anchor": "end"}, "label_offset": "64px"}
             self.axes = [
-                Axis(scale=self.cols, side="bottom", label=col_label, grid_lines="none", tick_rotate=-50,
-                     tick_style={**tick_style, "text-anchor": "end"}),
-                Axis(scale=self.rows, side="left", label=row_label, grid_lines="none",
-                     tick_style=tick_style),
+                Axis(scale=self.cols, side="bottom", label=col_label, grid_lines="none",
+                     **(slant if long_labels else {"tick_style": tick_style})),
+                Axis(scale=self.rows, side="left", label=row_label, grid_lines="none", tick_style=tick_style,
+                     label_offset="76px" if long_labels else None),
             ]
         self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=self.axes, title=title,
                           padding_x=0, padding_y=0, animation_duration=0, layout=layout or {},
-                          fig_margin=fig_margin or {"top": 40, "bottom": 80, "left": 90, "right": 10})
+                          fig_margin=fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
         self._click_handler = None
-        self.heat.observe(self._on_selected, names="selected")
+        self.heat.on_element_click(self._on_element_click)
 
     def show(self, color, row_labels=None, col_labels=None, title=None) -> None:
         """Show ``color`` (shape ``(rows, cols)``) with tick labels; one message per widget."""
@@ -111,18 +115,19 @@ class GridFigure:
 
     # -- clicks ------------------------------------------------------------------------------
     def on_cell_click(self, handler) -> None:
-        """Call ``handler(row, col)`` when a cell is clicked (the front end sets ``heat.selected``)."""
+        """Call ``handler(row, col)`` when a cell is clicked."""
         self._click_handler = handler
 
-    def _on_selected(self, change) -> None:
-        cells = change["new"]
-        if cells is None or len(cells) == 0:
-            return
-        row, col = (int(v) for v in np.asarray(cells).reshape(-1, 2)[-1])
-        # Forget the selection so that clicking the same cell again is a new event.
-        self.heat.selected = None
-        if self._click_handler is not None:
-            self._click_handler(row, col)
+    def _on_element_click(self, _mark, content) -> None:
+        # bqplot's "select" interaction loses the cell on GridHeatMap (its d3 v7 click
+        # listener reads rowNum off the event), but the element_click message carries it.
+        data = content.get("data") or {}
+        if self._click_handler is not None and "rowNum" in data and "columnNum" in data:
+            self._click_handler(int(data["rowNum"]), int(data["columnNum"]))
+
+    def click(self, row: int, col: int) -> None:
+        """Simulate a click on cell ``(row, col)``: the message the front end sends."""
+        self.heat._handle_custom_msgs(None, {"event": "element_click", "data": {"rowNum": row, "columnNum": col}})
 
     def save_png(self, filename: str) -> None:
         """Ask the browser to download the figure as PNG (needs a live front end)."""
@@ -133,7 +138,7 @@ class GridFigure:
         self.fig.save_svg(filename)
 
     def close(self) -> None:
-        self.heat.unobserve(self._on_selected, names="selected")
+        self.heat.on_element_click(self._on_element_click, remove=True)
         for widget in (self.fig, self.heat, *self.overlays.values(), *self.axes, self.rows, self.cols):
             widget.close()
 

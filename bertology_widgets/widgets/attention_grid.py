@@ -66,7 +66,8 @@ class AttentionGrid(FigureView):
             self.causal = False
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
-                               layout={"width": f"{size}px", "height": f"{size}px"})
+                               long_labels=True, layout={"width": f"{size}px", "height": f"{size}px"},
+                               fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 10})
         self.small = []
         self._small_box = w.GridBox(layout={"grid_template_columns": "repeat(6, 132px)", "display": "none"})
         self._small_box.add_class("bw-all-heads")

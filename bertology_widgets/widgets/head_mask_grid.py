@@ -46,8 +46,7 @@ class HeadMaskGrid(FigureView):
                                overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3},
                                          "masked": {"colors": ["#7f1d1d"], "stroke_width": 1}},
                                tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
-                               layout={"width": f"{size}px", "height": f"{max(200, size * 3 // 4)}px"},
-                               fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 10})
+                               layout={"width": f"{size}px", "height": f"{max(200, size * 3 // 4)}px"})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
                                                style={"button_width": "90px"})
