@@ -356,8 +356,11 @@ class ModelSession(HasTraits):
                 if self.example_index < 0:
                     unmasked = capture(self.model, self.tokenizer, self.text, self.text_pair, None, self.max_length)
                     self._unmasked_logits = unmasked.logits
-        except ValueError as exc:
+        except ValueError as exc:  # bad input (empty text ...): say what was expected
             self.error = str(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - a failing forward is shown, never raised into the kernel
+            self.error = f"could not run the model on this input: {type(exc).__name__}: {exc}"
             return
         notices = [str(w.message) for w in caught if issubclass(w.category, TextTruncatedWarning)]
         self._capture = result
