@@ -1,0 +1,185 @@
+"""Layer probes: how well a linear classifier reads the task's label from each layer.
+
+For every layer (the embeddings and each transformer layer's output) a
+scikit-learn ``StandardScaler`` + ``LogisticRegression`` pipeline is fitted on
+pooled hidden states (:func:`~bertology_widgets.representations.pooled_states`)
+of a training subset and scored on dev examples, all under a head mask. The
+"centre of gravity" of the accuracy gains says where in the network the
+label becomes linearly readable (the "expected layer" of Tenney et al.,
+2019, *BERT Rediscovers the Classical NLP Pipeline*).
+
+Probes support classification tasks only: for a regression task (STS-B)
+:func:`layer_probe` raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .representations import pooled_states
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Dev accuracy of a linear probe on every layer.
+
+    Attributes
+    ----------
+    accuracy : np.ndarray, shape ``(layers + 1,)``
+        ``accuracy[0]`` probes the embeddings, ``accuracy[l]`` the output of layer ``l - 1``.
+    majority_baseline : float
+        Dev accuracy of always answering the most frequent training label.
+    seconds : float
+        Wall time of the whole run (forward passes and fits).
+    mask : np.ndarray, shape ``(layers, heads)`` or None
+        The head mask the states were computed under (None: no head masked).
+    pooling : str
+    n_train, n_dev : int
+        Examples the probes were fitted and scored on.
+    """
+
+    accuracy: np.ndarray
+    majority_baseline: float
+    seconds: float = 0.0
+    mask: np.ndarray | None = None
+    pooling: str = "cls"
+    n_train: int = 0
+    n_dev: int = 0
+
+    @property
+    def gains(self) -> np.ndarray:
+        """``(layers,)``: ``accuracy[l] - accuracy[l - 1]`` for ``l = 1..layers``."""
+        return np.diff(np.asarray(self.accuracy, dtype=float))
+
+    @property
+    def center_of_gravity(self) -> float:
+        """Expected layer ``sum_l l * max(gain_l, 0) / sum_l max(gain_l, 0)``, ``l = 1..layers``.
+
+        Negative gains are clipped to 0 (a layer that loses accuracy does not
+        pull the centre towards itself; without clipping the "expectation"
+        can leave ``[1, layers]``). NaN when no layer gains anything.
+        """
+        positive = np.clip(self.gains, 0.0, None)
+        total = positive.sum()
+        if total <= 0:
+            return float("nan")
+        return float((np.arange(1, len(positive) + 1) * positive).sum() / total)
+
+    @property
+    def heads_masked(self) -> int:
+        return 0 if self.mask is None else int((np.asarray(self.mask) == 0).sum())
+
+
+def subsample(examples, limit: int | None, seed: int) -> list:
+    """At most ``limit`` of ``examples``, drawn at random without replacement (all, in order, if fewer)."""
+    examples = list(examples)
+    if limit is None or len(examples) <= limit:
+        return examples
+    keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=int(limit), replace=False))
+    return [examples[i] for i in keep]
+
+
+def class_labels(examples, what: str) -> np.ndarray:
+    """The integer class labels of ``examples``; ``ValueError`` for missing or regression labels."""
+    labels = [ex.label for ex in examples]
+    if any(label is None for label in labels):
+        raise ValueError(f"the {what} examples have no labels (a GLUE test split?); probes need labelled data")
+    array = np.asarray(labels)
+    if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+        raise ValueError(f"the {what} labels are real numbers (a regression task such as STS-B); "
+                         "layer probes support classification tasks only")
+    return array.astype(np.int64)
+
+
+def _progress_callback(progress) -> Callable[[float], None]:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda fraction: None
+    from .progress import progress_bar
+
+    bar = progress_bar(total=100, desc="layer probes", unit="%")
+
+    def report(fraction: float) -> None:
+        bar.update(round(100 * fraction) - bar.n)
+        if fraction >= 1:
+            bar.close()
+
+    return report
+
+
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: int = 0):
+    """The probe of one layer: ``StandardScaler`` then ``LogisticRegression``, fitted on ``(n, hidden)``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    return probe.fit(train_x, train_y)
+
+
+def layer_probe(model, tokenizer, train_examples, dev_examples, mask=None, pooling: str = "cls",
+                max_train: int | None = 2000, C: float = 1.0, seed: int = 0, progress=False, *,
+                max_dev: int | None = None, batch_size: int = 32, max_length: int = 128) -> ProbeResult:
+    """Fit a linear probe on every layer's pooled states and score it on dev examples.
+
+    Parameters
+    ----------
+    model, tokenizer
+        A supported model and its tokenizer.
+    train_examples, dev_examples : sequence of :class:`~bertology_widgets.glue.Example`
+        Labelled examples of a classification task.
+    mask : array-like, shape ``(layers, heads)``, optional
+        Head mask applied to every forward pass.
+    pooling : {"cls", "mean"}
+        How token states become one vector (see :func:`~bertology_widgets.representations.pooling_positions`).
+    max_train, max_dev : int, optional
+        Random subsets (drawn with ``seed``) of at most this many examples.
+    C : float
+        Inverse L2 regularisation strength of the logistic regression.
+    seed : int
+        Subsampling and solver seed: equal arguments give equal results.
+    progress : bool or callable
+        True shows a tqdm bar; a callable is called with the fraction done, in ``[0, 1]``.
+
+    Returns
+    -------
+    ProbeResult
+    """
+    start = time.perf_counter()
+    report = _progress_callback(progress)
+    train = subsample(train_examples, max_train, seed)
+    dev = subsample(dev_examples, max_dev, seed + 1)
+    if not train or not dev:
+        raise ValueError(f"probes need training and dev examples; got {len(train)} and {len(dev)}")
+    train_y, dev_y = class_labels(train, "training"), class_labels(dev, "dev")
+    classes, counts = np.unique(train_y, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError(f"all {len(train)} training examples have label {classes[0]}; a probe needs two classes")
+    report(0.0)
+    states = {}
+    for step, (name, examples) in enumerate((("train", train), ("dev", dev))):
+        states[name] = pooled_states(model, tokenizer, examples, mask, pooling, batch_size, max_length)
+        report(0.4 * (step + 1))  # the forward passes are most of the work
+    num_states = states["train"].shape[0]
+    accuracy = np.zeros(num_states)
+    for layer in range(num_states):
+        probe = fit_probe(states["train"][layer], train_y, C, seed)
+        accuracy[layer] = float((probe.predict(states["dev"][layer]) == dev_y).mean())
+        report(0.8 + 0.2 * (layer + 1) / num_states)
+    return ProbeResult(
+        accuracy=accuracy,
+        majority_baseline=float((dev_y == classes[np.argmax(counts)]).mean()),
+        seconds=time.perf_counter() - start,
+        mask=None if mask is None else np.array(mask, dtype=np.float32),
+        pooling=pooling,
+        n_train=len(train),
+        n_dev=len(dev),
+    )
+
+
+__all__ = ["ProbeResult", "class_labels", "fit_probe", "layer_probe", "subsample"]

@@ -1,0 +1,141 @@
+"""``HiddenStatesView``: token norms, layer-to-layer similarity and a PCA of the hidden states."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+import numpy as np
+from bqplot import Axis, ColorScale, Figure, LinearScale, Scatter, Tooltip
+from traitlets import Int, TraitError, validate
+
+from ..representations import layer_to_layer_cosine, pca_2d, token_norms
+from ._base import SessionView, held
+from ._grid import GridFigure
+
+HIGHLIGHT_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
+
+
+def state_labels(num_layers: int) -> list[str]:
+    """Names of the ``num_layers + 1`` rows of ``hidden_states``: ``"emb"``, then ``"L0"``, ``"L1"``, ..."""
+    return ["emb"] + [f"L{i}" for i in range(num_layers)]
+
+
+def row_frame(row: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a closed rectangle around row ``row`` of a grid ``n_cols`` wide."""
+    return (np.array([0, n_cols, n_cols, 0, 0], dtype=float),
+            np.array([row, row, row + 1, row + 1, row], dtype=float))
+
+
+class HiddenStatesView(SessionView):
+    """What the layers do to each token of ``session.hidden_states``.
+
+    Three pictures, redrawn when ``hidden_states``, ``tokens`` or ``layer`` change:
+
+    * ``norms``: the L2 norm of every token's state, layers (``emb``, ``L0``, ...) x tokens;
+    * ``cosine``: the cosine similarity of each token's state with its state
+      one layer below (row ``Ll`` compares layer ``l``'s output with its
+      input), colour scale fixed to ``[-1, 1]``;
+    * ``scatter``: the tokens at one layer projected on their first two
+      principal components (:func:`~bertology_widgets.representations.pca_2d`),
+      labelled with the tokens and coloured by position.
+
+    The selected layer's rows are framed in orange.
+
+    Traits
+    ------
+    pca_layer : int
+        Row of ``hidden_states`` the PCA shows, ``0`` (embeddings) .. ``num_layers``.
+        Follows ``session.layer + 1`` (the output of the selected layer) whenever
+        the session's layer changes; the slider sets it directly.
+
+    Attributes
+    ----------
+    norms, cosine : GridFigure
+        The two heat maps (``.fig``, ``.heat``).
+    pca_fig : bqplot.Figure
+    scatter : bqplot.Scatter
+        ``x``, ``y`` the two components, ``names`` the tokens.
+    slider : ipywidgets.IntSlider
+        Linked to ``pca_layer``.
+    """
+
+    pca_layer = Int(0)
+
+    def __init__(self, session, size: int = 460, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-hidden-states")
+        layout = {"width": f"{size}px", "height": f"{int(size * 0.7)}px"}
+        margin = {"top": 40, "bottom": 90, "left": 60, "right": 10}
+        grid_kwargs = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
+                           long_labels=True, layout=layout, fig_margin=margin)
+        self.norms = GridFigure(ColorScale(scheme="viridis"), title="Token norm",
+                                tooltip=("layer", "token", "norm"), **grid_kwargs)
+        self.cosine = GridFigure(ColorScale(scheme="RdBu", min=-1, max=1), title="Cosine with the layer below",
+                                 tooltip=("layer", "token", "cosine"), **grid_kwargs)
+        x, y = LinearScale(), LinearScale()
+        self.scatter = Scatter(x=np.zeros(1), y=np.zeros(1), names=[""], display_names=True, default_size=40,
+                               scales={"x": x, "y": y, "color": ColorScale(scheme="viridis")}, color=np.zeros(1),
+                               tooltip=Tooltip(fields=["name", "x", "y"], labels=["token", "PC 1", "PC 2"],
+                                               formats=["", ".2f", ".2f"]))
+        self.pca_fig = Figure(marks=[self.scatter], axes=[Axis(scale=x, label="PC 1", grid_lines="none"),
+                                                          Axis(scale=y, side="left", label="PC 2",
+                                                               grid_lines="none")],
+                              animation_duration=0, layout={"width": f"{size}px", "height": f"{size}px"},
+                              fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        self.slider = w.IntSlider(min=0, max=session.num_layers, description="PCA of",
+                                  readout_format="d", layout={"width": f"{size}px"})
+        self._link((self, "pca_layer"), (self.slider, "value"))
+        self._dlink((session, "layer"), (self, "pca_layer"), lambda layer: layer + 1)
+        self.children = [w.HBox([self.norms.fig, self.cosine.fig]), w.VBox([self.slider, self.pca_fig])]
+        self._drawn = None
+        self._observe(self._redraw_grids, ["hidden_states", "tokens"])
+        self._observe(self._redraw_selection, ["hidden_states", "tokens", "layer"])
+        self._observe(self._redraw_pca, ["hidden_states", "tokens"])
+        self._observe(self._redraw_pca, ["pca_layer"], owner=self)
+
+    @validate("pca_layer")
+    def _check_pca_layer(self, proposal):
+        value = int(proposal["value"])
+        if not 0 <= value <= self.session.num_layers:
+            raise TraitError(f"pca_layer {value} does not exist; choose 0 (embeddings)..{self.session.num_layers}")
+        return value
+
+    def _ready(self) -> bool:
+        s = self.session
+        return s.hidden_states is not None and len(s.tokens) == np.shape(s.hidden_states)[1]
+
+    def _redraw_grids(self, _change) -> None:
+        s = self.session
+        # The session assigns a new array per capture: identity says whether anything is new.
+        if not self._ready() or (self._drawn is not None and self._drawn[0] is s.hidden_states
+                                 and self._drawn[1] == s.tokens):
+            return
+        self._drawn = (s.hidden_states, list(s.tokens))
+        rows = state_labels(s.num_layers)
+        self.norms.show(token_norms(s.hidden_states), rows, s.tokens)
+        self.cosine.show(layer_to_layer_cosine(s.hidden_states), rows[1:], s.tokens)
+
+    def _redraw_selection(self, _change) -> None:
+        s = self.session
+        if not self._ready():
+            return
+        self.norms.draw("selected", row_frame(s.layer + 1, len(s.tokens)))
+        self.cosine.draw("selected", row_frame(s.layer, len(s.tokens)))
+
+    def _redraw_pca(self, _change) -> None:
+        s = self.session
+        if not self._ready():
+            return
+        points = pca_2d(s.hidden_states[self.pca_layer])
+        with held(self.pca_fig, self.scatter):
+            # names first: bqplot checks them against x when display_names is on.
+            self.scatter.names = list(s.tokens)
+            self.scatter.x, self.scatter.y = points[:, 0], points[:, 1]
+            self.scatter.color = np.arange(len(s.tokens), dtype=float)
+            self.pca_fig.title = f"PCA of the tokens at {state_labels(s.num_layers)[self.pca_layer]}"
+
+    def close(self) -> None:
+        super().close()
+        for widget in (self.norms, self.cosine):
+            widget.close()
+        self.pca_fig.close()
+        self.scatter.close()

@@ -1,0 +1,233 @@
+"""``LayerProbe``: train a linear probe on every layer and chart its dev accuracy."""
+
+from __future__ import annotations
+
+import html
+import threading
+
+import ipywidgets as w
+import numpy as np
+from bqplot import Axis, Bars, Figure, Label, LinearScale, Lines
+from traitlets import Any, Bool, TraitError, Unicode, validate
+
+from ..probe import ProbeResult, layer_probe
+from ..representations import POOLINGS
+from ._base import SessionView, describe
+
+ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
+               "padding:4px 8px;margin:2px 0;white-space:pre-wrap")
+BASELINE_COLOUR, CENTRE_COLOUR = "#6b7280", "#e6550d"
+
+
+def probe_summary(result: ProbeResult, current_mask) -> str:
+    """The status line under the chart: data, mask, time, best layer, centre of gravity, staleness."""
+    mask = np.asarray(current_mask)
+    best = int(np.argmax(result.accuracy))
+    centre = result.center_of_gravity
+    parts = [f"{result.n_train} train / {result.n_dev} dev examples", f"{result.pooling} pooling",
+             f"{result.heads_masked} of {mask.size} heads masked", f"{result.seconds:.1f} s",
+             f"best: layer {best} ({result.accuracy[best]:.3f})",
+             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"{centre:.2f}"),
+             f"majority baseline {result.majority_baseline:.3f}"]
+    used = np.ones_like(mask) if result.mask is None else np.asarray(result.mask)
+    stale = "" if np.array_equal(used, mask) else (
+        '<div class="bw-probe-stale" style="color:#b45309"><b>The mask has changed since</b>: '
+        "click Train probes to re-run under the current mask.</div>")
+    return f'<div class="bw-probe-status">{" &middot; ".join(parts)}</div>{stale}'
+
+
+class LayerProbe(SessionView):
+    """Linear probes of the session's task on every layer, under the current mask.
+
+    "Train probes" runs :func:`~bertology_widgets.probe.layer_probe` (in a
+    background thread, holding ``session.model_lock``): a logistic regression
+    per layer on pooled states of at most ``max_train`` training examples,
+    scored on at most ``max_dev`` of ``session.examples``. The bars show the
+    dev accuracy per layer (bar 0 = embeddings), a dashed line the majority
+    baseline, an orange line the centre of gravity of the accuracy gains.
+    Clicking again re-runs under the mask current then; the status line says
+    how many heads the shown result masked, and whether the mask has changed.
+
+    Parameters
+    ----------
+    session : ModelSession
+    train_examples : sequence of Example, optional
+        Training data. By default ``load_glue(session.task, "train",
+        glue_dir=glue_dir, max_examples=train_pool)`` on the first run (it needs
+        ``glue_dir`` or ``BERTOLOGY_GLUE_DIR``); ``max_train`` are drawn from
+        those at random.
+    max_train, max_dev : int
+    pooling : {"cls", "mean"}
+    C : float
+        Inverse regularisation strength.
+    seed : int
+    background : bool
+        Run clicks in a thread so that the kernel stays responsive
+        (:meth:`run` is always synchronous).
+
+    Traits
+    ------
+    result : ProbeResult or None
+        The last result (the bars show it).
+    running : bool
+    pooling : str
+    error : str
+        The last failure, shown in a red box (also sent to ``session.error``).
+
+    Attributes
+    ----------
+    button : ipywidgets.Button
+    progress : ipywidgets.FloatProgress
+    fig : bqplot.Figure
+    bars : bqplot.Bars
+        ``x`` the layer index, ``y`` the accuracy.
+    baseline, centre : bqplot.Lines
+    notes : bqplot.Label
+        Texts of the baseline and the centre of gravity.
+    status : ipywidgets.HTML
+        See :func:`probe_summary`.
+    """
+
+    result = Any(None)
+    running = Bool(False)
+    pooling = Unicode("cls")
+    error = Unicode("")
+
+    def __init__(self, session, train_examples=None, *, glue_dir=None, max_train: int = 2000, max_dev: int = 1000,
+                 train_pool: int = 20000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                 background: bool = True, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-layer-probe")
+        self.train_examples = None if train_examples is None else list(train_examples)
+        self.glue_dir, self.train_pool = glue_dir, train_pool
+        self.max_train, self.max_dev, self.C, self.seed, self.background = max_train, max_dev, C, seed, background
+        self._thread = None
+        self.pooling = pooling
+        states = session.num_layers + 1
+        x, y = LinearScale(min=-0.6, max=states - 0.4), LinearScale(min=0.0, max=1.0)
+        scales = {"x": x, "y": y}
+        self.bars = Bars(x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=["#3182bd"],
+                         padding=0.2)
+        self.baseline = Lines(x=[-0.6, states - 0.4], y=[0.0, 0.0], scales=scales, colors=[BASELINE_COLOUR],
+                              line_style="dashed", visible=False)
+        self.centre = Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2,
+                            visible=False)
+        self.notes = Label(x=[0.0, 0.0], y=[0.0, 0.0], text=["", ""], scales=scales, colors=[BASELINE_COLOUR,
+                           CENTRE_COLOUR], default_size=12, x_offset=4, y_offset=-4, visible=False)
+        self.fig = Figure(marks=[self.bars, self.baseline, self.centre, self.notes], title="Layer probe accuracy",
+                          axes=[Axis(scale=x, label="layer (0 = embeddings)", tick_values=np.arange(states),
+                                     tick_format="d", grid_lines="none"),
+                                Axis(scale=y, side="left", label="dev accuracy", tick_format=".1f")],
+                          animation_duration=0, layout={"width": "520px", "height": "320px"},
+                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        self.button = w.Button(description="Train probes", icon="play", button_style="primary")
+        self.pooling_picker = w.ToggleButtons(options=list(POOLINGS), description="Pooling",
+                                              style={"button_width": "60px"})
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="training", layout={"visibility": "hidden"})
+        self.status = w.HTML()
+        self.error_box = w.HTML()
+        self._link((self, "pooling"), (self.pooling_picker, "value"))
+        self._dlink((self, "running"), (self.button, "disabled"))
+        self._dlink((self, "running"), (self.pooling_picker, "disabled"))
+        self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
+        self._dlink((self, "error"), (self.error_box, "value"),
+                    lambda text: f'<div style="{ERROR_STYLE}">{html.escape(text)}</div>' if text else "")
+        self._on_click(self.button, self.train)
+        self.children = [w.HBox([self.button, self.pooling_picker]), self.progress, self.fig, self.status,
+                         self.error_box]
+        self._observe(self._redraw, ["result"], owner=self)
+        self._observe(self._redraw_status, ["mask"])
+
+    @validate("pooling")
+    def _check_pooling(self, proposal):
+        if proposal["value"] not in POOLINGS:
+            raise TraitError(f"pooling must be one of {POOLINGS}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    # -- running -------------------------------------------------------------------------
+    def train(self) -> None:
+        """What the button does: :meth:`run` (in a thread if ``background``), failures to ``error``."""
+        if self.running:
+            return
+        self.running = True  # set here, so that a second click before the thread starts is ignored
+        if self.background:
+            self._thread = threading.Thread(target=self._run_reported, name="layer-probe", daemon=True)
+            self._thread.start()
+        else:
+            self._run_reported()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a background run has finished; True if none is running."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def run(self) -> ProbeResult:
+        """Train and score the probes now, under ``session.mask``; sets and returns :attr:`result`.
+
+        Raises what :func:`~bertology_widgets.probe.layer_probe` raises (the
+        button reports it in the error box instead).
+        """
+        s = self.session
+        self.running, self.progress.value, self.error = True, 0.0, ""
+        try:
+            if not s.label_names:
+                raise ValueError(f"{s.task} is a regression task; layer probes support classification tasks only")
+            train = self._training_examples()
+            with s.model_lock:
+                result = layer_probe(s.model, s.tokenizer, train, s.examples, np.array(s.mask), self.pooling,
+                                     self.max_train, self.C, self.seed, progress=self._set_progress,
+                                     max_dev=self.max_dev, batch_size=s.batch_size, max_length=s.max_length)
+            self.result = result
+            return result
+        finally:
+            self.running = False
+
+    def _run_reported(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:
+            self._report(exc)
+
+    def _training_examples(self) -> list:
+        if self.train_examples is None:
+            from ..glue import load_glue
+
+            self.train_examples = list(load_glue(self.session.task, "train", glue_dir=self.glue_dir,
+                                                 max_examples=self.train_pool))
+        return self.train_examples
+
+    def _set_progress(self, fraction: float) -> None:
+        self.progress.value = float(fraction)
+
+    def _report(self, exc: BaseException) -> None:
+        self.error = describe(exc)
+        super()._report(exc)
+
+    # -- drawing ---------------------------------------------------------------------------
+    def _redraw(self, _change) -> None:
+        result = self.result
+        if result is None:
+            return
+        centre, base = result.center_of_gravity, result.majority_baseline
+        with self.fig.hold_sync(), self.bars.hold_sync(), self.notes.hold_sync():
+            self.bars.y = np.asarray(result.accuracy, dtype=float)
+            self.baseline.y, self.baseline.visible = [base, base], True
+            self.centre.visible = not np.isnan(centre)
+            if self.centre.visible:
+                self.centre.x = [centre, centre]
+            self.notes.x = [-0.5, 0.0 if np.isnan(centre) else centre]
+            self.notes.y = [base, 0.97]
+            self.notes.text = [f"majority {base:.2f}", "" if np.isnan(centre) else f"centre {centre:.2f}"]
+            self.notes.visible = True
+        self._redraw_status(None)
+
+    def _redraw_status(self, _change) -> None:
+        text = "" if self.result is None else probe_summary(self.result, self.session.mask)
+        if self.status.value != text:
+            self.status.value = text
+
+    def close(self) -> None:
+        super().close()
+        for widget in (self.fig, self.bars, self.baseline, self.centre, self.notes):
+            widget.close()
