@@ -340,3 +340,28 @@ def test_no_threads_leak_across_sessions(tokenizer):
         s.close()
     after = {t for t in threading.enumerate() if t.name == "bertology-live-scorer" and t.is_alive()}
     assert after <= before
+
+
+def test_importance_and_masking_curve_run_in_the_background(tokenizer):
+    model = tiny_model("bert", initializer_range=1.0)
+    s = ModelSession(model, tokenizer, make_examples(24), task="sst2", batch_size=8)
+    try:
+        thread = s.compute_importance()
+        s.toggle_head(0, 0)  # live scoring keeps working meanwhile
+        thread.join(120)
+        assert s.error == "" and not s.analysis_busy and s.analysis_progress == 1.0
+        assert s.importance.shape == (3, 4) and s.entropy.shape == (3, 4)
+        assert s.wait(30)
+        from bertology_widgets.heads import count_gate_hooks
+
+        assert count_gate_hooks(s.model) == 0  # gradients were taken on a private copy
+        s.mask_least_important(5)
+        assert int((s.mask == 0).sum()) == 5
+        order = np.argsort(s.importance.reshape(-1), kind="stable")
+        assert (s.mask.reshape(-1)[order[:5]] == 0).all()
+        s.compute_masking_curve(background=False, masking_amount=0.25, masking_threshold=0.5, random_seeds=(0, 1))
+        steps = s.curve["steps"]
+        assert steps[0]["heads_masked"] == 0 and "random_baseline" in s.curve
+        assert [st["heads_masked"] for st in steps] == sorted(st["heads_masked"] for st in steps)
+    finally:
+        s.close()

@@ -21,6 +21,7 @@ from ..capture import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, check_num_labels, evaluate, labels_of, task_of
 from ..heads import as_head_mask, model_shape
 from . import state as state_io
+from .analysis import AnalysisMixin
 from .live import LiveScorer
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -32,7 +33,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-class ModelSession(HasTraits):
+class ModelSession(AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     Traits
@@ -63,8 +64,8 @@ class ModelSession(HasTraits):
     example_label, example_prediction, example_baseline_prediction
         For the shown input (label is ``None`` for custom text).
     progress : float in [0, 1]; busy : bool; error, notice : str
-    importance, entropy : np.ndarray ``(layers, heads)`` or None
-        Filled by :meth:`compute_importance`.
+    importance, entropy, curve, analysis_busy, analysis_progress, analysis_status
+        Head importance and the masking curve (see :class:`~.analysis.AnalysisMixin`).
     """
 
     num_layers = Int(read_only=True)
@@ -105,8 +106,6 @@ class ModelSession(HasTraits):
     busy = Bool(False)
     error = Unicode("")
     notice = Unicode("")
-    importance = Any(None)
-    entropy = Any(None)
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02):
