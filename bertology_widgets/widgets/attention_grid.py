@@ -57,7 +57,7 @@ class AttentionGrid(FigureView):
     show_all_heads = Bool(False)
     export_name = "attention"
 
-    def __init__(self, session, show_all_heads: bool = False, size: int = 520, **kwargs):
+    def __init__(self, session, show_all_heads: bool = False, size: int = 460, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-attention-grid")
         try:
@@ -69,7 +69,8 @@ class AttentionGrid(FigureView):
                                long_labels=True, layout={"width": f"{size}px", "height": f"{size}px"},
                                fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 10})
         self.small = []
-        self._small_box = w.GridBox(layout={"grid_template_columns": "repeat(6, 132px)", "display": "none"})
+        per_row = max(1, size // 136)
+        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, 134px)", "display": "none"})
         self._small_box.add_class("bw-all-heads")
         self.toggle_all = w.ToggleButton(description="All heads", tooltip="Show every head of this layer",
                                          icon="th", layout={"width": "120px"})

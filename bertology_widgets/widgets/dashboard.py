@@ -59,7 +59,7 @@ class Dashboard(SessionView):
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
-        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px"})
+        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "380px"})
         self.children = [header, self.controls, w.HBox([self.attention, side]), self.example, self.exports,
                          self.panels]
 

@@ -38,11 +38,11 @@ class HeadMaskGrid(FigureView):
     colour_by = Enum(COLOUR_BY, default_value="mask")
     export_name = "head_mask"
 
-    def __init__(self, session, size: int = 360, **kwargs):
+    def __init__(self, session, size: int = 340, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-mask-grid")
         self.colours = ColorScale(**MASK_COLOURS)
-        self.grid = GridFigure(self.colours, title="Head mask (click to toggle)",
+        self.grid = GridFigure(self.colours, title="Head mask",
                                overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3},
                                          "masked": {"colors": ["#7f1d1d"], "stroke_width": 1}},
                                tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
@@ -51,8 +51,9 @@ class HeadMaskGrid(FigureView):
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
                                                style={"button_width": "90px"})
         self.note = w.HTML()
+        self.hint = w.HTML("<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
-        self.children = [self.grid.fig, self.colour_selector, self.note]
+        self.children = [self.grid.fig, self.hint, self.colour_selector, self.note]
         self._observe(self._redraw, ["mask", "importance", "entropy"])
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
         self._observe(self._frame_selected, ["layer", "head"])

@@ -114,6 +114,14 @@ def exercise_dashboard(page, heads_total: int, head: int, timeout_ms: int) -> di
     return {"readout": first, "exact": exact, "delta": readout_numbers(after)[2]}
 
 
+def save_screenshot(page, path: Path) -> None:
+    """A PNG of the whole dashboard: a viewport tall enough that none of it scrolls out of view."""
+    box = page.locator(".bw-dashboard").bounding_box()
+    page.set_viewport_size({"width": h.VIEWPORT["width"], "height": int(box["y"] + box["height"]) + 200})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.locator(".bw-dashboard").screenshot(path=str(path), animations="disabled")
+
+
 def run_notebook(page, flavour: str, server, browser_root: Path, notebook: Path, timeout_ms: int) -> None:
     path = notebook.relative_to(browser_root).as_posix()
     h.open_notebook(page, flavour, server.base_url, path)
@@ -142,8 +150,7 @@ def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_ro
     print(f"\n[{flavour}] quickstart: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
           f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})")
     if flavour == "lab":
-        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.locator(".bw-dashboard").screenshot(path=str(DOCS_SCREENSHOT))
+        save_screenshot(page, DOCS_SCREENSHOT)
         print(f"[{flavour}] screenshot {DOCS_SCREENSHOT} ({DOCS_SCREENSHOT.stat().st_size / 1024:.0f} KB)")
     assert browser_log.page_errors == []
     assert browser_log.external_requests == [], "the page reached beyond 127.0.0.1"
@@ -166,4 +173,5 @@ def test_tiny_dashboard_in_lab(jupyter_server, browser_root, page, browser_log):
     page.locator(".bw-all-heads .bqplot >> nth=3").locator(".heatmapcell >> nth=0").click()
     page.wait_for_function("() => [...document.querySelectorAll('.bw-attention-grid .mainheading')]"
                            ".some(e => e.textContent.includes('head 3'))", timeout=h.ROUNDTRIP_TIMEOUT_MS)
+    save_screenshot(page, h.ARTIFACTS_DIR / "dashboard-tiny.png")
     assert browser_log.page_errors == []
