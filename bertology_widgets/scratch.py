@@ -78,3 +78,31 @@ def scratch_builder(name: str, glue_dir=None):
         return model, tokenizer
 
     return build
+
+
+def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", glue_dir=None,
+                         max_train_examples: int = 20_000, progress: bool = True):
+    """Train the named from-scratch model on ``task`` once, into the user cache; return its folder.
+
+    The folder is ``<cache>/<name>-<task>`` (see
+    :func:`bertology_widgets.default_model.cache_root`); it is reused when its
+    manifest checks out and rebuilt otherwise.
+    """
+    from .default_model import cache_problem, cache_root, write_manifest
+    from .finetune import FinetuneConfig, finetune
+
+    folder = cache_root() / f"{name}-{task}"
+    if cache_problem(folder) is None:
+        return folder
+    config = FinetuneConfig(learning_rate=5e-4, max_length=64, max_train_examples=max_train_examples)
+    staging = folder.with_name(folder.name + ".building")
+    result = finetune(None, task, staging, glue_dir=glue_dir, config=config, progress=progress,
+                      from_scratch_config=scratch_builder(name, glue_dir=glue_dir))
+    result.pop("out", None)
+    write_manifest(staging, {"build": result, "origin": SCRATCH_CONFIGS[name].description})
+    import os
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    return folder
