@@ -105,13 +105,17 @@ def test_all_heads_grid_click_selects_the_head(session):
     assert view._small_box.layout.display == "none"
 
 
-def test_causal_models_say_so(tokenizer):
-    model = tiny_model("gpt2", num_layers=2, num_heads=2)
+def test_causal_models_say_so_and_one_layer_grids_stay_2d(tokenizer):
+    model = tiny_model("gpt2", num_layers=1, num_heads=2)
     s = ModelSession(model, tokenizer, tiny_examples(8), task="sst2", live=False)
     try:
         view = AttentionGrid(s)
         assert "causal" in view.grid.fig.title
         assert np.allclose(np.triu(view.grid.heat.color, k=1), 0)
+        grid = HeadMaskGrid(s)
+        assert grid.grid.heat.color.shape == (1, 2)  # bqplot would squeeze it to (2,)
+        grid.grid.click(0, 1)
+        assert s.mask[0, 1] == 0
     finally:
         s.close()
 

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 from bqplot import Axis, ColorScale, Figure, GridHeatMap, LinearScale, Lines, Tooltip
+from bqplot.traits import array_dimension_bounds, array_serialization
+from traittypes import Array
 
 from ._base import SessionView, held
+
+
+class _GridHeatMap(GridHeatMap):
+    """bqplot's ``GridHeatMap`` without squeezing ``color``: a 1 x n grid (one token, one layer) stays 2-d."""
+
+    color = Array(None, allow_none=True).tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis",
+                                             **array_serialization).valid(array_dimension_bounds(2, 2))
 
 
 def _centres(n: int) -> np.ndarray:
@@ -64,7 +73,7 @@ class GridFigure:
         tip = None
         if tooltip:
             tip = Tooltip(fields=["row", "column", "color"], labels=list(tooltip), formats=[".0f", ".0f", ".3f"])
-        self.heat = GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
+        self.heat = _GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
                                 stroke="white", tooltip=tip, interactions={"hover": "tooltip"})
         self.overlays = {
             name: Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.cols, "y": self.rows}, visible=False,
@@ -86,20 +95,24 @@ class GridFigure:
                           padding_x=0, padding_y=0, animation_duration=0, layout=layout or {},
                           fig_margin=fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
         self._click_handler = None
+        self._labels = None
         self.heat.on_element_click(self._on_element_click)
 
     def show(self, color, row_labels=None, col_labels=None, title=None) -> None:
-        """Show ``color`` (shape ``(rows, cols)``) with tick labels; one message per widget."""
+        """Show ``color`` (shape ``(rows, cols)``), with new tick labels if given; one message per widget."""
         color = np.asarray(color, dtype=float)
         n_rows, n_cols = color.shape
         with held(self.fig, self.heat, *self.axes):
+            shape_changed = self.heat.color is None or self.heat.color.shape != color.shape
             # color first: row/column are validated against its shape.
             self.heat.color = color
-            self.heat.row, self.heat.column = np.arange(n_rows + 1.0), np.arange(n_cols + 1.0)
-            if self.axes and col_labels is not None:
-                self.axes[0].tick_values, self.axes[0].tick_labels = _centres(n_cols), _tick_labels(col_labels)
-            if self.axes and row_labels is not None:
-                self.axes[1].tick_values, self.axes[1].tick_labels = _centres(n_rows), _tick_labels(row_labels)
+            if shape_changed:
+                self.heat.row, self.heat.column = np.arange(n_rows + 1.0), np.arange(n_cols + 1.0)
+            labels = None if row_labels is None else (tuple(row_labels), tuple(col_labels))
+            if self.axes and labels is not None and labels != self._labels:
+                self._labels = labels
+                self.axes[0].tick_values, self.axes[0].tick_labels = _centres(n_cols), _tick_labels(labels[1])
+                self.axes[1].tick_values, self.axes[1].tick_labels = _centres(n_rows), _tick_labels(labels[0])
             if title is not None:
                 self.fig.title = title
 
