@@ -135,8 +135,12 @@ class GridFigure:
         # bqplot's "select" interaction loses the cell on GridHeatMap (its d3 v7 click
         # listener reads rowNum off the event), but the element_click message carries it.
         data = content.get("data") or {}
-        if self._click_handler is not None and "rowNum" in data and "columnNum" in data:
-            self._click_handler(int(data["rowNum"]), int(data["columnNum"]))
+        try:
+            row, col = int(data["rowNum"]), int(data["columnNum"])
+        except (KeyError, TypeError, ValueError):  # not a cell: nothing to do
+            return
+        if self._click_handler is not None:
+            self._click_handler(row, col)
 
     def click(self, row: int, col: int) -> None:
         """Simulate a click on cell ``(row, col)``: the message the front end sends."""
