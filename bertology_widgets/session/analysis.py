@@ -34,6 +34,11 @@ class AnalysisMixin(HasTraits):
     analysis_progress = Float(0.0)
     analysis_status = Unicode("")
 
+    def private_model(self):
+        """A deep copy of the model, for long work that must not block or disturb live scoring."""
+        with self.model_lock:
+            return copy.deepcopy(self.model)
+
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
 
@@ -45,9 +50,7 @@ class AnalysisMixin(HasTraits):
 
         def target():
             try:
-                with self.model_lock:
-                    model = copy.deepcopy(self.model)
-                work(model)
+                work(self.private_model())
                 self.analysis_status = f"{name}: done"
             except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
                 self.error = f"{name} failed: {type(exc).__name__}: {exc}"

@@ -40,7 +40,7 @@ class LayerProbe(SessionView):
     """Linear probes of the session's task on every layer, under the current mask.
 
     "Train probes" runs :func:`~bertology_widgets.probe.layer_probe` (in a
-    background thread, holding ``session.model_lock``): a logistic regression
+    background thread, on a private copy of the model): a logistic regression
     per layer on pooled states of at most ``max_train`` training examples,
     scored on at most ``max_dev`` of ``session.examples``. The bars show the
     dev accuracy per layer (bar 0 = embeddings), a dashed line the majority
@@ -174,10 +174,10 @@ class LayerProbe(SessionView):
             if not s.label_names:
                 raise ValueError(f"{s.task} is a regression task; layer probes support classification tasks only")
             train = self._training_examples()
-            with s.model_lock:
-                result = layer_probe(s.model, s.tokenizer, train, s.examples, np.array(s.mask), self.pooling,
-                                     self.max_train, self.C, self.seed, progress=self._set_progress,
-                                     max_dev=self.max_dev, batch_size=s.batch_size, max_length=s.max_length)
+            # On a private copy: live scoring and the attention view stay responsive meanwhile.
+            result = layer_probe(s.private_model(), s.tokenizer, train, s.examples, np.array(s.mask), self.pooling,
+                                 self.max_train, self.C, self.seed, progress=self._set_progress,
+                                 max_dev=self.max_dev, batch_size=s.batch_size, max_length=s.max_length)
             self.result = result
             return result
         finally:
