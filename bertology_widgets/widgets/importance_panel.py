@@ -1,0 +1,207 @@
+"""``ImportancePanel``: compute head importance and the masking curve; mask by importance; see where you are."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+import numpy as np
+from bqplot import Axis, Figure, LinearScale, Lines, Scatter
+
+from ._base import SessionView, held
+
+CURVE_COLOUR, RANDOM_COLOUR, THRESHOLD_COLOUR, CURRENT_COLOUR = "#1f77b4", "#6b7280", "#b91c1c", "#e6550d"
+EMPTY = np.zeros(0)
+
+
+def fraction_masked(mask) -> float:
+    """Share of head capacity removed by ``mask`` (shape ``(layers, heads)``): ``1 - mean(gate)``."""
+    return float(1.0 - np.asarray(mask, dtype=float).mean())
+
+
+def is_least_important(mask, importance) -> bool:
+    """Whether ``mask`` masks (gate 0) only heads no more important than every head it keeps (gate 1)."""
+    mask, importance = np.asarray(mask), np.asarray(importance, dtype=float)
+    if not np.isin(mask, (0.0, 1.0)).all():
+        return False
+    masked, kept = importance[mask == 0], importance[mask == 1]
+    return masked.size == 0 or kept.size == 0 or masked.max() <= kept.min()
+
+
+class ImportancePanel(SessionView):
+    """Head importance and the masking curve of ``session``, and the current mask on that curve.
+
+    "Compute importance" runs :meth:`ModelSession.compute_importance` and
+    "Masking curve" :meth:`ModelSession.compute_masking_curve`, both in a
+    background thread; they are disabled while ``session.analysis_busy``, a
+    progress bar follows ``session.analysis_progress`` and a label
+    ``session.analysis_status``. Failures land in ``session.error``.
+
+    The slider masks the N least important heads
+    (:meth:`ModelSession.mask_least_important`) once ``session.importance`` is
+    known. It always shows how many heads are masked: a mask changed
+    elsewhere moves it without re-masking, and a note says when that mask is
+    not the N least important heads.
+
+    The chart plots the curve's metric against the fraction of heads masked:
+    the importance-ordered curve, the random-order baseline (mean, with its
+    min-max band over seeds), the threshold ``masking_threshold x original``,
+    and the current mask as a point at ``(1 - mean(session.mask),
+    session.score[metric])`` that moves with every estimate and exact score.
+
+    Parameters
+    ----------
+    session : ModelSession
+    max_examples : int, optional
+        Use only the first ``max_examples`` of ``session.examples`` for both analyses.
+    curve_options : dict, optional
+        Keyword arguments for :meth:`ModelSession.compute_masking_curve`
+        (``masking_amount``, ``masking_threshold``, ``random_seeds``, ...).
+
+    Attributes
+    ----------
+    importance_button, curve_button : ipywidgets.Button
+    progress : ipywidgets.FloatProgress
+        Bound to ``session.analysis_progress``; visible while ``session.analysis_busy``.
+    status : ipywidgets.Label
+        ``session.analysis_status``.
+    slider : ipywidgets.IntSlider
+        ``0 .. layers x heads``: how many heads are masked.
+    note : ipywidgets.HTML
+        Says when the mask is not the least important heads.
+    fig : bqplot.Figure
+    curve_line : bqplot.Lines
+        ``x`` the curve steps' ``fraction_masked``, ``y`` their ``score[metric]``.
+    random_line : bqplot.Lines
+        The random baseline's ``mean`` per step (dashed).
+    random_band : bqplot.Lines
+        ``y`` of shape ``(2, steps)``: the baseline's ``min`` and ``max``, filled between.
+    threshold_line : bqplot.Lines
+        At ``curve["threshold_score"]`` across the chart.
+    current_point : bqplot.Scatter
+        The current mask; hollow while the score is an estimate.
+    """
+
+    def __init__(self, session, max_examples: int | None = None, *, curve_options: dict | None = None, **kwargs):
+        super().__init__(session, **kwargs)
+        self.add_class("bw-importance-panel")
+        self.max_examples, self.curve_options = max_examples, dict(curve_options or {})
+        self._syncing = False
+        total = session.num_layers * session.num_heads
+        self.importance_button = w.Button(description="Compute importance", icon="play", button_style="primary",
+                                          layout={"width": "180px"})
+        self.curve_button = w.Button(description="Masking curve", icon="line-chart", layout={"width": "150px"})
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="analysis", layout={"width": "320px"})
+        self.status = w.Label()
+        self.slider = w.IntSlider(min=0, max=total, description="mask the N least important heads",
+                                  style={"description_width": "initial"}, continuous_update=False,
+                                  layout={"width": "480px"})
+        self.note = w.HTML()
+        self._build_chart()
+        for button in (self.importance_button, self.curve_button):
+            self._dlink((session, "analysis_busy"), (button, "disabled"))
+        self._dlink((session, "analysis_progress"), (self.progress, "value"))
+        self._dlink((session, "analysis_busy"), (self.progress.layout, "visibility"),
+                    lambda busy: "visible" if busy else "hidden")
+        self._dlink((session, "analysis_status"), (self.status, "value"))
+        self._dlink((session, "importance"), (self.slider, "disabled"), lambda importance: importance is None)
+        self._on_click(self.importance_button, self.compute_importance)
+        self._on_click(self.curve_button, self.compute_masking_curve)
+        self.children = [w.HBox([self.importance_button, self.curve_button, self.progress, self.status]),
+                         self.slider, self.note, self.fig]
+        self._observe(self._follow_mask, ["mask", "importance"])
+        self._observe(self._on_slider, ["value"], owner=self.slider, call_now=False)
+        self._observe(self._redraw_curve, ["curve"])
+        self._observe(self._redraw_current, ["mask", "score", "score_is_estimate"])
+
+    def _build_chart(self) -> None:
+        x, self.y_scale = LinearScale(min=0.0, max=1.0), LinearScale()
+        scales = {"x": x, "y": self.y_scale}
+        self.random_band = Lines(x=EMPTY, y=np.zeros((2, 0)), scales=scales, fill="between", colors=[RANDOM_COLOUR] * 2,
+                                 fill_colors=[RANDOM_COLOUR], fill_opacities=[0.15], stroke_width=0.5,
+                                 opacities=[0.4, 0.4], visible=False)
+        self.random_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[RANDOM_COLOUR], line_style="dashed",
+                                 labels=["random order (mean, min-max band)"], display_legend=True, visible=False)
+        self.curve_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[CURVE_COLOUR], marker="circle",
+                                marker_size=24, stroke_width=2, labels=["importance order"], display_legend=True,
+                                visible=False)
+        self.threshold_line = Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales=scales, colors=[THRESHOLD_COLOUR],
+                                    line_style="dotted", labels=["threshold"], display_legend=True, visible=False)
+        self.current_point = Scatter(x=[0.0], y=[0.0], scales=scales, colors=[CURRENT_COLOUR], default_size=80,
+                                     stroke="black", labels=["current mask"], display_legend=True)
+        self.y_axis = Axis(scale=self.y_scale, side="left", label=self.metric, tick_format=".2f")
+        self.fig = Figure(marks=[self.random_band, self.random_line, self.curve_line, self.threshold_line,
+                                 self.current_point],
+                          axes=[Axis(scale=x, label="fraction of heads masked", tick_format=".0%"), self.y_axis],
+                          title="Masking curve", legend_location="bottom-left", animation_duration=0,
+                          layout={"width": "520px", "height": "340px"},
+                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+
+    @property
+    def metric(self) -> str:
+        """The curve's metric; before a curve exists, the task's first metric."""
+        return self.session.curve.get("metric") or self.session.metric_names[0]
+
+    # -- actions ----------------------------------------------------------------------------
+    def compute_importance(self):
+        """What "Compute importance" does: :meth:`ModelSession.compute_importance` in the background."""
+        return self.session.compute_importance(max_examples=self.max_examples)
+
+    def compute_masking_curve(self):
+        """What "Masking curve" does: :meth:`ModelSession.compute_masking_curve` in the background."""
+        return self.session.compute_masking_curve(max_examples=self.max_examples, **self.curve_options)
+
+    def _on_slider(self, change) -> None:
+        if self._syncing or self.session.importance is None:
+            return
+        self.session.mask_least_important(int(change["new"]))
+
+    def _follow_mask(self, _change) -> None:
+        """Slider to the number of masked heads, without re-masking; note when they are not the least important."""
+        s = self.session
+        masked = int((np.asarray(s.mask) == 0).sum())
+        if self.slider.value != masked:
+            self._syncing = True
+            try:
+                self.slider.value = masked
+            finally:
+                self._syncing = False
+        other = s.importance is not None and not is_least_important(s.mask, s.importance)
+        text = (f"<small><i>The mask is not the {masked} least important heads (changed elsewhere); "
+                "move the slider to mask by importance.</i></small>") if other else ""
+        if self.note.value != text:
+            self.note.value = text
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _redraw_curve(self, _change) -> None:
+        curve, metric = self.session.curve, self.metric
+        steps = curve.get("steps") or []
+        baseline = (curve.get("random_baseline") or {}).get("steps") or []
+        with held(self.fig, self.curve_line, self.random_line, self.random_band, self.threshold_line, self.y_axis):
+            self.y_axis.label = metric
+            self.curve_line.x = np.array([step["fraction_masked"] for step in steps], dtype=float)
+            self.curve_line.y = np.array([step["score"][metric] for step in steps], dtype=float)
+            self.curve_line.visible = bool(steps)
+            rx = np.array([step["fraction_masked"] for step in baseline], dtype=float)
+            self.random_line.x, self.random_band.x = rx, rx
+            self.random_line.y = np.array([step["mean"] for step in baseline], dtype=float)
+            self.random_band.y = np.array([[step[key] for step in baseline] for key in ("min", "max")], dtype=float)
+            self.random_line.visible = self.random_band.visible = bool(baseline)
+            threshold = curve.get("threshold_score")
+            if threshold is not None:
+                self.threshold_line.y = [float(threshold)] * 2
+            self.threshold_line.visible = threshold is not None
+        self._redraw_current(None)
+
+    def _redraw_current(self, _change) -> None:
+        s = self.session
+        value = s.score.get(self.metric)
+        with self.current_point.hold_sync():
+            if value is not None:
+                self.current_point.x, self.current_point.y = [fraction_masked(s.mask)], [float(value)]
+            self.current_point.fill = not s.score_is_estimate
+            self.current_point.visible = value is not None
+
+    def close(self) -> None:
+        super().close()
+        for widget in (self.fig, self.curve_line, self.random_line, self.random_band, self.threshold_line,
+                       self.current_point, *self.fig.axes):
+            widget.close()
