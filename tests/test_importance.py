@@ -157,6 +157,18 @@ def test_per_example_is_the_mean_of_per_example_gradients(tokenizer, arch):
     np.testing.assert_allclose(result.importance, min_max_layer_norm(raw), rtol=1e-4, atol=1e-6)
 
 
+def test_per_batch_takes_the_gradient_of_each_batch_mean(bert, tokenizer):
+    one = head_importance(bert, tokenizer, EXAMPLES, per_example=False, batch_size=len(EXAMPLES), task="sst2",
+                          compute_entropy=False)
+    np.testing.assert_allclose(one.raw_importance,
+                               reference_compat(bert, tokenizer, "bert", EXAMPLES, len(EXAMPLES)) * one.tokens,
+                               rtol=1e-4, atol=1e-7)
+    singles = head_importance(bert, tokenizer, EXAMPLES, per_example=False, batch_size=1, task="sst2",
+                              compute_entropy=False)
+    np.testing.assert_allclose(singles.raw_importance, reference_per_example(bert, tokenizer, "bert", EXAMPLES),
+                               rtol=1e-4, atol=1e-7)
+
+
 def test_per_example_under_a_mask(bert, tokenizer):
     mask = np.ones((LAYERS, HEADS), dtype=np.float32)
     mask[0, 1] = mask[2, 3] = 0.0
