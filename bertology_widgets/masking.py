@@ -89,9 +89,13 @@ def heads_per_step(num_heads_total: int, masking_amount: float) -> int:
     return max(1, int(num_heads_total * masking_amount))
 
 
+#: run_bertology.py's metric names (``--metric_name acc``) for this package's.
+METRIC_ALIASES = {"acc": "accuracy", "mcc": "matthews_correlation"}
+
+
 def _metric_name(model, examples, metric, task) -> tuple[str, str]:
     glue_task, _ = labelled_task(model, examples, task)
-    metric = metric or glue_task.metrics[0]
+    metric = METRIC_ALIASES.get(metric, metric) or glue_task.metrics[0]
     if metric not in glue_task.metrics:
         raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")
     return glue_task.name, metric
@@ -136,7 +140,8 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     masking_threshold : float
         Stop when ``score[metric] < masking_threshold * original``.
     metric : str, optional
-        One of the task's metrics; default its first (accuracy for SST-2).
+        One of the task's metrics (or run_bertology.py's ``"acc"``, ``"mcc"``);
+        default the task's first (accuracy for SST-2).
     importance : np.ndarray ``(layers, heads)``, optional
         Importance of the unmasked model when already computed.
     batch_size, max_length : int

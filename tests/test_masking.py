@@ -94,10 +94,10 @@ def test_given_importance_orders_the_first_step(model, tokenizer, examples):
     importance = np.arange(LAYERS * HEADS, dtype=np.float32)[::-1].reshape(LAYERS, HEADS)
     seen = []
     curve = masking_curve(model, tokenizer, examples, masking_amount=0.1, masking_threshold=2.0, task="sst2",
-                          importance=importance, on_step=seen.append)
+                          importance=importance, on_step=seen.append, metric="acc")
     assert len(curve.curve) == 2 and not curve.curve[1]["kept"]  # threshold above any score: one step
     assert np.asarray(curve.curve[1]["mask"])[-1, -1] == 0 and curve.curve[1]["heads_masked"] == 1
-    assert seen == curve.curve[1:]
+    assert seen == curve.curve[1:] and curve.metric == "accuracy"
     assert (curve.final_mask == 1).all()
     assert curve.to_dict()["steps"] == curve.curve
 
