@@ -35,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="timed forward passes per model for the speed-up")
     p.add_argument("--skip-naive", action="store_true", help="leave out the batch-size-1 compat loop")
     p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
     return p.parse_args(argv)
 
 
@@ -48,6 +50,8 @@ def main(argv=None) -> dict:
     from bertology_widgets.models import load_model
 
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     task = get_task(args.task)
     examples = load_glue(task, "validation", glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device, task=task.name)
