@@ -106,9 +106,11 @@ class AttentionGrid(FigureView):
 
     # -- all heads of the layer --------------------------------------------------------------
     def _on_show_all(self, _change) -> None:
+        # Shown before the figures are built: a figure first drawn inside a hidden box
+        # measures zero size and may not recover.
+        self._small_box.layout.display = None if self.show_all_heads else "none"
         if self.show_all_heads and not self.small:
             self._build_small()
-        self._small_box.layout.display = None if self.show_all_heads else "none"
         self._redraw_small(None)
 
     def _build_small(self) -> None:

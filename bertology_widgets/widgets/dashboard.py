@@ -17,7 +17,9 @@ from .score_readout import ScoreReadout
 
 def _model_name(session) -> str:
     config = getattr(session.model, "config", None)
-    return str(getattr(config, "_name_or_path", "") or getattr(config, "model_type", "model"))
+    # A local folder's last part (e.g. the default model's cache folder), or the hub name.
+    name = str(getattr(config, "_name_or_path", "") or "").rstrip("/")
+    return Path(name).name if Path(name).is_absolute() else name or str(getattr(config, "model_type", "model"))
 
 
 class Dashboard(SessionView):

@@ -41,7 +41,7 @@ def score_html(session) -> str:
     elif session.busy:
         kind = "<b>scoring</b> the new mask&hellip;"
     else:
-        kind = "<b>exact</b> on the whole evaluation set"
+        kind = f"<b>exact</b> on all {len(session.examples)} examples"
     mask = np.asarray(session.mask)
     status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
               f' &middot; {kind}</div>')

@@ -116,10 +116,15 @@ def exercise_dashboard(page, heads_total: int, head: int, timeout_ms: int) -> di
 
 def save_screenshot(page, path: Path) -> None:
     """A PNG of the whole dashboard: a viewport tall enough that none of it scrolls out of view."""
-    box = page.locator(".bw-dashboard").bounding_box()
-    page.set_viewport_size({"width": h.VIEWPORT["width"], "height": int(box["y"] + box["height"]) + 200})
+    dashboard = page.locator(".bw-dashboard")
+    to_top = "el => el.scrollIntoView({block: 'start'})"
+    dashboard.evaluate(to_top)
+    box = dashboard.bounding_box()
+    page.set_viewport_size({"width": h.VIEWPORT["width"], "height": int(box["y"] + box["height"]) + 100})
+    dashboard.evaluate(to_top)
+    page.mouse.move(0, 0)  # no hover toolbar or tooltip in the picture
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.locator(".bw-dashboard").screenshot(path=str(path), animations="disabled")
+    dashboard.screenshot(path=str(path), animations="disabled")
 
 
 def run_notebook(page, flavour: str, server, browser_root: Path, notebook: Path, timeout_ms: int) -> None:
@@ -152,7 +157,7 @@ def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_ro
     if flavour == "lab":
         save_screenshot(page, DOCS_SCREENSHOT)
         print(f"[{flavour}] screenshot {DOCS_SCREENSHOT} ({DOCS_SCREENSHOT.stat().st_size / 1024:.0f} KB)")
-    assert browser_log.page_errors == []
+    assert browser_log.unexpected_page_errors() == []
     assert browser_log.external_requests == [], "the page reached beyond 127.0.0.1"
 
 
@@ -169,9 +174,10 @@ def test_tiny_dashboard_in_lab(jupyter_server, browser_root, page, browser_log):
     wait_for_readout(page, "2 of 16 heads masked", timeout_ms=h.ROUNDTRIP_TIMEOUT_MS)
     # All heads: four small maps; clicking one selects its head.
     page.locator(".bw-attention-grid button:has-text('All heads')").click()
-    page.wait_for_selector(".bw-all-heads .bqplot >> nth=3", timeout=h.ROUNDTRIP_TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('.bw-all-heads .bqplot .heatmapcell').length >= 4",
+                           timeout=h.ROUNDTRIP_TIMEOUT_MS)
     page.locator(".bw-all-heads .bqplot >> nth=3").locator(".heatmapcell >> nth=0").click()
     page.wait_for_function("() => [...document.querySelectorAll('.bw-attention-grid .mainheading')]"
                            ".some(e => e.textContent.includes('head 3'))", timeout=h.ROUNDTRIP_TIMEOUT_MS)
     save_screenshot(page, h.ARTIFACTS_DIR / "dashboard-tiny.png")
-    assert browser_log.page_errors == []
+    assert browser_log.unexpected_page_errors() == []
