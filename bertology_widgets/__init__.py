@@ -34,7 +34,10 @@ _EXPORTS = {
     "ModelSession": "session",
     "Dashboard": "widgets",
     "head_importance": "importance",
-    "masking_curve": "importance",
+    "masking_curve": "masking",
+    "random_masking_curve": "masking",
+    "keep_one_head_per_layer": "masking",
+    "prune_and_compare": "masking",
 }
 
 __all__ = ["__version__", *_EXPORTS]

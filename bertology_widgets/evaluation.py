@@ -52,6 +52,23 @@ def check_num_labels(model, task) -> None:
         )
 
 
+def labelled_task(model, examples, task=None):
+    """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
+
+    The task is ``task``, else the examples', else the model's. Raises
+    ``ValueError`` for no examples, unlabelled examples (a test split) or a
+    model whose label count does not fit the task.
+    """
+    if len(examples) == 0:
+        raise ValueError("no examples given")
+    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
+    check_num_labels(model, glue_task)
+    labels = labels_of(examples)
+    if labels is None:
+        raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
+    return glue_task, labels
+
+
 @torch.inference_mode()
 def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
                    max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
@@ -101,13 +118,7 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
     dict
         ``{"task": ..., "n": ..., <metric>: float, ..., "predictions": np.ndarray (n,)}``.
     """
-    if len(examples) == 0:
-        raise ValueError("no examples to evaluate")
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-    check_num_labels(model, glue_task)
-    labels = labels_of(examples)
-    if labels is None:
-        raise ValueError("these examples have no labels (a GLUE test split?); evaluate on 'validation'")
+    glue_task, labels = labelled_task(model, examples, task)
     logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype)
     predictions = predictions_from_logits(logits, glue_task.is_regression)
     result = {"task": glue_task.name, "n": int(len(labels))}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .capture import attention_implementation
-from .evaluation import DEFAULT_MAX_LENGTH, check_num_labels, labels_of, task_of
+from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .progress import progress_bar
 
@@ -143,23 +143,6 @@ def per_example_gates(model, gates: torch.Tensor):
     finally:
         for handle in handles:
             handle.remove()
-
-
-def labelled_task(model, examples, task=None):
-    """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
-
-    The task is ``task``, else the examples', else the model's. Raises
-    ``ValueError`` for no examples, unlabelled examples (a test split) or a
-    model whose label count does not fit the task.
-    """
-    if len(examples) == 0:
-        raise ValueError("no examples given")
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-    check_num_labels(model, glue_task)
-    labels = labels_of(examples)
-    if labels is None:
-        raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
-    return glue_task, labels
 
 
 def _check_unpruned(model) -> None:
@@ -327,7 +310,6 @@ __all__ = [
     "example_losses",
     "format_head_table",
     "head_importance",
-    "labelled_task",
     "normalize_importance",
     "per_example_gates",
 ]

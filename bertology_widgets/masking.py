@@ -21,7 +21,8 @@ import torch
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
 from .heads import mask_heads, model_shape
-from .importance import head_importance, labelled_task
+from .evaluation import labelled_task
+from .importance import head_importance
 from .progress import progress_bar
 from .pruning import prune_heads
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import threading
-import warnings
 
 import numpy as np
 import psutil

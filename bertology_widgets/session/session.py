@@ -18,7 +18,7 @@ from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, 
 
 from ..batching import encode_examples
 from ..capture import TextTruncatedWarning, capture
-from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, check_num_labels, evaluate, labels_of, task_of
+from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape
 from . import state as state_io
 from .analysis import AnalysisMixin
@@ -111,11 +111,7 @@ class ModelSession(AnalysisMixin, HasTraits):
                  max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-        check_num_labels(model, glue_task)
-        labels = labels_of(examples)
-        if labels is None or len(labels) == 0:
-            raise ValueError("the session needs labelled examples (a GLUE train or validation split)")
+        glue_task, labels = labelled_task(model, examples, task)
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length, self.precision = batch_size, max_length, precision
