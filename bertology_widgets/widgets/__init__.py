@@ -14,7 +14,10 @@ from .dashboard import Dashboard
 from .example_view import ExampleView
 from .export import load_mask, save_mask
 from .head_mask_grid import HeadMaskGrid
+from .hidden_states import HiddenStatesView
+from .importance_panel import ImportancePanel
+from .layer_probe import LayerProbe
 from .score_readout import ScoreReadout
 
 __all__ = ["AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView", "Controls", "Dashboard",
-           "save_mask", "load_mask"]
+           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask"]

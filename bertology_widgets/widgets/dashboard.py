@@ -12,6 +12,9 @@ from .attention_grid import AttentionGrid
 from .controls import Controls
 from .example_view import ExampleView
 from .head_mask_grid import HeadMaskGrid
+from .hidden_states import HiddenStatesView
+from .importance_panel import ImportancePanel
+from .layer_probe import LayerProbe
 from .score_readout import ScoreReadout
 
 
@@ -38,8 +41,10 @@ class Dashboard(SessionView):
     controls, attention, mask_grid, readout, example
         The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
         :class:`ScoreReadout`, :class:`ExampleView`).
-    panels : ipywidgets.VBox
-        Room for further panels below the main row.
+    importance, hidden_states, probe
+        :class:`ImportancePanel`, :class:`HiddenStatesView` and :class:`LayerProbe`.
+    panels : ipywidgets.Accordion
+        Those three, folded below the main row.
     """
 
     def __init__(self, session=None, export_dir=".", **kwargs):
@@ -57,7 +62,13 @@ class Dashboard(SessionView):
         self.readout = ScoreReadout(session)
         self.example = ExampleView(session)
         self.exports = self._export_bar()
-        self.panels = w.VBox()
+        self.importance = ImportancePanel(session)
+        self.hidden_states = HiddenStatesView(session)
+        self.probe = LayerProbe(session)
+        self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe], selected_index=None)
+        for index, title in enumerate(("Head importance, masking curve and pruning", "Hidden states",
+                                       "Which layer knows the label? (layer probe)")):
+            self.panels.set_title(index, title)
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
@@ -96,7 +107,8 @@ class Dashboard(SessionView):
         self.mask_grid.save_svg(filename)
 
     def close(self) -> None:
-        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example):
+        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.importance,
+                     self.hidden_states, self.probe):
             view.close()
         super().close()
         if self._owns_session:
