@@ -2,8 +2,9 @@
 
 Measures, in one run and on one machine:
 
-* the naive baseline: a full fp32 re-evaluation with batch size 1, eager
-  attention and attention weights returned, as ``run_bertology.py`` does it;
+* the naive baseline: a full fp32 re-evaluation with batch size 1, inputs
+  padded to 128 tokens, eager attention and attention weights returned, as
+  ``run_bertology.py`` does it (and the same loop unpadded, for comparison);
 * the live session: for one head in each layer, the time from a mask change
   to the first streamed estimate and to the exact score (medians);
 * the same on a BERT-base-sized model (12 x 12, hidden 768, random weights);
@@ -24,12 +25,18 @@ import torch
 from .capture import attention_implementation
 
 
-def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128) -> float:
-    """One full pass with batch size 1, eager attention and ``output_attentions=True``."""
+def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True) -> float:
+    """One full pass as ``run_bertology.py`` makes it: batch size 1, eager attention, attentions returned.
+
+    ``run_bertology.py`` feeds GLUE features padded to ``max_seq_length``
+    (128); ``pad_to_max=False`` times the same loop on unpadded inputs.
+    """
+    padding = "max_length" if pad_to_max else False
     start = time.perf_counter()
     with torch.inference_mode(), attention_implementation(model, "eager"):
         for ex in examples:
-            enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, return_tensors="pt")
+            enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, padding=padding,
+                            return_tensors="pt")
             if int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1:
                 enc.pop("token_type_ids", None)
             model(**enc, output_attentions=True)
@@ -127,9 +134,11 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
         low.close()
     session.close()
     if naive:
-        log("naive baseline: batch size 1, eager attention, attentions returned ...")
+        log("naive baseline: batch size 1, padded to 128, eager attention, attentions returned ...")
         result["naive_s"] = naive_reevaluation_seconds(net, tokenizer, examples)
         result["speedup"] = result["naive_s"] / result["exact_median_s"]
+        result["naive_unpadded_s"] = naive_reevaluation_seconds(net, tokenizer, examples, pad_to_max=False)
+        result["speedup_vs_unpadded_naive"] = result["naive_unpadded_s"] / result["exact_median_s"]
     if bert_base:
         log("BERT-base-sized model (random weights) ...")
         big = bert_base_random().to(next(net.parameters()).device)
