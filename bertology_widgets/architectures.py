@@ -98,6 +98,13 @@ class ArchitectureAdapter:
         Attributes that the task model has on top of the base model.
     causal : bool
         True for decoder-only models (attention is causal).
+    pooled_rows_from : str or None
+        Path from a layer to a module that receives ``(context, residual)``,
+        both ``(batch, pos, hidden)``, after attention and before anything
+        position-wise. In the last layer only the pooled ``[CLS]`` row is
+        needed, so the layerwise runner slices both to position 0 there and
+        skips the output projection and feed-forward work for the other tokens.
+        ``None`` where the classifier does not read position 0.
     """
 
     name: str
@@ -112,6 +119,7 @@ class ArchitectureAdapter:
     classifier_head: Callable | None = None
     classifier_modules: tuple[str, ...] = ()
     causal: bool = False
+    pooled_rows_from: str | None = None
     prunable: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -156,6 +164,7 @@ BERT = ArchitectureAdapter(
     head_count_attrs=("num_attention_heads",),
     classifier_head=_bert_head,
     classifier_modules=("classifier", "dropout"),
+    pooled_rows_from="attention.output",
 )
 
 ROBERTA = ArchitectureAdapter(
@@ -169,6 +178,7 @@ ROBERTA = ArchitectureAdapter(
     head_count_attrs=("num_attention_heads",),
     classifier_head=_sequence_head,
     classifier_modules=("classifier",),
+    pooled_rows_from="attention.output",
 )
 
 ELECTRA = ArchitectureAdapter(
@@ -182,6 +192,7 @@ ELECTRA = ArchitectureAdapter(
     head_count_attrs=("num_attention_heads",),
     classifier_head=_sequence_head,
     classifier_modules=("classifier",),
+    pooled_rows_from="attention.output",
 )
 
 DISTILBERT = ArchitectureAdapter(

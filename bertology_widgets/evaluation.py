@@ -12,7 +12,7 @@ import torch
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .glue import compute_metrics, get_task
-from .heads import mask_heads
+from .heads import as_head_mask
 from .progress import progress_bar
 
 DEFAULT_BATCH_SIZE = 32
@@ -69,27 +69,32 @@ def labelled_task(model, examples, task=None):
     return glue_task, labels
 
 
-@torch.inference_mode()
 def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
                    max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
                    autocast_dtype: torch.dtype | None = None) -> np.ndarray:
-    """Logits ``(n, labels)`` for ``examples`` in their original order."""
+    """Logits ``(n, labels)`` for ``examples`` in their original order.
+
+    Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
+    live session, on the same length-sorted batches, so both give identical numbers.
+    """
+    from .layerwise import LayerwiseRunner
+
     encoded = encode_examples(tokenizer, examples, max_length)
-    device = next(model.parameters()).device
+    runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
+    num_layers, num_heads = runner.shape
+    gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
-    batches = length_sorted_batches(encoded.lengths, batch_size)
     out = None
     was_training = model.training
     model.eval()
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else torch.autocast(device.type, enabled=False))
     try:
-        with mask_heads(model, mask), autocast:
-            for indices in progress_bar(batches, enabled=progress, desc="evaluating", unit="batch"):
-                logits = model(**collate(encoded, indices, pad, device, with_types)).logits.float().cpu().numpy()
-                if out is None:
-                    out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
-                out[indices] = logits
+        batches = length_sorted_batches(encoded.lengths, batch_size)
+        for indices in progress_bar(batches, enabled=progress, desc="evaluating", unit="batch"):
+            batch = collate(encoded, indices, pad, runner.device, with_types)
+            logits = runner.logits(batch, gates).cpu().numpy()
+            if out is None:
+                out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
+            out[indices] = logits
     finally:
         model.train(was_training)
     return out

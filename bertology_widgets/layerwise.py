@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .architectures import adapter_for
+from .architectures import adapter_for, get_submodule
 from .heads import mask_heads, model_shape
 
 
 class _StopAtFirstLayer(Exception):
     pass
+
+
+def _first_row_only(module, args):
+    """Pre-hook: keep position 0 of ``(context, residual)``, each ``(batch, pos, hidden)`` -> ``(batch, 1, hidden)``."""
+    return (args[0][:, :1], args[1][:, :1], *args[2:])
 
 
 @dataclass
@@ -131,10 +136,27 @@ class LayerwiseRunner:
         with self._autocast(), mask_heads(self.model, mask):
             h = new_hidden[start]
             for i in range(start, len(self.layers)):
-                out = self.layers[i](h, *cache.layer_args, **cache.layer_kwargs)
-                h = out[0] if isinstance(out, tuple) else out
+                h = self._layer(i, h, cache)
                 new_hidden[i + 1] = h
             logits = self.adapter.classifier_head(self.model, h, cache.inputs)
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
         cache.stats = {"start_layer": start}
         return cache.logits
+
+    def _layer(self, i: int, h: torch.Tensor, cache: LayerCache) -> torch.Tensor:
+        """Layer ``i`` on ``h`` ``(batch, pos, hidden)``; the last layer keeps only the pooled row where it can."""
+        handle = None
+        if i == len(self.layers) - 1 and self.adapter.pooled_rows_from:
+            handle = get_submodule(self.layers[i], self.adapter.pooled_rows_from).register_forward_pre_hook(
+                _first_row_only)
+        try:
+            out = self.layers[i](h, *cache.layer_args, **cache.layer_kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return out[0] if isinstance(out, tuple) else out
+
+    @torch.inference_mode()
+    def logits(self, inputs: dict, mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, labels)`` for one batch, keeping nothing (what :func:`evaluate` uses)."""
+        return self.run(self.prepare(inputs), mask)

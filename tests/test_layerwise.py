@@ -1,0 +1,53 @@
+"""The layer-by-layer runner computes what the model's own forward computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bertology_widgets.heads import mask_heads
+from bertology_widgets.layerwise import LayerwiseRunner
+from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_model
+
+TEXTS = ["good film", "a long and rather boring movie , with a fine ending", "fun"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from bertology_widgets.testing import tiny_tokenizer
+
+    return tiny_tokenizer()
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
+def test_runner_matches_the_model_forward_under_masks(arch, tokenizer):
+    model = tiny_model(arch, initializer_range=0.5)
+    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    if arch in ("roberta", "distilbert", "gpt2", "llama"):
+        batch.pop("token_type_ids")
+    runner = LayerwiseRunner(model)
+    cache = runner.prepare(batch)
+    for mask in (torch.ones(3, 4), torch.tensor([[1, 0, 1, 1], [0.5, 1, 1, 0], [1, 1, 0, 1.0]])):
+        with torch.no_grad(), mask_heads(model, mask):
+            expected = model(**batch).logits
+        torch.testing.assert_close(runner.run(cache, mask), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(runner.logits(batch, mask), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bert_family_keeps_only_the_pooled_row_of_the_last_layer(tokenizer):
+    model = tiny_model("bert")
+    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    runner = LayerwiseRunner(model)
+    cache = runner.prepare(batch)
+    runner.run(cache, torch.ones(3, 4))
+    width = batch["input_ids"].shape[1]
+    assert [h.shape[1] for h in cache.hidden] == [width, width, width, 1]
+    assert not any(len(m._forward_pre_hooks) for m in model.modules())  # the slicing hook is gone
+
+
+def test_runner_refuses_a_model_without_a_classifier():
+    from transformers import BertModel
+
+    model = BertModel(tiny_model("bert").config)
+    with pytest.raises(ValueError, match="sequence-classification head"):
+        LayerwiseRunner(model)
