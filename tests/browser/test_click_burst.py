@@ -1,0 +1,166 @@
+"""The dashboard under load (issue 8): a burst of 50 clicks on the head-mask grid in JupyterLab.
+
+Opens a copy of ``notebooks/01_quickstart.ipynb`` (the default MiniLM fine-tuned
+on SST-2) with one extra cell, a "Save state" button that saves the session's
+state and mask from inside the kernel.  Clicks 50 cells of the head-mask grid
+(a fixed pseudo-random pick, some cells twice or more, so heads are toggled
+back) with no wait between the clicks, waits until the readout settles on an
+exact score and prints how long that took after the last click.  Then the saved
+mask must be the one the clicks make, the readout must count its masked heads,
+and its accuracy must be what ``bertology evaluate --mask`` says.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from . import harness as h
+from .test_dashboard import (
+    MODEL_TIMEOUT_MS,
+    QUICKSTART,
+    READOUT,
+    default_model,
+    readout_numbers,
+    run_notebook,
+)
+
+pytestmark = pytest.mark.browser
+__all__ = ["default_model"]  # a fixture, used by name
+
+LAYERS, HEADS = 6, 12
+CLICKS, SEED = 50, 8
+SAVE_BUTTON = "button.burst-save"
+SAVED_NOTE = ".burst-saved .widget-html-content"
+
+# Appended to the quickstart: saves the session from inside the kernel. The handler
+# runs after every click message queued before it (the kernel takes them in order).
+SAVE_CELL = """\
+import ipywidgets as widgets
+import numpy as np
+
+STATE_PATH, MASK_PATH = {state!r}, {mask!r}
+
+
+def _save_state(_button):
+    try:
+        settled = session.wait(timeout=600)
+        session.save_state(STATE_PATH)
+        np.save(MASK_PATH, np.asarray(session.mask))
+        saved.value = f"saved (settled: {{settled}})"
+    except Exception as exc:
+        saved.value = f"save failed: {{type(exc).__name__}}: {{exc}}"
+
+
+save_button = widgets.Button(description="Save state")
+save_button.add_class("burst-save")
+save_button.on_click(_save_state)
+saved = widgets.HTML()
+saved.add_class("burst-saved")
+widgets.HBox([save_button, saved])
+"""
+
+# Settled: the readout counts ``needle`` masked heads, says "exact", and its progress bar is hidden.
+_SETTLED_JS = """(needle) => {
+  const readout = document.querySelector('.bw-readout');
+  const text = readout?.querySelector('.bw-score .widget-html-content')?.innerText || '';
+  const bar = readout?.querySelector('.widget-hprogress');
+  const barShown = !!bar && getComputedStyle(bar).visibility !== 'hidden';
+  return text.includes(needle) && text.includes('exact') && !text.includes('scoring')
+         && !text.includes('estimate') && !barShown;
+}"""
+
+
+def click_sequence() -> list[tuple[int, int]]:
+    """50 (layer, head) picks, fixed by ``SEED``; some heads come up more than once."""
+    rng = random.Random(SEED)
+    return [divmod(cell, HEADS) for cell in rng.choices(range(LAYERS * HEADS), k=CLICKS)]
+
+
+def expected_mask(clicks) -> np.ndarray:
+    """The mask the clicks make from all heads kept: a head clicked an odd number of times is masked."""
+    mask = np.ones((LAYERS, HEADS), dtype=np.float32)
+    for (layer, head), times in collections.Counter(clicks).items():
+        mask[layer, head] = times % 2 == 0
+    return mask
+
+
+def burst_notebook(root: Path) -> tuple[Path, Path, Path]:
+    """The quickstart plus the "Save state" cell under ``root/burst``; returns (notebook, state, mask)."""
+    folder = root / "burst"
+    folder.mkdir(exist_ok=True)
+    state, mask = folder / "state.json", folder / "mask.npy"
+    nb = nbformat.read(str(QUICKSTART), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(state=str(state), mask=str(mask))))
+    notebook = folder / QUICKSTART.name
+    nbformat.write(nb, str(notebook))
+    return notebook, state, mask
+
+
+def cli_accuracy(mask_path: Path) -> float:
+    """``bertology evaluate --task sst2 --mask MASK --json``'s accuracy (this venv's CLI)."""
+    bertology = Path(sys.executable).parent / "bertology"
+    out = subprocess.run(
+        [str(bertology), "evaluate", "--task", "sst2", "--mask", str(mask_path), "--json",
+         "--glue-dir", os.environ["BERTOLOGY_GLUE_DIR"]],
+        capture_output=True, text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["accuracy"]
+
+
+def test_click_burst_in_lab(default_model, lab_server, browser_root, page, browser_log):
+    clicks = click_sequence()
+    want = expected_mask(clicks)
+    n_masked = int((want == 0).sum())
+    assert len(set(clicks)) < CLICKS and (want == 1).sum() > LAYERS * HEADS - len(set(clicks)), \
+        "the pick must toggle some heads back"
+    notebook, state_path, mask_path = burst_notebook(browser_root)
+    run_notebook(page, "lab", lab_server, browser_root, notebook, MODEL_TIMEOUT_MS)
+
+    rows = page.locator(".bw-mask-grid .heatmaprow")
+    page.wait_for_function(_SETTLED_JS, arg=f"0 of {LAYERS * HEADS} heads masked", polling=50,
+                           timeout=MODEL_TIMEOUT_MS)
+    assert rows.count() == LAYERS and page.locator(".bw-mask-grid .bqplot .heatmapcell").count() == LAYERS * HEADS
+    cells = [rows.nth(layer).locator(".heatmapcell").nth(head) for layer, head in clicks]
+
+    start = time.perf_counter()
+    for cell in cells:  # as fast as Playwright clicks: no wait in between
+        cell.click()
+    last_click = time.perf_counter()
+    page.wait_for_function(_SETTLED_JS, arg=f"{n_masked} of {LAYERS * HEADS} heads masked", polling=50,
+                           timeout=MODEL_TIMEOUT_MS)
+    settled = time.perf_counter() - last_click
+    readout = page.locator(READOUT).inner_text()
+    print(f"\n[lab] {CLICKS} clicks on the head-mask grid in {last_click - start:.2f} s; "
+          f"last click -> exact score {settled:.2f} s; {n_masked} of {LAYERS * HEADS} heads masked")
+
+    page.locator(SAVE_BUTTON).click()
+    page.wait_for_function("(sel) => (document.querySelector(sel)?.innerText || '').includes('save')",
+                           arg=SAVED_NOTE, polling=100, timeout=MODEL_TIMEOUT_MS)
+    assert page.locator(SAVED_NOTE).inner_text() == "saved (settled: True)"
+    saved = np.load(mask_path)
+    assert np.array_equal(saved, want), f"the kernel's mask is not the clicks' one:\n{saved}\n!=\n{want}"
+    assert np.array_equal(np.asarray(json.loads(state_path.read_text())["mask"]), saved)
+    assert page.locator(READOUT).inner_text() == readout, "the readout moved after it settled"
+    assert f"{int((saved == 0).sum())} of {saved.size} heads masked" in readout
+
+    accuracy = readout_numbers(readout)[0]
+    cli = cli_accuracy(mask_path)
+    print(f"[lab] readout accuracy {accuracy:.4f}, bertology evaluate {cli:.4f}")
+    assert accuracy == round(cli, 4), readout
+
+    error = page.locator(".bw-readout .bw-error")
+    assert error.inner_text() == "" and not error.is_visible()
+    h.assert_no_errors(page)
+    assert browser_log.unexpected_page_errors() == []
+    assert browser_log.external_requests == [], "the page reached beyond 127.0.0.1"
