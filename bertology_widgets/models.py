@@ -7,6 +7,7 @@ unsupported architecture is refused from its config, before any weights load.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -70,6 +71,20 @@ def pick_device(device=None) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """Hide transformers' per-file "Loading weights" bars (they clutter notebooks and Voila pages)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name_or_path=None, *, num_labels: int | None = None, device=None, task=None):
     """Load a sequence classifier and its tokenizer.
 
@@ -98,7 +113,7 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
     tokenizer = load_tokenizer(path)
     if getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = tokenizer.pad_token_id
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
         model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa")
     if task is not None and not getattr(model.config, "bertology_task", None):
