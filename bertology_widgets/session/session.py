@@ -348,9 +348,11 @@ class ModelSession(AnalysisMixin, HasTraits):
             with self.model_lock, warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TextTruncatedWarning)
                 result = capture(self.model, self.tokenizer, self.text, self.text_pair, self.mask, self.max_length)
-                if self.example_index < 0:
+                key = (self.text, self.text_pair)
+                if self.example_index < 0 and (self._unmasked_logits is None or self._unmasked_logits[0] != key):
+                    # The unmasked prediction of one's own text: once per text, not on every mask change.
                     unmasked = capture(self.model, self.tokenizer, self.text, self.text_pair, None, self.max_length)
-                    self._unmasked_logits = unmasked.logits
+                    self._unmasked_logits = (key, unmasked.logits)
         except ValueError as exc:  # bad input (empty text ...): say what was expected
             self.error = str(exc)
             return
@@ -386,4 +388,4 @@ class ModelSession(AnalysisMixin, HasTraits):
         else:
             self.example_label = None
             self.example_prediction = to_pred(self._capture.logits)
-            self.example_baseline_prediction = to_pred(self._unmasked_logits)
+            self.example_baseline_prediction = to_pred(self._unmasked_logits[1])
