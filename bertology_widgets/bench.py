@@ -2,9 +2,10 @@
 
 Measures, in one run and on one machine:
 
-* the naive baseline: a full fp32 re-evaluation with batch size 1, inputs
-  padded to 128 tokens, eager attention and attention weights returned, as
-  ``run_bertology.py`` does it (and the same loop unpadded, for comparison);
+* the naive baseline: a full fp32 re-evaluation as ``run_bertology.py`` does
+  it for every mask (batch size 1, inputs padded to 128 tokens, attention
+  weights returned, a backward pass after each forward), and two lighter
+  variants of that loop (forward only; forward only and unpadded);
 * the live session: for one head in each layer, the time from a mask change
   to the first streamed estimate and to the exact score (medians);
 * the same on a BERT-base-sized model (12 x 12, hidden 768, random weights);
@@ -25,21 +26,34 @@ import torch
 from .capture import attention_implementation
 
 
-def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True) -> float:
-    """One full pass as ``run_bertology.py`` makes it: batch size 1, eager attention, attentions returned.
+def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,
+                               backward: bool = True) -> float:
+    """One full re-scoring pass as ``run_bertology.py`` makes it; returns seconds.
 
-    ``run_bertology.py`` feeds GLUE features padded to ``max_seq_length``
-    (128); ``pad_to_max=False`` times the same loop on unpadded inputs.
+    ``run_bertology.py`` scores every mask with ``compute_heads_importance``:
+    batch size 1, GLUE features padded to ``max_seq_length`` (128), attention
+    weights returned (``output_attentions=True``, so eager attention), a head
+    mask that requires grad, and ``loss.backward()`` after every forward.
+    ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
+    same loop, for comparison.
     """
+    from .heads import mask_heads, model_shape
+
     padding = "max_length" if pad_to_max else False
+    drop_types = int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1
+    gates = torch.ones(model_shape(model), requires_grad=backward)
+    grad_mode = torch.enable_grad() if backward else torch.inference_mode()
     start = time.perf_counter()
-    with torch.inference_mode(), attention_implementation(model, "eager"):
+    with grad_mode, attention_implementation(model, "eager"), mask_heads(model, gates):
         for ex in examples:
             enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, padding=padding,
                             return_tensors="pt")
-            if int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1:
+            if drop_types:
                 enc.pop("token_type_ids", None)
-            model(**enc, output_attentions=True)
+            out = model(**enc, labels=torch.tensor([ex.label]), output_attentions=True)
+            if backward:
+                out.loss.backward()
+    model.zero_grad(set_to_none=True)
     return time.perf_counter() - start
 
 
@@ -134,10 +148,14 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
         low.close()
     session.close()
     if naive:
-        log("naive baseline: batch size 1, padded to 128, eager attention, attentions returned ...")
+        log("naive baseline, as run_bertology.py scores a mask: batch size 1, padded to 128, attentions, backward ...")
         result["naive_s"] = naive_reevaluation_seconds(net, tokenizer, examples)
         result["speedup"] = result["naive_s"] / result["exact_median_s"]
-        result["naive_unpadded_s"] = naive_reevaluation_seconds(net, tokenizer, examples, pad_to_max=False)
+        log("lighter variants of the naive loop: forward only; forward only without padding ...")
+        result["naive_forward_only_s"] = naive_reevaluation_seconds(net, tokenizer, examples, backward=False)
+        result["speedup_vs_naive_forward_only"] = result["naive_forward_only_s"] / result["exact_median_s"]
+        result["naive_unpadded_s"] = naive_reevaluation_seconds(net, tokenizer, examples, pad_to_max=False,
+                                                                backward=False)
         result["speedup_vs_unpadded_naive"] = result["naive_unpadded_s"] / result["exact_median_s"]
     if bert_base:
         log("BERT-base-sized model (random weights) ...")

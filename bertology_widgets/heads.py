@@ -91,16 +91,19 @@ def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) 
     return tensor
 
 
-def _gate_hook(gates: torch.Tensor, head_dim: int):
+def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim: int):
     """A pre-hook that multiplies each head's slice of the input by its gate.
 
-    gates: ``(kept_heads,)``. The hooked input is ``(batch, pos, kept_heads * d_head)``.
+    gates: ``(layers, heads)``; the layer's gates ``gates[layer_index, kept]`` are
+    taken at every call, so each forward builds its own autograd graph (several
+    forward/backward passes may share one ``mask_heads`` block). The hooked
+    input is ``(batch, pos, kept_heads * d_head)``.
     """
 
     def hook(module, args):
         x = args[0]
         batch_shape = x.shape[:-1]
-        g = gates.to(device=x.device, dtype=x.dtype)
+        g = gates[layer_index, kept].to(device=x.device, dtype=x.dtype)
         gated = (x.view(*batch_shape, -1, head_dim) * g[:, None]).view(x.shape)
         return (gated, *args[1:])
 
@@ -139,7 +142,7 @@ def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
             layer_gates = gates[layer_index, kept]
             if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
                 continue  # an all-ones gate changes nothing: skip the work
-            hook = _gate_hook(layer_gates, adapter.head_dim(model))
+            hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model))
             handles.append(adapter.out_projection(layer).register_forward_pre_hook(hook))
         yield gates
     finally:

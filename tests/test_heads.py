@@ -219,3 +219,20 @@ def test_validate_layer_head_accepts_valid_indices():
     validate_layer_head((LAYERS, HEADS), 0, 0)
     validate_layer_head((LAYERS, HEADS), LAYERS - 1, HEADS - 1)
     validate_layer_head(shared_model("llama"), np.int64(2))
+
+
+def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
+    """As run_bertology.py does: one gate tensor, a backward after every batch, grads accumulating."""
+    import torch
+
+    from bertology_widgets.heads import mask_heads
+    from bertology_widgets.testing import tiny_model
+
+    model = tiny_model("bert", initializer_range=0.1)
+    gates = torch.ones(3, 4, requires_grad=True)
+    grads = []
+    with mask_heads(model, gates):
+        for text in ("good film", "a dull movie"):
+            model(**tokenizer(text, return_tensors="pt"), labels=torch.tensor([1])).loss.backward()
+            grads.append(gates.grad.clone())
+    assert (grads[0] != 0).any() and not torch.equal(grads[0], grads[1])
