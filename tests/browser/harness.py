@@ -29,6 +29,16 @@ import nbformat
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts" / "browser"
 
+
+def docs_screenshot(name: str) -> Path:
+    """Where a README screenshot goes: ``docs/images/`` with ``BERTOLOGY_UPDATE_DOCS=1``, else ``artifacts/browser/``.
+
+    So a plain test run leaves the checked-in pictures alone.
+    """
+    folder = REPO_ROOT / "docs" / "images" if os.environ.get("BERTOLOGY_UPDATE_DOCS") == "1" else ARTIFACTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
 CHROMIUM_PATH = os.environ.get("BERTOLOGY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 os.environ.setdefault("BERTOLOGY_GLUE_DIR", str(h.REPO_ROOT.parent / "shared" / "glue"))
 
 QUICKSTART = h.REPO_ROOT / "notebooks" / "01_quickstart.ipynb"
-DOCS_SCREENSHOT = h.REPO_ROOT / "docs" / "images" / "dashboard.png"
+DOCS_SCREENSHOT = h.docs_screenshot("dashboard.png")  # docs/images/ with BERTOLOGY_UPDATE_DOCS=1
 # Loading MiniLM and scoring the 872 SST-2 dev sentences takes a while on two cores.
 MODEL_TIMEOUT_MS = 4 * h.KERNEL_TIMEOUT_MS
 

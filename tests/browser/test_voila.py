@@ -27,7 +27,7 @@ from .test_dashboard import (
 pytestmark = pytest.mark.browser
 __all__ = ["default_model"]  # a fixture, used by name
 
-DOCS_SCREENSHOT = h.REPO_ROOT / "docs" / "images" / "voila.png"
+DOCS_SCREENSHOT = h.docs_screenshot("voila.png")  # docs/images/ with BERTOLOGY_UPDATE_DOCS=1
 MAX_SCREENSHOT_BYTES = 300 * 1024
 HEADS = 6 * 12
 
