@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 
@@ -18,17 +16,10 @@ def add_model_task_options(parser, task_required: bool = True) -> None:
 
 
 def load_mask_file(path):
-    """A head mask from ``.npy`` (``run_bertology.py``'s ``head_mask.npy``) or ``.json`` (a nested list)."""
-    if path is None:
-        return None
-    if str(path).endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        return np.asarray(data["mask"] if isinstance(data, dict) else data, dtype=np.float32)
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read the mask file {path}: {exc}") from exc
+    """The ``--mask`` file (``.npy`` or ``.json``), or None when no file is given."""
+    from ..mask_files import load_mask
+
+    return None if path is None else load_mask(path)
 
 
 def jsonable(result: dict) -> dict:

@@ -8,7 +8,7 @@ from bqplot import ColorScale
 from traitlets import Enum
 
 from ._grid import FigureView, GridFigure, crosses, frame
-from .export import save_mask
+from ..mask_files import save_mask
 
 MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data

@@ -1,8 +1,9 @@
-"""Head masks to and from files: ``.npy`` (a float32 array) or ``.json`` (``{"mask": [[...], ...]}``).
+"""Head masks to and from files: ``.npy`` (a float32 array, as ``run_bertology.py``'s
+``head_mask.npy``) or ``.json`` (``{"mask": [[...], ...]}`` or a bare nested list).
 
+Used by the command line (``--mask``) and the dashboard's export buttons.
 Pictures are exported by bqplot in the browser instead (``Figure.save_png`` /
-``save_svg``, see :meth:`AttentionGrid.save_png`): they need a live front end
-and land in the browser's downloads.
+``save_svg``, see :meth:`AttentionGrid.save_png`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..session.state import atomic_write_text
+from .session.state import atomic_write_text
 
 MASK_SUFFIXES = (".npy", ".json")
 
@@ -43,12 +44,20 @@ def load_mask(path) -> np.ndarray:
     """Read a mask written by :func:`save_mask`; shape ``(layers, heads)``, float32."""
     path = Path(path)
     if _suffix(path) == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or "mask" not in data:
-            raise ValueError(f'{path} holds no {{"mask": [[...]]}} object')
-        mask = np.asarray(data["mask"], dtype=np.float32)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc})") from None
+        if isinstance(data, dict) and "mask" in data:
+            data = data["mask"]
+        if not isinstance(data, list):
+            raise ValueError(f'{path} holds no {{"mask": [[...]]}} object or nested list')
+        mask = np.asarray(data, dtype=np.float32)
     else:
-        mask = np.load(path, allow_pickle=False).astype(np.float32)
+        try:
+            mask = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the mask file {path}: {exc}") from None
     if mask.ndim != 2:
         raise ValueError(f"{path} holds an array of shape {mask.shape}; a head mask has shape (layers, heads)")
     return mask
