@@ -19,7 +19,7 @@ from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, 
 from ..batching import encode_examples
 from ..capture import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import as_head_mask, model_shape
+from ..heads import as_head_mask, model_shape, validate_layer_head
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .live import LiveScorer
@@ -157,17 +157,18 @@ class ModelSession(AnalysisMixin, HasTraits):
     # -- validation ------------------------------------------------------------------
     @validate("layer")
     def _check_layer(self, proposal):
-        value = int(proposal["value"])
-        if not 0 <= value < self.num_layers:
-            raise TraitError(f"layer {value} does not exist; this model has layers 0..{self.num_layers - 1}")
-        return value
+        return self._checked_index(int(proposal["value"]), None)
 
     @validate("head")
     def _check_head(self, proposal):
-        value = int(proposal["value"])
-        if not 0 <= value < self.num_heads:
-            raise TraitError(f"head {value} does not exist; this model has heads 0..{self.num_heads - 1} per layer")
-        return value
+        return self._checked_index(0, int(proposal["value"]))
+
+    def _checked_index(self, layer: int, head: int | None) -> int:
+        try:
+            validate_layer_head((self.num_layers, self.num_heads), layer, head)
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return layer if head is None else head
 
     @validate("mask")
     def _check_mask(self, proposal):
