@@ -219,3 +219,11 @@ def _save_failure_artifacts(nodeid, pg, log: BrowserLog, servers) -> None:
     (h.ARTIFACTS_DIR / f"FAILED-{name}.browser.log").write_text(log.text())
     for server in servers:
         shutil.copyfile(server.log_path, h.ARTIFACTS_DIR / f"FAILED-{name}.{server.name}.log")
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The default model's folder, built first if the cache lacks it (minutes, once per machine)."""
+    from bertology_widgets.default_model import ensure_default_model
+
+    return ensure_default_model(progress=False)

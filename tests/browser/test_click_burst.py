@@ -30,13 +30,11 @@ from .test_dashboard import (
     MODEL_TIMEOUT_MS,
     QUICKSTART,
     READOUT,
-    default_model,
     readout_numbers,
     run_notebook,
 )
 
 pytestmark = pytest.mark.browser
-__all__ = ["default_model"]  # a fixture, used by name
 
 LAYERS, HEADS = 6, 12
 CLICKS, SEED = 50, 8

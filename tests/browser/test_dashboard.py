@@ -134,16 +134,6 @@ def run_notebook(page, flavour: str, server, browser_root: Path, notebook: Path,
     h.assert_no_errors(page)
 
 
-@pytest.fixture(scope="module")
-def default_model():
-    """The default model's folder, built first if the cache lacks it (minutes, once per machine)."""
-    from bertology_widgets.default_model import cache_problem, default_model_dir, ensure_default_model
-
-    if cache_problem(default_model_dir()) is not None:
-        ensure_default_model(progress=False)
-    return default_model_dir()
-
-
 @pytest.mark.parametrize("flavour", ["lab", "nb7"])
 def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_root, page, browser_log):
     notebook = browser_root / "quickstart" / QUICKSTART.name

@@ -19,13 +19,11 @@ from .test_dashboard import (
     ATTENTION_CELLS,
     MODEL_TIMEOUT_MS,
     QUICKSTART,
-    default_model,
     exercise_dashboard,
     wait_for_readout,
 )
 
 pytestmark = pytest.mark.browser
-__all__ = ["default_model"]  # a fixture, used by name
 
 DOCS_SCREENSHOT = h.docs_screenshot("voila.png")  # docs/images/ with BERTOLOGY_UPDATE_DOCS=1
 MAX_SCREENSHOT_BYTES = 300 * 1024
