@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .capture import attention_implementation
+from .capturing import attention_implementation
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .progress import progress_bar

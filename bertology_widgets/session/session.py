@@ -17,7 +17,7 @@ import torch
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..batching import encode_examples
-from ..capture import TextTruncatedWarning, capture
+from ..capturing import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from . import state as state_io
