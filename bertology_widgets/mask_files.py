@@ -52,7 +52,11 @@ def load_mask(path) -> np.ndarray:
             data = data["mask"]
         if not isinstance(data, list):
             raise ValueError(f'{path} holds no {{"mask": [[...]]}} object or nested list')
-        mask = np.asarray(data, dtype=np.float32)
+        try:
+            mask = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path} must hold a (layers, heads) grid of numbers, every row as long, "
+                             f"1 keep / 0 mask, such as [[1, 0], [1, 1]]") from None
     else:
         try:
             mask = np.load(path, allow_pickle=False).astype(np.float32)

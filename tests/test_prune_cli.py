@@ -129,4 +129,4 @@ def test_errors_are_reported_not_raised(saved, tmp_path, capsys):
     model_dir, glue_dir = saved
     code = main(["prune", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
                  "--out", str(tmp_path), "--mask", str(tmp_path / "bad.npy")])
-    assert code == 2 and "expected (3, 4)" in capsys.readouterr().err
+    assert code == 2 and "give a mask of shape (3, 4)" in capsys.readouterr().err
