@@ -85,6 +85,11 @@ class SessionView(w.VBox):
     """
 
     def __init__(self, session, **kwargs):
+        if not (isinstance(session, traitlets.HasTraits) and session.has_trait("mask")):
+            hint = f"ModelSession.from_pretrained(task={session!r})" if isinstance(session, str) else \
+                "ModelSession.from_pretrained(task='sst2')"
+            raise ValueError(f"{type(self).__name__} shows a ModelSession, not {type(session).__name__} "
+                             f"{session!r}; open one first: {type(self).__name__}({hint})")
         super().__init__(**kwargs)
         self.session = session
         self._links = []
