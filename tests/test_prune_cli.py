@@ -69,7 +69,7 @@ def test_importance_files_round_trip(saved, tmp_path, capsys):
     np.testing.assert_allclose(importance, expected.raw_importance, rtol=1e-5)
     np.testing.assert_allclose(entropy, expected.entropy, rtol=1e-5)
     table = (tmp_path / "importance.txt").read_text()
-    assert "Attention entropies\nlv, h >\t1\t2\t3\t4\nlayer 1:" in table
+    assert "Attention entropies\nlayer, head (from 0) >\t0\t1\t2\t3\nlayer 0:" in table
     assert "Head ranked by importance scores" in table and "compat" in table
     assert "Head importance scores" in capsys.readouterr().out
 
