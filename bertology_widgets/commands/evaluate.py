@@ -38,7 +38,7 @@ def run(args) -> int:
         print(json.dumps(result))
     else:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in task.metrics)
-        under = "" if mask is None else (f", mask {args.mask} ({result['heads_masked']} of {mask.size} heads "
-                                         f"masked)")
-        print(f"{task.display_name} {args.split} (n={result['n']}{under}): {metrics}")
+        under = "" if mask is None else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} "
+                                         f"heads masked")
+        print(f"{task.display_name} {args.split} (n={result['n']}){under}: {metrics}")
     return 0
