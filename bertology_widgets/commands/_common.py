@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,8 @@ def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint="")
         raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
             from None
     low_ok = value >= lowest if lowest_allowed else value > lowest
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     if not low_ok or (highest is not None and value > highest):
         bound = f"at least {lowest}" if lowest_allowed else f"above {lowest}"
         span = f"{bound}{f' and at most {highest}' if highest is not None else ''}"
