@@ -43,7 +43,11 @@ def save_mask(mask, path) -> Path:
 def load_mask(path) -> np.ndarray:
     """Read a mask written by :func:`save_mask`; shape ``(layers, heads)``, float32."""
     path = Path(path)
-    if _suffix(path) == ".json":
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no mask file at {path}; `bertology mask` writes one (head_mask.npy), and the "
+                                f"dashboard's export buttons too")
+    if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:

@@ -94,9 +94,9 @@ CASES = [
     ("evaluate-unknown-task", lambda r: ["evaluate", *model_args(r)[:2], "--task", "sst3"], ["sst3"]),
     # -- missing file
     ("evaluate-missing-mask", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "nope.npy")],
-     ["nope.npy"]),
+     ["no mask file at", "nope.npy", "`bertology mask` writes one"]),
     ("prune-missing-mask", lambda r: ["prune", *model_args(r), *out(r), "--mask", str(r / "nope.json")],
-     ["nope.json"]),
+     ["no mask file at", "nope.json"]),
     ("evaluate-mask-suffix", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "mask.txt")],
      ["mask.txt", ".npy or .json"]),
     ("evaluate-missing-glue-dir", lambda r: ["evaluate", *model_args(r)[:4], "--glue-dir", str(r / "nowhere")],
