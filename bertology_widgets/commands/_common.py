@@ -47,7 +47,7 @@ def fraction(text: str) -> float:
 
 
 def output_folder(path, option: str = "--out") -> Path:
-    """Create the output folder ``path`` and prove it is writable, before any work is done.
+    """Create the output folder ``path`` (or ``args.out``) and prove it is writable, before any work is done.
 
     A probe file is written and removed, because permission bits do not tell:
     root writes into a ``chmod 555`` folder, nobody writes on a read-only mount.
@@ -58,6 +58,7 @@ def output_folder(path, option: str = "--out") -> Path:
         Naming the path, what is wrong (a file in the way, no permission, a
         read-only file system) and what to do.
     """
+    path = getattr(path, "out", path)  # the parsed options work too: output_folder(args)
     out = Path(path).expanduser()
     blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocker == out:
