@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from .capture import attention_implementation
+from .capturing import attention_implementation
 
 
 def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,

@@ -16,8 +16,15 @@ from ._version import __version__
 SUBCOMMANDS = ("evaluate", "finetune", "importance", "mask", "prune", "bench", "default_model", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options get one line (the error and where to read more), not the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bertology",
         description="Look inside transformer models: GLUE scores under head masks, "
         "head importance, masking curves and real head pruning.",

@@ -60,7 +60,7 @@ def labelled_task(model, examples, task=None):
     model whose label count does not fit the task.
     """
     if len(examples) == 0:
-        raise ValueError("no examples given")
+        raise ValueError("no examples to score: the list of examples is empty")
     glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
     check_num_labels(model, glue_task)
     labels = labels_of(examples)

@@ -40,16 +40,21 @@ class FinetuneConfig:
     seed: int = 0
     freeze_embeddings: bool = False
 
+    def __post_init__(self):
+        # Zero epochs would save an untrained classifier and report its chance-level score.
+        for name in ("epochs", "batch_size", "learning_rate", "max_length"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ValueError(f"max_train_examples must be at least 1 (or None for all), "
+                             f"got {self.max_train_examples!r}")
+
 
 def check_output_dir(out_dir) -> Path:
-    """Fail early (before any training) when ``out_dir`` cannot be written."""
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the checkpoint")
-    probe_parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(probe_parent, os.W_OK):
-        raise PermissionError(f"cannot write the checkpoint to {out}: {probe_parent} is not writable")
-    return out
+    """Fail early (before any training) when ``out_dir`` cannot be written (a probe file is written there)."""
+    from .commands._common import output_folder
+
+    return output_folder(out_dir)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:

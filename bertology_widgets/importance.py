@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .capture import attention_implementation
+from .capturing import attention_implementation
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .progress import progress_bar
@@ -294,12 +294,12 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
 
 
 def format_head_table(table, fmt: str | None = None) -> str:
-    """A ``(layers, heads)`` table as run_bertology.py's ``print_2d_tensor`` prints it (1-based labels)."""
+    """A ``(layers, heads)`` table laid out as run_bertology.py's ``print_2d_tensor``, numbered from 0 like the API."""
     table = np.asarray(table)
     if fmt is None:
         fmt = "d" if np.issubdtype(table.dtype, np.integer) else ".5f"
-    lines = ["lv, h >\t" + "\t".join(str(h + 1) for h in range(table.shape[1]))]
-    lines += [f"layer {row + 1}:\t" + "\t".join(format(x, fmt) for x in table[row]) for row in range(table.shape[0])]
+    lines = ["layer, head (from 0) >\t" + "\t".join(str(h) for h in range(table.shape[1]))]
+    lines += [f"layer {row}:\t" + "\t".join(format(x, fmt) for x in table[row]) for row in range(table.shape[0])]
     return "\n".join(lines)
 
 

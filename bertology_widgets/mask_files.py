@@ -43,7 +43,11 @@ def save_mask(mask, path) -> Path:
 def load_mask(path) -> np.ndarray:
     """Read a mask written by :func:`save_mask`; shape ``(layers, heads)``, float32."""
     path = Path(path)
-    if _suffix(path) == ".json":
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no mask file at {path}; `bertology mask` writes one (head_mask.npy), and the "
+                                f"dashboard's export buttons too")
+    if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -52,7 +56,11 @@ def load_mask(path) -> np.ndarray:
             data = data["mask"]
         if not isinstance(data, list):
             raise ValueError(f'{path} holds no {{"mask": [[...]]}} object or nested list')
-        mask = np.asarray(data, dtype=np.float32)
+        try:
+            mask = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path} must hold a (layers, heads) grid of numbers, every row as long, "
+                             f"1 keep / 0 mask, such as [[1, 0], [1, 1]]") from None
     else:
         try:
             mask = np.load(path, allow_pickle=False).astype(np.float32)

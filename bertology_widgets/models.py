@@ -32,13 +32,48 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
     return name
 
 
-def load_config(path: str, **kwargs):
-    """The model's config, checked against the architecture table."""
+def hub_unreachable(path: str) -> str | None:
+    """Why the Hugging Face hub cannot serve ``path`` (offline mode, no connection), or None.
+
+    None as well for a local folder. One quick connection attempt replaces the
+    hub client's retries (about 25 s of messages when there is no network).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if os.path.isdir(path):
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return "hub access is off (HF_HUB_OFFLINE)"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
+    except OSError as exc:
+        return f"the Hugging Face hub ({url.hostname}) cannot be reached: {exc.strerror or exc}"
+    return None
+
+
+def load_config(path: str, offline: str | None = None, **kwargs):
+    """The model's config, checked against the architecture table.
+
+    ``offline`` is :func:`hub_unreachable`'s answer for ``path``: when set,
+    only the hub cache is searched and a miss says so in one line.
+    """
     from transformers import AutoConfig
 
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"the model folder {path} has no config.json, so it holds no saved model; give a "
+                                f"folder written by save_pretrained (for example by `bertology finetune --out`)")
+    if offline:
+        kwargs["local_files_only"] = True
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
     except OSError as exc:
+        if offline:
+            raise FileNotFoundError(f"{path!r} is not a local folder, and {offline}; give a model folder (for "
+                                    f"example one made by `bertology finetune`) or connect to the internet") from None
         raise FileNotFoundError(
             f"could not load a model config from {path!r}: give a folder written by save_pretrained "
             f"(for example one made by `bertology finetune`) or a hub name when online ({exc.__class__.__name__})"
@@ -47,11 +82,11 @@ def load_config(path: str, **kwargs):
     return config
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str, **kwargs):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError, TypeError) as exc:
         raise FileNotFoundError(
             f"{path!r} has no usable tokenizer; save one beside the model (tokenizer.save_pretrained) "
@@ -109,13 +144,16 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
 
     path = resolve_model_path(name_or_path)
     config_kwargs = {} if num_labels is None else {"num_labels": num_labels}
-    config = load_config(path, **config_kwargs)
-    tokenizer = load_tokenizer(path)
+    offline = hub_unreachable(path)
+    hub = {"local_files_only": True} if offline else {}
+    config = load_config(path, offline, **config_kwargs)
+    tokenizer = load_tokenizer(path, **hub)
     if getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = tokenizer.pad_token_id
     with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa")
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa",
+                                                                   **hub)
     if task is not None and not getattr(model.config, "bertology_task", None):
         model.config.bertology_task = task
     return model.to(pick_device(device)).eval(), tokenizer

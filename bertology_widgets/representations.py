@@ -6,7 +6,7 @@ and the probes in :mod:`bertology_widgets.probe` are written against these.
 Shapes: ``hs`` is ``(layers + 1, pos, hidden)`` (the embedding output, then the
 output of every layer), as in :attr:`ModelSession.hidden_states
 <bertology_widgets.session.ModelSession>` and :attr:`Capture.hidden_states
-<bertology_widgets.capture.Capture>`.
+<bertology_widgets.capturing.Capture>`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from bertology_widgets.architectures import (
     get_submodule,
     supported_architectures,
 )
-from bertology_widgets.capture import capture
+from bertology_widgets.capturing import capture
 from bertology_widgets.heads import count_gate_hooks, mask_heads, model_shape
 from bertology_widgets.pruning import prune_heads
 from conftest import ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, layer_module, shared_model

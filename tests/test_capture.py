@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.capture import TextTruncatedWarning, capture
+from bertology_widgets.capturing import TextTruncatedWarning, capture
 from bertology_widgets.heads import mask_heads
 from bertology_widgets.pruning import prune_heads
 from conftest import (

@@ -198,10 +198,11 @@ def write_sst2_dev(glue_dir: Path, sentences: list[str]) -> None:
 def test_max_examples_takes_the_first_n(tmp_path):
     write_sst2_dev(tmp_path, ["a", "b", "c", "d"])
     assert [e.text_a for e in load_glue("sst2", glue_dir=tmp_path, max_examples=2)] == ["a", "b"]
-    assert len(load_glue("sst2", glue_dir=tmp_path, max_examples=0)) == 0
     assert len(load_glue("sst2", glue_dir=tmp_path, max_examples=10)) == 4
-    with pytest.raises(ValueError, match="max_examples"):
-        load_glue("sst2", glue_dir=tmp_path, max_examples=-1)
+    for bad in (0, -1, 2.5):  # one message for every bad count, naming the fix
+        with pytest.raises(ValueError, match=rf"max_examples must be an integer of at least 1 \(or None for every "
+                                             rf"example\), got {bad}"):
+            load_glue("sst2", glue_dir=tmp_path, max_examples=bad)
 
 
 def test_glue_split_is_a_sequence_of_frozen_examples(tmp_path):

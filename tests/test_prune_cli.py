@@ -69,7 +69,7 @@ def test_importance_files_round_trip(saved, tmp_path, capsys):
     np.testing.assert_allclose(importance, expected.raw_importance, rtol=1e-5)
     np.testing.assert_allclose(entropy, expected.entropy, rtol=1e-5)
     table = (tmp_path / "importance.txt").read_text()
-    assert "Attention entropies\nlv, h >\t1\t2\t3\t4\nlayer 1:" in table
+    assert "Attention entropies\nlayer, head (from 0) >\t0\t1\t2\t3\nlayer 0:" in table
     assert "Head ranked by importance scores" in table and "compat" in table
     assert "Head importance scores" in capsys.readouterr().out
 
@@ -111,7 +111,10 @@ def test_prune_a_given_mask(saved, tmp_path):
     assert report["speedup"] == pytest.approx(report["seconds_before"] / report["seconds_after"])
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "head_mask.npy"), mask)
     assert not (tmp_path / "out" / "curve.json").exists()
-    assert "speed-up (time before / time after)" in (tmp_path / "out" / "prune.txt").read_text()
+    text = (tmp_path / "out" / "prune.txt").read_text()
+    assert "speed-up (time before / time after)" in text
+    kept = report["params_after"] / report["params_before"]
+    assert f"({kept:.1%} kept; {report['params_removed']} removed)" in text
 
 
 def test_prune_masks_first_without_a_mask(saved, tmp_path):
@@ -129,4 +132,22 @@ def test_errors_are_reported_not_raised(saved, tmp_path, capsys):
     model_dir, glue_dir = saved
     code = main(["prune", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
                  "--out", str(tmp_path), "--mask", str(tmp_path / "bad.npy")])
-    assert code == 2 and "expected (3, 4)" in capsys.readouterr().err
+    assert code == 2 and "give a mask of shape (3, 4)" in capsys.readouterr().err
+
+
+def test_evaluate_says_which_mask_it_applied(saved, tmp_path, capsys):
+    mask = np.ones((LAYERS, HEADS), dtype=np.float32)
+    mask[1, 2] = mask[2, 0] = 0
+    np.save(tmp_path / "mine.npy", mask)
+    model_dir, glue_dir = saved
+    argv = ["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+            "--mask", str(tmp_path / "mine.npy")]
+    assert main(argv) == 0
+    expected = f"(n=12) with the mask {tmp_path / 'mine.npy'}, 2 of {LAYERS * HEADS} heads masked: accuracy"
+    assert expected in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["mask_file"] == str(tmp_path / "mine.npy") and record["heads_masked"] == 2
+    assert record["mask"] == mask.tolist()
+    assert main(argv[:-2] + ["--json"]) == 0
+    assert "mask" not in json.loads(capsys.readouterr().out)

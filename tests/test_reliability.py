@@ -266,11 +266,15 @@ def test_unusual_text_is_analysed(shared_session, text):
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_text_is_refused_visibly(shared_session, text):
     s = shared_session
-    s.example_index = 1
-    tokens = list(s.tokens)
+    s.text = "good " * 10_000  # truncated: a notice on screen
+    assert s.notice
     s.text = text
     assert "empty" in s.error
-    assert s.tokens == tokens
+    # Nothing of the previous text stays on screen.
+    assert s.tokens == [] and s.attention is None and s.hidden_states is None
+    assert not s.truncated and s.notice == "" and s.example_prediction is None
+    s.example_index = 1
+    assert s.error == "" and s.tokens[0] == "[CLS]"
 
 
 def test_very_long_text_is_truncated_with_a_notice(shared_session):

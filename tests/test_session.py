@@ -277,11 +277,10 @@ def test_custom_text_shows_predictions_without_label(session):
     assert session.example_label == session.examples[3].label
 
 
-def test_empty_text_sets_error_and_keeps_attention(session):
-    before = session.attention.copy()
+def test_empty_text_sets_error_and_clears_the_previous_input(session):
     session.text = "   "
     assert "empty" in session.error
-    np.testing.assert_array_equal(session.attention, before)
+    assert session.attention is None and session.tokens == [] and session.notice == ""
 
 
 def test_score_is_streamed_as_an_estimate_first(tokenizer):
@@ -365,3 +364,18 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         assert [st["heads_masked"] for st in steps] == sorted(st["heads_masked"] for st in steps)
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("layer, head, match", [
+    (3, 0, "layer 3 does not exist; this model has layers 0..2"),
+    (0, 4, "head 4 does not exist; this model has heads 0..3 per layer"),
+    (-1, 0, "layer -1 does not exist"),
+    (0.5, 0, "layer must be an integer index"),
+])
+def test_toggling_a_head_that_does_not_exist_says_which_exist(session, layer, head, match):
+    before = session.mask.copy()
+    with pytest.raises(TraitError, match=match):
+        session.toggle_head(layer, head)
+    with pytest.raises(TraitError, match=match):
+        session.set_head(layer, head, 0.0)
+    np.testing.assert_array_equal(session.mask, before)

@@ -148,7 +148,7 @@ def test_failing_callbacks_land_in_session_error(session):
     grid = HeadMaskGrid(session)
     grid.grid.on_cell_click(grid._guarded(lambda row, col: session.toggle_head(row, 99)))
     grid.grid.click(0, 0)  # must not raise
-    assert "IndexError" in session.error
+    assert "TraitError: head 99 does not exist" in session.error
     session.error = ""
     box = ipywidgets.IntText()
     controls._link((session, "layer"), (box, "value"))
@@ -219,3 +219,19 @@ def test_dashboard_composes_the_views_and_its_buttons_work(session, tmp_path):
     dashboard.close()
     session.toggle_head(1, 1)  # closed views no longer follow the session
     assert dashboard.mask_grid.grid.heat.color[1, 1] == 1
+
+
+@pytest.mark.parametrize("view", [Dashboard, AttentionGrid, ScoreReadout])
+def test_a_view_of_a_task_name_says_to_open_a_session(view):
+    with pytest.raises(ValueError, match=r"shows a ModelSession, not str 'sst2'; open one first: "
+                                         r".*\(ModelSession.from_pretrained\(task='sst2'\)\)"):
+        view("sst2")
+
+
+def test_refused_text_empties_the_attention_map(session):
+    grid = AttentionGrid(session)
+    session.text = ""
+    assert "empty" in session.error
+    assert grid.grid.heat.color.shape == (1, 1) and grid.grid.fig.title == "no input to show"
+    session.text = "a fine film"
+    assert grid.grid.heat.color.shape == (len(session.tokens),) * 2

@@ -1,8 +1,81 @@
-"""Options shared by several subcommands."""
+"""Options shared by several subcommands, and the checks that run before any work."""
 
 from __future__ import annotations
 
+import argparse
+import math
+import uuid
+from pathlib import Path
+
 import numpy as np
+
+
+def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+            from None
+    low_ok = value >= lowest if lowest_allowed else value > lowest
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if not low_ok or (highest is not None and value > highest):
+        bound = f"at least {lowest}" if lowest_allowed else f"above {lowest}"
+        span = f"{bound}{f' and at most {highest}' if highest is not None else ''}"
+        raise argparse.ArgumentTypeError(f"must be {span}, got {text}{hint}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """``type=`` for counts and sizes: an integer >= 1."""
+    return _number(int, text, 1)
+
+
+def example_count(text: str) -> int:
+    """``type=`` for ``--max-examples``: an integer >= 1 (leave the option out to use every example)."""
+    return _number(int, text, 1, hint="; leave the option out to use every example")
+
+
+def positive_float(text: str) -> float:
+    """``type=`` for epochs and learning rates: a number > 0."""
+    return _number(float, text, 0.0, lowest_allowed=False)
+
+
+def fraction(text: str) -> float:
+    """``type=`` for thresholds and amounts: a number in ``(0, 1]``."""
+    return _number(float, text, 0.0, 1.0, lowest_allowed=False)
+
+
+def output_folder(path, option: str = "--out") -> Path:
+    """Create the output folder ``path`` (or ``args.out``) and prove it is writable, before any work is done.
+
+    A probe file is written and removed, because permission bits do not tell:
+    root writes into a ``chmod 555`` folder, nobody writes on a read-only mount.
+
+    Raises
+    ------
+    ValueError
+        Naming the path, what is wrong (a file in the way, no permission, a
+        read-only file system) and what to do.
+    """
+    path = getattr(path, "out", path)  # the parsed options work too: output_folder(args)
+    out = Path(path).expanduser()
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker == out:
+        raise ValueError(f"{option} {path} is a file; name a folder (it is created if missing)")
+    if blocker is not None:
+        raise ValueError(f"{option} {path}: {blocker} is a file, so no folder can be made under it; "
+                         f"name another folder")
+    probe = out / f".bertology-write-check-{uuid.uuid4().hex}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"{option} {path}: cannot write there ({reason}); name a folder you can write to") \
+            from None
+    return out
 
 
 def add_model_task_options(parser, task_required: bool = True) -> None:
@@ -11,7 +84,7 @@ def add_model_task_options(parser, task_required: bool = True) -> None:
     parser.add_argument("--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
                         help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the hub)")
-    parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=int, default=None,
+    parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=example_count, default=None,
                         help="use only the first N examples")
 
 
@@ -20,6 +93,19 @@ def load_mask_file(path):
     from ..mask_files import load_mask
 
     return None if path is None else load_mask(path)
+
+
+def mask_for_model(mask, path, model):
+    """``mask`` (from the file ``path``) if its shape is the model's ``(layers, heads)``; None stays None."""
+    from ..heads import model_shape
+
+    if mask is None:
+        return None
+    shape = model_shape(model)
+    if mask.shape != shape:
+        raise ValueError(f"the mask in {path} has shape {mask.shape}, but this model has {shape[0]} layers x "
+                         f"{shape[1]} heads; give a mask of shape {shape}")
+    return mask
 
 
 def jsonable(result: dict) -> dict:

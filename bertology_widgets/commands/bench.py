@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import add_model_task_options
+from ._common import add_model_task_options, positive_int
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmark live re-scoring against the naive batch-size-1 loop")
     add_model_task_options(p, task_required=False)
     p.set_defaults(task="sst2")
-    p.add_argument("--repeats", type=int, default=3, help="heads timed per layer (default 3)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="heads timed per layer (default 3)")
     p.add_argument("--no-bert-base", dest="bert_base", action="store_false", help="skip the BERT-base-sized model")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--device", default=None)
@@ -31,5 +31,5 @@ def run(args) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:34s} {value}")
+            print(f"{key:34s} {format(value, '.4g') if isinstance(value, float) else value}")
     return 0

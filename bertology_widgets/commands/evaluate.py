@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_model_task_options, jsonable, load_mask_file
+from ._common import add_model_task_options, jsonable, load_mask_file, mask_for_model, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -12,8 +12,8 @@ def add_parser(subparsers) -> None:
     add_model_task_options(p)
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
     p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
+    p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -28,12 +28,17 @@ def run(args) -> int:
     mask = load_mask_file(args.mask)
     examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device)
+    mask = mask_for_model(mask, args.mask, model)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json)
     result = jsonable(result)
+    if mask is not None:
+        result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())
     if args.json:
         print(json.dumps(result))
     else:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in task.metrics)
-        print(f"{task.display_name} {args.split} (n={result['n']}): {metrics}")
+        under = "" if mask is None else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} "
+                                         f"heads masked")
+        print(f"{task.display_name} {args.split} (n={result['n']}){under}: {metrics}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ._common import example_count, output_folder, positive_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("finetune", help="fine-tune a model on a GLUE train split and save a checkpoint")
@@ -12,11 +14,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True, help="folder for the checkpoint (save_pretrained layout)")
     p.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None)
-    p.add_argument("--max-train-examples", "--max_train_examples", dest="max_train_examples", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
-    p.add_argument("--learning-rate", "--learning_rate", dest="learning_rate", type=float, default=1e-4)
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
+    p.add_argument("--max-train-examples", "--max_train_examples", dest="max_train_examples", type=example_count,
+                   default=None)
+    p.add_argument("--epochs", type=positive_float, default=1.0)
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
+    p.add_argument("--learning-rate", "--learning_rate", dest="learning_rate", type=positive_float, default=1e-4)
+    p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not train the word-embedding table")
     p.add_argument("--from-scratch", action="store_true",
@@ -30,7 +33,8 @@ def run(args) -> int:
     from ..finetune import FinetuneConfig, finetune
     from ..glue import get_task
 
-    get_task(args.task)  # unknown task: fail before loading anything
+    get_task(args.task)  # unknown task or unwritable --out: fail before loading anything
+    output_folder(args.out)
     scratch = None
     if args.from_scratch:
         from ..scratch import scratch_builder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_model_task_options
+from ._common import add_model_task_options, output_folder, positive_int
 
 
 def add_importance_options(p) -> None:
@@ -20,10 +20,10 @@ def add_importance_options(p) -> None:
     p.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=True,
                    help="folder for the results (created if missing)")
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=None,
                    help="examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
     p.add_argument("--max-length", "--max_length", "--max-seq-length", "--max_seq_length", dest="max_length",
-                   type=int, default=128)
+                   type=positive_int, default=128)
     p.add_argument("--compat", action="store_true",
                    help="reproduce run_bertology.py exactly: batch size 1, never-zeroed gradient, "
                         "division by tokens (default: the paper's mean over examples of |dL/dg|)")
@@ -63,12 +63,6 @@ def importance_options(args) -> dict:
     }
 
 
-def output_folder(args) -> Path:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
     """Write ``(title, body)`` sections to ``path``; return the text."""
     text = "\n\n".join(f"{title}\n{body}" if body else title for title, body in sections) + "\n"
@@ -96,8 +90,8 @@ def compute_and_write_importance(args, model, tokenizer, examples, task, out: Pa
 
 
 def run(args) -> int:
+    out = output_folder(args.out)
     model, tokenizer, examples, task = load_inputs(args)
-    out = output_folder(args)
     compute_and_write_importance(args, model, tokenizer, examples, task, out)
     print((out / "importance.txt").read_text(encoding="utf-8"), end="")
     print(f"wrote {out / 'head_importance.npy'}, {out / 'attn_entropy.npy'}, {out / 'importance.txt'}")

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 
+from ._common import fraction, positive_int
 from .importance import (add_importance_options, compute_and_write_importance, importance_options, load_inputs,
                          output_folder, write_text)
 
@@ -25,15 +26,15 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def add_masking_options(p) -> None:
     add_importance_options(p)
-    p.add_argument("--masking-threshold", "--masking_threshold", dest="masking_threshold", type=float, default=0.9,
+    p.add_argument("--masking-threshold", "--masking_threshold", dest="masking_threshold", type=fraction, default=0.9,
                    help="stop masking when the metric < threshold x original (default 0.9)")
-    p.add_argument("--masking-amount", "--masking_amount", dest="masking_amount", type=float, default=0.1,
+    p.add_argument("--masking-amount", "--masking_amount", dest="masking_amount", type=fraction, default=0.1,
                    help="fraction of all heads masked per step (default 0.1)")
     p.add_argument("--metric-name", "--metric_name", "--metric", dest="metric", default=None,
                    help="metric to hold (default: the task's first, e.g. accuracy for SST-2)")
     p.add_argument("--random-seeds", "--random_seeds", dest="random_seeds", default="0,1,2",
                    help="seeds of the random-order baseline, comma-separated; empty to skip it")
-    p.add_argument("--eval-batch-size", "--eval_batch_size", dest="eval_batch_size", type=int, default=32,
+    p.add_argument("--eval-batch-size", "--eval_batch_size", dest="eval_batch_size", type=positive_int, default=32,
                    help="examples per scoring batch (default 32)")
 
 
@@ -103,8 +104,8 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
 
 
 def run(args) -> int:
+    out = output_folder(args.out)
     model, tokenizer, examples, task = load_inputs(args)
-    out = output_folder(args)
     run_masking(args, model, tokenizer, examples, task, out)
     print(f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}")
     return 0

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from ._common import load_mask_file
+from ._common import load_mask_file, mask_for_model, positive_int
 from .importance import load_inputs, output_folder, write_text
 from .mask import add_masking_options, run_masking
 
@@ -23,17 +23,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mask", default=None,
                    help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
                         "(default: run the masking procedure first)")
-    p.add_argument("--repeats", type=int, default=3, help="timed forward passes per model; the median counts")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed forward passes per model; the median counts")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from ..masking import prune_and_compare
 
+    out = output_folder(args.out)
+    mask = load_mask_file(args.mask)
     model, tokenizer, examples, task = load_inputs(args)
-    out = output_folder(args)
-    if args.mask is not None:
-        mask = load_mask_file(args.mask)
+    if mask is not None:
+        mask = mask_for_model(mask, args.mask, model)
         np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
     else:
         mask = run_masking(args, model, tokenizer, examples, task, out)
@@ -46,7 +47,7 @@ def run(args) -> int:
         (f"Pruning on {task.display_name} {args.split} ({len(examples)} examples)", "\n".join([
             f"heads: {report['heads_before']} -> {report['heads_after']}",
             f"parameters: {report['params_before']:.3e} -> {report['params_after']:.3e} "
-            f"({report['params_after'] / report['params_before']:.1%}; {report['params_removed']} removed)",
+            f"({report['params_after'] / report['params_before']:.1%} kept; {report['params_removed']} removed)",
             f"{metric} with masking: {report['score_masked'][metric]:.5f}, with pruning: "
             f"{report['score_pruned'][metric]:.5f} (predictions agree on {report['predictions_agree']:.1%})",
             f"forward time: {report['seconds_before']:.3f} s masked -> {report['seconds_after']:.3f} s pruned "

@@ -46,7 +46,7 @@ def configured_glue_dir(glue_dir: str | os.PathLike | None = None) -> tuple[Path
         the variable's name.
     """
     if glue_dir is not None:
-        return Path(glue_dir).expanduser(), "glue_dir="
+        return Path(glue_dir).expanduser(), "glue_dir= (--glue-dir on the command line)"
     from_env = os.environ.get(GLUE_DIR_ENV, "").strip()
     if from_env:
         return Path(from_env).expanduser(), GLUE_DIR_ENV
@@ -60,7 +60,9 @@ def glue_file_path(task: str | GlueTask, split: str, glue_dir: str | os.PathLike
 
 
 def _missing_file_message(path: Path, origin: str) -> str:
-    if not path.parent.parent.is_dir():
+    if path.parent.parent.exists() and not path.parent.parent.is_dir():
+        why = f"{path.parent.parent} is a file, not a folder"
+    elif not path.parent.parent.is_dir():
         why = f"the folder {path.parent.parent} does not exist"
     elif not path.parent.is_dir():
         why = f"{path.parent.parent} has no {path.parent.name} folder"
@@ -70,9 +72,10 @@ def _missing_file_message(path: Path, origin: str) -> str:
 
 
 def _check_max_examples(max_examples: int | None) -> None:
-    valid = isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 0
+    valid = isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 1
     if max_examples is not None and not valid:
-        raise ValueError(f"max_examples must be None or a non-negative int, got {max_examples!r}")
+        raise ValueError(f"max_examples must be an integer of at least 1 (or None for every example), "
+                         f"got {max_examples!r}")
 
 
 def load_glue(
@@ -125,6 +128,8 @@ def load_glue(
         examples = read_glue_tsv(
             path, spec, canonical, max_examples=max_examples, skip_bad_rows=skip_bad_rows
         )
+        if not examples:
+            raise ValueError(f"{path} holds no examples (a header at most); give a GLUE file with rows")
         return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(path))
     wanted = f"<glue_dir>/{spec.folder}/{spec.file_for(canonical)}"
     try:

@@ -136,6 +136,14 @@ def read_glue_tsv(
     labelled = task.is_labelled(split)
     has_header = task.has_header or not labelled
     location = f"{path.parent.name}/{path.name}"
+    try:
+        return _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows)
+    except UnicodeDecodeError as exc:
+        raise BadRowError(f"{path} is not UTF-8 text (it holds the byte {exc.object[exc.start]:#04x}); "
+                          f"save it as UTF-8, e.g. with iconv -t utf-8") from None
+
+
+def _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows) -> list[Example]:
     examples: list[Example] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)

@@ -17,7 +17,7 @@ import torch
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..batching import encode_examples
-from ..capture import TextTruncatedWarning, capture
+from ..capturing import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from . import state as state_io
@@ -224,13 +224,15 @@ class ModelSession(AnalysisMixin, HasTraits):
 
     # -- public methods ----------------------------------------------------------------
     def set_head(self, layer: int, head: int, keep: float) -> None:
-        """Set one gate: ``keep`` 1 keeps head ``(layer, head)``, 0 masks it."""
+        """Set one gate: ``keep`` 1 keeps head ``(layer, head)``, 0 masks it (TraitError for a head out of range)."""
+        self._checked_index(layer, head)
         mask = np.array(self.mask)
         mask[layer, head] = keep
         self.mask = mask
 
     def toggle_head(self, layer: int, head: int) -> None:
         """Mask head ``(layer, head)`` if it is kept, keep it if masked."""
+        self._checked_index(layer, head)
         self.set_head(layer, head, 0.0 if self.mask[layer, head] != 0 else 1.0)
 
     def reset_mask(self) -> None:
@@ -354,8 +356,8 @@ class ModelSession(AnalysisMixin, HasTraits):
                     # The unmasked prediction of one's own text: once per text, not on every mask change.
                     unmasked = capture(self.model, self.tokenizer, self.text, self.text_pair, None, self.max_length)
                     self._unmasked_logits = (key, unmasked.logits)
-        except ValueError as exc:  # bad input (empty text ...): say what was expected
-            self.error = str(exc)
+        except ValueError as exc:  # bad input (empty text ...): say what was expected, show nothing stale
+            self._show_nothing(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a failing forward is shown, never raised into the kernel
             self.error = f"could not run the model on this input: {type(exc).__name__}: {exc}"
@@ -370,6 +372,15 @@ class ModelSession(AnalysisMixin, HasTraits):
                 self.error = ""
             self._slice_attention()
             self._update_example_predictions()
+
+    def _show_nothing(self, error: str) -> None:
+        self._capture = None
+        with self.hold_trait_notifications():
+            self.tokens, self.token_type_ids, self.hidden_states = [], None, None
+            self.attention = self.attentions = None
+            self.truncated, self.notice = False, ""
+            self.example_prediction = self.example_baseline_prediction = None
+            self.error = error
 
     def _slice_attention(self) -> None:
         if self._capture is None:

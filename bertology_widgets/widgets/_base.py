@@ -84,6 +84,15 @@ class SessionView(w.VBox):
     session.
     """
 
+    def __new__(cls, session=None, *args, **kwargs):
+        # Refused here, not in __init__: a half-built widget would fail again in its __del__.
+        if session is not None and not (isinstance(session, traitlets.HasTraits) and session.has_trait("mask")):
+            hint = f"ModelSession.from_pretrained(task={session!r})" if isinstance(session, str) else \
+                "ModelSession.from_pretrained(task='sst2')"
+            raise ValueError(f"{cls.__name__} shows a ModelSession, not {type(session).__name__} "
+                             f"{session!r}; open one first: {cls.__name__}({hint})")
+        return super().__new__(cls, session, *args, **kwargs)
+
     def __init__(self, session, **kwargs):
         super().__init__(**kwargs)
         self.session = session

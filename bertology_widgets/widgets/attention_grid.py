@@ -96,6 +96,12 @@ class AttentionGrid(FigureView):
         title = self.title()
         # The session assigns new arrays on every change: identity says whether anything is new.
         shown = (s.attention, s.token_type_ids, title)
+        if s.attention is None and self._shown is not None and self._shown[0] is not None:
+            # No input (the text was refused): an empty map, not the last input's.
+            self._shown = (None, None, title)
+            self.grid.show(np.zeros((1, 1)), [""], [""], title="no input to show")
+            self.grid.draw("separators", None)
+            return
         if s.attention is None or (self._shown is not None and shown[0] is self._shown[0]
                                    and shown[1] is self._shown[1] and title == self._shown[2]):
             return
