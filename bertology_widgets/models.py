@@ -47,6 +47,11 @@ def load_config(path: str, **kwargs):
     return config
 
 
+def attention_for(config) -> str:
+    """The fast attention the family supports: SDPA, or eager where transformers has no SDPA path (DeBERTa)."""
+    return "sdpa" if adapter_for_model_type(getattr(config, "model_type", None)).sdpa else "eager"
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
@@ -103,7 +108,11 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
     Returns
     -------
     (model, tokenizer)
-        The model in eval mode with SDPA attention.
+        The model in eval mode with SDPA attention (eager for DeBERTa).
+
+    Loading never runs code from the checkpoint (``trust_remote_code`` stays
+    off) and prefers ``.safetensors``; transformers loads any old pickle
+    checkpoint with ``torch.load(weights_only=True)``.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -115,7 +124,8 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
         config.pad_token_id = tokenizer.pad_token_id
     with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa")
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
+                                                                   attn_implementation=attention_for(config))
     if task is not None and not getattr(model.config, "bertology_task", None):
         model.config.bertology_task = task
     return model.to(pick_device(device)).eval(), tokenizer

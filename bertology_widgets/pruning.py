@@ -155,7 +155,8 @@ def prune_heads(model: nn.Module, mask) -> PruneReport:
     """
     adapter = adapter_for(model)
     if not adapter.prunable:
-        raise ValueError(f"pruning is not implemented for {adapter.name}; head masking works "
+        why = f" ({adapter.not_prunable_because})" if adapter.not_prunable_because else ""
+        raise ValueError(f"pruning is not implemented for {adapter.name}{why}; head masking works "
                          f"(bertology_widgets.mask_heads)")
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
