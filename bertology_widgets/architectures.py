@@ -89,6 +89,13 @@ def _modernbert_layer_kind(model, index: int) -> str:
     return model.config.layer_types[index]
 
 
+def _modernbert_layer_note(model, index: int) -> str:
+    """``"local ±64 tokens"`` for a sliding-window layer, ``"global"`` for a full-attention one."""
+    if _modernbert_layer_kind(model, index) == "sliding_attention":
+        return f"local ±{int(model.config.local_attention) // 2} tokens"
+    return "global"
+
+
 def _gpt2_head(model, hidden, batch):
     return _gpt_style_pool(model.score(model.transformer.ln_f(hidden)), batch, model.config)
 
@@ -150,6 +157,9 @@ class ArchitectureAdapter:
     unsupported : callable or None
         ``(model) -> str or None``: why this particular model cannot be run
         layer by layer (a variant the table does not cover), or ``None``.
+    layer_note : callable or None
+        ``(model, layer_index) -> str``: what a view should say about a
+        layer's attention (ModernBERT: ``"local ±64 tokens"`` or ``"global"``).
     """
 
     name: str
@@ -170,6 +180,7 @@ class ArchitectureAdapter:
     sdpa: bool = True
     layer_kind: Callable | None = None
     unsupported: Callable | None = None
+    layer_note: Callable | None = None
     extra: dict = field(default_factory=dict)
 
     # -- model geometry -------------------------------------------------------
@@ -319,9 +330,16 @@ MODERNBERT = ArchitectureAdapter(
     prunable=False,
     not_prunable_because="it fuses Q, K and V into one Wqkv projection, which head pruning does not slice",
     layer_kind=_modernbert_layer_kind,
+    layer_note=_modernbert_layer_note,
 )
 
 ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA, DEBERTA_V2, MODERNBERT)
+
+
+def layer_attention_note(model: nn.Module, layer: int) -> str:
+    """What is special about ``layer``'s attention (``""`` for most families), for view titles."""
+    adapter = adapter_for(model)
+    return adapter.layer_note(model, layer) if adapter.layer_note else ""
 
 
 class UnsupportedArchitectureError(ValueError):
