@@ -126,6 +126,7 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
         model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
                                                                    attn_implementation=attention_for(config))
-    if task is not None and not getattr(model.config, "bertology_task", None):
+    recorded = getattr(model.config, "bertology_task", None) or getattr(model.config, "finetuning_task", None)
+    if task is not None and not recorded:
         model.config.bertology_task = task
     return model.to(pick_device(device)).eval(), tokenizer
