@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from .architectures import adapter_for_model_type
+from .architectures import UnsupportedArchitectureError, adapter_for_model_type, supported_architectures
 
 OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
 
@@ -37,7 +37,15 @@ def load_config(path: str, **kwargs):
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(path, **kwargs)
+        # explicit False: transformers would otherwise ask on the terminal whether to run the checkpoint's code
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise UnsupportedArchitectureError(
+            f"{path!r} needs its own Python code to load (its config.json has an auto_map); bertology-widgets "
+            f"never runs code from a checkpoint. Supported architectures: {supported_architectures()}"
+        ) from None
     except OSError as exc:
         raise FileNotFoundError(
             f"could not load a model config from {path!r}: give a folder written by save_pretrained "
@@ -56,7 +64,7 @@ def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as exc:
         raise FileNotFoundError(
             f"{path!r} has no usable tokenizer; save one beside the model (tokenizer.save_pretrained) "
@@ -124,7 +132,7 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
         config.pad_token_id = tokenizer.pad_token_id
     with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, trust_remote_code=False,
                                                                    attn_implementation=attention_for(config))
     recorded = getattr(model.config, "bertology_task", None) or getattr(model.config, "finetuning_task", None)
     if task is not None and not recorded:
