@@ -231,3 +231,17 @@ def test_cli_evaluate_importance_and_mask(arch, tokenizer, tmp_path, capsys):
     reloaded = evaluate(model, tokenizer, [Example(t, None, int(y), i) for i, (t, y) in
                                            enumerate(zip(texts, labels))], task="sst2")
     assert reloaded["accuracy"] == 1.0
+
+
+def test_attention_view_title_names_modernbert_local_and_global_layers(tokenizer):
+    from bertology_widgets.widgets import AttentionGrid
+
+    session = ModelSession(family_model("modernbert"), tokenizer, tiny_examples(8), task="sst2", live=False)
+    try:
+        view = AttentionGrid(session)
+        assert view.grid.fig.title == "Layer 0, head 0 · global"
+        session.layer = 1
+        half = session.model.config.local_attention // 2
+        assert view.grid.fig.title == f"Layer 1, head 0 · local ±{half} tokens"
+    finally:
+        session.close()
