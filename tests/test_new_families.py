@@ -245,3 +245,15 @@ def test_attention_view_title_names_modernbert_local_and_global_layers(tokenizer
         assert view.grid.fig.title == f"Layer 1, head 0 · local ±{half} tokens"
     finally:
         session.close()
+
+
+def test_cli_prune_refuses_before_any_work(tokenizer, tmp_path, capsys):
+    family_model("modernbert").save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
+    code = main(["prune", "--model", str(tmp_path / "model"), "--task", "sst2", "--glue-dir", str(tmp_path / "glue"),
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "pruning is not implemented for ModernBERT" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "head_importance.npy").exists()

@@ -29,8 +29,10 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..masking import prune_and_compare
+    from ..pruning import check_prunable
 
     model, tokenizer, examples, task = load_inputs(args)
+    check_prunable(model)  # before any masking work
     out = output_folder(args)
     if args.mask is not None:
         mask = load_mask_file(args.mask)
