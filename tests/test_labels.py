@@ -280,3 +280,14 @@ def test_permuted_default_model_scores_0_876_on_sst2(tmp_path, capsys):
     ia = head_importance(original, tokenizer, examples, task="sst2", compute_entropy=False)
     ib = head_importance(copy_, tokenizer, examples, task="sst2", compute_entropy=False)
     np.testing.assert_array_equal(ia.raw_importance, ib.raw_importance)
+
+
+def test_session_notice_says_the_model_was_fine_tuned_on_another_task(tokenizer):
+    model = tiny_model("bert", seed=2)
+    model.config.bertology_task = "cola"
+    with pytest.warns(TaskMismatchWarning):
+        session = ModelSession(model, tokenizer, tiny_examples(8), task="sst2", live=False)
+    try:
+        assert "fine-tuned on CoLA but is scored on SST-2" in session.notice
+    finally:
+        session.close()

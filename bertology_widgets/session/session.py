@@ -20,7 +20,7 @@ from ..batching import encode_examples
 from ..capture import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
-from ..labels import label_notice
+from ..labels import TaskMismatchWarning, label_notice
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .live import LiveScorer
@@ -113,8 +113,12 @@ class ModelSession(AnalysisMixin, HasTraits):
                  label_map=None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
-        self._label_notice = label_notice(model)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TaskMismatchWarning)
+            glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
+        for warning in caught:  # shown once in the notebook, and kept in the notice
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        self._label_notice = "\n".join([str(w.message) for w in caught] + [label_notice(model)]).strip()
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length, self.precision = batch_size, max_length, precision
