@@ -56,6 +56,46 @@ def _distilbert_head(model, hidden, batch):
     return model.classifier(model.dropout(pooled))
 
 
+def _deberta_v2_head(model, hidden, batch):
+    """DeBERTa-v2/v3: ``ContextPooler`` (dense + activation on position 0), then the classifier."""
+    return model.classifier(model.dropout(model.pooler(hidden)))
+
+
+def _deberta_v2_unsupported(model) -> str | None:
+    """DeBERTa-v2-xlarge's convolution after layer 0 sits outside the layers, where gating cannot follow it."""
+    if int(getattr(model.config, "conv_kernel_size", 0) or 0) > 0:
+        return ("this DeBERTa-v2 checkpoint adds a convolution after layer 0 (conv_kernel_size > 0), "
+                "which bertology-widgets does not support; DeBERTa-v3 checkpoints have none")
+    if int(getattr(getattr(model, "deberta", model), "z_steps", 0) or 0) > 1:
+        return "DeBERTa-v2 with z_steps > 1 is not supported"
+    return None
+
+
+def _modernbert_head(model, hidden, batch):
+    """ModernBERT: final norm, ``cls`` or masked ``mean`` pooling, prediction head, classifier."""
+    hidden = model.model.final_norm(hidden)
+    if model.config.classifier_pooling == "mean":
+        mask = batch.get("attention_mask")
+        if mask is None:
+            mask = torch.ones(hidden.shape[:2], device=hidden.device, dtype=torch.bool)
+        pooled = (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+    else:
+        pooled = hidden[:, 0]
+    return model.classifier(model.drop(model.head(pooled)))
+
+
+def _modernbert_layer_kind(model, index: int) -> str:
+    """``"full_attention"`` or ``"sliding_attention"``: the two kinds get different masks and rotary tables."""
+    return model.config.layer_types[index]
+
+
+def _modernbert_layer_note(model, index: int) -> str:
+    """``"local ±64 tokens"`` for a sliding-window layer, ``"global"`` for a full-attention one."""
+    if _modernbert_layer_kind(model, index) == "sliding_attention":
+        return f"local ±{int(model.config.local_attention) // 2} tokens"
+    return "global"
+
+
 def _gpt2_head(model, hidden, batch):
     return _gpt_style_pool(model.score(model.transformer.ln_f(hidden)), batch, model.config)
 
@@ -105,6 +145,21 @@ class ArchitectureAdapter:
         needed, so the layerwise runner slices both to position 0 there and
         skips the output projection and feed-forward work for the other tokens.
         ``None`` where the classifier does not read position 0.
+    prunable : bool
+        False where slicing heads out would not be exact; ``not_prunable_because``
+        then says why, in the error :func:`~bertology_widgets.pruning.prune_heads` raises.
+    sdpa : bool
+        False for families transformers runs only with eager attention (DeBERTa).
+    layer_kind : callable or None
+        ``(model, layer_index) -> hashable``: layers of different kinds receive
+        different extra arguments from the model (ModernBERT's local and global
+        layers get different masks and rotary tables). ``None``: all alike.
+    unsupported : callable or None
+        ``(model) -> str or None``: why this particular model cannot be run
+        layer by layer (a variant the table does not cover), or ``None``.
+    layer_note : callable or None
+        ``(model, layer_index) -> str``: what a view should say about a
+        layer's attention (ModernBERT: ``"local ±64 tokens"`` or ``"global"``).
     """
 
     name: str
@@ -121,6 +176,11 @@ class ArchitectureAdapter:
     causal: bool = False
     pooled_rows_from: str | None = None
     prunable: bool = True
+    not_prunable_because: str = ""
+    sdpa: bool = True
+    layer_kind: Callable | None = None
+    unsupported: Callable | None = None
+    layer_note: Callable | None = None
     extra: dict = field(default_factory=dict)
 
     # -- model geometry -------------------------------------------------------
@@ -141,7 +201,7 @@ class ArchitectureAdapter:
 
     def head_dim(self, model: nn.Module) -> int:
         config = model.config
-        explicit = getattr(config, "head_dim", None)
+        explicit = getattr(config, "head_dim", None) or getattr(config, "attention_head_size", None)
         if explicit:
             return int(explicit)
         return int(config.hidden_size // config.num_attention_heads)
@@ -237,7 +297,49 @@ LLAMA = ArchitectureAdapter(
     prunable=False,
 )
 
-ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA)
+DEBERTA_V2 = ArchitectureAdapter(
+    name="DeBERTa-v2/v3",
+    model_types=("deberta-v2",),
+    base_prefix="deberta",
+    layers="encoder.layer",
+    attention_core="attention.self",
+    out_proj="attention.output.dense",
+    qkv=("attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"),
+    head_count_attrs=("num_attention_heads",),
+    classifier_head=_deberta_v2_head,
+    classifier_modules=("pooler", "classifier", "dropout"),
+    pooled_rows_from="attention.output",
+    prunable=False,
+    not_prunable_because="its disentangled attention also projects the relative-position embeddings per head "
+                         "(pos_key_proj / pos_query_proj, or the shared Q/K projections), which head pruning "
+                         "does not slice",
+    sdpa=False,
+    unsupported=_deberta_v2_unsupported,
+)
+
+MODERNBERT = ArchitectureAdapter(
+    name="ModernBERT",
+    model_types=("modernbert",),
+    base_prefix="model",
+    layers="layers",
+    attention_core="attn",
+    out_proj="attn.Wo",
+    qkv=("attn.Wqkv",),
+    classifier_head=_modernbert_head,
+    classifier_modules=("head", "classifier", "drop"),
+    prunable=False,
+    not_prunable_because="it fuses Q, K and V into one Wqkv projection, which head pruning does not slice",
+    layer_kind=_modernbert_layer_kind,
+    layer_note=_modernbert_layer_note,
+)
+
+ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA, DEBERTA_V2, MODERNBERT)
+
+
+def layer_attention_note(model: nn.Module, layer: int) -> str:
+    """What is special about ``layer``'s attention (``""`` for most families), for view titles."""
+    adapter = adapter_for(model)
+    return adapter.layer_note(model, layer) if adapter.layer_note else ""
 
 
 class UnsupportedArchitectureError(ValueError):

@@ -52,17 +52,27 @@ def check_num_labels(model, task) -> None:
         )
 
 
-def labelled_task(model, examples, task=None):
+def labelled_task(model, examples, task=None, label_map=None):
     """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
 
     The task is ``task``, else the examples', else the model's. Raises
-    ``ValueError`` for no examples, unlabelled examples (a test split) or a
-    model whose label count does not fit the task.
+    ``ValueError`` for no examples, unlabelled examples (a test split), a
+    model whose label count does not fit the task, or class names
+    (``config.id2label``) that do not match the task's labels. The model's
+    classes are put in the task's label order here, once, in place (see
+    :mod:`bertology_widgets.labels`), so every score and loss downstream
+    compares like with like; ``label_map`` (``{model class name: task
+    label name}``) overrides the matching by name. A model fine-tuned on
+    another task gets a :class:`~bertology_widgets.labels.TaskMismatchWarning`.
     """
+    from .labels import align_labels, warn_if_other_task
+
     if len(examples) == 0:
         raise ValueError("no examples to score: the list of examples is empty")
     glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
     check_num_labels(model, glue_task)
+    warn_if_other_task(model, glue_task)
+    align_labels(model, glue_task, label_map)
     labels = labels_of(examples)
     if labels is None:
         raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")

@@ -40,8 +40,11 @@ class LayerCache:
     inputs : dict of torch.Tensor
         The model inputs, each ``(batch, pos)``.
     layer_args, layer_kwargs : tuple, dict
-        What the model passes each layer besides the hidden states (attention
+        What the model passes layer 0 besides the hidden states (attention
         mask in the form the attention implementation wants, positions, ...).
+    kind_args : dict
+        ``{layer kind: (args, kwargs)}``, the same for the first layer of each
+        kind (see ``ArchitectureAdapter.layer_kind``); what each layer is called with.
     hidden : list of torch.Tensor
         ``hidden[i]`` is the input of layer ``i``, ``(batch, pos, hidden)``;
         ``hidden[num_layers]`` is the last layer's output.
@@ -56,6 +59,7 @@ class LayerCache:
     hidden: list
     mask: torch.Tensor
     logits: torch.Tensor | None = None
+    kind_args: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
@@ -87,7 +91,12 @@ class LayerwiseRunner:
                 f"{type(model).__name__} has no sequence-classification head; load it with "
                 f"AutoModelForSequenceClassification (or fine-tune it with `bertology finetune`)"
             )
+        problem = self.adapter.unsupported(model) if self.adapter.unsupported else None
+        if problem:
+            raise ValueError(problem)
         self.layers = self.adapter.layer_modules(model)
+        kind = self.adapter.layer_kind
+        self._kinds = [kind(model, i) if kind else None for i in range(len(self.layers))]
         self.shape = model_shape(model)
         self.autocast_dtype = autocast_dtype
         self.device = next(model.parameters()).device
@@ -99,25 +108,40 @@ class LayerwiseRunner:
 
     @torch.inference_mode()
     def prepare(self, inputs: dict) -> LayerCache:
-        """Embed a batch and capture what layer 0 receives. ``inputs`` are ``(batch, pos)`` tensors."""
+        """Embed a batch and capture what the layers receive. ``inputs`` are ``(batch, pos)`` tensors.
+
+        The forward stops at the first layer of the last kind still unseen
+        (layer 0 for families whose layers are all alike), so at most a
+        layer or two run here.
+        """
         captured = {}
+        first_of_kind = {}
+        for i in range(len(self.layers)):
+            first_of_kind.setdefault(self._kinds[i], i)
+        stop_at = max(first_of_kind.values())
 
-        def grab(module, args, kwargs):
-            captured["args"], captured["kwargs"] = args, kwargs
-            raise _StopAtFirstLayer
+        def grab(index):
+            def hook(module, args, kwargs):
+                captured[index] = (args, kwargs)
+                if index == stop_at:
+                    raise _StopAtFirstLayer
+            return hook
 
-        handle = self.layers[0].register_forward_pre_hook(grab, with_kwargs=True)
+        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+                   for i in first_of_kind.values()]
         try:
             with self._autocast():
                 self.model(**inputs, use_cache=False) if self.adapter.causal else self.model(**inputs)
         except _StopAtFirstLayer:
             pass
         finally:
-            handle.remove()
-        args = captured["args"]
+            for handle in handles:
+                handle.remove()
+        args, kwargs = captured[0]
         hidden = [args[0]] + [None] * len(self.layers)
-        return LayerCache(inputs=inputs, layer_args=tuple(args[1:]), layer_kwargs=dict(captured["kwargs"]),
-                          hidden=hidden, mask=torch.full(self.shape, float("nan")))
+        extra = {kind: (tuple(captured[i][0][1:]), dict(captured[i][1])) for kind, i in first_of_kind.items()}
+        return LayerCache(inputs=inputs, layer_args=tuple(args[1:]), layer_kwargs=dict(kwargs),
+                          hidden=hidden, mask=torch.full(self.shape, float("nan")), kind_args=extra)
 
     @torch.inference_mode()
     def run(self, cache: LayerCache, mask: torch.Tensor) -> torch.Tensor:
@@ -150,7 +174,8 @@ class LayerwiseRunner:
             handle = get_submodule(self.layers[i], self.adapter.pooled_rows_from).register_forward_pre_hook(
                 _first_row_only)
         try:
-            out = self.layers[i](h, *cache.layer_args, **cache.layer_kwargs)
+            layer_args, layer_kwargs = cache.kind_args[self._kinds[i]]
+            out = self.layers[i](h, *layer_args, **layer_kwargs)
         finally:
             if handle is not None:
                 handle.remove()

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from .architectures import adapter_for_model_type
+from .architectures import UnsupportedArchitectureError, adapter_for_model_type, supported_architectures
 
 OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
 
@@ -69,7 +69,15 @@ def load_config(path: str, offline: str | None = None, **kwargs):
     if offline:
         kwargs["local_files_only"] = True
     try:
-        config = AutoConfig.from_pretrained(path, **kwargs)
+        # explicit False: transformers would otherwise ask on the terminal whether to run the checkpoint's code
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise UnsupportedArchitectureError(
+            f"{path!r} needs its own Python code to load (its config.json has an auto_map); bertology-widgets "
+            f"never runs code from a checkpoint. Supported architectures: {supported_architectures()}"
+        ) from None
     except OSError as exc:
         if offline:
             raise FileNotFoundError(f"{path!r} is not a local folder, and {offline}; give a model folder (for "
@@ -82,11 +90,16 @@ def load_config(path: str, offline: str | None = None, **kwargs):
     return config
 
 
+def attention_for(config) -> str:
+    """The fast attention the family supports: SDPA, or eager where transformers has no SDPA path (DeBERTa)."""
+    return "sdpa" if adapter_for_model_type(getattr(config, "model_type", None)).sdpa else "eager"
+
+
 def load_tokenizer(path: str, **kwargs):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kwargs)
     except (OSError, ValueError, TypeError) as exc:
         raise FileNotFoundError(
             f"{path!r} has no usable tokenizer; save one beside the model (tokenizer.save_pretrained) "
@@ -138,7 +151,11 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
     Returns
     -------
     (model, tokenizer)
-        The model in eval mode with SDPA attention.
+        The model in eval mode with SDPA attention (eager for DeBERTa).
+
+    Loading never runs code from the checkpoint (``trust_remote_code`` stays
+    off) and prefers ``.safetensors``; transformers loads any old pickle
+    checkpoint with ``torch.load(weights_only=True)``.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -152,8 +169,9 @@ def load_model(name_or_path=None, *, num_labels: int | None = None, device=None,
         config.pad_token_id = tokenizer.pad_token_id
     with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, attn_implementation="sdpa",
-                                                                   **hub)
-    if task is not None and not getattr(model.config, "bertology_task", None):
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, trust_remote_code=False,
+                                                                   attn_implementation=attention_for(config), **hub)
+    recorded = getattr(model.config, "bertology_task", None) or getattr(model.config, "finetuning_task", None)
+    if task is not None and not recorded:
         model.config.bertology_task = task
     return model.to(pick_device(device)).eval(), tokenizer

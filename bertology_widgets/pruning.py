@@ -68,6 +68,16 @@ class NoHeads(nn.Module):
         return self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size), None
 
 
+def check_prunable(model: nn.Module):
+    """The model's adapter; ``ValueError`` saying why when its family cannot be pruned exactly."""
+    adapter = adapter_for(model)
+    if not adapter.prunable:
+        why = f" ({adapter.not_prunable_because})" if adapter.not_prunable_because else ""
+        raise ValueError(f"pruning is not implemented for {adapter.name}{why}; head masking works "
+                         f"(bertology_widgets.mask_heads)")
+    return adapter
+
+
 def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -153,10 +163,7 @@ def prune_heads(model: nn.Module, mask) -> PruneReport:
     PruneReport
         Parameter and head counts before and after.
     """
-    adapter = adapter_for(model)
-    if not adapter.prunable:
-        raise ValueError(f"pruning is not implemented for {adapter.name}; head masking works "
-                         f"(bertology_widgets.mask_heads)")
+    adapter = check_prunable(model)
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     head_dim = adapter.head_dim(model)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 
 TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama")
+#: Families with a tiny config that the generic parametrised suite does not cover
+#: (its references are written per family); ``tests/test_new_families.py`` does.
+TINY_EXTRA_ARCHITECTURES = ("deberta-v2", "modernbert")
 
 
 def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: int = 32,
@@ -48,9 +51,25 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
             num_attention_heads=num_heads, num_key_value_heads=num_heads, intermediate_size=2 * hidden,
             max_position_embeddings=128, **common,
         )
+    elif arch == "deberta-v2":  # DeBERTa-v3's layout: relative attention with shared keys, c2p + p2c
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, relative_attention=True,
+            position_buckets=16, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], share_att_key=True,
+            norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0,
+            pooler_hidden_size=hidden, pooler_dropout=0.0, **common,
+        )
+    elif arch == "modernbert":  # a short local window, so the sliding layers differ from the global ones
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            local_attention=8, global_attn_every_n_layers=2, bos_token_id=101, cls_token_id=101,
+            eos_token_id=102, sep_token_id=102, **common,
+        )
     else:
-        raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES}")
-    config._attn_implementation = attn_implementation
+        raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES + TINY_EXTRA_ARCHITECTURES}")
+    config._attn_implementation = "eager" if arch == "deberta-v2" else attn_implementation  # DeBERTa: eager only
     if initializer_range is not None:
         config.initializer_range = float(initializer_range)
     return config

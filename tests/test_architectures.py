@@ -86,7 +86,7 @@ def assert_names_the_supported_architectures(error: Exception, model_type: str):
     message = str(error)
     assert isinstance(error, ValueError)
     assert repr(model_type) in message
-    for name in ("BERT", "GPT-2", "RoBERTa", "DistilBERT", "ELECTRA", "Llama"):
+    for name in ("BERT", "GPT-2", "RoBERTa", "DistilBERT", "ELECTRA", "Llama", "DeBERTa-v2/v3", "ModernBERT"):
         assert name in message
 
 
@@ -113,4 +113,4 @@ def test_unsupported_architectures_are_refused_by_name(make, model_type, tokeniz
 
 def test_supported_architectures_lists_every_family():
     listed = supported_architectures().split(", ")
-    assert listed == ["BERT", "RoBERTa", "DistilBERT", "ELECTRA", "GPT-2", "Llama"]
+    assert listed == ["BERT", "RoBERTa", "DistilBERT", "ELECTRA", "GPT-2", "Llama", "DeBERTa-v2/v3", "ModernBERT"]

@@ -6,6 +6,8 @@ import argparse
 import math
 import uuid
 from pathlib import Path
+import sys
+import warnings
 
 import numpy as np
 
@@ -116,3 +118,28 @@ def jsonable(result: dict) -> dict:
             continue
         out[key] = value.item() if isinstance(value, np.generic) else value
     return out
+
+
+def add_label_map_option(parser) -> None:
+    parser.add_argument("--label-map", "--label_map", dest="label_map", default=None,
+                        help="which of the model's classes is which task label, when config.id2label does not "
+                             "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative")
+
+
+def align_model_labels(args, model, task):
+    """Put the model's classes in the task's order (``--label-map`` overrides); say on stderr what changed.
+
+    Returns the :class:`~bertology_widgets.labels.LabelMap` applied.
+    """
+    from ..labels import TaskMismatchWarning, align_labels, label_notice, parse_label_map, warn_if_other_task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TaskMismatchWarning)
+        warn_if_other_task(model, task)
+    for warning in caught:
+        print(f"bertology {args.command}: warning: {warning.message}", file=sys.stderr)
+    warnings.filterwarnings("ignore", category=TaskMismatchWarning)  # said once, not again per scoring pass
+    mapping = align_labels(model, task, parse_label_map(getattr(args, "label_map", None)))
+    if not mapping.is_identity:
+        print(f"bertology {args.command}: {label_notice(model)}", file=sys.stderr)
+    return mapping

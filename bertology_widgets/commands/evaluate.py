@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_model_task_options, jsonable, load_mask_file, mask_for_model, positive_int
+from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, load_mask_file,
+                      mask_for_model, positive_int)
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)")
     add_model_task_options(p)
+    add_label_map_option(p)
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
     p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
@@ -28,12 +30,15 @@ def run(args) -> int:
     mask = load_mask_file(args.mask)
     examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device)
+    mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json)
     result = jsonable(result)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())
+    if not mapping.is_identity:
+        result["label_map"] = mapping.as_dict()
     if args.json:
         print(json.dumps(result))
     else:

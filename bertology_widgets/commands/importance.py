@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_model_task_options, output_folder, positive_int
+from ._common import add_label_map_option, add_model_task_options, align_model_labels, output_folder, positive_int
 
 
 def add_importance_options(p) -> None:
     """Model, data and importance options (run_bertology.py's names are accepted too)."""
     add_model_task_options(p)
+    add_label_map_option(p)
     p.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=True,
                    help="folder for the results (created if missing)")
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
@@ -50,6 +51,7 @@ def load_inputs(args):
     task = get_task(args.task)
     examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device, task=task.name)
+    align_model_labels(args, model, task)
     return model, tokenizer, examples, task
 
 

@@ -29,10 +29,12 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..masking import prune_and_compare
+    from ..pruning import check_prunable
 
     out = output_folder(args.out)
     mask = load_mask_file(args.mask)
     model, tokenizer, examples, task = load_inputs(args)
+    check_prunable(model)  # before any masking work
     if mask is not None:
         mask = mask_for_model(mask, args.mask, model)
         np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))

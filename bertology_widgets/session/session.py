@@ -20,6 +20,7 @@ from ..batching import encode_examples
 from ..capturing import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
+from ..labels import TaskMismatchWarning, label_notice
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .live import LiveScorer
@@ -108,10 +109,16 @@ class ModelSession(AnalysisMixin, HasTraits):
     notice = Unicode("")
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
-                 max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02):
+                 max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02,
+                 label_map=None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        glue_task, labels = labelled_task(model, examples, task)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TaskMismatchWarning)
+            glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
+        for warning in caught:  # shown once in the notebook, and kept in the notice
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        self._label_notice = "\n".join([str(w.message) for w in caught] + [label_notice(model)]).strip()
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length, self.precision = batch_size, max_length, precision
@@ -367,7 +374,7 @@ class ModelSession(AnalysisMixin, HasTraits):
         with self.hold_trait_notifications():
             self.tokens, self.token_type_ids = list(result.tokens), result.token_type_ids
             self.hidden_states, self.truncated = result.hidden_states, result.truncated
-            self.notice = notices[0] if notices else ""
+            self.notice = "\n".join(filter(None, [*notices[:1], self._label_notice]))
             if self.error and not self.busy:
                 self.error = ""
             self._slice_attention()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as w
 import numpy as np
 from bqplot import ColorScale
 from traitlets import Bool
 
-from ..architectures import adapter_for
+from ..architectures import adapter_for, layer_attention_note
 from ._grid import FigureView, GridFigure
 
 SEPARATOR_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
@@ -62,8 +64,9 @@ class AttentionGrid(FigureView):
         self.add_class("bw-attention-grid")
         try:
             self.causal = bool(adapter_for(session.model).causal)
+            self._layer_note = functools.partial(layer_attention_note, session.model)
         except Exception:  # an unknown architecture still gets its attention drawn
-            self.causal = False
+            self.causal, self._layer_note = False, lambda layer: ""
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
                                long_labels=True, layout={"width": f"{size}px", "height": f"{size}px"},
@@ -87,6 +90,9 @@ class AttentionGrid(FigureView):
         parts = [f"Layer {s.layer}, head {s.head}"]
         if s.head_masked:
             parts.append("masked")
+        note = self._layer_note(s.layer)  # ModernBERT: "local ±64 tokens" (sliding window) or "global"
+        if note:
+            parts.append(note)
         if self.causal:
             parts.append("causal")
         return " · ".join(parts)
