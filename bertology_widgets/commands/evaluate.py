@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_model_task_options, jsonable, load_mask_file
+from ._common import add_model_task_options, jsonable, load_examples, load_mask_file
 
 
 def add_parser(subparsers) -> None:
@@ -21,12 +21,12 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..evaluation import evaluate
-    from ..glue import get_task, load_glue
+    from ..glue import get_task
     from ..models import load_model
 
     task = get_task(args.task)
     mask = load_mask_file(args.mask)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+    examples = load_examples(args, task, args.split)
     model, tokenizer = load_model(args.model, device=args.device)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_model_task_options
+from ._common import add_model_task_options, load_examples
 
 
 def add_importance_options(p) -> None:
@@ -44,11 +44,11 @@ def add_parser(subparsers) -> None:
 
 def load_inputs(args):
     """``(model, tokenizer, examples, task)`` for the command-line options."""
-    from ..glue import get_task, load_glue
+    from ..glue import get_task
     from ..models import load_model
 
     task = get_task(args.task)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+    examples = load_examples(args, task, args.split)
     model, tokenizer = load_model(args.model, device=args.device, task=task.name)
     return model, tokenizer, examples, task
 
