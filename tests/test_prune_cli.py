@@ -130,3 +130,11 @@ def test_errors_are_reported_not_raised(saved, tmp_path, capsys):
     code = main(["prune", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
                  "--out", str(tmp_path), "--mask", str(tmp_path / "bad.npy")])
     assert code == 2 and "expected (3, 4)" in capsys.readouterr().err
+
+
+def test_evaluate_says_where_its_data_came_from_on_stderr(saved, capsys):
+    model_dir, glue_dir = saved
+    assert main(["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == len(SENTENCES)  # stdout stays one JSON object
+    assert f"SST-2 dev: {glue_dir / 'SST-2' / 'dev.tsv'} ({len(SENTENCES)} examples)" in err.splitlines()

@@ -365,3 +365,16 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         assert [st["heads_masked"] for st in steps] == sorted(st["heads_masked"] for st in steps)
     finally:
         s.close()
+
+
+def test_data_source_says_where_the_examples_came_from(tokenizer, tmp_path):
+    from bertology_widgets.glue import load_glue
+
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood fun\t1\na dull mess\t0\n")
+    model = tiny_model("bert")
+    s = ModelSession(model, tokenizer, load_glue("sst2", glue_dir=tmp_path), live=False)
+    assert s.data_source == f"SST-2 dev: {tmp_path / 'SST-2' / 'dev.tsv'} (2 examples)"
+    with pytest.raises(TraitError):
+        s.data_source = "elsewhere"
+    assert ModelSession(model, tokenizer, make_examples(8), task="sst2", live=False).data_source == ""
