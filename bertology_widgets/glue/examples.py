@@ -90,7 +90,7 @@ class GlueSplit(Sequence):
 
         E.g. ``"SST-2 dev: embedded copy (872 examples)"``,
         ``"RTE dev: /data/glue/RTE/dev.tsv (277 examples)"`` or
-        ``"MNLI dev_mismatched: hub nyu-mll/glue:mnli (9815 examples)"``.
+        ``"MNLI dev_mismatched: hub nyu-mll/glue:mnli (9832 examples)"``.
         """
         split = self.split.replace("validation", "dev")
         where = {"embedded": "embedded copy", "hub": f"hub {self.source}"}.get(self.origin, self.source)
