@@ -129,6 +129,7 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     examples = load_glue(task, "validation", glue_dir=glue_dir, max_examples=max_examples)
     result = {"task": task, "n": len(examples), "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}
+    log(examples.describe())
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()
     session = ModelSession(net, tokenizer, examples, task=task)

@@ -95,7 +95,8 @@ def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = F
     """Return the default model's folder, building (or rebuilding) it if needed.
 
     Building fine-tunes MiniLM on SST-2 train (``glue_dir``, else
-    ``$BERTOLOGY_GLUE_DIR``, else the hub) with a progress bar.
+    ``$BERTOLOGY_GLUE_DIR``, else the copy embedded in the package) with a
+    progress bar, after a line saying which data it uses.
     """
     folder = default_model_dir()
     problem = None if rebuild else cache_problem(folder)

@@ -143,6 +143,8 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
         net, tokenizer = load_model(model or "all-MiniLM-L6-v2", num_labels=glue_task.num_labels)
     train = load_glue(glue_task.name, "train", glue_dir=glue_dir, max_examples=config.max_train_examples)
     dev = load_glue(glue_task.name, "validation", glue_dir=glue_dir)
+    if progress:
+        print(train.describe(), dev.describe(), sep="\n", flush=True)
     net.config.bertology_task = glue_task.name
     net.config.id2label = {i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression else {0: "score"}
     net.config.label2id = {n: i for i, n in net.config.id2label.items()}

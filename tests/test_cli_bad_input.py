@@ -6,7 +6,9 @@ range, unwritable output. A new option gets a new row.
 
 from __future__ import annotations
 
+
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +138,9 @@ CASES = [
 ]
 
 
+DATA_SOURCE_LINE = re.compile(r"^[A-Z][\w-]* \w+: .* \(\d+ examples\)$")
+
+
 def run_cli(argv, capsys) -> tuple[int, str]:
     """``(exit code, stderr)`` of ``bertology argv``; an exception escaping ``main`` fails the test."""
     try:
@@ -149,7 +154,8 @@ def run_cli(argv, capsys) -> tuple[int, str]:
 def test_bad_input_exits_2_with_one_line(files, argv, words, capsys, monkeypatch):
     monkeypatch.delenv("BERTOLOGY_GLUE_DIR", raising=False)
     code, err = run_cli(argv(files), capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
+    # Informational lines (where the data came from) may come first; the error is one line of its own.
+    lines = [line for line in err.splitlines() if line.strip() and not DATA_SOURCE_LINE.match(line)]
     assert code == 2, err
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith(f"bertology {argv(files)[0]}: error: "), err

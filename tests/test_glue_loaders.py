@@ -1,12 +1,17 @@
 """GLUE loaders: every task's real file layout, data-source resolution and errors.
 
-The small files here are written in each task's real GLUE format; the last
-tests read the real SST-2, MRPC and RTE copies under ``<root>/../shared/glue``.
+The small files here are written in each task's real GLUE format; SST-2's
+real train and dev sets are embedded in the package; the last tests read the
+real MRPC and RTE files of the GLUE folder named by ``BERTOLOGY_GLUE_DIR``
+(else ``<root>/../shared/glue``) and skip when there is none.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import lzma
+import os
 import sys
 import types
 from pathlib import Path
@@ -14,8 +19,14 @@ from pathlib import Path
 import pytest
 
 from bertology_widgets.glue import GLUE_DIR_ENV, Example, GlueSplit, load_glue
+from bertology_widgets.glue.embedded import EMBEDDED_DIR
 
 SHARED_GLUE = Path(__file__).resolve().parents[2] / "shared" / "glue"
+# SHA-256 of the GLUE release's SST-2 files (as listed in shared/glue/README.md).
+SST2_SHA256 = {
+    "train.tsv": "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
+    "dev.tsv": "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
+}
 
 STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
 MNLI_DEV_HEADER = (
@@ -289,13 +300,15 @@ def test_missing_file_under_environment_folder_says_where_the_folder_came_from(t
     assert f"came from {GLUE_DIR_ENV}" in message
 
 
-def test_no_folder_and_no_datasets_package(monkeypatch):
+@pytest.mark.parametrize("task, split, wanted", [("rte", "validation", "<glue_dir>/RTE/dev.tsv"),
+                                                  ("sst2", "test", "<glue_dir>/SST-2/test.tsv")])
+def test_no_folder_and_no_datasets_package(monkeypatch, task, split, wanted):
     monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(FileNotFoundError) as info:
-        load_glue("sst2")
+        load_glue(task, split)
     message = str(info.value)
-    assert "<glue_dir>/SST-2/dev.tsv" in message
+    assert wanted in message
     assert "`datasets`" in message and "--glue-dir" in message and GLUE_DIR_ENV in message
 
 
@@ -359,24 +372,79 @@ def test_hub_failure_becomes_file_not_found_with_the_cause(monkeypatch):
     assert "--glue-dir" in str(info.value)
 
 
-# ---------------------------------------------------------------- the real GLUE copies
-
-needs_shared_glue = pytest.mark.skipif(
-    not SHARED_GLUE.is_dir(), reason=f"real GLUE data not found at {SHARED_GLUE}"
-)
+# ---------------------------------------------------------------- SST-2 embedded in the package
 
 
-@needs_shared_glue
-def test_real_sst2_dev():
-    dev = load_glue("sst2", glue_dir=SHARED_GLUE)
+def test_embedded_sst2_decompresses_to_the_glue_release_byte_for_byte():
+    for name, digest in SST2_SHA256.items():
+        data = lzma.decompress((EMBEDDED_DIR / f"{name}.xz").read_bytes())
+        assert hashlib.sha256(data).hexdigest() == digest, name
+    assert (EMBEDDED_DIR / "README.md").read_text().count("Socher") == 1
+
+
+def test_sst2_without_a_folder_comes_from_the_embedded_copy(monkeypatch):
+    monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # the hub is never consulted
+    dev = load_glue("sst2")
+    assert dev.origin == "embedded" and dev.source == str(EMBEDDED_DIR / "dev.tsv.xz")
+    assert dev.describe() == "SST-2 dev: embedded copy (872 examples)"
     assert len(dev) == 872
     assert dev.labels.count(1) == 444 and dev.labels.count(0) == 428
     assert dev[0].text_a == "it 's a charming and often affecting journey . "
+    assert dev[0].source == "SST-2/dev.tsv:2"  # the same sources as the GLUE folder's file
+    train = load_glue("sst-2", "train")
+    assert train.describe() == "SST-2 train: embedded copy (67349 examples)"
+    assert load_glue("sst2", "train", max_examples=5).describe() == "SST-2 train: embedded copy (5 examples)"
 
 
-@needs_shared_glue
+def test_a_folder_or_the_variable_wins_over_the_embedded_copy(tmp_path, monkeypatch):
+    write_sst2_dev(tmp_path / "env", ["from env"])
+    write_sst2_dev(tmp_path / "arg", ["from argument"])
+    monkeypatch.setenv(GLUE_DIR_ENV, str(tmp_path / "env"))
+    from_env = load_glue("sst2")
+    assert from_env.origin == "folder" and from_env[0].text_a == "from env"
+    assert from_env.describe() == f"SST-2 dev: {tmp_path / 'env' / 'SST-2' / 'dev.tsv'} (1 examples)"
+    monkeypatch.delenv(GLUE_DIR_ENV)
+    assert load_glue("sst2", glue_dir=tmp_path / "arg")[0].text_a == "from argument"
+    # A named folder that lacks SST-2 is an error, never a silent fall-back to the embedded copy.
+    with pytest.raises(FileNotFoundError, match="SST-2/train.tsv"):
+        load_glue("sst2", "train", glue_dir=tmp_path / "arg")
+
+
+def test_hub_split_describes_itself(monkeypatch):
+    monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "datasets", fake_datasets_module([{"sentence1": "a", "sentence2": "b",
+                                                                        "label": 0, "idx": 0}], []))
+    dev = load_glue("rte")
+    assert dev.origin == "hub" and dev.describe() == "RTE dev: hub nyu-mll/glue:rte (1 examples)"
+
+
+# ---------------------------------------------------------------- the real GLUE copies
+
+
+def real_glue_dir(folder: str) -> Path:
+    """The GLUE folder holding ``folder`` (``BERTOLOGY_GLUE_DIR``, else ../shared/glue); skips without one."""
+    configured = os.environ.get(GLUE_DIR_ENV, "").strip()
+    root = Path(configured) if configured else SHARED_GLUE
+    if not (root / folder).is_dir():
+        pytest.skip(f"needs the real {folder} data: set {GLUE_DIR_ENV} to a GLUE folder that has {folder}/ "
+                    f"(looked in {root})")
+    return root
+
+
+def test_embedded_sst2_equals_the_glue_folders_copy(monkeypatch):
+    root = real_glue_dir("SST-2")
+    for name in SST2_SHA256:
+        assert lzma.decompress((EMBEDDED_DIR / f"{name}.xz").read_bytes()) == (root / "SST-2" / name).read_bytes()
+    from_folder = load_glue("sst2", glue_dir=root)
+    monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
+    embedded = load_glue("sst2")
+    assert (from_folder.origin, embedded.origin) == ("folder", "embedded")
+    assert from_folder.examples == embedded.examples
+
+
 def test_real_mrpc_dev():
-    dev = load_glue("MRPC", "dev", glue_dir=SHARED_GLUE)
+    dev = load_glue("MRPC", "dev", glue_dir=real_glue_dir("MRPC"))
     assert len(dev) == 408
     assert dev[0].label == 1
     assert dev[0].text_a.startswith("He said the foodservice pie business")
@@ -384,9 +452,8 @@ def test_real_mrpc_dev():
     assert dev.labels.count(1) == 279
 
 
-@needs_shared_glue
 def test_real_rte_dev():
-    dev = load_glue("rte", glue_dir=SHARED_GLUE)
+    dev = load_glue("rte", glue_dir=real_glue_dir("RTE"))
     assert len(dev) == 277
     assert dev.labels.count(0) == 146  # entailment
     assert dev[0].label == 1 and dev[0].text_b == "Christopher Reeve had an accident."

@@ -151,3 +151,11 @@ def test_evaluate_says_which_mask_it_applied(saved, tmp_path, capsys):
     assert record["mask"] == mask.tolist()
     assert main(argv[:-2] + ["--json"]) == 0
     assert "mask" not in json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_says_where_its_data_came_from_on_stderr(saved, capsys):
+    model_dir, glue_dir = saved
+    assert main(["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == len(SENTENCES)  # stdout stays one JSON object
+    assert f"SST-2 dev: {glue_dir / 'SST-2' / 'dev.tsv'} ({len(SENTENCES)} examples)" in err.splitlines()

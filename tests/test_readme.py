@@ -23,6 +23,7 @@ FEW_EXAMPLES = 24
 
 
 def python_blocks(text: str) -> list[str]:
+    """The ```python blocks (```ipython blocks, such as Colab cells with ! commands, are not run)."""
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 

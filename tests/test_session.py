@@ -379,3 +379,16 @@ def test_toggling_a_head_that_does_not_exist_says_which_exist(session, layer, he
     with pytest.raises(TraitError, match=match):
         session.set_head(layer, head, 0.0)
     np.testing.assert_array_equal(session.mask, before)
+
+
+def test_data_source_says_where_the_examples_came_from(tokenizer, tmp_path):
+    from bertology_widgets.glue import load_glue
+
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood fun\t1\na dull mess\t0\n")
+    model = tiny_model("bert")
+    s = ModelSession(model, tokenizer, load_glue("sst2", glue_dir=tmp_path), live=False)
+    assert s.data_source == f"SST-2 dev: {tmp_path / 'SST-2' / 'dev.tsv'} (2 examples)"
+    with pytest.raises(TraitError):
+        s.data_source = "elsewhere"
+    assert ModelSession(model, tokenizer, make_examples(8), task="sst2", live=False).data_source == ""

@@ -85,9 +85,23 @@ def add_model_task_options(parser, task_required: bool = True) -> None:
                         help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
     parser.add_argument("--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
-                        help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the hub)")
+                        help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
+                             "SST-2 for sst2, else the hub)")
     parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=example_count, default=None,
                         help="use only the first N examples")
+
+
+def load_examples(args, task, split):
+    """The GLUE split a command runs on (``--glue-dir``, ``--max-examples``).
+
+    Says where it came from in one line on stderr (stdout may be ``--json``),
+    e.g. ``SST-2 dev: embedded copy (872 examples)``.
+    """
+    from ..glue import load_glue
+
+    examples = load_glue(task, split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+    print(examples.describe(), file=sys.stderr, flush=True)
+    return examples
 
 
 def load_mask_file(path):

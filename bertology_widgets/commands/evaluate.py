@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, load_mask_file,
-                      mask_for_model, positive_int)
+from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, load_examples,
+                      load_mask_file, mask_for_model, positive_int)
 
 
 def add_parser(subparsers) -> None:
@@ -23,12 +23,12 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..evaluation import evaluate
-    from ..glue import get_task, load_glue
+    from ..glue import get_task
     from ..models import load_model
 
     task = get_task(args.task)
     mask = load_mask_file(args.mask)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+    examples = load_examples(args, task, args.split)
     model, tokenizer = load_model(args.model, device=args.device)
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_label_map_option, add_model_task_options, align_model_labels, output_folder, positive_int
+from ._common import (add_label_map_option, add_model_task_options, align_model_labels, load_examples,
+                      output_folder, positive_int)
 
 
 def add_importance_options(p) -> None:
@@ -45,11 +46,11 @@ def add_parser(subparsers) -> None:
 
 def load_inputs(args):
     """``(model, tokenizer, examples, task)`` for the command-line options."""
-    from ..glue import get_task, load_glue
+    from ..glue import get_task
     from ..models import load_model
 
     task = get_task(args.task)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+    examples = load_examples(args, task, args.split)
     model, tokenizer = load_model(args.model, device=args.device, task=task.name)
     align_model_labels(args, model, task)
     return model, tokenizer, examples, task

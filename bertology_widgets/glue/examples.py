@@ -53,12 +53,17 @@ class GlueSplit(Sequence):
         The examples, in file order.
     source : str
         The file path read, or the hub dataset id and config.
+    origin : str
+        Which kind of source: ``"folder"`` (a GLUE folder named by
+        ``glue_dir=`` or ``BERTOLOGY_GLUE_DIR``), ``"embedded"`` (the copy
+        shipped in the package) or ``"hub"``.
     """
 
     task: GlueTask
     split: str
     examples: tuple[Example, ...]
     source: str
+    origin: str = "folder"
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -79,6 +84,17 @@ class GlueSplit(Sequence):
     def labels(self) -> list[int | float | None]:
         """The label of every example, in order."""
         return [example.label for example in self.examples]
+
+    def describe(self) -> str:
+        """Where the examples came from, in one line.
+
+        E.g. ``"SST-2 dev: embedded copy (872 examples)"``,
+        ``"RTE dev: /data/glue/RTE/dev.tsv (277 examples)"`` or
+        ``"MNLI dev_mismatched: hub nyu-mll/glue:mnli (9832 examples)"``.
+        """
+        split = self.split.replace("validation", "dev")
+        where = {"embedded": "embedded copy", "hub": f"hub {self.source}"}.get(self.origin, self.source)
+        return f"{self.task.display_name} {split}: {where} ({len(self.examples)} examples)"
 
     def __repr__(self) -> str:
         return (

@@ -4,7 +4,9 @@ Where the data comes from, first match wins:
 
 1. the ``glue_dir=`` argument (the CLI's ``--glue-dir``);
 2. the ``BERTOLOGY_GLUE_DIR`` environment variable;
-3. the hub dataset ``nyu-mll/glue`` through the optional ``datasets``
+3. the copy embedded in the package, for SST-2 train and dev only
+   (:mod:`.embedded`);
+4. the hub dataset ``nyu-mll/glue`` through the optional ``datasets``
    package (``pip install bertology-widgets[hub]``, needs a network or a
    filled ``datasets`` cache).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .embedded import embedded_file
 from .examples import Example, GlueSplit
 from .hub import HUB_DATASET, load_from_hub
 from .tasks import GlueTask, resolve_task_split
@@ -107,8 +110,10 @@ def load_glue(
     Returns
     -------
     GlueSplit
-        A sequence of :class:`Example` with ``task``, canonical ``split`` and
-        ``source`` (the file read, or the hub dataset).
+        A sequence of :class:`Example` with ``task``, canonical ``split``,
+        ``source`` (the file read, or the hub dataset) and ``origin``
+        (``"folder"``, ``"embedded"`` or ``"hub"``); ``describe()`` says so
+        in one line.
 
     Raises
     ------
@@ -131,6 +136,12 @@ def load_glue(
         if not examples:
             raise ValueError(f"{path} holds no examples (a header at most); give a GLUE file with rows")
         return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(path))
+    embedded = embedded_file(spec, canonical)
+    if embedded is not None:
+        examples = read_glue_tsv(embedded, spec, canonical, max_examples=max_examples, skip_bad_rows=skip_bad_rows,
+                                 location=f"{spec.folder}/{spec.file_for(canonical)}")
+        return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(embedded),
+                         origin="embedded")
     wanted = f"<glue_dir>/{spec.folder}/{spec.file_for(canonical)}"
     try:
         examples = load_from_hub(spec, canonical, max_examples=max_examples)
@@ -149,4 +160,4 @@ def load_glue(
             f"({type(exc).__name__}: {exc}). {_HOW_TO_POINT} (a folder holding {wanted})"
         ) from exc
     source = f"{HUB_DATASET}:{spec.name}"
-    return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=source)
+    return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=source, origin="hub")

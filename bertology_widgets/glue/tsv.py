@@ -5,11 +5,13 @@ GLUE files are tab-separated with *no* quoting: texts contain unbalanced
 quoted field (and then swallow the following lines). Every file is read with
 ``csv.QUOTE_NONE`` and the ``utf-8-sig`` encoding (MRPC starts with a
 byte-order mark). Texts are kept exactly as written, trailing spaces included.
+A file whose name ends in ``.xz`` (the embedded SST-2) is decompressed on the fly.
 """
 
 from __future__ import annotations
 
 import csv
+import lzma
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +105,15 @@ def read_glue_tsv(
     *,
     max_examples: int | None = None,
     skip_bad_rows: bool = False,
+    location: str | None = None,
 ) -> list[Example]:
     """Read the examples of one GLUE file.
 
     Parameters
     ----------
     path : str or Path
-        The TSV file, e.g. ``<glue_dir>/SST-2/dev.tsv``.
+        The TSV file, e.g. ``<glue_dir>/SST-2/dev.tsv``; an ``.xz`` file is
+        decompressed while read.
     task : GlueTask
         Its task, which fixes the column layout.
     split : str
@@ -118,6 +122,9 @@ def read_glue_tsv(
         Stop after this many examples.
     skip_bad_rows : bool
         Skip rows that do not fit the layout instead of raising.
+    location : str, optional
+        How example sources name the file (default ``"<folder>/<file>"``,
+        e.g. ``"SST-2/dev.tsv"``).
 
     Returns
     -------
@@ -135,7 +142,7 @@ def read_glue_tsv(
     path = Path(path)
     labelled = task.is_labelled(split)
     has_header = task.has_header or not labelled
-    location = f"{path.parent.name}/{path.name}"
+    location = location or f"{path.parent.name}/{path.name}"
     try:
         return _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows)
     except UnicodeDecodeError as exc:
@@ -145,7 +152,8 @@ def read_glue_tsv(
 
 def _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows) -> list[Example]:
     examples: list[Example] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    opener = lzma.open if path.suffix == ".xz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None) if has_header else None
         if has_header and header is None:

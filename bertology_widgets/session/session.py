@@ -65,6 +65,9 @@ class ModelSession(AnalysisMixin, HasTraits):
     example_label, example_prediction, example_baseline_prediction
         For the shown input (label is ``None`` for custom text).
     progress : float in [0, 1]; busy : bool; error, notice : str
+    data_source : str
+        Where the examples came from, e.g. ``"SST-2 dev: embedded copy (872
+        examples)"`` (empty when they were not given as a ``GlueSplit``).
     importance, entropy, curve, analysis_busy, analysis_progress, analysis_status
         Head importance and the masking curve (see :class:`~.analysis.AnalysisMixin`).
     """
@@ -74,6 +77,7 @@ class ModelSession(AnalysisMixin, HasTraits):
     task = Unicode(read_only=True)
     label_names = List(read_only=True)
     metric_names = List(read_only=True)
+    data_source = Unicode(read_only=True)
 
     layer = Int(0)
     head = Int(0)
@@ -130,6 +134,8 @@ class ModelSession(AnalysisMixin, HasTraits):
         self.set_trait("task", glue_task.name)
         self.set_trait("label_names", list(glue_task.label_names))
         self.set_trait("metric_names", list(glue_task.metrics))
+        describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
+        self.set_trait("data_source", describe() if callable(describe) else "")
         self._capture = None
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
@@ -153,12 +159,17 @@ class ModelSession(AnalysisMixin, HasTraits):
     @classmethod
     def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
                         device=None, precision="fp32", **kwargs) -> "ModelSession":
-        """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session."""
+        """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
+
+        Prints one line saying where the GLUE split came from (also kept in
+        the ``data_source`` trait).
+        """
         from ..glue import load_glue
         from ..models import load_model
 
         net, tokenizer = load_model(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
+        print(examples.describe())
         return cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
 
     # -- validation ------------------------------------------------------------------

@@ -108,9 +108,10 @@ def burst_notebook(root: Path) -> tuple[Path, Path, Path]:
 def cli_accuracy(mask_path: Path) -> float:
     """``bertology evaluate --task sst2 --mask MASK --json``'s accuracy (this venv's CLI)."""
     bertology = Path(sys.executable).parent / "bertology"
+    glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")  # unset: the embedded SST-2, as the kernels use
     out = subprocess.run(
         [str(bertology), "evaluate", "--task", "sst2", "--mask", str(mask_path), "--json",
-         "--glue-dir", os.environ["BERTOLOGY_GLUE_DIR"]],
+         *(["--glue-dir", glue_dir] if glue_dir else [])],
         capture_output=True, text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])["accuracy"]

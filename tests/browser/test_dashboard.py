@@ -22,8 +22,10 @@ from . import harness as h
 pytestmark = pytest.mark.browser
 
 # Read by the kernels the servers start (they inherit this process's environment;
-# set at import, so before any server of the session starts).
-os.environ.setdefault("BERTOLOGY_GLUE_DIR", str(h.REPO_ROOT.parent / "shared" / "glue"))
+# set at import, so before any server of the session starts). Without a GLUE
+# folder the kernels read the SST-2 copy embedded in the package.
+if (h.REPO_ROOT.parent / "shared" / "glue" / "SST-2").is_dir():
+    os.environ.setdefault("BERTOLOGY_GLUE_DIR", str(h.REPO_ROOT.parent / "shared" / "glue"))
 
 QUICKSTART = h.REPO_ROOT / "notebooks" / "01_quickstart.ipynb"
 DOCS_SCREENSHOT = h.docs_screenshot("dashboard.png")  # docs/images/ with BERTOLOGY_UPDATE_DOCS=1
