@@ -15,6 +15,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default): bf16 weights where the hardware has fast bf16 (CUDA, AMX), with the fp32 "
+                        "guard, so predictions equal fp32's and the dashboard's live score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -29,7 +32,8 @@ def run(args) -> int:
     examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
-                      max_length=args.max_length, task=task.name, progress=not args.json)
+                      max_length=args.max_length, task=task.name, progress=not args.json,
+                      precision=args.precision)
     result = jsonable(result)
     if args.json:
         print(json.dumps(result))
