@@ -15,11 +15,17 @@ margin (best minus second best) is below
 
 is re-scored in fp32 (its whole length-sorted batch, exactly as the fp32
 evaluation runs it, so its logits are bitwise fp32's). So the predictions
-equal fp32's whenever bf16's margin error stays below the bound. The
-constants are ~4x the largest margin error measured between bf16-weight and
-fp32 logits of the default MiniLM on SST-2 dev under random masks (see
-``tests/test_precision.py``, which checks 200 random masks). Regression tasks
-(STS-B) have no margin: ``auto`` picks fp32 for them.
+equal fp32's whenever bf16's margin error stays below the bound.
+
+How the constants were derived: between bf16-weight and fp32 logits of the
+default MiniLM (SST-2 dev, random masks keeping each head with probability
+0.4-1), the largest margin error measured was 0.023 in absolute terms and
+0.018 x (1 + max|logit|) in relative ones (on an AVX512-BF16 CPU, which runs
+the same bf16 arithmetic as AMX, only slower). The bound is over 4x the
+absolute figure and about that relative one combined; ``tests/test_precision.py``
+checks random masks on the default model (``slow``) and on a tiny one. A
+wider bound only costs time: see the benchmark's ``guard_rescored_fraction``.
+Regression tasks (STS-B) have no margin: ``auto`` picks fp32 for them.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
-GUARD_ABS = 0.05
+GUARD_ABS = 0.1
 GUARD_REL = 0.02
 
 
