@@ -172,7 +172,7 @@ class LayerProbe(SessionView):
     def wait(self, timeout: float | None = None) -> bool:
         """Apply results until a background run has finished; True if none is running."""
         self.session.wait(600.0 if timeout is None else timeout, analysis=True)
-        return not self.running
+        return not self.session.analysis_busy
 
     def run(self) -> ProbeResult:
         """Train and score the probes now, under ``session.mask``; sets and returns :attr:`result`.
