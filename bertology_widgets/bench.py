@@ -9,7 +9,12 @@ Measures, in one run and on one machine:
 * the live session: for one head in each layer, the time from a mask change
   to the first streamed estimate and to the exact score (medians);
 * the same on a BERT-base-sized model (12 x 12, hidden 768, random weights);
-* the cache's memory, and how far bf16 autocast scores differ from fp32.
+* the live loop through a :class:`~bertology_widgets.widgets.Dashboard`: the
+  kernel-thread time per toggle and the widget messages per toggle of a burst
+  of 50, and the time from the last toggle to the exact score;
+* the precision ``auto`` picks, its exact median beside fp32's, and the share
+  of examples the fp32 guard re-scored;
+* the cache's memory.
 
 Figures are printed, never asserted: speed belongs to benchmarks, not tests.
 """
@@ -43,6 +48,7 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     drop_types = int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1
     gates = torch.ones(model_shape(model), requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()
+    device = next(model.parameters()).device
     start = time.perf_counter()
     with grad_mode, attention_implementation(model, "eager"), mask_heads(model, gates):
         for ex in examples:
@@ -50,7 +56,8 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
                             return_tensors="pt")
             if drop_types:
                 enc.pop("token_type_ids", None)
-            out = model(**enc, labels=torch.tensor([ex.label]), output_attentions=True)
+            enc = {k: v.to(device) for k, v in enc.items()}
+            out = model(**enc, labels=torch.tensor([ex.label], device=device), output_attentions=True)
             if backward:
                 out.loss.backward()
     model.zero_grad(set_to_none=True)
@@ -93,7 +100,8 @@ def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict
             session.scorer.lru._items.clear()  # a fresh mask each time: no memoised answers
             timer.arm(mask)
             session.mask = mask
-            if not timer.exact.wait(timeout):
+            # The worker's results reach the traits through the dispatcher: drain it while waiting.
+            if not session._dispatcher.wait(timer.exact.is_set, timeout):
                 raise TimeoutError(f"no exact score after {timeout} s")
             per_layer.setdefault(layer, []).append(timer.exact_s)
             estimates.append(timer.first_estimate if timer.first_estimate is not None else timer.exact_s)
@@ -109,6 +117,64 @@ def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict
     }
 
 
+class _CountingComm:
+    """Stands in for a front end's comm: counts the messages widgets send, and drops them."""
+
+    sent = 0
+
+    def __init__(self, **kwargs):
+        import uuid
+
+        self.comm_id = kwargs.get("comm_id") or uuid.uuid4().hex
+
+    def send(self, data=None, metadata=None, buffers=None):
+        _CountingComm.sent += 1
+
+    def on_msg(self, callback):
+        pass
+
+    def close(self, *args, **kwargs):
+        pass
+
+
+def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0) -> dict:
+    """A burst of ``toggles`` mask-grid clicks on a Dashboard over ``session``, on this (the kernel) thread.
+
+    Returns the kernel-thread milliseconds per toggle, the seconds from the
+    last toggle to the exact score, and the widget messages per toggle (burst
+    and settling included).
+    """
+    import comm
+
+    from .widgets import Dashboard
+
+    real = comm.create_comm
+    comm.create_comm = _CountingComm
+    try:
+        dashboard = Dashboard(session)
+        session.wait(timeout)
+        rng = np.random.default_rng(seed)
+        clicks = [(int(rng.integers(session.num_layers)), int(rng.integers(session.num_heads)))
+                  for _ in range(toggles)]
+        session.scorer.lru._items.clear()
+        _CountingComm.sent = 0
+        start = time.perf_counter()
+        for layer, head in clicks:
+            dashboard.mask_grid.grid.click(layer, head)
+        last = time.perf_counter()
+        if not session.wait(timeout):
+            raise TimeoutError(f"the burst did not settle in {timeout} s")
+        settled = time.perf_counter()
+        messages = _CountingComm.sent
+        dashboard.close()
+    finally:
+        comm.create_comm = real
+    session.reset_mask()
+    session.wait(timeout)
+    return {"kernel_ms_per_toggle": (last - start) * 1e3 / toggles, "burst_settle_s": settled - last,
+            "messages_per_toggle": messages / toggles}
+
+
 def bert_base_random(num_labels: int = 2):
     """A BERT-base-sized classifier (12 layers x 12 heads, hidden 768) with random weights."""
     from transformers import BertConfig, BertForSequenceClassification
@@ -119,8 +185,9 @@ def bert_base_random(num_labels: int = 2):
 
 
 def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, repeats=3, bert_base=True,
-                  naive=True, bf16=True, device=None, log=print) -> dict:
+                  naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
+    from .evaluation import evaluate
     from .glue import load_glue
     from .models import load_model
     from .session import ModelSession
@@ -132,22 +199,35 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     log(examples.describe())
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()
-    session = ModelSession(net, tokenizer, examples, task=task)
+    session = ModelSession(net, tokenizer, examples, task=task, precision=precision)
     result["session_open_s"] = time.perf_counter() - t0
+    result["precision"] = session.precision
     result.update(time_mask_changes(session, repeats))
-    log(f"exact median {result['exact_median_s']:.3f} s, first estimate {result['first_estimate_median_s']:.3f} s")
+    log(f"[{session.precision}] exact median {result['exact_median_s']:.3f} s, "
+        f"first estimate {result['first_estimate_median_s']:.3f} s")
+    result.update(time_burst(session))
+    log(f"burst of 50: {result['kernel_ms_per_toggle']:.2f} ms kernel time per toggle, settled "
+        f"{result['burst_settle_s']:.2f} s after the last, {result['messages_per_toggle']:.1f} messages per toggle")
+    result["guard_rescored_fraction"] = session.scorer.guard.fraction if session.precision == "bf16" else None
+    session.close()
+    if session.precision == "fp32":
+        result["fp32_exact_median_s"] = result["exact_median_s"]
+    else:  # side by side, same machine, same run
+        fp32 = ModelSession(net, tokenizer, examples, task=task, precision="fp32")
+        result["fp32_exact_median_s"] = time_mask_changes(fp32, repeats)["exact_median_s"]
+        fp32.close()
+        log(f"fp32 exact median {result['fp32_exact_median_s']:.3f} s")
+    result["auto_vs_fp32_exact_speedup"] = result["fp32_exact_median_s"] / result["exact_median_s"]
     if bf16:
         mask = np.ones((session.num_layers, session.num_heads), dtype=np.float32)
         mask[0, :4] = 0
-        mask[3, 2:6] = 0
-        low = ModelSession(net, tokenizer, examples, task=task, precision="bf16", live=False)
-        diffs = []
-        for m in (None, mask):
-            exact, approx = session.evaluate(m), low.evaluate(m)
-            diffs += [abs(exact[k] - approx[k]) for k in session.metric_names]
-        result["bf16_max_abs_score_diff"] = max(diffs)
-        low.close()
-    session.close()
+        mask[3 % session.num_layers, 2:6] = 0
+        flips = 0
+        for m in (None, mask):  # the guard's promise: bf16 predictions equal fp32's
+            exact = evaluate(net, tokenizer, examples, m, task=task, precision="fp32")
+            approx = evaluate(net, tokenizer, examples, m, task=task, precision="bf16")
+            flips += int((exact["predictions"] != approx["predictions"]).sum())
+        result["bf16_guarded_prediction_flips"] = flips
     if naive:
         log("naive baseline, as run_bertology.py scores a mask: batch size 1, padded to 128, attentions, backward ...")
         result["naive_s"] = naive_reevaluation_seconds(net, tokenizer, examples)
@@ -162,8 +242,9 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
         log("BERT-base-sized model (random weights) ...")
         big = bert_base_random().to(next(net.parameters()).device)
         big.config.bertology_task = task
-        session = ModelSession(big, tokenizer, examples, task=task)
+        session = ModelSession(big, tokenizer, examples, task=task, precision=precision)
         figures = time_mask_changes(session, repeats=1)
+        figures["precision"] = session.precision
         session.close()
         result.update({f"bert_base_{k}": v for k, v in figures.items()})
     return result

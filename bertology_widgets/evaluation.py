@@ -81,16 +81,24 @@ def labelled_task(model, examples, task=None, label_map=None):
 
 def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
                    max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
-                   autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+                   stats=None) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
 
     Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
     live session, on the same length-sorted batches, so both give identical numbers.
+    ``precision="bf16"`` runs bf16 weights with the fp32 guard of
+    :mod:`~bertology_widgets.precision` (``stats``, a ``GuardStats``, counts its
+    work); ``"auto"`` picks bf16 only on hardware with fast bf16.
     """
     from .layerwise import LayerwiseRunner
+    from .precision import bf16_copy, guarded, resolve_precision
 
     encoded = encode_examples(tokenizer, examples, max_length)
     runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
+    low = None
+    if resolve_precision(precision, runner.device, int(getattr(model.config, "num_labels", 2)) == 1) == "bf16":
+        low = LayerwiseRunner(bf16_copy(model))
     num_layers, num_heads = runner.shape
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
@@ -101,7 +109,13 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
         batches = length_sorted_batches(encoded.lengths, batch_size)
         for indices in progress_bar(batches, enabled=progress, desc="evaluating", unit="batch"):
             batch = collate(encoded, indices, pad, runner.device, with_types)
-            logits = runner.logits(batch, gates).cpu().numpy()
+            if low is None:
+                logits = runner.logits(batch, gates).cpu().numpy()
+            else:
+                fast, rescored = guarded(low.logits(batch, gates), lambda: runner.logits(batch, gates))
+                logits = fast.cpu().numpy()
+                if stats is not None:
+                    stats.add(rescored, len(indices))
             if out is None:
                 out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
             out[indices] = logits
@@ -112,7 +126,7 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
 
 def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
              max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-             autocast_dtype: torch.dtype | None = None) -> dict:
+             autocast_dtype: torch.dtype | None = None, precision: str = "fp32") -> dict:
     """Score ``model`` on ``examples`` with the task's official metrics.
 
     Parameters
@@ -127,6 +141,9 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
         Examples per (length-sorted) batch; tokens per example.
     task : str, optional
         GLUE task; defaults to the one recorded in the model's config.
+    precision : {"fp32", "bf16", "auto"}
+        bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
+        picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).
 
     Returns
     -------
@@ -134,7 +151,8 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
         ``{"task": ..., "n": ..., <metric>: float, ..., "predictions": np.ndarray (n,)}``.
     """
     glue_task, labels = labelled_task(model, examples, task)
-    logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype)
+    logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype,
+                            precision)
     predictions = predictions_from_logits(logits, glue_task.is_regression)
     result = {"task": glue_task.name, "n": int(len(labels))}
     result.update(compute_metrics(glue_task.name, predictions, labels))

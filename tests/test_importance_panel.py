@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -26,9 +24,7 @@ def session(request, tokenizer):
 
 def settle(session, timeout: float = 120.0) -> None:
     """Wait for the background analysis to finish."""
-    deadline = time.monotonic() + timeout
-    while session.analysis_busy and time.monotonic() < deadline:
-        time.sleep(0.02)
+    session.wait(timeout, analysis=True)  # applies the worker's results on this (the main) thread
     assert not session.analysis_busy, "the analysis did not finish in time"
 
 
@@ -39,7 +35,7 @@ def test_importance_button_fills_importance_and_enables_the_slider(session):
     assert panel.importance_button.disabled and panel.curve_button.disabled  # busy until the thread is done
     assert panel.progress.layout.visibility == "visible"
     settle(session)
-    assert session.error == "" and session.importance.shape == (LAYERS, HEADS)
+    assert session.analysis_error == "" and session.importance.shape == (LAYERS, HEADS)
     assert not panel.slider.disabled and not panel.importance_button.disabled and not panel.curve_button.disabled
     assert panel.progress.layout.visibility == "hidden" and panel.progress.value == 1.0
     assert panel.status.value == session.analysis_status == "head importance: done"
@@ -91,7 +87,7 @@ def test_masking_curve_is_drawn_with_its_random_baseline_and_threshold(session):
     panel = ImportancePanel(session)
     assert not panel.curve_line.visible and not panel.random_band.visible and not panel.threshold_line.visible
     session.compute_masking_curve(background=False, masking_amount=0.25, masking_threshold=0.5, random_seeds=(0, 1))
-    assert session.error == ""
+    assert session.analysis_error == ""
     curve, metric = session.curve, session.curve["metric"]
     steps, baseline = curve["steps"], curve["random_baseline"]["steps"]
     assert panel.curve_line.visible and panel.random_line.visible and panel.random_band.visible
@@ -117,7 +113,7 @@ def test_analysis_failures_land_in_session_error(session, monkeypatch):
     panel = ImportancePanel(session)
     panel.importance_button.click()
     settle(session)
-    assert "gradients exploded" in session.error and session.importance is None
+    assert "gradients exploded" in session.analysis_error and session.importance is None
     assert panel.status.value == "head importance: failed" and panel.slider.disabled
     assert not panel.importance_button.disabled
     session.error, session.analysis_busy = "", True  # a click that slips past the disabled button

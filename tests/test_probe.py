@@ -101,5 +101,5 @@ def test_view_reports_missing_training_data(session, tmp_path):
     view = LayerProbe(session, glue_dir=tmp_path, background=True)
     view.button.click()  # no SST-2/train.tsv there: an error box, never an exception
     assert view.wait(30)
-    assert "GLUE file not found" in view.error and "GLUE file not found" in session.error
+    assert "GLUE file not found" in view.error and "GLUE file not found" in session.analysis_error
     assert view.result is None and not view.button.disabled

@@ -42,7 +42,7 @@ def scorer_threads():
 
 
 def assert_settled_and_right(session):
-    assert session.wait(60), session.error
+    assert session.wait(60), session.score_error
     reference = evaluate(session.model, session.tokenizer, session.examples, session.mask,
                          batch_size=session.batch_size, task=session.task)
     assert session.score == {k: reference[k] for k in session.metric_names}
@@ -146,11 +146,11 @@ def test_exception_inside_a_forward_is_shown_and_the_next_toggle_works(tokenizer
         handle = layer.register_forward_pre_hook(broken_forward)
         s.toggle_head(0, 0)
         s.wait(30)
-        assert "injected fault in layer 1" in s.error and not s.busy
+        assert "injected fault in layer 1" in s.score_error and not s.busy
         handle.remove()
         s.toggle_head(0, 1)
         assert_settled_and_right(s)
-        assert s.error == ""
+        assert s.score_error == ""
         assert count_gate_hooks(s.model) == 0
     finally:
         s.close()
@@ -184,7 +184,7 @@ def test_keyboard_interrupt_in_the_worker_is_reported_not_fatal(tokenizer):
         s.scorer.batch_hook = lambda number: (_ for _ in ()).throw(KeyboardInterrupt())
         s.toggle_head(1, 1)
         s.wait(30)
-        assert "KeyboardInterrupt" in s.error
+        assert "KeyboardInterrupt" in s.score_error
         s.scorer.batch_hook = None
         s.toggle_head(2, 2)
         assert_settled_and_right(s)
@@ -258,7 +258,8 @@ def test_checkpoint_of_an_unsupported_architecture_fails_at_load_time(tmp_path):
 def test_unusual_text_is_analysed(shared_session, text):
     s = shared_session
     s.text = text
-    assert s.error == "" and s.tokens[0] == "[CLS]"
+    assert s.wait(60)
+    assert s.capture_error == "" and s.tokens[0] == "[CLS]"
     assert s.attention.shape == (len(s.tokens), len(s.tokens))
     np.testing.assert_allclose(s.attention.sum(-1), 1, atol=1e-5)
 
@@ -267,22 +268,24 @@ def test_unusual_text_is_analysed(shared_session, text):
 def test_empty_text_is_refused_visibly(shared_session, text):
     s = shared_session
     s.text = "good " * 10_000  # truncated: a notice on screen
-    assert s.notice
+    assert s.wait(60) and s.notice
     s.text = text
-    assert "empty" in s.error
+    assert "empty" in s.capture_error
     # Nothing of the previous text stays on screen.
     assert s.tokens == [] and s.attention is None and s.hidden_states is None
     assert not s.truncated and s.notice == "" and s.example_prediction is None
     s.example_index = 1
-    assert s.error == "" and s.tokens[0] == "[CLS]"
+    assert s.wait(60) and s.capture_error == "" and s.tokens[0] == "[CLS]"
 
 
 def test_very_long_text_is_truncated_with_a_notice(shared_session):
     s = shared_session
     s.text = "good " * 10_000
+    assert s.wait(60)
     assert s.truncated and "truncated" in s.notice
     assert len(s.tokens) == s.max_length
     s.example_index = 2
+    assert s.wait(60)
     assert not s.truncated and s.notice == ""
 
 

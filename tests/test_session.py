@@ -108,7 +108,7 @@ def test_200_rapid_toggles_settle_on_the_final_mask(session, caplog):
     np.testing.assert_array_equal(session.scored_mask, session.mask)
     assert session.score == {"accuracy": reference["accuracy"]}
     np.testing.assert_array_equal(session.predictions, reference["predictions"])
-    assert session.error == ""
+    assert session.score_error == ""
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
@@ -270,6 +270,7 @@ def test_worker_thread_ends_on_close(tokenizer):
 
 def test_custom_text_shows_predictions_without_label(session):
     session.text = "brilliant charming fun"
+    assert session.wait(30)
     assert session.example_index == -1
     assert session.example_label is None
     assert session.example_prediction in (0, 1) and session.example_baseline_prediction in (0, 1)
@@ -279,7 +280,7 @@ def test_custom_text_shows_predictions_without_label(session):
 
 def test_empty_text_sets_error_and_clears_the_previous_input(session):
     session.text = "   "
-    assert "empty" in session.error
+    assert "empty" in session.capture_error
     assert session.attention is None and session.tokens == [] and session.notice == ""
 
 
@@ -324,11 +325,11 @@ def test_errors_in_scoring_are_shown_not_raised(session):
     mask[2, 2] = 0
     session.mask = mask
     session.wait(30)
-    assert "injected fault" in session.error and not session.busy
+    assert "injected fault" in session.score_error and not session.busy
     session.scorer.batch_hook = None
     session.toggle_head(0, 0)
     assert session.wait(30)
-    assert session.error == ""
+    assert session.score_error == ""
     assert session.score["accuracy"] == predictions_of(session, session.mask)["accuracy"]
 
 
@@ -348,7 +349,8 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         thread = s.compute_importance()
         s.toggle_head(0, 0)  # live scoring keeps working meanwhile
         thread.join(120)
-        assert s.error == "" and not s.analysis_busy and s.analysis_progress == 1.0
+        assert s.wait(30, analysis=True)
+        assert s.analysis_error == "" and not s.analysis_busy and s.analysis_progress == 1.0
         assert s.importance.shape == (3, 4) and s.entropy.shape == (3, 4)
         assert s.wait(30)
         from bertology_widgets.heads import count_gate_hooks

@@ -138,8 +138,15 @@ def test_readout_follows_score_estimate_and_error(session):
     session.busy = False
     assert readout.progress.layout.visibility == "hidden"
     assert readout.error.layout.display == "none"
-    session.error = "scoring failed: RuntimeError: out of memory"
+    session.score_error = "scoring failed: RuntimeError: out of memory"
     assert "out of memory" in readout.error.value and readout.error.layout.display is None
+    session.capture_error = "text is empty"
+    assert "out of memory" in readout.error.value and "text is empty" in readout.error.value
+    session.score_error = ""  # each source clears its own line
+    assert "out of memory" not in readout.error.value and "text is empty" in readout.error.value
+    session.capture_error = ""
+    assert readout.error.layout.display == "none"
+    assert session.precision in readout.html.value
 
 
 def test_failing_callbacks_land_in_session_error(session):
@@ -231,7 +238,8 @@ def test_a_view_of_a_task_name_says_to_open_a_session(view):
 def test_refused_text_empties_the_attention_map(session):
     grid = AttentionGrid(session)
     session.text = ""
-    assert "empty" in session.error
+    assert "empty" in session.capture_error
     assert grid.grid.heat.color.shape == (1, 1) and grid.grid.fig.title == "no input to show"
     session.text = "a fine film"
+    session.wait()
     assert grid.grid.heat.color.shape == (len(session.tokens),) * 2

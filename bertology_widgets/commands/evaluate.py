@@ -17,6 +17,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
     p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default): bf16 weights where the hardware has fast bf16 (CUDA, AMX), with the fp32 "
+                        "guard, so predictions equal fp32's and the dashboard's live score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -33,7 +36,8 @@ def run(args) -> int:
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
-                      max_length=args.max_length, task=task.name, progress=not args.json)
+                      max_length=args.max_length, task=task.name, progress=not args.json,
+                      precision=args.precision)
     result = jsonable(result)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())

@@ -1,22 +1,32 @@
-"""Long analyses on a session: head importance and the masking curve.
+"""Long analyses on a session: head importance, the masking curve, the layer probe.
 
-They run in a background thread on a private copy of the model, so the live
-score, the attention view and the kernel stay responsive while gradients are
-taken (the copy's gate hooks can never leak into live scoring). Progress and
-results land in session traits; failures land in ``error``.
+Every analysis goes through :meth:`AnalysisMixin._run_analysis`:
+
+* ``compute(model, report)`` runs on a worker thread, on a private copy of
+  the model (so the live score, the attention view and the kernel stay
+  responsive, and the copy's gate hooks can never leak into live scoring).
+  It touches no trait, calls ``report(done, total)`` for progress and
+  returns its result;
+* ``apply(result)`` runs on the kernel's main thread (through the session's
+  dispatcher) and assigns the traits.
+
+Failures land in ``analysis_error`` (cleared when the next analysis starts).
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import time
 
 import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Unicode
 
+PROGRESS_EVERY_S = 0.25  # progress reaches the traits at most 4 times a second
+
 
 class AnalysisMixin(HasTraits):
-    """Traits and methods for importance and masking curves (mixed into ``ModelSession``).
+    """Traits and methods for importance, masking curves and probes (mixed into ``ModelSession``).
 
     Traits
     ------
@@ -24,12 +34,16 @@ class AnalysisMixin(HasTraits):
     curve : dict
         :meth:`MaskingCurve.to_dict` of the last masking curve, plus
         ``random_baseline`` (steps with mean / min / max over seeds).
+    probe : ProbeResult or None
+        The last layer probe (:meth:`compute_probe`).
     analysis_busy : bool; analysis_progress : float in [0, 1]; analysis_status : str
+        ``analysis_status`` is the running analysis' name, then ``"<name>: done"`` or ``"<name>: failed"``.
     """
 
     importance = Any(None)
     entropy = Any(None)
     curve = Dict()
+    probe = Any(None)
     analysis_busy = Bool(False)
     analysis_progress = Float(0.0)
     analysis_status = Unicode("")
@@ -42,32 +56,58 @@ class AnalysisMixin(HasTraits):
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
 
-    def _run_analysis(self, name: str, work, background: bool):
+    def _run_analysis(self, name: str, compute, apply, background: bool = True):
+        """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
+
+        Returns the worker thread (``background=True``), or None once applied.
+        """
         if self.analysis_busy:
             raise RuntimeError(f"an analysis is already running ({self.analysis_status}); wait for it to finish")
         with self.hold_trait_notifications():
             self.analysis_busy, self.analysis_progress, self.analysis_status = True, 0.0, name
+            self.analysis_error = ""
+        post = self._dispatcher.post
+        last = [0.0]
+
+        def report(done, total):  # worker thread: throttled, handed to the main thread
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S or done >= total:
+                last[0] = now
+                post(self._analysis_progressed, float(done) / max(1, total))
 
         def target():
             try:
-                work(self.private_model())
-                self.analysis_status = f"{name}: done"
+                value = compute(self.private_model(), report)
             except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                self.error = f"{name} failed: {type(exc).__name__}: {exc}"
-                self.analysis_status = f"{name}: failed"
-            finally:
-                with self.hold_trait_notifications():
-                    self.analysis_busy, self.analysis_progress = False, 1.0
+                post(self._analysis_finished, name, None, exc)
+                return
+            post(self._analysis_finished, name, apply, value)
 
         if not background:
             target()
+            self._dispatcher.drain()
             return None
         thread = threading.Thread(target=target, name="bertology-analysis", daemon=True)
         thread.start()
         return thread
 
-    def _report(self, done, total):
-        self.analysis_progress = float(done) / max(1, total)
+    def _analysis_progressed(self, fraction: float) -> None:
+        if self.analysis_busy:
+            self.analysis_progress = fraction
+
+    def _analysis_finished(self, name: str, apply, value) -> None:
+        """Main thread: apply the result (or show the failure) and free the analysis slot."""
+        failure = value if apply is None else None
+        if apply is not None:
+            try:
+                apply(value)
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        with self.hold_trait_notifications():
+            if failure is not None:
+                self.analysis_error = f"{name} failed: {type(failure).__name__}: {failure}"
+            self.analysis_status = f"{name}: {'failed' if failure is not None else 'done'}"
+            self.analysis_busy, self.analysis_progress = False, 1.0
 
     def compute_importance(self, max_examples: int | None = None, background: bool = True, **options):
         """Head importance and attention entropy under the current mask (see :func:`head_importance`).
@@ -78,13 +118,15 @@ class AnalysisMixin(HasTraits):
 
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
 
-        def work(model):
-            result = head_importance(model, self.tokenizer, examples, mask, task=self.task,
-                                     on_progress=self._report, **options)
+        def compute(model, report):
+            return head_importance(model, self.tokenizer, examples, mask, task=self.task, on_progress=report,
+                                   **options)
+
+        def apply(result):
             with self.hold_trait_notifications():
                 self.importance, self.entropy = result.importance, result.entropy
 
-        return self._run_analysis("head importance", work, background)
+        return self._run_analysis("head importance", compute, apply, background)
 
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
@@ -93,9 +135,9 @@ class AnalysisMixin(HasTraits):
 
         examples = self._analysis_examples(max_examples)
 
-        def work(model):
+        def compute(model, report):
             result = masking_curve(model, self.tokenizer, examples, task=self.task, **options)
-            self._report(1, 2)
+            report(1, 2)
             data = result.to_dict()
             if random_seeds:
                 baseline = random_masking_curve(model, self.tokenizer, examples, task=self.task, seeds=random_seeds,
@@ -104,11 +146,42 @@ class AnalysisMixin(HasTraits):
                                                 original_score=result.original_score,
                                                 min_steps=len(result.curve) - 1)
                 data["random_baseline"] = baseline
-            with self.hold_trait_notifications():
-                self.importance = result.importance
-                self.curve = data
+            return result.importance, data
 
-        return self._run_analysis("masking curve", work, background)
+        def apply(value):
+            with self.hold_trait_notifications():
+                self.importance, self.curve = value
+
+        return self._run_analysis("masking curve", compute, apply, background)
+
+    def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
+                      max_dev: int = 1000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                      background: bool = True):
+        """Linear probes of the task on every layer under the current mask (see :func:`~bertology_widgets.probe.layer_probe`).
+
+        ``train_examples`` default to ``load_glue(task, "train", glue_dir=glue_dir,
+        max_examples=train_pool)``, loaded on the worker. The result lands in ``probe``.
+        """
+        from ..probe import layer_probe
+
+        if not self.label_names:
+            raise ValueError(f"{self.task} is a regression task; layer probes support classification tasks only")
+        mask, task, dev = np.array(self.mask), self.task, list(self.examples)
+
+        def compute(model, report):
+            train = train_examples
+            if train is None:
+                from ..glue import load_glue
+
+                train = list(load_glue(task, "train", glue_dir=glue_dir, max_examples=train_pool))
+            return layer_probe(model, self.tokenizer, train, dev, mask, pooling, max_train, C, seed,
+                               progress=lambda fraction: report(fraction, 1.0), max_dev=max_dev,
+                               batch_size=self.batch_size, max_length=self.max_length)
+
+        def apply(result):
+            self.probe = result
+
+        return self._run_analysis("layer probe", compute, apply, background)
 
     def mask_least_important(self, n: int) -> None:
         """Mask the ``n`` least important heads (needs :meth:`compute_importance` first); keep the rest."""

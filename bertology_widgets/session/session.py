@@ -13,19 +13,18 @@ import warnings
 import weakref
 
 import numpy as np
-import torch
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..batching import encode_examples
-from ..capturing import TextTruncatedWarning, capture
+from ..capturing import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
+from ..precision import PRECISIONS, resolve_precision
 from . import state as state_io
 from .analysis import AnalysisMixin
-from .live import LiveScorer
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+from .dispatcher import Dispatcher
+from .live import LRU, LiveScorer, mask_key
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -64,12 +63,26 @@ class ModelSession(AnalysisMixin, HasTraits):
         Examples whose prediction differs from the unmasked model's.
     example_label, example_prediction, example_baseline_prediction
         For the shown input (label is ``None`` for custom text).
-    progress : float in [0, 1]; busy : bool; error, notice : str
+    progress : float in [0, 1]; busy : bool; notice : str
     data_source : str
         Where the examples came from, e.g. ``"SST-2 dev: embedded copy (872
         examples)"`` (empty when they were not given as a ``GlueSplit``).
-    importance, entropy, curve, analysis_busy, analysis_progress, analysis_status
-        Head importance and the masking curve (see :class:`~.analysis.AnalysisMixin`).
+    score_error, capture_error, analysis_error : str
+        The last failure of each source (scoring, the shown input, an
+        analysis); each is cleared when its own source next succeeds.
+    error : str
+        Failures of the views' callbacks (a refused value, a broken button).
+    precision : str, read-only
+        ``"fp32"`` or ``"bf16"``: what the live score and :meth:`evaluate` run
+        in (``precision="auto"`` picks bf16 on fast-bf16 hardware; the fp32
+        guard keeps the predictions equal to fp32's).
+    importance, entropy, curve, probe, analysis_busy, analysis_progress, analysis_status
+        Head importance, the masking curve and the layer probe (see :class:`~.analysis.AnalysisMixin`).
+
+    Threads: only the thread that creates the session (the kernel's main
+    thread) assigns traits. Scoring and captures run on one worker, analyses
+    on their own threads; their results reach the traits through a
+    :class:`~.dispatcher.Dispatcher` (the kernel's event loop, or :meth:`wait`).
     """
 
     num_layers = Int(read_only=True)
@@ -110,13 +123,17 @@ class ModelSession(AnalysisMixin, HasTraits):
     progress = Float(1.0)
     busy = Bool(False)
     error = Unicode("")
+    score_error = Unicode("")
+    capture_error = Unicode("")
+    analysis_error = Unicode("")
     notice = Unicode("")
+    precision = Unicode("fp32", read_only=True)
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
-                 max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02,
-                 label_map=None):
+                 max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
+                 capture_lru_size=16, label_map=None):
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TaskMismatchWarning)
             glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
@@ -125,9 +142,14 @@ class ModelSession(AnalysisMixin, HasTraits):
         self._label_notice = "\n".join([str(w.message) for w in caught] + [label_notice(model)]).strip()
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
-        self.batch_size, self.max_length, self.precision = batch_size, max_length, precision
+        self.batch_size, self.max_length = batch_size, max_length
+        self.set_trait("precision", resolve_precision(precision, next(model.parameters()).device,
+                                                      glue_task.is_regression))
         self.model_lock = threading.RLock()
-        self._publish_lock = threading.RLock()
+        self._dispatcher = Dispatcher()
+        self._captures = LRU(capture_lru_size)  # (text, pair, mask) -> the capture's traits
+        self._capture_key = None  # what the shown capture is, or is being made, for
+        self._capture_pending = False
         layers, heads = model_shape(model)
         self.set_trait("num_layers", layers)
         self.set_trait("num_heads", heads)
@@ -140,7 +162,7 @@ class ModelSession(AnalysisMixin, HasTraits):
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
-                                 autocast_dtype=PRECISIONS[precision], lru_size=lru_size, debounce_s=debounce_s)
+                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
         with self.hold_trait_notifications():
@@ -149,16 +171,17 @@ class ModelSession(AnalysisMixin, HasTraits):
             self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, _frozen(ones)
             self.mask = ones
             self.example_index = 0
+        self._live = False
         self._show_example(0)
         self._live = live
         if live:
-            self.scorer.start(self)
+            self.scorer.start(self, self._dispatcher.post)
             weakref.finalize(self, self.scorer.close, 1.0)
 
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
-                        device=None, precision="fp32", **kwargs) -> "ModelSession":
+                        device=None, precision="auto", **kwargs) -> "ModelSession":
         """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
 
         Prints one line saying where the GLUE split came from (also kept in
@@ -258,24 +281,34 @@ class ModelSession(AnalysisMixin, HasTraits):
         self.mask = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
 
     def evaluate(self, mask=None) -> dict:
-        """Score ``mask`` (default: the current mask) synchronously, as ``bertology evaluate`` does."""
+        """Score ``mask`` (default: the current mask) synchronously, as ``bertology evaluate`` does
+        (same batches, same precision rule, so the numbers agree exactly)."""
         mask = self.mask if mask is None else mask
         with self.model_lock:
             return evaluate(self.model, self.tokenizer, self.examples, mask, self.batch_size, self.max_length,
-                            task=self.task, autocast_dtype=PRECISIONS[self.precision])
+                            task=self.task, precision=self.precision)
 
-    def wait(self, timeout: float = 60.0) -> bool:
-        """Block until the score belongs to the current mask (for scripts and tests). True if it settled."""
-        import time
+    def settled(self) -> bool:
+        """Whether the score belongs to the current mask and the shown capture is up to date."""
+        return (not self.busy and not self._capture_pending and self._dispatcher.pending() == 0
+                and self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask))
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.busy and self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask):
-                return True
-            if self.error and not self.busy:
-                return False
-            time.sleep(0.005)
-        return False
+    def wait(self, timeout: float = 60.0, analysis: bool = False) -> bool:
+        """Apply the workers' results until the session has settled (see :meth:`settled`).
+
+        Safe in a notebook cell: it applies the queued results itself. With
+        ``analysis=True`` it also waits for a running analysis. True if it
+        settled, False on timeout or when scoring failed (``score_error``).
+        """
+        def done():
+            failed = bool(self.score_error) and not self.busy and not self._capture_pending
+            return (failed or self.settled()) and not (analysis and self.analysis_busy)
+
+        return self._dispatcher.wait(done, timeout) and self.settled()
+
+    def drain(self) -> int:
+        """Apply the workers' queued results now (main thread); returns how many."""
+        return self._dispatcher.drain()
 
     def save_state(self, path) -> None:
         """Write mask, layer, head and example to ``path`` (JSON, atomically)."""
@@ -309,19 +342,23 @@ class ModelSession(AnalysisMixin, HasTraits):
     def cache_bytes(self) -> int:
         return self.scorer.cache_bytes()
 
-    # -- scoring -------------------------------------------------------------------
+    # -- scoring (results arrive on the owner thread through the dispatcher) ---------------
     def _rescore(self) -> None:
         mask = np.array(self.mask)
         cached = self.scorer.lru.get(mask)
         if cached is not None or not self._live_ready():
             generation = self.scorer.supersede()
-            score, predictions = cached if cached is not None else self.scorer.score(mask)
+            try:
+                score, predictions = cached if cached is not None else self.scorer.score(mask)
+            except Exception as exc:  # noqa: BLE001 - shown in the readout, never raised in the kernel
+                self._on_error(generation, exc)
+                return
             self._on_result(generation, mask, score, predictions)
             return
-        with self._publish_lock:
-            self.scorer.request(mask)
+        self.scorer.request(mask)
+        if not self.busy:  # the rest of a burst costs no trait change
             with self.hold_trait_notifications():
-                self.busy, self.progress, self.error = True, 0.0, ""
+                self.busy, self.progress = True, 0.0
 
     def _live_ready(self) -> bool:
         return getattr(self, "_live", False) and self.scorer.alive
@@ -330,75 +367,130 @@ class ModelSession(AnalysisMixin, HasTraits):
         return generation == self.scorer.generation
 
     def _on_estimate(self, generation, values, intervals, progress):
-        with self._publish_lock:
-            if not self._current(generation):
-                return
-            with self.hold_trait_notifications():
-                self.score, self.score_interval = dict(values), dict(intervals)
-                self.score_is_estimate, self.progress = True, float(progress)
+        if not self._current(generation):
+            return
+        with self.hold_trait_notifications():
+            self.score, self.score_interval = dict(values), dict(intervals)
+            self.score_is_estimate, self.progress = True, float(progress)
 
     def _on_result(self, generation, mask, score, predictions):
-        with self._publish_lock:
-            if not self._current(generation):
-                return
-            with self.hold_trait_notifications():
-                self.score, self.score_interval, self.score_is_estimate = dict(score), {}, False
-                self.predictions, self.scored_mask = predictions, _frozen(mask)
-                self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
-                self.progress, self.busy, self.error = 1.0, False, ""
-            self._update_example_predictions()
+        if not self._current(generation):
+            return
+        with self.hold_trait_notifications():
+            self.score, self.score_interval, self.score_is_estimate = dict(score), {}, False
+            self.predictions, self.scored_mask = predictions, _frozen(mask)
+            self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
+            self.progress, self.busy, self.score_error = 1.0, False, ""
+        self._update_example_predictions()
 
     def _on_error(self, generation, exc):
-        with self._publish_lock:
-            if not self._current(generation):
-                return
-            with self.hold_trait_notifications():
-                self.error = f"scoring failed: {type(exc).__name__}: {exc}"
-                self.busy, self.progress = False, 1.0
+        if not self._current(generation):
+            return
+        with self.hold_trait_notifications():
+            self.score_error = f"scoring failed: {type(exc).__name__}: {exc}"
+            self.busy, self.progress = False, 1.0
 
     # -- the example under the microscope ------------------------------------------------
     def _show_example(self, index: int) -> None:
         example = self.examples[index]
-        with self.hold_trait_notifications():
+        with self.hold_trait_notifications():  # _on_text runs once, after both texts are set
             self.text, self.text_pair = example.text_a, example.text_b
             self.example_label = example.label
         self._recapture()
 
     def _recapture(self) -> None:
+        """Ask for the capture of the shown input under the mask: at most one per (text, pair, mask)."""
+        text, pair, mask = self.text, self.text_pair, np.array(self.mask)
+        key = (text, pair, mask_key(mask))
+        if key == self._capture_key:
+            return
         try:
-            with self.model_lock, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", TextTruncatedWarning)
-                result = capture(self.model, self.tokenizer, self.text, self.text_pair, self.mask, self.max_length)
-                key = (self.text, self.text_pair)
-                if self.example_index < 0 and (self._unmasked_logits is None or self._unmasked_logits[0] != key):
-                    # The unmasked prediction of one's own text: once per text, not on every mask change.
-                    unmasked = capture(self.model, self.tokenizer, self.text, self.text_pair, None, self.max_length)
-                    self._unmasked_logits = (key, unmasked.logits)
+            check_text(text)
+            if pair is not None:
+                check_text(pair, "text_pair")
         except ValueError as exc:  # bad input (empty text ...): say what was expected, show nothing stale
             self._show_nothing(str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - a failing forward is shown, never raised into the kernel
-            self.error = f"could not run the model on this input: {type(exc).__name__}: {exc}"
+        self._capture_key = key
+        cached = self._captures.get(key)
+        own_text = self.example_index < 0
+        need_unmasked = own_text and (self._unmasked_logits is None or self._unmasked_logits[0] != key[:2])
+        if cached is not None and not need_unmasked:
+            self.scorer.supersede_capture()
+            self._capture_pending = False
+            self._apply_capture(None, (key, cached, None))
             return
+
+        def compute():
+            return key, self._run_capture(text, pair, mask), (self._unmasked(text, pair, mask)
+                                                              if need_unmasked else None)
+
+        if self._live_ready():
+            self._capture_pending = True
+            self.scorer.request_capture(compute, self._apply_capture, self._capture_failed)
+            return
+        self.scorer.supersede_capture()
+        self._capture_pending = False
+        try:
+            value = compute()
+        except Exception as exc:  # noqa: BLE001 - a failing forward is shown, never raised into the kernel
+            self._capture_failed(None, exc)
+            return
+        self._apply_capture(None, value)
+
+    def _run_capture(self, text, pair, mask):
+        """One capture (any thread; touches no trait): ``(Capture, notices)``."""
+        with self.model_lock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TextTruncatedWarning)
+            result = capture(self.model, self.tokenizer, text, pair, mask, self.max_length)
         notices = [str(w.message) for w in caught if issubclass(w.category, TextTruncatedWarning)]
+        return result, notices
+
+    def _unmasked(self, text, pair, mask):
+        """The unmasked logits of one's own text: once per text, not on every mask change."""
+        if (mask == 1).all():
+            return None  # the masked capture is the unmasked one
+        with self.model_lock:
+            return capture(self.model, self.tokenizer, text, pair, None, self.max_length).logits
+
+    def _apply_capture(self, generation, value) -> None:
+        if generation is not None:
+            if generation != self.scorer.capture_generation:
+                return  # a newer capture is on its way
+            self._capture_pending = False
+        key, (result, notices), unmasked = value
+        self._captures.put(key, (result, notices))
+        if self.example_index < 0 and (unmasked is not None or (self._unmasked_logits or (None,))[0] != key[:2]):
+            self._unmasked_logits = (key[:2], result.logits if unmasked is None else unmasked)
         self._capture = result
         with self.hold_trait_notifications():
             self.tokens, self.token_type_ids = list(result.tokens), result.token_type_ids
             self.hidden_states, self.truncated = result.hidden_states, result.truncated
             self.notice = "\n".join(filter(None, [*notices[:1], self._label_notice]))
-            if self.error and not self.busy:
-                self.error = ""
+            self.capture_error = ""
             self._slice_attention()
             self._update_example_predictions()
 
     def _show_nothing(self, error: str) -> None:
-        self._capture = None
+        self.scorer.supersede_capture()
+        self._capture, self._capture_key, self._capture_pending = None, None, False
         with self.hold_trait_notifications():
             self.tokens, self.token_type_ids, self.hidden_states = [], None, None
             self.attention = self.attentions = None
             self.truncated, self.notice = False, ""
             self.example_prediction = self.example_baseline_prediction = None
-            self.error = error
+            self.capture_error = error
+
+    def _capture_failed(self, generation, exc) -> None:
+        if generation is not None:
+            if generation != self.scorer.capture_generation:
+                return
+            self._capture_pending = False
+        self._capture_key = None
+        if isinstance(exc, ValueError):
+            self.capture_error = str(exc)
+        else:
+            self.capture_error = f"could not run the model on this input: {type(exc).__name__}: {exc}"
 
     def _slice_attention(self) -> None:
         if self._capture is None:

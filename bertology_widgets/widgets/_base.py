@@ -81,7 +81,8 @@ class SessionView(w.VBox):
     Subclasses build their widgets once in ``__init__`` and connect them with
     :meth:`_link`, :meth:`_dlink`, :meth:`_observe` and :meth:`_on_click`;
     :meth:`close` undoes all of them, so a closed view no longer follows the
-    session.
+    session. A view that nobody can see (a folded panel) is made inactive
+    with :meth:`set_active`: its redraws wait, and run once when it opens.
     """
 
     def __new__(cls, session=None, *args, **kwargs):
@@ -98,6 +99,16 @@ class SessionView(w.VBox):
         self.session = session
         self._links = []
         self._observers = []
+        self._active = True
+        self._deferred = {}  # redraws skipped while inactive, in order
+
+    def set_active(self, active: bool) -> None:
+        """Inactive views compute and send nothing; activating one runs its skipped redraws once."""
+        self._active = bool(active)
+        if self._active:
+            deferred, self._deferred = self._deferred, {}
+            for handler in deferred:
+                handler(None)
 
     # -- failure reporting -------------------------------------------------------------
     def _report(self, exc: BaseException) -> None:
@@ -135,6 +146,16 @@ class SessionView(w.VBox):
         """Observe ``names`` of ``owner`` (default: the session); run ``handler(None)`` once now."""
         owner = self.session if owner is None else owner
         guarded = self._guarded(handler)
+        if call_now:  # a redraw: skipped while the view is inactive
+            redraw = guarded
+
+            def guarded(change):
+                if self._active:
+                    redraw(change)
+                else:
+                    self._deferred[redraw] = None
+
+            guarded = functools.wraps(redraw)(guarded)
         owner.observe(guarded, names=names)
         self._observers.append((owner, guarded, names))
         if call_now:
@@ -156,13 +177,18 @@ class SessionView(w.VBox):
         super().close()
 
 
-def message_box(view: SessionView, trait: str, colour: str, background: str) -> w.HTML:
-    """An ``HTML`` box that shows ``session.<trait>`` in a coloured frame, hidden while empty."""
+def error_html(text: str, colour: str, background: str) -> str:
+    """``text`` in a coloured frame (HTML-escaped)."""
     style = (f"color:{colour};background:{background};border:1px solid {colour};"
              "border-radius:3px;padding:4px 8px;margin:2px 0;white-space:pre-wrap")
+    return f'<div style="{style}">{html.escape(text)}</div>'
+
+
+def message_box(view: SessionView, trait: str, colour: str, background: str) -> w.HTML:
+    """An ``HTML`` box that shows ``session.<trait>`` in a coloured frame, hidden while empty."""
     box = w.HTML()
     box.add_class(f"bw-{trait}")
     view._dlink((view.session, trait), (box, "value"),
-                lambda text: f'<div style="{style}">{html.escape(text)}</div>' if text else "")
+                lambda text: error_html(text, colour, background) if text else "")
     view._dlink((view.session, trait), (box.layout, "display"), lambda text: None if text else "none")
     return box

@@ -108,10 +108,14 @@ class AttentionGrid(FigureView):
             self.grid.show(np.zeros((1, 1)), [""], [""], title="no input to show")
             self.grid.draw("separators", None)
             return
-        if s.attention is None or (self._shown is not None and shown[0] is self._shown[0]
-                                   and shown[1] is self._shown[1] and title == self._shown[2]):
+        if s.attention is None:
             return
+        same_data = self._shown is not None and shown[0] is self._shown[0] and shown[1] is self._shown[1]
         self._shown = shown
+        if same_data:  # only the title (masked or not) changed: one small message
+            if self.grid.fig.title != title:
+                self.grid.fig.title = title
+            return
         self.grid.show(s.attention, s.tokens, s.tokens, title=title)
         boundaries = segment_boundaries(s.token_type_ids) if s.text_pair is not None else []
         self.grid.draw("separators", separator_lines(boundaries, len(s.tokens)))

@@ -69,12 +69,18 @@ class Dashboard(SessionView):
         for index, title in enumerate(("Head importance, masking curve and pruning", "Hidden states",
                                        "Which layer knows the label? (layer probe)")):
             self.panels.set_title(index, title)
+        self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
         side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "380px"})
         self.children = [header, self.controls, w.HBox([self.attention, side]), self.example, self.exports,
                          self.panels]
+
+    def _activate_panels(self, _change) -> None:
+        """Folded panels compute and send nothing; the opened one catches up."""
+        for index, view in enumerate(self.panels.children):
+            view.set_active(index == self.panels.selected_index)
 
     def _export_bar(self) -> w.HBox:
         self.export_status = w.HTML()

@@ -33,7 +33,7 @@ class ImportancePanel(SessionView):
     "Masking curve" :meth:`ModelSession.compute_masking_curve`, both in a
     background thread; they are disabled while ``session.analysis_busy``, a
     progress bar follows ``session.analysis_progress`` and a label
-    ``session.analysis_status``. Failures land in ``session.error``.
+    ``session.analysis_status``. Failures land in ``session.analysis_error``.
 
     The slider masks the N least important heads
     (:meth:`ModelSession.mask_least_important`) once ``session.importance`` is

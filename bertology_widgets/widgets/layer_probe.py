@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import threading
 
 import ipywidgets as w
 import numpy as np
@@ -12,7 +11,7 @@ from traitlets import Any, Bool, TraitError, Unicode, validate
 
 from ..probe import ProbeResult, layer_probe
 from ..representations import POOLINGS
-from ._base import SessionView, describe
+from ._base import SessionView
 
 ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
                "padding:4px 8px;margin:2px 0;white-space:pre-wrap")
@@ -39,8 +38,9 @@ def probe_summary(result: ProbeResult, current_mask) -> str:
 class LayerProbe(SessionView):
     """Linear probes of the session's task on every layer, under the current mask.
 
-    "Train probes" runs :func:`~bertology_widgets.probe.layer_probe` (in a
-    background thread, on a private copy of the model): a logistic regression
+    "Train probes" runs :meth:`ModelSession.compute_probe` (in a background
+    thread, on a private copy of the model; the result lands in
+    ``session.probe``, which this view shows): a logistic regression
     per layer on pooled states of at most ``max_train`` training examples,
     scored on at most ``max_dev`` of ``session.examples``. The bars show the
     dev accuracy per layer (bar 0 = embeddings), a dashed line the majority
@@ -68,11 +68,12 @@ class LayerProbe(SessionView):
     Traits
     ------
     result : ProbeResult or None
-        The last result (the bars show it).
+        ``session.probe``, the last result (the bars show it).
     running : bool
+        A probe is running (``session.analysis_busy`` with status "layer probe").
     pooling : str
     error : str
-        The last failure, shown in a red box (also sent to ``session.error``).
+        The last probe failure (``session.analysis_error``), shown in a red box.
 
     Attributes
     ----------
@@ -101,7 +102,6 @@ class LayerProbe(SessionView):
         self.train_examples = None if train_examples is None else list(train_examples)
         self.glue_dir, self.train_pool = glue_dir, train_pool
         self.max_train, self.max_dev, self.C, self.seed, self.background = max_train, max_dev, C, seed, background
-        self._thread = None
         self.pooling = pooling
         states = session.num_layers + 1
         x, y = LinearScale(min=-0.6, max=states - 0.4), LinearScale(min=0.0, max=1.0)
@@ -127,6 +127,9 @@ class LayerProbe(SessionView):
         self.status = w.HTML()
         self.error_box = w.HTML()
         self._link((self, "pooling"), (self.pooling_picker, "value"))
+        self._dlink((session, "probe"), (self, "result"))
+        self._dlink((session, "analysis_progress"), (self.progress, "value"))
+        self._observe(self._follow_analysis, ["analysis_busy", "analysis_status", "analysis_error"])
         self._dlink((self, "running"), (self.button, "disabled"))
         self._dlink((self, "running"), (self.pooling_picker, "disabled"))
         self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
@@ -145,64 +148,41 @@ class LayerProbe(SessionView):
         return proposal["value"]
 
     # -- running -------------------------------------------------------------------------
+    def _follow_analysis(self, _change) -> None:
+        s = self.session
+        mine = s.analysis_status.startswith("layer probe")
+        running = bool(s.analysis_busy and mine)
+        if self.running != running:
+            self.running = running
+        error = s.analysis_error if mine else ""
+        if self.error != error:
+            self.error = error
+
     def train(self) -> None:
-        """What the button does: :meth:`run` (in a thread if ``background``), failures to ``error``."""
+        """What the button does: :meth:`ModelSession.compute_probe` (in a thread if ``background``)."""
         if self.running:
             return
-        self.running = True  # set here, so that a second click before the thread starts is ignored
-        if self.background:
-            self._thread = threading.Thread(target=self._run_reported, name="layer-probe", daemon=True)
-            self._thread.start()
-        else:
-            self._run_reported()
+        self._start(self.background)
+
+    def _start(self, background: bool):
+        return self.session.compute_probe(self.train_examples, glue_dir=self.glue_dir, train_pool=self.train_pool,
+                                          max_train=self.max_train, max_dev=self.max_dev, pooling=self.pooling,
+                                          C=self.C, seed=self.seed, background=background)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until a background run has finished; True if none is running."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
+        """Apply results until a background run has finished; True if none is running."""
+        self.session.wait(600.0 if timeout is None else timeout, analysis=True)
+        return not self.session.analysis_busy
 
     def run(self) -> ProbeResult:
         """Train and score the probes now, under ``session.mask``; sets and returns :attr:`result`.
 
-        Raises what :func:`~bertology_widgets.probe.layer_probe` raises (the
-        button reports it in the error box instead).
+        Raises ``RuntimeError`` with the failure (the button shows it in the error box instead).
         """
-        s = self.session
-        self.running, self.progress.value, self.error = True, 0.0, ""
-        try:
-            if not s.label_names:
-                raise ValueError(f"{s.task} is a regression task; layer probes support classification tasks only")
-            train = self._training_examples()
-            # On a private copy: live scoring and the attention view stay responsive meanwhile.
-            result = layer_probe(s.private_model(), s.tokenizer, train, s.examples, np.array(s.mask), self.pooling,
-                                 self.max_train, self.C, self.seed, progress=self._set_progress,
-                                 max_dev=self.max_dev, batch_size=s.batch_size, max_length=s.max_length)
-            self.result = result
-            return result
-        finally:
-            self.running = False
-
-    def _run_reported(self) -> None:
-        try:
-            self.run()
-        except Exception as exc:
-            self._report(exc)
-
-    def _training_examples(self) -> list:
-        if self.train_examples is None:
-            from ..glue import load_glue
-
-            self.train_examples = list(load_glue(self.session.task, "train", glue_dir=self.glue_dir,
-                                                 max_examples=self.train_pool))
-        return self.train_examples
-
-    def _set_progress(self, fraction: float) -> None:
-        self.progress.value = float(fraction)
-
-    def _report(self, exc: BaseException) -> None:
-        self.error = describe(exc)
-        super()._report(exc)
+        self._start(False)
+        if self.session.analysis_status == "layer probe: failed":
+            raise RuntimeError(self.session.analysis_error)
+        return self.result
 
     # -- drawing ---------------------------------------------------------------------------
     def _redraw(self, _change) -> None:

@@ -7,7 +7,9 @@ import html
 import ipywidgets as w
 import numpy as np
 
-from ._base import SessionView, message_box
+from ._base import SessionView, error_html
+
+ERROR_SOURCES = ("score_error", "capture_error", "analysis_error", "error")
 
 TABLE_STYLE = "border-collapse:collapse;font-variant-numeric:tabular-nums"
 CELL = "padding:2px 10px;text-align:right"
@@ -42,6 +44,7 @@ def score_html(session) -> str:
         kind = "<b>scoring</b> the new mask&hellip;"
     else:
         kind = f"<b>exact</b> on all {len(session.examples)} examples"
+    kind += f" &middot; {session.precision}"
     mask = np.asarray(session.mask)
     status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
               f' &middot; {kind}</div>')
@@ -53,7 +56,10 @@ class ScoreReadout(SessionView):
 
     While the live scorer runs (``session.busy``), a progress bar follows
     ``session.progress`` and the values are estimates with intervals
-    (``session.score_interval``). ``session.error`` shows in a red box.
+    (``session.score_interval``). The status line names the precision
+    (``session.precision``). Failures show in a red box, one line per source
+    (``score_error``, ``capture_error``, ``analysis_error``, and the views'
+    ``error``), each until its own source succeeds again.
 
     Attributes
     ----------
@@ -62,7 +68,7 @@ class ScoreReadout(SessionView):
     progress : ipywidgets.FloatProgress
         Bound to ``session.progress``; visible while ``session.busy``.
     error : ipywidgets.HTML
-        ``session.error`` in a red box; hidden while there is none.
+        The failures in a red box; hidden while there is none.
     """
 
     def __init__(self, session, **kwargs):
@@ -73,9 +79,21 @@ class ScoreReadout(SessionView):
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
         self._dlink((session, "busy"), (self.progress.layout, "visibility"), lambda busy: "visible" if busy else "hidden")
-        self.error = message_box(self, "error", "#b91c1c", "#fef2f2")
+        self.error = w.HTML(layout={"display": "none"})
+        self.error.add_class("bw-error")
         self.children = [self.html, self.progress, self.error]
         self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate", "mask", "busy"])
+        self._observe(self._redraw_errors, list(ERROR_SOURCES))
+
+    def _redraw_errors(self, _change) -> None:
+        messages = [getattr(self.session, name) for name in ERROR_SOURCES if getattr(self.session, name)]
+        text = error_html("\n".join(messages), "#b91c1c", "#fef2f2") if messages else ""
+        with self.error.hold_sync():
+            if self.error.value != text:
+                self.error.value = text
+            display = None if messages else "none"
+            if self.error.layout.display != display:
+                self.error.layout.display = display
 
     def _redraw(self, _change) -> None:
         text = score_html(self.session)

@@ -38,6 +38,9 @@ pytestmark = pytest.mark.browser
 
 LAYERS, HEADS = 6, 12
 CLICKS, SEED = 50, 8
+# Generous: the target is 2 s after the last click (12-14 s before the live loop was
+# rebuilt); a shared, loaded CI machine must not make this flaky.
+SETTLE_BOUND_S = 30.0
 SAVE_BUTTON = "button.burst-save"
 SAVED_NOTE = ".burst-saved .widget-html-content"
 
@@ -140,6 +143,7 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
                            timeout=MODEL_TIMEOUT_MS)
     settled = time.perf_counter() - last_click
     readout = page.locator(READOUT).inner_text()
+    assert settled < SETTLE_BOUND_S, f"the readout settled {settled:.1f} s after the last click"
     print(f"\n[lab] {CLICKS} clicks on the head-mask grid in {last_click - start:.2f} s; "
           f"last click -> exact score {settled:.2f} s; {n_masked} of {LAYERS * HEADS} heads masked")
 

@@ -1,0 +1,124 @@
+"""precision="auto": bf16 weights only where bf16 is fast, and the fp32 guard keeps predictions equal to fp32's."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import bertology_widgets.precision as precision
+from bertology_widgets.evaluation import evaluate
+from bertology_widgets.session import ModelSession
+from bertology_widgets.testing import tiny_examples, tiny_model
+from bertology_widgets.widgets import ScoreReadout
+
+
+@pytest.fixture()
+def amx(monkeypatch):
+    """``amx(True)`` / ``amx(False)``: simulate the CPU capability check."""
+
+    def set_amx(value: bool):
+        monkeypatch.setattr(precision, "cpu_has_amx", lambda *args: value)
+
+    return set_amx
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    with_amx, without = tmp_path / "amx", tmp_path / "plain"
+    with_amx.write_text("processor : 0\nflags : fpu sse avx512f amx_bf16 amx_tile amx_int8\n")
+    without.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16\n")
+    assert precision.cpu_has_amx(str(with_amx)) is True
+    assert precision.cpu_has_amx(str(without)) is False
+    assert precision.cpu_has_amx(str(tmp_path / "missing")) is False
+
+
+def test_auto_picks_fp32_without_fast_bf16_and_bf16_with_it(amx):
+    amx(False)
+    assert precision.resolve_precision("auto", "cpu") == "fp32"
+    amx(True)
+    assert precision.resolve_precision("auto", "cpu") == "bf16"
+    assert precision.resolve_precision("auto", "cpu", is_regression=True) == "fp32"
+    assert precision.resolve_precision("fp32", "cpu") == "fp32"
+    if not torch.cuda.is_available():
+        assert precision.has_fast_bf16("cuda") is False
+    with pytest.raises(ValueError, match="precision must be one of"):
+        precision.resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["no-amx", "amx"])
+def test_session_shows_the_precision_it_picked(tokenizer, amx, fast):
+    amx(fast)
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(16), task="sst2",
+                     batch_size=8, live=False)
+    try:
+        assert s.precision == ("bf16" if fast else "fp32")
+        assert s.precision in ScoreReadout(s).html.value
+        assert (s.scorer.runner is s.scorer.runner32) == (not fast)
+    finally:
+        s.close()
+
+
+def random_masks(rng, count, layers, heads):
+    for _ in range(count):
+        keep = rng.uniform(0.4, 1.0)
+        yield (rng.random((layers, heads)) < keep).astype(np.float32)
+
+
+def test_guarded_bf16_predictions_equal_fp32_on_a_tiny_model(tokenizer):
+    # A moderate initialiser: with 1.0 the random network is chaotic and bf16's
+    # errors are as large as the logits, which no margin bound can cover.
+    model = tiny_model("bert", initializer_range=0.2, seed=2)
+    examples = tiny_examples(48, seed=4)
+    s = ModelSession(model, tokenizer, examples, task="sst2", batch_size=16, precision="bf16", live=False)
+    try:
+        assert s.precision == "bf16" and next(s.scorer.runner.model.parameters()).dtype == torch.bfloat16
+        assert next(s.model.parameters()).dtype == torch.float32  # the session's own model stays fp32
+        for mask in random_masks(np.random.default_rng(0), 12, 3, 4):
+            s.mask = mask
+            reference = evaluate(model, tokenizer, examples, mask, batch_size=16, task="sst2", precision="fp32")
+            np.testing.assert_array_equal(s.predictions, reference["predictions"])
+            assert s.score["accuracy"] == reference["accuracy"] == s.evaluate(mask)["accuracy"]
+        assert s.scorer.guard.scored > 0
+        print(f"\nthe guard re-scored {s.scorer.guard.fraction:.1%} of the examples")
+    finally:
+        s.close()
+
+
+def test_the_guard_rescores_close_rows_with_fp32_logits():
+    bf16 = torch.tensor([[2.0, -1.0], [0.51, 0.5], [0.0, 3.0]])
+    fp32 = torch.tensor([[2.1, -1.1], [0.49, 0.52], [0.1, 3.1]])
+    calls = []
+    out, n = precision.guarded(bf16, lambda: calls.append(1) or fp32)
+    assert n == 1 and calls == [1]
+    torch.testing.assert_close(out, torch.tensor([[2.0, -1.0], [0.49, 0.52], [0.0, 3.0]]))
+    out, n = precision.guarded(torch.tensor([[5.0, -5.0]]), lambda: pytest.fail("no row needs fp32"))
+    assert n == 0
+
+
+@pytest.mark.slow
+def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
+    """200 random masks on the default model; ``BERTOLOGY_GUARD_EXAMPLES`` dev examples (default 872, all).
+
+    On a CPU without fast bf16 this is slow (bf16 runs emulated): a subset may be used there.
+    """
+    from bertology_widgets.glue import load_glue
+    from bertology_widgets.models import load_model
+
+    glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")
+    if not glue_dir:
+        pytest.skip("needs BERTOLOGY_GLUE_DIR")
+    n = int(os.environ.get("BERTOLOGY_GUARD_EXAMPLES", "872"))
+    masks = int(os.environ.get("BERTOLOGY_GUARD_MASKS", "200"))
+    model, tokenizer = load_model(None, task="sst2")
+    examples = load_glue("sst2", "validation", glue_dir=glue_dir)[:n]
+    s = ModelSession(model, tokenizer, examples, task="sst2", precision="bf16", live=False)
+    try:
+        for mask in random_masks(np.random.default_rng(0), masks, s.num_layers, s.num_heads):
+            s.mask = mask
+            reference = evaluate(model, tokenizer, examples, mask, task="sst2", precision="fp32")
+            np.testing.assert_array_equal(s.predictions, reference["predictions"])
+        print(f"\n{masks} masks x {n} examples: the guard re-scored {s.scorer.guard.fraction:.2%} of the examples")
+    finally:
+        s.close()
