@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_model_task_options, jsonable, load_mask_file
+from ._common import add_model_task_options, jsonable, launch_processes, load_mask_file, scale_out_help
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)")
+    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)",
+                              epilog=scale_out_help("evaluate"))
     add_model_task_options(p)
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
     p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
@@ -24,12 +25,16 @@ def run(args) -> int:
     from ..glue import get_task, load_glue
     from ..models import load_model
 
+    processes = launch_processes(args)
     task = get_task(args.task)
     mask = load_mask_file(args.mask)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
-    model, tokenizer = load_model(args.model, device=args.device)
+    with processes.main_process_first():
+        examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+        model, tokenizer = load_model(args.model, device=args.device)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
-                      max_length=args.max_length, task=task.name, progress=not args.json)
+                      max_length=args.max_length, task=task.name, progress=not args.json, processes=processes)
+    if not processes.is_main:
+        return 0
     result = jsonable(result)
     if args.json:
         print(json.dumps(result))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_model_task_options
+from ._common import add_model_task_options, launch_processes, scale_out_help
 
 
 def add_importance_options(p) -> None:
@@ -37,19 +37,26 @@ def add_importance_options(p) -> None:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split")
+    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split",
+                              epilog=scale_out_help("importance"))
     add_importance_options(p)
     p.set_defaults(run=run)
 
 
 def load_inputs(args):
-    """``(model, tokenizer, examples, task)`` for the command-line options."""
+    """``(model, tokenizer, examples, task)`` for the command-line options.
+
+    Sets ``args.processes`` (see :func:`launch_processes`); under ``accelerate
+    launch`` the main process loads first, so it alone builds or downloads.
+    """
     from ..glue import get_task, load_glue
     from ..models import load_model
 
+    args.processes = launch_processes(args)
     task = get_task(args.task)
-    examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
-    model, tokenizer = load_model(args.model, device=args.device, task=task.name)
+    with args.processes.main_process_first():
+        examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
+        model, tokenizer = load_model(args.model, device=args.device, task=task.name)
     return model, tokenizer, examples, task
 
 
@@ -60,13 +67,27 @@ def importance_options(args) -> dict:
         "normalize_by_layer": not args.dont_normalize_importance_by_layer,
         "normalize_global": not args.dont_normalize_global_importance,
         "max_length": args.max_length,
+        "processes": processes_of(args),
     }
+
+
+def processes_of(args):
+    """The processes set by :func:`load_inputs` (one process when it has not run)."""
+    from ..distributed import ONE_PROCESS
+
+    return getattr(args, "processes", None) or ONE_PROCESS
 
 
 def output_folder(args) -> Path:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if is_main(args):
+        out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def is_main(args) -> bool:
+    """Whether this process writes files and prints (always, outside ``accelerate launch``)."""
+    return processes_of(args).is_main
 
 
 def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
@@ -77,11 +98,13 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 
 
 def compute_and_write_importance(args, model, tokenizer, examples, task, out: Path):
-    """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt``."""
+    """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
     from ..importance import format_head_table, head_importance
 
     result = head_importance(model, tokenizer, examples, batch_size=args.batch_size, task=task.name,
                              progress=True, **importance_options(args))
+    if not is_main(args):
+        return result
     np.save(out / "head_importance.npy", result.importance.astype(np.float32))
     np.save(out / "attn_entropy.npy", result.entropy.astype(np.float32))
     mode = "compat (run_bertology.py)" if args.compat else "per example (mean |dL/dg|)"
@@ -99,6 +122,8 @@ def run(args) -> int:
     model, tokenizer, examples, task = load_inputs(args)
     out = output_folder(args)
     compute_and_write_importance(args, model, tokenizer, examples, task, out)
+    if not is_main(args):
+        return 0
     print((out / "importance.txt").read_text(encoding="utf-8"), end="")
     print(f"wrote {out / 'head_importance.npy'}, {out / 'attn_entropy.npy'}, {out / 'importance.txt'}")
     return 0

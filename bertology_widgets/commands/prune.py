@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from ._common import load_mask_file
-from .importance import load_inputs, output_folder, write_text
+from .importance import is_main, load_inputs, output_folder, write_text
 from .mask import add_masking_options, run_masking
 
 
@@ -34,9 +34,12 @@ def run(args) -> int:
     out = output_folder(args)
     if args.mask is not None:
         mask = load_mask_file(args.mask)
-        np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
+        if is_main(args):
+            np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
     else:
         mask = run_masking(args, model, tokenizer, examples, task, out)
+    if not is_main(args):  # pruning and timing one copy is the main process's job
+        return 0
     report = prune_and_compare(model, tokenizer, examples, mask, metric=args.metric, repeats=args.repeats,
                                batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
     report.update(task=task.name, split=args.split, n_examples=len(examples), mask=np.asarray(mask).tolist())

@@ -1,0 +1,152 @@
+"""Share a pass over an evaluation set among the processes of ``accelerate launch``.
+
+Commands run unchanged under 🤗 ``accelerate launch --num_processes N -m
+bertology_widgets.cli ...``: :func:`current_processes` sees the launch and
+returns an :class:`AcceleratedProcesses`; without a launch (or without
+``accelerate``, an optional extra) it returns :data:`ONE_PROCESS`, and
+everything runs as in one process.
+
+What is sharded is the list of batches, not the examples: every process
+tokenizes the whole set, cuts the same length-sorted batches and takes every
+``N``-th one. A batch is therefore computed exactly as in one process (same
+examples, same padding), and the per-batch results are gathered and combined
+in batch order on every process, so sums are added in the same order too:
+the outputs equal the single-process ones bit for bit, given the same
+kernels (same device type and thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+
+class Processes:
+    """One process doing all the work: the base every launch-aware caller can use.
+
+    Attributes
+    ----------
+    num_processes, process_index : int
+    is_main : bool
+        Whether this process writes files and shows progress.
+    """
+
+    num_processes = 1
+    process_index = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.process_index == 0
+
+    def take(self, batches: list) -> list[tuple[int, np.ndarray]]:
+        """``(batch number, example indices)`` of this process's share of ``batches`` (every N-th)."""
+        numbered = list(enumerate(batches))
+        return numbered[self.process_index::self.num_processes]
+
+    def gather_rows(self, indices, rows, n: int) -> np.ndarray:
+        """Rows from every process, placed at their indices.
+
+        Parameters
+        ----------
+        indices : array-like of int, shape ``(m,)``
+            Where this process's rows go (each index owned by one process).
+        rows : array-like, shape ``(m, ...)``
+        n : int
+            Rows in the result.
+
+        Returns
+        -------
+        np.ndarray, shape ``(n, ...)``
+            Rows that no process sent stay zero.
+        """
+        indices, rows = np.asarray(indices, dtype=np.int64), np.asarray(rows)
+        indices, rows = self._all_rows(indices, rows)
+        real = indices >= 0  # drop the padding (index -1) that evened out the shards for the gather
+        out = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
+        out[indices[real]] = rows[real]
+        return out
+
+    def _all_rows(self, indices: np.ndarray, rows: np.ndarray):
+        """Every process's ``(indices, rows)``, concatenated; padding rows carry index -1."""
+        return indices, rows
+
+    def device(self, requested=None):
+        """The device this process should use: ``requested`` as given (``None``: GPU when available)."""
+        return requested
+
+    @contextlib.contextmanager
+    def main_process_first(self):
+        """Run the block on the main process before the others (building the default model, downloads)."""
+        yield
+
+
+class AcceleratedProcesses(Processes):
+    """The processes of an ``accelerate launch``, over accelerate's collectives."""
+
+    def __init__(self, state=None):
+        from accelerate import PartialState
+
+        self.state = state if state is not None else PartialState()
+        self.num_processes = self.state.num_processes
+        self.process_index = self.state.process_index
+
+    def _all_rows(self, indices: np.ndarray, rows: np.ndarray):
+        from accelerate.utils import gather, pad_across_processes
+
+        device = self.state.device
+        index_t = pad_across_processes(torch.as_tensor(indices, device=device), dim=0, pad_index=-1)
+        rows_t = pad_across_processes(torch.as_tensor(rows, device=device), dim=0, pad_index=0)
+        return gather(index_t).cpu().numpy(), gather(rows_t).cpu().numpy()
+
+    def device(self, requested=None):
+        """This process's GPU under a GPU launch (``cuda:<local rank>``); the CPU under ``--cpu``."""
+        own = self.state.device
+        if requested in (None, "auto") or str(requested) == own.type:
+            return str(own)
+        return requested
+
+    def main_process_first(self):
+        return self.state.main_process_first()
+
+
+ONE_PROCESS = Processes()
+
+
+def launched_processes() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``; 1 outside a launch)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def current_processes() -> Processes:
+    """:class:`AcceleratedProcesses` inside a multi-process launch, else :data:`ONE_PROCESS`."""
+    if launched_processes() <= 1:
+        return ONE_PROCESS
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"started as one of {launched_processes()} processes, but accelerate is not installed: "
+            "pip install 'bertology-widgets[distributed]'"
+        ) from None
+    return AcceleratedProcesses()
+
+
+def ordered_sum(parts: np.ndarray) -> np.ndarray:
+    """``(batches, ...)`` per-batch partial sums -> their total, added in batch order.
+
+    One process and many add the same numbers in the same order, so the sum is
+    the same to the last bit.
+    """
+    parts = torch.as_tensor(np.asarray(parts))
+    total = torch.zeros(parts.shape[1:], dtype=parts.dtype)
+    for part in parts:
+        total += part
+    return total.numpy()
+
+
+__all__ = ["AcceleratedProcesses", "ONE_PROCESS", "Processes", "current_processes", "ordered_sum"]
