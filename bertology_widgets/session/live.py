@@ -30,7 +30,7 @@ import torch
 from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..layerwise import LayerwiseRunner
+from ..layerwise import DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
 from .estimates import estimate
 
 
@@ -85,10 +85,14 @@ class LiveScorer:
     batch_size : int
         Must match :func:`~bertology_widgets.evaluation.evaluate`'s so the
         numbers agree exactly.
+    cache_mb : float or None
+        Memory budget of the layer caches (see :class:`~bertology_widgets.layerwise.CacheBudget`);
+        batches past it are re-scored in full, and ``budget.notice`` says so.
     """
 
     def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32,
-                 autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.05, seed=0):
+                 autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.05, seed=0,
+                 cache_mb=DEFAULT_CACHE_MB):
         self.runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
@@ -99,6 +103,8 @@ class LiveScorer:
         self.batches = [batches[i] for i in order]
         self._inputs = [collate(encoded, idx, pad, device, with_types) for idx in self.batches]
         self._caches = [None] * len(self.batches)
+        self.budget = CacheBudget(cache_mb)
+        self._uncached = set()  # batches the budget refused: scored from their inputs every time
         self.lru = ScoreLRU(lru_size)
         self.debounce_s, self.estimate_every_s = debounce_s, estimate_every_s
         self.batch_hook = None  # test hook: called with the batch number before each batch
@@ -129,9 +135,15 @@ class LiveScorer:
             if self.batch_hook is not None:
                 self.batch_hook(number)
             with self.model_lock:
-                if self._caches[number] is None:
-                    self._caches[number] = self.runner.prepare(self._inputs[number])
-                logits = self.runner.run(self._caches[number], gates)
+                cache = self._caches[number]
+                if cache is None:
+                    cache = self.runner.prepare(self._inputs[number])
+                logits = self.runner.run(cache, gates)
+                if self._caches[number] is None and number not in self._uncached:
+                    if self.budget.admit(cache):
+                        self._caches[number] = cache
+                    else:
+                        self._uncached.add(number)
             predictions[indices] = predictions_from_logits(logits.cpu().numpy(), self.is_regression)
             seen[indices] = True
             done = number + 1

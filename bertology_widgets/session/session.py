@@ -20,6 +20,7 @@ from ..batching import encode_examples
 from ..capture import TextTruncatedWarning, capture
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
+from ..layerwise import DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .live import LiveScorer
@@ -35,6 +36,11 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 class ModelSession(AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
+
+    ``cache_mb`` bounds the memory of the live layer caches (default
+    :data:`~bertology_widgets.layerwise.DEFAULT_CACHE_MB`; ``None``: no limit).
+    Batches past it are re-scored in full on every change, with the same
+    numbers, and ``notice`` says so.
 
     Traits
     ------
@@ -108,7 +114,8 @@ class ModelSession(AnalysisMixin, HasTraits):
     notice = Unicode("")
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
-                 max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02):
+                 max_length=DEFAULT_MAX_LENGTH, precision="fp32", live=True, lru_size=128, debounce_s=0.02,
+                 cache_mb=DEFAULT_CACHE_MB):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         glue_task, labels = labelled_task(model, examples, task)
@@ -127,7 +134,8 @@ class ModelSession(AnalysisMixin, HasTraits):
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
-                                 autocast_dtype=PRECISIONS[precision], lru_size=lru_size, debounce_s=debounce_s)
+                                 autocast_dtype=PRECISIONS[precision], lru_size=lru_size, debounce_s=debounce_s,
+                                 cache_mb=cache_mb)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
         with self.hold_trait_notifications():
@@ -365,7 +373,7 @@ class ModelSession(AnalysisMixin, HasTraits):
         with self.hold_trait_notifications():
             self.tokens, self.token_type_ids = list(result.tokens), result.token_type_ids
             self.hidden_states, self.truncated = result.hidden_states, result.truncated
-            self.notice = notices[0] if notices else ""
+            self.notice = notices[0] if notices else self.scorer.budget.notice
             if self.error and not self.busy:
                 self.error = ""
             self._slice_attention()
