@@ -204,3 +204,14 @@ def test_accelerate_launch_on_the_default_model(tmp_path):
                         ["head_importance.npy", "attn_entropy.npy", "head_mask.npy"])
     one, two = (json.loads(bertology("evaluate", *args, "--json", processes=n)) for n in (1, 2))
     assert one == two
+
+
+@pytest.mark.parametrize("command", ["importance", "mask", "evaluate"])
+def test_help_says_how_to_scale_out(command, capsys):
+    from bertology_widgets.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"accelerate launch --num_processes 4 -m bertology_widgets.cli {command}" in text
+    assert "bertology-widgets[distributed]" in text
