@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 import torch
@@ -136,6 +137,23 @@ def current_processes() -> Processes:
     return AcceleratedProcesses()
 
 
+def launch_command(args, num_processes: int = 1, cpu: bool = True, port: int | None = None) -> list[str]:
+    """The command line running ``bertology <args>`` in one process, or under ``accelerate launch``.
+
+    ``["python", "-m", "bertology_widgets.cli", *args]`` for one process; for
+    more, ``accelerate launch [--cpu] --num_processes N ... -m bertology_widgets.cli *args``
+    (``port``: the main process's rendezvous port, to run several launches side by side).
+    """
+    if num_processes == 1:
+        return [sys.executable, "-m", "bertology_widgets.cli", *args]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
+               "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no"]
+    if port is not None:
+        command += ["--main_process_port", str(port)]
+    return [*command, "-m", "bertology_widgets.cli", *args]
+
+
 def ordered_sum(parts: np.ndarray) -> np.ndarray:
     """``(batches, ...)`` per-batch partial sums -> their total, added in batch order.
 
@@ -149,4 +167,5 @@ def ordered_sum(parts: np.ndarray) -> np.ndarray:
     return total.numpy()
 
 
-__all__ = ["AcceleratedProcesses", "ONE_PROCESS", "Processes", "current_processes", "ordered_sum"]
+__all__ = ["AcceleratedProcesses", "ONE_PROCESS", "Processes", "current_processes", "launch_command",
+           "ordered_sum"]

@@ -16,14 +16,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bertology_widgets
-from bertology_widgets.distributed import ONE_PROCESS, Processes, current_processes, ordered_sum
+from bertology_widgets.distributed import ONE_PROCESS, Processes, current_processes, launch_command, ordered_sum
 from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
 from bertology_widgets.importance import head_importance
@@ -139,12 +138,7 @@ def _env() -> dict:
 
 def bertology(*args, processes: int = 1, timeout: float = 1500) -> str:
     """Run the CLI in a fresh process, or under ``accelerate launch --cpu --num_processes N``; returns stdout."""
-    if processes == 1:
-        command = [sys.executable, "-m", "bertology_widgets.cli", *args]
-    else:
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", str(_free_port()), "-m", "bertology_widgets.cli", *args]
+    command = launch_command(args, processes, port=_free_port())
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
