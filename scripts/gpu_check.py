@@ -59,7 +59,8 @@ def tokenizer():
         from bertology_widgets.testing import WORDS
 
         vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
-        vocab.write_text("\n".join(SPECIALS + sorted(set(WORDS)) + list("abcdefghijklmnopqrstuvwxyz.,!?'")) + "\n")
+        words = SPECIALS + sorted(set(WORDS)) + list("abcdefghijklmnopqrstuvwxyz.,!?'")
+        vocab.write_text("\n".join(words) + "\n")
         return BertTokenizerFast(vocab_file=str(vocab)), "small word vocabulary (no MiniLM tokenizer here)"
 
 
@@ -79,7 +80,8 @@ def bench(model_dir: Path, device: str, dry_run: bool, timeout: float) -> dict:
     command = [sys.executable, "-m", "bertology_widgets.cli", "bench", "--model", str(model_dir), "--json",
                "--device", device, "--no-bert-base", "--task", "sst2"]
     if dry_run:  # the CPU only checks that every step runs; BERT-base's naive loop would take minutes there
-        command += ["--max-examples", "24", "--repeats", "1"] + (["--no-naive"] if "bert_base" in model_dir.name else [])
+        command += ["--max-examples", "24", "--repeats", "1"]
+        command += ["--no-naive"] if "bert_base" in model_dir.name else []
     result = run(command, timeout)
     part = {"ok": result["ok"], "seconds": result["seconds"]}
     if result["ok"]:

@@ -37,10 +37,8 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 class ModelSession(AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
-    ``cache_mb`` bounds the memory of the live layer caches (default
-    :data:`~bertology_widgets.layerwise.DEFAULT_CACHE_MB`; ``None``: no limit).
-    Batches past it are re-scored in full on every change, with the same
-    numbers, and ``notice`` says so.
+    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
+    past it are re-scored in full, with the same scores, and ``notice`` says so.
 
     Traits
     ------
