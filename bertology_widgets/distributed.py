@@ -6,6 +6,11 @@ returns an :class:`AcceleratedProcesses`; without a launch (or without
 ``accelerate``, an optional extra) it returns :data:`ONE_PROCESS`, and
 everything runs as in one process.
 
+On CPUs, ``accelerate launch --cpu --num_processes N`` starts one process
+unless MPI is configured (its simple launcher); the ``bertology`` entry point
+then starts the N processes itself with ``torch.distributed.run``, the tool
+accelerate's own GPU launcher uses (:func:`requested_cpu_processes`).
+
 What is sharded is the list of batches, not the examples: every process
 tokenizes the whole set, cuts the same length-sorted batches and takes every
 ``N``-th one. A batch is therefore computed exactly as in one process (same
@@ -19,10 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
-import torch
 
 class Processes:
     """One process doing all the work: the base every launch-aware caller can use.
@@ -87,13 +93,18 @@ class AcceleratedProcesses(Processes):
     """The processes of an ``accelerate launch``, over accelerate's collectives."""
 
     def __init__(self, state=None):
+        import torch
         from accelerate import PartialState
 
-        self.state = state if state is not None else PartialState()
+        if state is None:  # without cpu=True, a CPU-only launch would be taken for a single process
+            on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available()
+            state = PartialState(cpu=on_cpu)
+        self.state = state
         self.num_processes = self.state.num_processes
         self.process_index = self.state.process_index
 
     def _all_rows(self, indices: np.ndarray, rows: np.ndarray):
+        import torch
         from accelerate.utils import gather, pad_across_processes
 
         device = self.state.device
@@ -121,6 +132,36 @@ def launched_processes() -> int:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         return 1
+
+
+def requested_cpu_processes() -> int:
+    """N when ``accelerate launch --cpu --num_processes N`` started only this process, else 1.
+
+    Without MPI, accelerate's simple launcher runs one process for ``--cpu``
+    whatever ``--num_processes`` says; it sets ``MASTER_PORT`` only when more
+    than one was asked for, and N is on its command line (our parent's).
+    """
+    if "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_CPU", "").lower() != "true" \
+            or "MASTER_PORT" not in os.environ:
+        return 1
+    try:
+        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode().split("\0")
+    except (OSError, UnicodeDecodeError):
+        return 1
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--num_processes=") else (
+            argv[i + 1] if arg == "--num_processes" and i + 1 < len(argv) else None)
+        if value is not None:
+            return int(value) if value.isdigit() else 1
+    return 1
+
+
+def start_cpu_processes(num_processes: int, argv: list[str]) -> int:
+    """Run ``bertology <argv>`` in ``num_processes`` CPU processes (``torch.distributed.run``); their exit code."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(num_processes),
+               "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
+               "--master_port", os.environ["MASTER_PORT"], "-m", "bertology_widgets.cli", *argv]
+    return subprocess.call(command)
 
 
 def current_processes() -> Processes:
@@ -160,6 +201,8 @@ def ordered_sum(parts: np.ndarray) -> np.ndarray:
     One process and many add the same numbers in the same order, so the sum is
     the same to the last bit.
     """
+    import torch
+
     parts = torch.as_tensor(np.asarray(parts))
     total = torch.zeros(parts.shape[1:], dtype=parts.dtype)
     for part in parts:
@@ -168,4 +211,4 @@ def ordered_sum(parts: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["AcceleratedProcesses", "ONE_PROCESS", "Processes", "current_processes", "launch_command",
-           "ordered_sum"]
+           "ordered_sum", "requested_cpu_processes", "start_cpu_processes"]

@@ -141,6 +141,8 @@ def bertology(*args, processes: int = 1, timeout: float = 1500) -> str:
     command = launch_command(args, processes, port=_free_port())
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
+    if processes > 1:  # really shared out, not one process doing everything
+        assert f"{processes} processes, each scoring 1 batch in {processes}" in done.stderr, done.stderr[-3000:]
     return done.stdout
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 
@@ -37,6 +39,9 @@ def launch_processes(args):
 
     processes = current_processes()
     args.device = processes.device(getattr(args, "device", None))
+    if processes.num_processes > 1 and processes.is_main:
+        print(f"bertology {args.command}: {processes.num_processes} processes, each scoring 1 batch in "
+              f"{processes.num_processes}", file=sys.stderr, flush=True)
     return processes
 
 

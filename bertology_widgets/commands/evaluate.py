@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split",
                               epilog=scale_out_help("importance"))
     add_importance_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def load_inputs(args):

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("mask", help="mask the least important heads until the score falls below a threshold",
                               epilog=scale_out_help("mask"))
     add_masking_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def _steps_table(curve, metric: str) -> str:

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
                    help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
                         "(default: run the masking procedure first)")
     p.add_argument("--repeats", type=int, default=3, help="timed forward passes per model; the median counts")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:
