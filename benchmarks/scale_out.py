@@ -43,12 +43,15 @@ def parse_args(argv=None):
 
 
 def timed(args, processes: int, threads: int) -> tuple[float, str]:
+    """Wall-clock seconds and stdout of ``bertology <args>`` in ``processes`` processes (checked to be that many)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     start = time.perf_counter()
     done = subprocess.run(launch_command(args, processes), env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:1])} with {processes} process(es) failed:\n{done.stderr[-3000:]}")
+    if processes > 1 and f"{processes} processes, each scoring" not in done.stderr:
+        raise SystemExit(f"{args[0]} did not run in {processes} processes:\n{done.stderr[-3000:]}")
     return time.perf_counter() - start, done.stdout
 
 
