@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,24 @@ def test_help_says_how_to_scale_out(command, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"accelerate launch --num_processes 4 -m bertology_widgets.cli {command}" in text
     assert "bertology-widgets[distributed]" in text
+
+
+def test_a_cpu_launch_of_one_process_for_n_is_recognised(monkeypatch):
+    """accelerate's simple launcher (``--cpu``, no MPI) starts one process; N is read from its command line."""
+    from bertology_widgets.distributed import requested_cpu_processes
+
+    launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--cpu", "--num_processes", "3"])
+    try:
+        monkeypatch.setattr(os, "getppid", lambda: launcher.pid)
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+        monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+        monkeypatch.setenv("MASTER_PORT", "29500")
+        assert requested_cpu_processes() == 3
+        monkeypatch.setenv("WORLD_SIZE", "3")  # already one of the N
+        assert requested_cpu_processes() == 1
+        monkeypatch.delenv("WORLD_SIZE")
+        monkeypatch.delenv("MASTER_PORT")  # the launcher was asked for one process
+        assert requested_cpu_processes() == 1
+    finally:
+        launcher.kill()
+        launcher.wait()
