@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 class Processes:
     """One process doing all the work: the base every launch-aware caller can use.
 
