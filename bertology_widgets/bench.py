@@ -46,7 +46,8 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
 
     padding = "max_length" if pad_to_max else False
     drop_types = int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1
-    gates = torch.ones(model_shape(model), requires_grad=backward)
+    device = next(model.parameters()).device
+    gates = torch.ones(model_shape(model), device=device, requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()
     device = next(model.parameters()).device
     start = time.perf_counter()
@@ -60,8 +61,47 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
             out = model(**enc, labels=torch.tensor([ex.label], device=device), output_attentions=True)
             if backward:
                 out.loss.backward()
+        synchronize(device)
     model.zero_grad(set_to_none=True)
     return time.perf_counter() - start
+
+
+def synchronize(device) -> None:
+    """Wait for queued GPU work, so wall-clock times include it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+#: Number of SST-2 dev examples, and its sentence lengths in words (mean and spread, roughly).
+SST2_DEV_SIZE, SST2_WORDS_MEAN, SST2_WORDS_STD = 872, 19, 9
+
+
+def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0) -> list:
+    """``n`` labelled random-word examples with SST-2 dev-like lengths, for timing where no GLUE data is.
+
+    Timings depend on token counts, not on which words they are.
+    """
+    from .glue import Example
+    from .testing import WORDS
+
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.normal(SST2_WORDS_MEAN, SST2_WORDS_STD, size=(n, 2)).round(), 2, 55).astype(int)
+    return [Example(text_a=" ".join(rng.choice(WORDS, size=a)), label=int(rng.integers(2)), idx=i,
+                    text_b=" ".join(rng.choice(WORDS, size=b)) if pair else None)
+            for i, (a, b) in enumerate(lengths)]
+
+
+def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[list, str]:
+    """``(examples, where from)``: the task's dev split, else :func:`synthetic_examples` (said in the string)."""
+    from .glue import get_task, load_glue
+
+    try:
+        return load_glue(task, "validation", glue_dir=glue_dir, max_examples=max_examples), f"GLUE {task} dev"
+    except (FileNotFoundError, OSError, ImportError) as exc:
+        n = SST2_DEV_SIZE if max_examples is None else max_examples
+        examples = synthetic_examples(n, pair=get_task(task).is_pair)
+        return examples, (f"synthetic: {n} random-word examples with SST-2 dev-like lengths "
+                          f"(no {task} dev data here: {type(exc).__name__})")
 
 
 class _Timer:
@@ -188,15 +228,14 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
                   naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
     from .evaluation import evaluate
-    from .glue import load_glue
     from .models import load_model
     from .session import ModelSession
 
     net, tokenizer = load_model(model, device=device, task=task)
-    examples = load_glue(task, "validation", glue_dir=glue_dir, max_examples=max_examples)
-    result = {"task": task, "n": len(examples), "model": str(net.config._name_or_path),
+    examples, data = benchmark_examples(task, glue_dir, max_examples)
+    result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}
-    log(examples.describe())
+    log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()
     session = ModelSession(net, tokenizer, examples, task=task, precision=precision)

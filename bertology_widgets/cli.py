@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    if getattr(args, "shards_batches", False):
+        from .distributed import requested_cpu_processes, start_cpu_processes
+
+        wanted = requested_cpu_processes()
+        if wanted > 1:  # accelerate launch --cpu started one process for N
+            return start_cpu_processes(wanted, list(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, PermissionError) as exc:

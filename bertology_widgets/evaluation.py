@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .distributed import ONE_PROCESS
 from .glue import compute_metrics, get_task
 from .heads import as_head_mask
 from .progress import progress_bar
@@ -82,7 +83,7 @@ def labelled_task(model, examples, task=None, label_map=None):
 def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
                    max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
                    autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
-                   stats=None) -> np.ndarray:
+                   stats=None, processes=ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
 
     Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
@@ -90,6 +91,9 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     ``precision="bf16"`` runs bf16 weights with the fp32 guard of
     :mod:`~bertology_widgets.precision` (``stats``, a ``GuardStats``, counts its
     work); ``"auto"`` picks bf16 only on hardware with fast bf16.
+    Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.distributed`)
+    each process runs every N-th batch and the rows are gathered; every
+    process gets the whole ``(n, labels)`` array.
     """
     from .layerwise import LayerwiseRunner
     from .precision import bf16_copy, guarded, resolve_precision
@@ -102,12 +106,13 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     num_layers, num_heads = runner.shape
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
-    out = None
+    indices_done, rows = [], []
     was_training = model.training
     model.eval()
     try:
-        batches = length_sorted_batches(encoded.lengths, batch_size)
-        for indices in progress_bar(batches, enabled=progress, desc="evaluating", unit="batch"):
+        mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
+        bar = progress_bar(mine, enabled=progress and processes.is_main, desc="evaluating", unit="batch")
+        for _, indices in bar:
             batch = collate(encoded, indices, pad, runner.device, with_types)
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
@@ -116,17 +121,20 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
                 logits = fast.cpu().numpy()
                 if stats is not None:
                     stats.add(rescored, len(indices))
-            if out is None:
-                out = np.zeros((len(encoded), logits.shape[1]), dtype=np.float32)
-            out[indices] = logits
+            rows.append(logits)
+            indices_done.append(indices)
     finally:
         model.train(was_training)
-    return out
+    num_labels = rows[0].shape[1] if rows else int(model.config.num_labels)
+    rows = np.concatenate(rows) if rows else np.zeros((0, num_labels), dtype=np.float32)
+    indices_done = np.concatenate(indices_done) if indices_done else np.zeros(0, dtype=np.int64)
+    return processes.gather_rows(indices_done, rows, len(encoded)).astype(np.float32, copy=False)
 
 
 def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
              max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-             autocast_dtype: torch.dtype | None = None, precision: str = "fp32") -> dict:
+             autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+             processes=ONE_PROCESS) -> dict:
     """Score ``model`` on ``examples`` with the task's official metrics.
 
     Parameters
@@ -144,6 +152,8 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
     precision : {"fp32", "bf16", "auto"}
         bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
         picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).
+    processes : :class:`~bertology_widgets.distributed.Processes`
+        Share the batches among ``accelerate launch`` processes (default: one process).
 
     Returns
     -------
@@ -152,7 +162,7 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
     """
     glue_task, labels = labelled_task(model, examples, task)
     logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype,
-                            precision)
+                            precision, processes=processes)
     predictions = predictions_from_logits(logits, glue_task.is_regression)
     result = {"task": glue_task.name, "n": int(len(labels))}
     result.update(compute_metrics(glue_task.name, predictions, labels))

@@ -21,7 +21,7 @@ import torch
 from .batching import collate, encode_examples, pad_token_id, uses_token_types
 from .evaluation import evaluate
 from .glue import get_task, load_glue
-from .models import load_model
+from .models import load_model, pick_device
 from .progress import progress_bar
 
 
@@ -122,12 +122,14 @@ def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, p
 
 
 def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: FinetuneConfig | None = None,
-             progress: bool = True, from_scratch_config=None) -> dict:
+             progress: bool = True, from_scratch_config=None, device=None) -> dict:
     """Fine-tune ``model`` on ``task`` and save a checkpoint to ``out_dir``.
 
     Every input is checked (task, output folder, model and tokenizer, train
     data) before training starts. The checkpoint is written to a temporary
     folder and renamed into place, so ``out_dir`` is never half-written.
+
+    ``device``: ``"cpu"``, ``"cuda"`` or ``None`` (GPU when available).
 
     Returns
     -------
@@ -139,8 +141,9 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     out = check_output_dir(out_dir)
     if from_scratch_config is not None:
         net, tokenizer = from_scratch_config(glue_task)
+        net = net.to(pick_device(device))
     else:
-        net, tokenizer = load_model(model or "all-MiniLM-L6-v2", num_labels=glue_task.num_labels)
+        net, tokenizer = load_model(model or "all-MiniLM-L6-v2", num_labels=glue_task.num_labels, device=device)
     train = load_glue(glue_task.name, "train", glue_dir=glue_dir, max_examples=config.max_train_examples)
     dev = load_glue(glue_task.name, "validation", glue_dir=glue_dir)
     if progress:

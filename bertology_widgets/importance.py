@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .capturing import attention_implementation
+from .distributed import ONE_PROCESS, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .progress import progress_bar
@@ -160,7 +161,7 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
                     batch_size: int | None = None, normalize_by_layer: bool = True,
                     normalize_global: bool = True, compute_entropy: bool = True,
                     max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-                    on_progress=None) -> ImportanceResult:
+                    on_progress=None, processes=ONE_PROCESS) -> ImportanceResult:
     """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
 
     Parameters
@@ -208,7 +209,13 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     progress : bool
         Show a tqdm bar.
     on_progress : callable, optional
-        ``on_progress(done, total)`` in examples, after every batch.
+        ``on_progress(done, total)`` in examples, after every batch (this process's share).
+    processes : :class:`~bertology_widgets.distributed.Processes`
+        Under ``accelerate launch``, :func:`~bertology_widgets.distributed.current_processes`:
+        each process takes every N-th batch, and the per-batch sums are gathered
+        and added in batch order, so the result is the single-process one
+        (compat mode is sequential and runs whole in every process). Only the
+        main process shows the bar.
 
     Returns
     -------
@@ -235,17 +242,20 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     label_tensor = torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long)
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
 
-    total = torch.zeros(num_layers, num_heads, device=device)
     running_grad = torch.zeros(num_layers, num_heads, device=device)  # compat: head_mask.grad
-    entropy_sum = torch.zeros(num_layers, num_heads, device=device)
-    tokens, done = 0.0, 0
+    # compat's running gradient follows the file order, so it cannot be shared out.
+    mine = ONE_PROCESS.take(batches) if compat else processes.take(batches)
+    parts = []  # per batch: (importance sum, entropy sum, tokens), flattened; added up in batch order below
+    local_total = sum(len(indices) for _, indices in mine)
+    done = 0
     was_training = model.training
     model.eval()
     attention = attention_implementation(model, "eager") if compute_entropy else contextlib.nullcontext()
-    bar = progress_bar(total=len(encoded), enabled=progress, desc="head importance", unit="example")
+    bar = progress_bar(total=local_total, enabled=progress and processes.is_main, desc="head importance",
+                       unit="example")
     try:
         with attention, torch.enable_grad():
-            for indices in batches:
+            for _, indices in mine:
                 batch = collate(encoded, indices, pad, device, with_types)
                 batch_labels = label_tensor[indices].to(device)
                 if shared_gate:
@@ -260,29 +270,41 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
                 (grad,) = torch.autograd.grad(losses.mean() if shared_gate else losses.sum(), gate)
                 if compat:
                     running_grad += grad
-                    total += running_grad.abs()
+                    part = running_grad.abs()
                 elif shared_gate:
-                    total += grad.abs() * len(indices)
+                    part = grad.abs() * len(indices)
                 else:
-                    total += grad.abs().sum(0)
-                if compute_entropy:
-                    entropy_sum += attention_entropy_sums(out.attentions, batch["attention_mask"])
-                tokens += float(batch["attention_mask"].sum())
+                    part = grad.abs().sum(0)
+                entropy_part = (attention_entropy_sums(out.attentions, batch["attention_mask"])
+                                if compute_entropy else torch.zeros_like(part))
+                batch_tokens = float(batch["attention_mask"].sum())
+                parts.append(np.concatenate([part.detach().cpu().numpy().ravel(),
+                                             entropy_part.cpu().numpy().ravel(), [batch_tokens]]))
                 done += len(indices)
                 bar.update(len(indices))
                 if on_progress is not None:
-                    on_progress(done, len(encoded))
+                    on_progress(done, local_total)
     finally:
         bar.close()
         model.train(was_training)
 
+    size = num_layers * num_heads
+    numbers = [number for number, _ in mine]
+    rows = np.asarray(parts, dtype=np.float64).reshape(len(parts), 2 * size + 1)
+    if not compat:
+        rows = processes.gather_rows(numbers, rows, len(batches))
+    total = torch.from_numpy(ordered_sum(rows[:, :size].astype(np.float32))).reshape(num_layers, num_heads)
+    entropy_sum = torch.from_numpy(ordered_sum(rows[:, size:2 * size].astype(np.float32)))
+    tokens = float(rows[:, -1].sum())
+
     raw = total / (tokens if compat else len(encoded))
     entropy = None
     if compute_entropy:
+        entropy_sum = entropy_sum.reshape(num_layers, num_heads)
         if compat:
-            entropy_sum = _masked_entropy(entropy_sum, gates, tokens)
-        entropy = (entropy_sum / tokens).cpu().numpy()
-    raw = raw.cpu().numpy()
+            entropy_sum = _masked_entropy(entropy_sum, gates.cpu(), tokens)
+        entropy = (entropy_sum / tokens).numpy()
+    raw = raw.numpy()
     return ImportanceResult(
         importance=normalize_importance(raw, normalize_by_layer, normalize_global),
         entropy=entropy,

@@ -185,3 +185,48 @@ class LayerwiseRunner:
     def logits(self, inputs: dict, mask: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, labels)`` for one batch, keeping nothing (what :func:`evaluate` uses)."""
         return self.run(self.prepare(inputs), mask)
+
+
+#: Default memory budget of a live session's layer caches, in MiB (BERT-base on SST-2 dev needs about 804).
+DEFAULT_CACHE_MB = 1024.0
+
+
+class CacheBudget:
+    """Admit batch caches while their total stays within ``limit_mb``.
+
+    Batches refused here have no cache: they are scored from their inputs on
+    every change (the full forward, the same numbers), so past the budget the
+    session keeps working, only slower on those batches.
+
+    Parameters
+    ----------
+    limit_mb : float or None
+        MiB of hidden states to keep; ``None`` for no limit.
+    """
+
+    def __init__(self, limit_mb: float | None = DEFAULT_CACHE_MB):
+        if limit_mb is not None and limit_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0 (or None for no limit), got {limit_mb}")
+        self.limit_mb = limit_mb
+        self.used = 0
+        self.kept = 0
+        self.refused = 0
+
+    def admit(self, cache: LayerCache) -> bool:
+        """Whether to keep ``cache``; counts it either way."""
+        size = cache.nbytes()
+        if self.limit_mb is None or self.used + size <= self.limit_mb * 2**20:
+            self.used += size
+            self.kept += 1
+            return True
+        self.refused += 1
+        return False
+
+    @property
+    def notice(self) -> str:
+        """What the budget costs, for the session's ``notice`` ("" while every batch is cached)."""
+        if not self.refused:
+            return ""
+        total = self.kept + self.refused
+        return (f"cache budget {self.limit_mb:g} MB: {self.kept} of {total} batches keep their layer cache; "
+                f"the other {self.refused} are re-scored in full on every change (raise cache_mb to keep more)")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .distributed import ONE_PROCESS
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
 from .heads import mask_heads, model_shape
 from .evaluation import labelled_task
@@ -102,13 +103,13 @@ def _metric_name(model, examples, metric, task) -> tuple[str, str]:
     return glue_task.name, metric
 
 
-def _scorer(model, tokenizer, examples, task, batch_size, max_length):
-    """``score(mask) -> {metric: value}`` for this model and data."""
+def _scorer(model, tokenizer, examples, task, batch_size, max_length, processes=ONE_PROCESS):
+    """``score(mask) -> {metric: value}`` for this model and data (batches shared among ``processes``)."""
     metric_names = task_of(model, task).metrics
 
     def score(mask) -> dict:
         result = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size,
-                          max_length=max_length, task=task)
+                          max_length=max_length, task=task, processes=processes)
         return {name: float(result[name]) for name in metric_names}
 
     return score
@@ -122,7 +123,7 @@ def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
 def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, masking_threshold: float = 0.9,
                   metric: str | None = None, importance=None, batch_size: int = DEFAULT_BATCH_SIZE,
                   max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False, on_step=None,
-                  **importance_kwargs) -> MaskingCurve:
+                  processes=ONE_PROCESS, **importance_kwargs) -> MaskingCurve:
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
     Each step masks the ``heads_per_step`` least important heads still
@@ -149,6 +150,10 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
         For scoring.
     on_step : callable, optional
         ``on_step(entry)`` with each new curve entry.
+    processes : :class:`~bertology_widgets.distributed.Processes`
+        Under ``accelerate launch``: every score and importance pass is shared
+        among the processes; all of them get the same numbers, so they take
+        the same steps. Only the main process shows the bar.
     **importance_kwargs
         Passed to :func:`head_importance` (``per_example``, ``compat``,
         ``normalize_by_layer``, ...; the importance ``batch_size`` is
@@ -163,12 +168,13 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     num_layers, num_heads = model_shape(model)
     per_step = heads_per_step(num_layers * num_heads, masking_amount)
     importance_batch_size = importance_kwargs.pop("importance_batch_size", None)
-    importance_kwargs.update(compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size)
+    importance_kwargs.update(compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size,
+                             processes=processes)
 
     def measure(mask):
         return head_importance(model, tokenizer, examples, mask, **importance_kwargs).importance
 
-    score = _scorer(model, tokenizer, examples, task, batch_size, max_length)
+    score = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)
     mask = np.ones((num_layers, num_heads), dtype=np.float32)
     first_importance = measure(None) if importance is None else np.asarray(importance, dtype=np.float32)
     current = first_importance
@@ -176,7 +182,8 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     threshold = original[metric] * masking_threshold
     curve = [_step(0, mask, original, True)]
     final_mask = mask
-    bar = progress_bar(total=(mask.size - 1) // per_step, enabled=progress, desc="masking heads", unit="step")
+    bar = progress_bar(total=(mask.size - 1) // per_step, enabled=progress and processes.is_main,
+                       desc="masking heads", unit="step")
     try:
         while int(mask.sum()) > per_step:
             ranked = np.argsort(np.where(mask > 0, current, np.inf).reshape(-1), kind="stable")
@@ -207,7 +214,7 @@ def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 
                          masking_threshold: float = 0.9, seeds=(0, 1, 2), min_steps: int = 0,
                          metric: str | None = None, original_score: dict | None = None,
                          batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                         task=None, progress: bool = False) -> dict:
+                         task=None, progress: bool = False, processes=ONE_PROCESS) -> dict:
     """The baseline for :func:`masking_curve`: heads masked in a random order.
 
     Every seed masks ``heads_per_step`` more heads per step, in the order of
@@ -232,14 +239,15 @@ def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 
     num_layers, num_heads = model_shape(model)
     total = num_layers * num_heads
     per_step = heads_per_step(total, masking_amount)
-    score = _scorer(model, tokenizer, examples, task, batch_size, max_length)
+    score = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)
     original = original_score if original_score is not None else score(None)
     threshold = original[metric] * masking_threshold
     orders = [np.random.default_rng(seed).permutation(total) for seed in seeds]
     dropped = [False] * len(seeds)
     final_fraction = [0.0] * len(seeds)
     steps = [_aggregate(0, 0, total, [original[metric]] * len(seeds))]
-    bar = progress_bar(total=(total - 1) // per_step, enabled=progress, desc="random masking", unit="step")
+    bar = progress_bar(total=(total - 1) // per_step, enabled=progress and processes.is_main,
+                       desc="random masking", unit="step")
     try:
         while total - steps[-1]["heads_masked"] > per_step:
             if all(dropped) and len(steps) - 1 >= min_steps:
@@ -273,7 +281,7 @@ def _aggregate(step: int, masked: int, total: int, values) -> dict:
 
 def keep_one_head_per_layer(model, tokenizer, examples, importance, *, metric: str | None = None,
                             batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                            task=None) -> dict:
+                            task=None, processes=ONE_PROCESS) -> dict:
     """Score the model with only the most important head of each layer left.
 
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
@@ -286,7 +294,7 @@ def keep_one_head_per_layer(model, tokenizer, examples, importance, *, metric: s
                          f"{model_shape(model)[0]} layers x {model_shape(model)[1]} heads")
     mask = np.zeros(importance.shape, dtype=np.float32)
     mask[np.arange(mask.shape[0]), importance.argmax(1)] = 1.0
-    result = _scorer(model, tokenizer, examples, task, batch_size, max_length)(mask)
+    result = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)(mask)
     return {"mask": mask.tolist(), "score": result, "metric": metric, "heads_kept": int(mask.sum()),
             "fraction_masked": float((mask == 0).mean())}
 

@@ -157,3 +157,13 @@ def batch_for(tokenizer):
         return model_inputs(arch, encoded)
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -104,6 +104,34 @@ def load_examples(args, task, split):
     return examples
 
 
+SCALE_OUT_HELP = (
+    "Scale out: run the same command under accelerate, e.g. `accelerate launch --num_processes 4 "
+    "-m bertology_widgets.cli {command} ...` (add --cpu for CPU processes; pip install "
+    "'bertology-widgets[distributed]'). Each process scores every N-th batch; results equal one process's; "
+    "only the first process writes files and shows progress."
+)
+
+
+def scale_out_help(command: str) -> str:
+    """The ``--help`` epilog that says how to run ``command`` on several processes."""
+    return SCALE_OUT_HELP.format(command=command)
+
+
+def launch_processes(args):
+    """This process's :class:`~bertology_widgets.distributed.Processes`; sets ``args.device`` to its device.
+
+    Outside ``accelerate launch`` that is one process and ``args.device`` is left as given.
+    """
+    from ..distributed import current_processes
+
+    processes = current_processes()
+    args.device = processes.device(getattr(args, "device", None))
+    if processes.num_processes > 1 and processes.is_main:
+        print(f"bertology {args.command}: {processes.num_processes} processes, each scoring 1 batch in "
+              f"{processes.num_processes}", file=sys.stderr, flush=True)
+    return processes
+
+
 def load_mask_file(path):
     """The ``--mask`` file (``.npy`` or ``.json``), or None when no file is given."""
     from ..mask_files import load_mask

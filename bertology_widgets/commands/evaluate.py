@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, load_examples,
-                      load_mask_file, mask_for_model, positive_int)
+from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, launch_processes,
+                      load_examples, load_mask_file, mask_for_model, positive_int, scale_out_help)
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)")
+    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)",
+                              epilog=scale_out_help("evaluate"))
     add_model_task_options(p)
     add_label_map_option(p)
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
@@ -21,7 +22,7 @@ def add_parser(subparsers) -> None:
                    help="auto (default): bf16 weights where the hardware has fast bf16 (CUDA, AMX), with the fp32 "
                         "guard, so predictions equal fp32's and the dashboard's live score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:
@@ -29,15 +30,19 @@ def run(args) -> int:
     from ..glue import get_task
     from ..models import load_model
 
+    processes = launch_processes(args)
     task = get_task(args.task)
     mask = load_mask_file(args.mask)
-    examples = load_examples(args, task, args.split)
-    model, tokenizer = load_model(args.model, device=args.device)
+    with processes.main_process_first():
+        examples = load_examples(args, task, args.split)
+        model, tokenizer = load_model(args.model, device=args.device)
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json,
-                      precision=args.precision)
+                      precision=args.precision, processes=processes)
+    if not processes.is_main:
+        return 0
     result = jsonable(result)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())

@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--from-scratch", action="store_true",
                    help="train a fresh model from a named config (gpt2-small-config) instead of pretrained weights")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -44,7 +45,7 @@ def run(args) -> int:
                             max_length=args.max_length, max_train_examples=args.max_train_examples,
                             bf16=args.bf16, seed=args.seed, freeze_embeddings=args.freeze_embeddings)
     result = finetune(None if scratch else args.model, args.task, args.out, glue_dir=args.glue_dir, config=config,
-                      progress=not args.json, from_scratch_config=scratch)
+                      progress=not args.json, from_scratch_config=scratch, device=args.device)
     if args.json:
         print(json.dumps(result))
     else:

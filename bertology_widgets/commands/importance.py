@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (add_label_map_option, add_model_task_options, align_model_labels, load_examples,
-                      output_folder, positive_int)
+from ._common import (add_label_map_option, add_model_task_options, align_model_labels, launch_processes,
+                      load_examples, output_folder, positive_int, scale_out_help)
 
 
 def add_importance_options(p) -> None:
@@ -39,19 +39,26 @@ def add_importance_options(p) -> None:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split")
+    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split",
+                              epilog=scale_out_help("importance"))
     add_importance_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def load_inputs(args):
-    """``(model, tokenizer, examples, task)`` for the command-line options."""
+    """``(model, tokenizer, examples, task)`` for the command-line options.
+
+    Sets ``args.processes`` (see :func:`launch_processes`); under ``accelerate
+    launch`` the main process loads first, so it alone builds or downloads.
+    """
     from ..glue import get_task
     from ..models import load_model
 
+    args.processes = launch_processes(args)
     task = get_task(args.task)
-    examples = load_examples(args, task, args.split)
-    model, tokenizer = load_model(args.model, device=args.device, task=task.name)
+    with args.processes.main_process_first():
+        examples = load_examples(args, task, args.split)
+        model, tokenizer = load_model(args.model, device=args.device, task=task.name)
     align_model_labels(args, model, task)
     return model, tokenizer, examples, task
 
@@ -63,7 +70,20 @@ def importance_options(args) -> dict:
         "normalize_by_layer": not args.dont_normalize_importance_by_layer,
         "normalize_global": not args.dont_normalize_global_importance,
         "max_length": args.max_length,
+        "processes": processes_of(args),
     }
+
+
+def processes_of(args):
+    """The processes set by :func:`load_inputs` (one process when it has not run)."""
+    from ..distributed import ONE_PROCESS
+
+    return getattr(args, "processes", None) or ONE_PROCESS
+
+
+def is_main(args) -> bool:
+    """Whether this process writes files and prints (always, outside ``accelerate launch``)."""
+    return processes_of(args).is_main
 
 
 def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
@@ -74,11 +94,13 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 
 
 def compute_and_write_importance(args, model, tokenizer, examples, task, out: Path):
-    """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt``."""
+    """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
     from ..importance import format_head_table, head_importance
 
     result = head_importance(model, tokenizer, examples, batch_size=args.batch_size, task=task.name,
                              progress=True, **importance_options(args))
+    if not is_main(args):
+        return result
     np.save(out / "head_importance.npy", result.importance.astype(np.float32))
     np.save(out / "attn_entropy.npy", result.entropy.astype(np.float32))
     mode = "compat (run_bertology.py)" if args.compat else "per example (mean |dL/dg|)"
@@ -96,6 +118,8 @@ def run(args) -> int:
     out = output_folder(args.out)
     model, tokenizer, examples, task = load_inputs(args)
     compute_and_write_importance(args, model, tokenizer, examples, task, out)
+    if not is_main(args):
+        return 0
     print((out / "importance.txt").read_text(encoding="utf-8"), end="")
     print(f"wrote {out / 'head_importance.npy'}, {out / 'attn_entropy.npy'}, {out / 'importance.txt'}")
     return 0

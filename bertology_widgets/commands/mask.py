@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 
-from ._common import fraction, positive_int
-from .importance import (add_importance_options, compute_and_write_importance, importance_options, load_inputs,
-                         output_folder, write_text)
+from ._common import fraction, positive_int, scale_out_help
+from .importance import (add_importance_options, compute_and_write_importance, importance_options, is_main,
+                         load_inputs, output_folder, processes_of, write_text)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -39,9 +39,10 @@ def add_masking_options(p) -> None:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("mask", help="mask the least important heads until the score falls below a threshold")
+    p = subparsers.add_parser("mask", help="mask the least important heads until the score falls below a threshold",
+                              epilog=scale_out_help("mask"))
     add_masking_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def _steps_table(curve, metric: str) -> str:
@@ -65,6 +66,7 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
 
     seeds = _seeds(args.random_seeds)
     scoring = dict(batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
+    processes = processes_of(args)
     importance = compute_and_write_importance(args, model, tokenizer, examples, task, out)
     curve = masking_curve(model, tokenizer, examples, masking_amount=args.masking_amount,
                           masking_threshold=args.masking_threshold, metric=args.metric,
@@ -75,9 +77,12 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
         random_curve = random_masking_curve(model, tokenizer, examples, masking_amount=args.masking_amount,
                                             masking_threshold=args.masking_threshold, seeds=seeds,
                                             min_steps=len(curve.curve) - 1, metric=curve.metric,
-                                            original_score=curve.original_score, progress=True, **scoring)
+                                            original_score=curve.original_score, progress=True,
+                                            processes=processes, **scoring)
     keep_one = keep_one_head_per_layer(model, tokenizer, examples, importance.importance, metric=curve.metric,
-                                       **scoring)
+                                       processes=processes, **scoring)
+    if not processes.is_main:
+        return curve.final_mask
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
     record = dict(curve.to_dict(), task=task.name, split=args.split, n_examples=len(examples),
                   importance_mode="compat" if args.compat else "per_example",
@@ -107,5 +112,7 @@ def run(args) -> int:
     out = output_folder(args.out)
     model, tokenizer, examples, task = load_inputs(args)
     run_masking(args, model, tokenizer, examples, task, out)
+    if not is_main(args):
+        return 0
     print(f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}")
     return 0

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from ._common import load_mask_file, mask_for_model, positive_int
-from .importance import load_inputs, output_folder, write_text
+from .importance import is_main, load_inputs, output_folder, write_text
 from .mask import add_masking_options, run_masking
 
 
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
                    help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
                         "(default: run the masking procedure first)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed forward passes per model; the median counts")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:
@@ -37,9 +37,12 @@ def run(args) -> int:
     check_prunable(model)  # before any masking work
     if mask is not None:
         mask = mask_for_model(mask, args.mask, model)
-        np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
+        if is_main(args):
+            np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
     else:
         mask = run_masking(args, model, tokenizer, examples, task, out)
+    if not is_main(args):  # pruning and timing one copy is the main process's job
+        return 0
     report = prune_and_compare(model, tokenizer, examples, mask, metric=args.metric, repeats=args.repeats,
                                batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
     report.update(task=task.name, split=args.split, n_examples=len(examples), mask=np.asarray(mask).tolist())

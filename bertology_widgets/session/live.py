@@ -44,7 +44,7 @@ import torch
 from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..layerwise import LayerwiseRunner
+from ..layerwise import DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
 from ..precision import GuardStats, bf16_copy, guarded
 from .estimates import estimate
 
@@ -113,10 +113,14 @@ class LiveScorer:
         numbers agree exactly.
     precision : {"fp32", "bf16"}
         Resolved precision (see :func:`bertology_widgets.precision.resolve_precision`).
+    cache_mb : float or None
+        Memory budget of the layer caches (see :class:`~bertology_widgets.layerwise.CacheBudget`);
+        batches past it are re-scored in full, and ``budget.notice`` says so.
     """
 
     def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
-                 autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0):
+                 autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0,
+                 cache_mb=DEFAULT_CACHE_MB):
         self.runner32 = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
         self.precision = precision
         self.runner = LayerwiseRunner(bf16_copy(model)) if precision == "bf16" else self.runner32
@@ -130,6 +134,8 @@ class LiveScorer:
         self.batches = [batches[i] for i in order]
         self._inputs = [collate(encoded, idx, pad, device, with_types) for idx in self.batches]
         self._caches = [None] * len(self.batches)
+        self.budget = CacheBudget(cache_mb)
+        self._uncached = set()  # batches the budget refused: scored from their inputs every time
         self.lru = ScoreLRU(lru_size)
         self.debounce_s, self.estimate_every_s = debounce_s, estimate_every_s
         self.batch_hook = None  # test hook: called with the batch number before each batch
@@ -150,9 +156,15 @@ class LiveScorer:
     def _batch_logits(self, number: int, gates: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, labels)`` of batch ``number`` under ``gates``; bf16 goes through the fp32 guard."""
         with self.model_lock:
-            if self._caches[number] is None:
-                self._caches[number] = self.runner.prepare(self._inputs[number])
-            logits = self.runner.run(self._caches[number], gates)
+            cache = self._caches[number]
+            if cache is None:
+                cache = self.runner.prepare(self._inputs[number])
+            logits = self.runner.run(cache, gates)
+            if self._caches[number] is None and number not in self._uncached:
+                if self.budget.admit(cache):
+                    self._caches[number] = cache
+                else:
+                    self._uncached.add(number)
             if self.runner is not self.runner32:
                 logits, rescored = guarded(logits, lambda: self.runner32.logits(self._inputs[number], gates))
                 self.guard.add(rescored, len(self.batches[number]))

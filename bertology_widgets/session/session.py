@@ -21,6 +21,7 @@ from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, label
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
 from ..precision import PRECISIONS, resolve_precision
+from ..layerwise import DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
@@ -35,6 +36,9 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 class ModelSession(AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
+
+    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
+    past it are re-scored in full, with the same scores, and ``notice`` says so.
 
     Traits
     ------
@@ -131,7 +135,7 @@ class ModelSession(AnalysisMixin, HasTraits):
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
-                 capture_lru_size=16, label_map=None):
+                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
@@ -162,7 +166,8 @@ class ModelSession(AnalysisMixin, HasTraits):
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
-                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s)
+                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
+                                 cache_mb=cache_mb)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
         with self.hold_trait_notifications():
@@ -466,7 +471,7 @@ class ModelSession(AnalysisMixin, HasTraits):
         with self.hold_trait_notifications():
             self.tokens, self.token_type_ids = list(result.tokens), result.token_type_ids
             self.hidden_states, self.truncated = result.hidden_states, result.truncated
-            self.notice = "\n".join(filter(None, [*notices[:1], self._label_notice]))
+            self.notice = "\n".join(filter(None, [*notices[:1], self._label_notice, self.scorer.budget.notice]))
             self.capture_error = ""
             self._slice_attention()
             self._update_example_predictions()
