@@ -124,6 +124,9 @@ class ImportancePanel(SessionView):
         self.pruning = w.HTML()
         self.importance_map = HeadMaskGrid(session, size=340)
         self.importance_map.colour_by = "importance"
+        # Its own class: page selectors for the dashboard's mask grid must not find this one.
+        self.importance_map.remove_class("bw-mask-grid")
+        self.importance_map.add_class("bw-importance-map")
         self.slider = w.IntSlider(min=0, max=total, description="mask the N least important heads",
                                   style={"description_width": "initial"}, continuous_update=False,
                                   layout={"width": "480px"})

@@ -74,7 +74,7 @@ def assert_nothing_clipped(page, width: int) -> None:
     for index, panel in [(None, None), *enumerate(PANELS)]:
         if index is not None:  # open one panel after the other (an accordion shows one at a time)
             titles.nth(index).click()
-            page.locator(f"{panel} .bqplot").first.wait_for(state="visible", timeout=h.ROUNDTRIP_TIMEOUT_MS)
+            page.locator(panel).wait_for(state="visible", timeout=h.ROUNDTRIP_TIMEOUT_MS)
         assert page.evaluate(_CLIPPED_JS) == [], f"clipped at {width} px (panel {panel})"
         assert page.evaluate(_TRUNCATED_JS) == [], f"truncated buttons at {width} px (panel {panel})"
 
