@@ -145,6 +145,8 @@ def test_readout_follows_score_estimate_and_error(session):
     assert readout.error.layout.display == "none"
     session.error = "scoring failed: RuntimeError: out of memory"
     assert "out of memory" in readout.error.value and readout.error.layout.display is None
+    # The table reserves room for a two-line status: an estimate does not push the views below.
+    assert int(readout.html.layout.min_height.removesuffix("px")) >= 22 * (len(session.baseline_score) + 1) + 40
 
 
 def test_failing_callbacks_land_in_session_error(session):
