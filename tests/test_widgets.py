@@ -283,7 +283,15 @@ def test_long_sentences_thin_their_tick_labels(session):
     assert label_step(8, 300) == 1
 
 
-def test_byte_level_markers_become_visible_characters():
+def test_byte_level_markers_become_visible_characters(tokenizer):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from bertology_widgets.widgets.tokens import is_byte_level
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(), decoders.ByteLevel()
+    assert is_byte_level(PreTrainedTokenizerFast(tokenizer_object=bpe)) and not is_byte_level(tokenizer)
     assert display_tokens(["\u0120charming", "film", "\u010a"], byte_level=True) == ["\u2423charming", "film", "\u21b5"]
     assert display_tokens(["\u0120charming"], byte_level=False) == ["\u0120charming"]
 
