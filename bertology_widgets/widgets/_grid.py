@@ -96,7 +96,8 @@ class GridFigure:
         Names for row, column and value in the hover tooltip (an ``HTML`` widget,
         ``tooltip``, written on hover with the row and column labels and the value).
     colour_label : str
-        What the colour bar (``colour_axis``, a vertical ``ColorAxis``) measures.
+        What the colour bar (``colour_axis``, a vertical ``ColorAxis``) measures; keep it
+        short, it is written above the bar.
     axes : bool
         Draw labelled axes (False for small multiples).
     long_labels : bool
@@ -128,9 +129,11 @@ class GridFigure:
                 Axis(scale=self.rows, side="left", label=row_label, grid_lines="none", tick_style=tick_style,
                      label_offset="76px" if long_labels else None),
             ]
-        # Vertical at the right of a full figure, horizontal under a small one (side sets orientation).
-        self.colour_axis = ColorAxis(scale=color_scale, side="right" if axes else "bottom", label=colour_label, num_ticks=5 if axes else 2, tick_format=".2~f",
-                                     tick_style={"font-size": "10px"})
+        # Vertical, at the right. bqplot draws the bar 100 px short of each end of the plot, so a
+        # figure needs a plot over ~300 px tall for a readable bar; a small multiple (axes=False)
+        # cannot show one, and keeps it hidden (its caption states the scale instead).
+        self.colour_axis = ColorAxis(scale=color_scale, side="right", label=colour_label, num_ticks=5,
+                                     tick_format=".2~f", tick_style={"font-size": "10px"}, visible=axes)
         margin = dict(fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
         layout = dict(layout or {})
         self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=[*self.axes, self.colour_axis],

@@ -17,8 +17,10 @@ SEPARATOR_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
 ATTENTION_COLOURS = {"scheme": "Blues", "min": 0, "max": 1}
 # value -> label of the scale picker
 SCALES = {"fixed": "0\u20131", "head": "per head", "row": "per row"}
-SCALE_LABELS = {"fixed": "attention weight (0\u20131)", "head": "attention weight (0 \u2013 head max)",
-                "row": "share of the row's largest weight"}
+# The colour bar's label (short: it sits above the bar); the ticks give the range.
+SCALE_LABELS = {"fixed": "weight", "head": "weight", "row": "\u00f7 row max"}
+SCALE_TOOLTIPS = {"fixed": "colour scale 0 to 1 for every head", "head": "each head's largest weight is full colour",
+                  "row": "each query's row divided by its largest weight"}
 SMALL_PX = 150  # one small map of the all-heads grid, frame included
 
 
@@ -102,10 +104,10 @@ class AttentionGrid(FigureView):
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
                                long_labels=True, colour_label=SCALE_LABELS["head"],
-                               layout={"width": f"{size + 70}px", "height": f"{size}px"},
+                               layout={"width": f"{size + 70}px", "height": f"{size + 40}px"},
                                fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 80})
         self.scale_picker = w.ToggleButtons(options=[(label, value) for value, label in SCALES.items()],
-                                            description="scale", tooltips=[SCALE_LABELS[v] for v in SCALES],
+                                            description="scale", tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
                                             style={"button_width": "80px", "description_width": "40px"})
         self.small = []
         per_row = max(1, (size + 70) // SMALL_PX)
@@ -181,8 +183,8 @@ class AttentionGrid(FigureView):
             return
         masked = np.asarray(s.mask)[s.layer] == 0
         self._small_caption.value = (
-            f"<b>All heads of layer {s.layer}</b> ({html.escape(SCALES[self.scale])} scale) &middot; "
-            "click a map to select its head; masked heads are dimmed, with a dashed outline")
+            f"<b>All heads of layer {s.layer}</b> &middot; {html.escape(SCALE_TOOLTIPS[self.scale])} "
+            "(white is 0) &middot; click a map to select its head; masked heads are dimmed, with a dashed outline")
         tokens = session_tokens(s)
         for head, small in enumerate(self.small):
             colour, low, high = scaled(s.attentions[head], self.scale)

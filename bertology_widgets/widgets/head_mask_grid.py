@@ -14,9 +14,9 @@ MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # mas
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
 COLOUR_BY = ("mask", "importance", "entropy")
 # colour_by -> (figure title, colour bar label)
-TITLES = {"mask": ("Head mask: click a cell to mask or unmask it", "gate (0 masked, 1 kept)"),
+TITLES = {"mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
           "importance": ("Head importance (masked heads outlined)", "importance"),
-          "entropy": ("Attention entropy (masked heads outlined)", "entropy (nats)")}
+          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats")}
 
 
 class HeadMaskGrid(FigureView):
@@ -51,7 +51,7 @@ class HeadMaskGrid(FigureView):
         self.grid = GridFigure(self.colours, title=TITLES["mask"][0], colour_label=TITLES["mask"][1],
                                overlays={**MASKED_OVERLAYS, "selected": {"colors": ["#e6550d"], "stroke_width": 3}},
                                tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
-                               layout={"width": f"{size}px", "height": f"{max(200, size * 3 // 4)}px"},
+                               layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
                                fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],

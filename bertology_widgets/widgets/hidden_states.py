@@ -77,15 +77,15 @@ class HiddenStatesView(SessionView):
     def __init__(self, session, size: int = 460, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-hidden-states")
-        layout = {"width": f"{size}px", "height": f"{int(size * 0.7)}px"}
+        layout = {"width": f"{size}px", "height": f"{size}px"}  # tall enough for a colour bar
         margin = {"top": 40, "bottom": 90, "left": 60, "right": 76}
         grid_kwargs = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
                            long_labels=True, layout=layout, fig_margin=margin)
         self.norms = GridFigure(ColorScale(scheme="viridis"), title="Norm of each token's state",
-                                tooltip=("layer", "token", "norm"), colour_label="L2 norm", value_format=".2f",
+                                tooltip=("layer", "token", "norm"), colour_label="norm", value_format=".2f",
                                 **grid_kwargs)
         self.cosine = GridFigure(ColorScale(**cosine_colours([-1.0, 1.0])), title="Cosine with the layer below",
-                                 tooltip=("layer", "token", "cosine"), colour_label="cosine similarity",
+                                 tooltip=("layer", "token", "cosine"), colour_label="cosine",
                                  **grid_kwargs)
         x, y = LinearScale(), LinearScale()
         self.scatter = Scatter(x=np.zeros(1), y=np.zeros(1), names=[""], display_names=True, default_size=40,
