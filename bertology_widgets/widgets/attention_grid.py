@@ -114,7 +114,7 @@ class AttentionGrid(FigureView):
         self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)",
                                             "display": "none"})
         self._small_box.add_class("bw-all-heads")
-        self._small_caption = w.HTML()
+        self._small_caption = w.HTML(layout={"max_width": f"{size + 70}px"})  # wraps, never widens the view
         self.toggle_all = w.ToggleButton(description="All heads", tooltip="Show every head of this layer",
                                          icon="th", layout={"width": "auto"})
         self._link((self, "show_all_heads"), (self.toggle_all, "value"))
