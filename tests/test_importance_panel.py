@@ -28,6 +28,15 @@ def settle(session, timeout: float = 120.0) -> None:
     assert not session.analysis_busy, "the analysis did not finish in time"
 
 
+def test_importance_map_appears_in_the_panel_and_pruning_is_costed(session):
+    panel = ImportancePanel(session)
+    assert panel.importance_map.layout.display == "none" and "No head is masked" in panel.pruning.value
+    session.importance = np.ones((session.num_layers, session.num_heads))
+    assert panel.importance_map.layout.display is None and panel.importance_map.colour_by == "importance"
+    session.toggle_head(0, 0)
+    assert "Pruning the 1 masked heads would keep" in panel.pruning.value
+
+
 def test_importance_button_fills_importance_and_enables_the_slider(session):
     panel = ImportancePanel(session, max_examples=16)
     assert panel.slider.disabled and panel.slider.max == LAYERS * HEADS
@@ -98,6 +107,7 @@ def test_masking_curve_is_drawn_with_its_random_baseline_and_threshold(session):
     np.testing.assert_allclose(panel.random_band.y, [[s["min"] for s in baseline], [s["max"] for s in baseline]])
     np.testing.assert_allclose(panel.threshold_line.y, [curve["threshold_score"]] * 2)
     assert panel.y_axis.label == metric and panel.threshold_line.visible
+    assert panel.threshold_line.labels == ["50 % of baseline"]
     assert not panel.slider.disabled  # the curve leaves importance behind
     session.curve = {}
     assert not panel.curve_line.visible and not panel.random_line.visible and not panel.threshold_line.visible

@@ -239,10 +239,10 @@ def test_attention_view_title_names_modernbert_local_and_global_layers(tokenizer
     session = ModelSession(family_model("modernbert"), tokenizer, tiny_examples(8), task="sst2", live=False)
     try:
         view = AttentionGrid(session)
-        assert view.grid.fig.title == "Layer 0, head 0 · global"
+        assert view.grid.fig.title == "Layer 0, head 0 · global: attention of each query to each key"
         session.layer = 1
         half = session.model.config.local_attention // 2
-        assert view.grid.fig.title == f"Layer 1, head 0 · local ±{half} tokens"
+        assert view.grid.fig.title == f"Layer 1, head 0 · local ±{half} tokens: attention of each query to each key"
     finally:
         session.close()
 

@@ -18,6 +18,14 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 pytestmark = [pytest.mark.slow, pytest.mark.minilm]
 
+# Run after a notebook's last cell, in its kernel: what "Run All" must leave behind.
+FINAL_CHECKS = {
+    # Step 1's dashboard stays on Step 1's state: later steps work on sessions of their own.
+    "05_teaching": "assert (session.mask == 1).all() and (session.layer, session.head) == (0, 0), "
+                   "(session.mask, session.layer, session.head)\n"
+                   "assert session.example_index == 0 and session.importance is None and session.curve == {}",
+}
+
 
 def test_the_five_notebooks_are_there():
     assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
@@ -33,6 +41,10 @@ def test_notebook_executes_cleanly(path, tmp_path):
     assert all(c.source.strip() for c in notebook.cells), "no empty cells"
     assert all(not c.get("outputs") for c in code_cells), "notebooks are committed without outputs"
 
+    check = FINAL_CHECKS.get(path.stem)
+    if check:
+        notebook.cells.append(nbformat.v4.new_code_cell(check))
+        code_cells.append(notebook.cells[-1])
     start = time.perf_counter()
     NotebookClient(notebook, timeout=900, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()

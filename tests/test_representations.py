@@ -131,3 +131,12 @@ def test_view_follows_example_text_and_layer(session):
     view.close()
     session.layer = 1
     assert view.pca_layer == 0  # a closed view no longer follows
+
+
+def test_cosine_colours_fit_the_data():
+    from bertology_widgets.widgets.hidden_states import cosine_colours
+
+    near_one = cosine_colours(np.array([[0.93, 0.99], [0.97, 1.0]]))
+    assert (near_one["min"], near_one["max"]) == (0.93, 1.0) and near_one["mid"] is None
+    both = cosine_colours(np.array([[-0.2, 0.9]]))
+    assert both["scheme"] == "RdBu" and both["mid"] == 0.0 and (both["min"], both["max"]) == (-0.2, 0.9)

@@ -12,6 +12,8 @@ from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets import (AttentionGrid, Controls, Dashboard, ExampleView, HeadMaskGrid, ScoreReadout,
                                        load_mask, save_mask)
+from bertology_widgets.widgets._grid import label_step
+from bertology_widgets.widgets.tokens import display_tokens
 
 LAYERS, HEADS = 4, 4
 
@@ -90,7 +92,10 @@ def test_attention_grid_shows_the_session_attention(session):
     boundary = session.tokens.index("[SEP]") + 1
     assert separators.visible and boundary in separators.x
     assert "Layer 0, head 3" in view.grid.fig.title and "causal" not in view.grid.fig.title
-    assert (view.grid.heat.scales["color"].min, view.grid.heat.scales["color"].max) == (0, 1)
+    # Per head by default: the head's largest weight is full colour, and the colour bar says so.
+    colours = view.grid.heat.scales["color"]
+    assert view.scale == "head" and (colours.min, colours.max) == (0, pytest.approx(session.attention.max()))
+    assert view.grid.colour_axis.scale is colours and view.grid.colour_axis.visible
 
 
 def test_all_heads_grid_click_selects_the_head(session):
@@ -147,6 +152,8 @@ def test_readout_follows_score_estimate_and_error(session):
     session.capture_error = ""
     assert readout.error.layout.display == "none"
     assert session.precision in readout.html.value
+    # The table reserves room for a two-line status: an estimate does not push the views below.
+    assert int(readout.html.layout.min_height.removesuffix("px")) >= 22 * (len(session.baseline_score) + 1) + 40
 
 
 def test_failing_callbacks_land_in_session_error(session):
@@ -173,7 +180,8 @@ def test_example_view_picks_examples_and_custom_text(session):
     view.analyse.click()
     assert session.example_index == -1 and view.index.value == -1
     assert (session.text, session.text_pair) == ("good fun", "dull")
-    assert "custom text" in view.prediction.value
+    assert "your own text" in view.source.value and "label:" not in view.prediction.value
+    assert view.text_pair.layout.display is None  # MRPC has pairs
     view.text_pair.value = ""
     assert session.text_pair is None
     session.notice = "the text was truncated to 128 tokens"
@@ -243,3 +251,108 @@ def test_refused_text_empties_the_attention_map(session):
     session.text = "a fine film"
     session.wait()
     assert grid.grid.heat.color.shape == (len(session.tokens),) * 2
+
+
+def _figures(widget):
+    """Every bqplot ``Figure`` under ``widget`` (children, accordion panels)."""
+    from bqplot import Figure
+
+    if isinstance(widget, Figure):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _figures(child)
+
+
+def test_every_heat_map_of_the_dashboard_has_a_colour_bar(session):
+    from bqplot import ColorAxis, GridHeatMap
+
+    dashboard = Dashboard(session)
+    dashboard.attention.show_all_heads = True
+    session.importance = np.ones((LAYERS, HEADS))
+    heat_figures = [f for f in _figures(dashboard) if any(isinstance(m, GridHeatMap) for m in f.marks)]
+    # main attention map, the small maps, the mask grid, the importance map, norms and cosine
+    assert len(heat_figures) == 1 + HEADS + 1 + 1 + 2
+    for fig in heat_figures:
+        heat = next(m for m in fig.marks if isinstance(m, GridHeatMap))
+        bars = [a for a in fig.axes if isinstance(a, ColorAxis)]
+        assert len(bars) == 1 and bars[0].scale is heat.scales["color"], fig.title
+        assert fig.title, "every heat map says what it shows"
+    # bqplot draws a colour bar 100 px short of each end of the plot: thumbnails hide theirs
+    # (the all-heads caption states their scale); every full-size map shows its bar.
+    thumbnails = {small.fig for small in dashboard.attention.small}
+    for fig in heat_figures:
+        bar = next(a for a in fig.axes if isinstance(a, ColorAxis))
+        assert bar.visible == (fig not in thumbnails), fig.title
+        if fig not in thumbnails:
+            margin, height = fig.fig_margin, int(fig.layout.height.removesuffix("px"))
+            assert height - margin["top"] - margin["bottom"] >= 300, f"{fig.title}: too short for a colour bar"
+
+
+def test_attention_scale_picker_and_token_tooltip(session):
+    view = AttentionGrid(session)
+    attention, colours = session.attention, view.grid.heat.scales["color"]
+    view.scale_picker.value = "fixed"
+    assert (colours.min, colours.max) == (0, 1)
+    np.testing.assert_allclose(view.grid.heat.color, attention)
+    view.scale_picker.value = "row"
+    np.testing.assert_allclose(view.grid.heat.color.max(axis=1), 1.0)
+    np.testing.assert_allclose(view.grid.heat.color, attention / attention.max(axis=1, keepdims=True), atol=1e-6)
+    # The tooltip names the tokens and prints the raw weight with three decimals.
+    view.grid.heat._handle_custom_msgs(None, {"event": "hover", "point": {"rowNum": 1, "columnNum": 0}})
+    tip = view.grid.tooltip.value
+    assert f"<b>{session.tokens[1]}</b>" in tip and f"<b>{session.tokens[0]}</b>" in tip
+    assert f"<b>{attention[1, 0]:.3f}</b>" in tip
+
+
+def test_long_sentences_thin_their_tick_labels(session):
+    view = AttentionGrid(session)
+    session.text = " ".join(["cinematography breathtaking"] * 30)
+    n = len(session.tokens)
+    shown = view.grid.axes[0].tick_labels
+    room = 460 + 70 - 100 - 80  # the figure is 530 px wide, margins 100 + 80
+    step = label_step(n, room)
+    assert step > 1 and len(shown) == len(range(0, n, step))
+    assert len(shown) * 14 <= room  # at least 14 px per label: no overlap
+    assert label_step(8, 300) == 1
+
+
+def test_byte_level_markers_become_visible_characters(tokenizer):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from bertology_widgets.widgets.tokens import is_byte_level
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(), decoders.ByteLevel()
+    assert is_byte_level(PreTrainedTokenizerFast(tokenizer_object=bpe)) and not is_byte_level(tokenizer)
+    assert display_tokens(["\u0120charming", "film", "\u010a"], byte_level=True) == ["\u2423charming", "film", "\u21b5"]
+    assert display_tokens(["\u0120charming"], byte_level=False) == ["\u0120charming"]
+
+
+def test_masked_heads_are_outlined_in_every_colouring(session):
+    grid = HeadMaskGrid(session)
+    session.toggle_head(1, 2)
+    for colour_by in ("mask", "importance"):
+        grid.colour_by = colour_by
+        outline = grid.grid.overlays["masked"]
+        assert outline.visible and (outline.x.min(), outline.y.min()) == (2, 1)
+    session.importance = np.ones((LAYERS, HEADS))
+    assert grid.grid.overlays["masked_hatch"].visible and "importance" in grid.grid.fig.title.lower()
+    assert grid.grid.colour_axis.label == "importance"
+    session.reset_mask()
+    assert not grid.grid.overlays["masked"].visible
+
+
+def test_toggle_says_what_it_will_do_and_single_sentence_tasks_hide_the_pair(session, tokenizer):
+    controls = Controls(session)
+    assert controls.mask_head.description == "Mask head"
+    controls.mask_head.value = True
+    assert controls.mask_head.description == "Unmask head"
+    single = ModelSession(tiny_model("bert", num_layers=1, num_heads=2), tokenizer, tiny_examples(8), task="sst2",
+                          live=False)
+    try:
+        view = ExampleView(single)
+        assert view.text_pair.layout.display == "none"
+        assert "dev example 0 of 8" in view.source.value
+    finally:
+        single.close()

@@ -4,13 +4,19 @@ Rows and columns sit on linear scales with cell *boundaries* ``0..n``, so cell
 ``(i, j)`` spans ``[j, j + 1] x [i, i + 1]`` and overlays (separator lines, a
 highlight frame, crosses) are drawn in the same coordinates. Tick labels are
 placed at cell centres through the axis ``tick_labels`` mapping, which also
-copes with repeated tokens (an ordinal scale would merge them).
+copes with repeated tokens (an ordinal scale would merge them). A long row of
+tokens shows every k-th label, so labels never overlap; the hover tooltip
+names every cell. Every figure has a colour bar (a ``ColorAxis``).
 """
 
 from __future__ import annotations
 
+import html
+import math
+
+import ipywidgets as w
 import numpy as np
-from bqplot import Axis, ColorScale, Figure, GridHeatMap, LinearScale, Lines, Tooltip
+from bqplot import Axis, ColorAxis, ColorScale, Figure, GridHeatMap, LinearScale, Lines
 from bqplot.traits import array_dimension_bounds, array_serialization
 from traittypes import Array
 
@@ -28,15 +34,44 @@ def _centres(n: int) -> np.ndarray:
     return np.arange(n, dtype=float) + 0.5
 
 
-def _tick_labels(labels) -> dict:
-    # The front end looks labels up by the tick value printed as a JavaScript number.
-    return {repr(float(c)): str(label) for c, label in zip(_centres(len(labels)), labels)}
+LABEL_PITCH_PX = 14  # the least distance between two tick labels of 11 px text
+# Masked heads, in every colouring: a white halo under a dark frame, and a hatch across the cell.
+MASKED_OVERLAYS = {"masked_halo": {"colors": ["white"], "stroke_width": 5},
+                   "masked": {"colors": ["#111827"], "stroke_width": 2.5},
+                   "masked_hatch": {"colors": ["#111827"], "stroke_width": 1.5, "opacities": [0.8]}}
+
+
+def _tick_labels(labels, step: int = 1) -> tuple[np.ndarray, dict]:
+    """Tick values and labels: every ``step``-th cell centre. The front end looks labels up by
+    the tick value printed as a JavaScript number."""
+    centres = _centres(len(labels))[::step]
+    return centres, {repr(float(c)): str(label) for c, label in zip(centres, list(labels)[::step])}
+
+
+def label_step(n: int, length_px: float) -> int:
+    """Show every k-th of ``n`` labels along ``length_px`` pixels so that none overlap."""
+    fits = max(1, int(length_px // LABEL_PITCH_PX))
+    return max(1, math.ceil(n / fits))
+
+
+def _px(value, default: float) -> float:
+    try:
+        return float(str(value).removesuffix("px"))
+    except (TypeError, ValueError):
+        return default
 
 
 def frame(row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of a closed rectangle around cell ``(row, col)``."""
     return (np.array([col, col + 1, col + 1, col, col], dtype=float),
             np.array([row, row, row + 1, row + 1, row], dtype=float))
+
+
+def frames(cells) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, shape ``(cells, 5)``: a closed rectangle around each ``(row, col)`` cell."""
+    xy = [frame(row, col) for row, col in cells]
+    return (np.array([x for x, _ in xy], dtype=float).reshape(-1, 5),
+            np.array([y for _, y in xy], dtype=float).reshape(-1, 5))
 
 
 def crosses(cells) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +93,11 @@ class GridFigure:
         Name -> ``Lines`` keyword arguments (``colors``, ``stroke_width``); each
         overlay is available as ``overlays[name]`` and starts hidden.
     tooltip : tuple of str or None
-        Names for row, column and value in the hover tooltip.
+        Names for row, column and value in the hover tooltip (an ``HTML`` widget,
+        ``tooltip``, written on hover with the row and column labels and the value).
+    colour_label : str
+        What the colour bar (``colour_axis``, a vertical ``ColorAxis``) measures; keep it
+        short, it is written above the bar.
     axes : bool
         Draw labelled axes (False for small multiples).
     long_labels : bool
@@ -67,14 +106,13 @@ class GridFigure:
 
     def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
                  axes: bool = True, long_labels: bool = False, row_label: str = "", col_label: str = "",
-                 layout=None, fig_margin=None):
+                 colour_label: str = "", value_format: str = ".3f", layout=None, fig_margin=None):
         self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
         scales = {"row": self.rows, "column": self.cols, "color": color_scale}
-        tip = None
-        if tooltip:
-            tip = Tooltip(fields=["row", "column", "color"], labels=list(tooltip), formats=[".0f", ".0f", ".3f"])
+        self.tooltip_names, self.value_format = tuple(tooltip or ()), value_format
+        self.tooltip = w.HTML() if tooltip else None
         self.heat = _GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
-                                stroke="white", tooltip=tip, interactions={"hover": "tooltip"})
+                                stroke="white", tooltip=self.tooltip, interactions={"hover": "tooltip"})
         self.overlays = {
             name: Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.cols, "y": self.rows}, visible=False,
                         interactions={}, **style)
@@ -91,17 +129,37 @@ class GridFigure:
                 Axis(scale=self.rows, side="left", label=row_label, grid_lines="none", tick_style=tick_style,
                      label_offset="76px" if long_labels else None),
             ]
-        self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=self.axes, title=title,
-                          padding_x=0, padding_y=0, animation_duration=0, layout=layout or {},
-                          fig_margin=fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
+        # Vertical, at the right. bqplot draws the bar 100 px short of each end of the plot, so a
+        # figure needs a plot over ~300 px tall for a readable bar; a small multiple (axes=False)
+        # cannot show one, and keeps it hidden (its caption states the scale instead).
+        self.colour_axis = ColorAxis(scale=color_scale, side="right", label=colour_label, num_ticks=5,
+                                     tick_format=".2~f", tick_style={"font-size": "10px"}, visible=axes)
+        margin = dict(fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
+        layout = dict(layout or {})
+        self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=[*self.axes, self.colour_axis],
+                          title=title, padding_x=0, padding_y=0, animation_duration=0, layout=layout,
+                          fig_margin=margin, display_toolbar=False, title_style={"font-size": "13px"})
+        # Room for tick labels along each axis, in pixels (for thinning them).
+        self._room = (_px(layout.get("height"), 300) - margin["top"] - margin["bottom"],
+                      _px(layout.get("width"), 300) - margin["left"] - margin["right"])
         self._click_handler = None
         self._labels = None
+        self._cell_labels = None
+        self._values = None
         self.heat.on_element_click(self._on_element_click)
+        self.heat.on_hover(self._on_hover)
 
-    def show(self, color, row_labels=None, col_labels=None, title=None) -> None:
-        """Show ``color`` (shape ``(rows, cols)``), with new tick labels if given; one message per widget."""
+    def show(self, color, row_labels=None, col_labels=None, title=None, values=None) -> None:
+        """Show ``color`` (shape ``(rows, cols)``), with new tick labels if given; one message per widget.
+
+        ``values`` (same shape, default ``color``) is what the tooltip prints, e.g. raw
+        weights when ``color`` is normalised.
+        """
         color = np.asarray(color, dtype=float)
         n_rows, n_cols = color.shape
+        self._values = color if values is None else np.asarray(values, dtype=float)
+        if row_labels is not None:
+            self._cell_labels = (list(row_labels), list(col_labels))
         with held(self.fig, self.heat, *self.axes):
             shape_changed = self.heat.color is None or self.heat.color.shape != color.shape
             # color first: row/column are validated against its shape.
@@ -111,8 +169,11 @@ class GridFigure:
             labels = None if row_labels is None else (tuple(row_labels), tuple(col_labels))
             if self.axes and labels is not None and labels != self._labels:
                 self._labels = labels
-                self.axes[0].tick_values, self.axes[0].tick_labels = _centres(n_cols), _tick_labels(labels[1])
-                self.axes[1].tick_values, self.axes[1].tick_labels = _centres(n_rows), _tick_labels(labels[0])
+                rows_room, cols_room = self._room
+                self.axes[0].tick_values, self.axes[0].tick_labels = _tick_labels(
+                    labels[1], label_step(n_cols, cols_room))
+                self.axes[1].tick_values, self.axes[1].tick_labels = _tick_labels(
+                    labels[0], label_step(n_rows, rows_room))
             if title is not None:
                 self.fig.title = title
 
@@ -125,6 +186,29 @@ class GridFigure:
                 return
             lines.x, lines.y = xy
             lines.visible = True
+
+    # -- hover -------------------------------------------------------------------------------
+    def _on_hover(self, _mark, content) -> None:
+        point = content.get("point") or content.get("data") or {}
+        try:
+            row, col = int(point["rowNum"]), int(point["columnNum"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self.hover(row, col)
+
+    def hover(self, row: int, col: int) -> None:
+        """Write the tooltip for cell ``(row, col)``: its row and column labels and its value."""
+        if self.tooltip is None or self._values is None:
+            return
+        if not (0 <= row < self._values.shape[0] and 0 <= col < self._values.shape[1]):
+            return
+        labels = self._cell_labels or (range(self._values.shape[0]), range(self._values.shape[1]))
+        names = self.tooltip_names
+        value = format(float(self._values[row, col]), self.value_format)
+        text = (f"{html.escape(names[0])} <b>{html.escape(str(labels[0][row]))}</b><br>"
+                f"{html.escape(names[1])} <b>{html.escape(str(labels[1][col]))}</b><br>"
+                f"{html.escape(names[2])} <b>{value}</b>")
+        self.tooltip.value = f'<div style="padding:2px 6px;font-size:12px">{text}</div>'
 
     # -- clicks ------------------------------------------------------------------------------
     def on_cell_click(self, handler) -> None:
@@ -156,8 +240,12 @@ class GridFigure:
 
     def close(self) -> None:
         self.heat.on_element_click(self._on_element_click, remove=True)
-        for widget in (self.fig, self.heat, *self.overlays.values(), *self.axes, self.rows, self.cols):
+        self.heat.on_hover(self._on_hover, remove=True)
+        for widget in (self.fig, self.heat, *self.overlays.values(), *self.axes, self.colour_axis, self.rows,
+                       self.cols):
             widget.close()
+        if self.tooltip is not None:
+            self.tooltip.close()
 
 
 class FigureView(SessionView):

@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import functools
+import html
 
 import ipywidgets as w
 import numpy as np
 from bqplot import ColorScale
-from traitlets import Bool
+from traitlets import Bool, Enum
 
 from ..architectures import adapter_for, layer_attention_note
 from ._grid import FigureView, GridFigure
+from .tokens import session_tokens
 
 SEPARATOR_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
 ATTENTION_COLOURS = {"scheme": "Blues", "min": 0, "max": 1}
+# value -> label of the scale picker
+SCALES = {"fixed": "0\u20131", "head": "per head", "row": "per row"}
+# The colour bar's label (short: it sits above the bar); the ticks give the range.
+SCALE_LABELS = {"fixed": "weight", "head": "weight", "row": "\u00f7 row max"}
+SCALE_TOOLTIPS = {"fixed": "colour scale 0 to 1 for every head", "head": "each head's largest weight is full colour",
+                  "row": "each query's row divided by its largest weight"}
+SMALL_PX = 150  # one small map of the all-heads grid, frame included
+
+
+def scaled(attention, scale: str) -> tuple[np.ndarray, float, float]:
+    """``(colour, low, high)``: what a map of ``attention`` (shape ``(query, key)``) colours, and its range.
+
+    ``"fixed"``: the weights on ``[0, 1]``; ``"head"``: the weights on ``[0, max]``
+    (the head's largest weight is full colour); ``"row"``: each query row divided by
+    its largest weight, on ``[0, 1]``.
+    """
+    attention = np.asarray(attention, dtype=float)
+    if scale == "row":
+        top = attention.max(axis=-1, keepdims=True)
+        return np.divide(attention, top, out=np.zeros_like(attention), where=top > 0), 0.0, 1.0
+    if scale == "head":
+        top = float(attention.max()) if attention.size else 1.0
+        return attention, 0.0, top if top > 0 else 1.0
+    return attention, 0.0, 1.0
 
 
 def segment_boundaries(token_type_ids) -> list[int]:
@@ -38,25 +64,34 @@ def separator_lines(boundaries, n: int):
 class AttentionGrid(FigureView):
     """Attention weights of ``session.attention`` (query rows x key columns), tokens as tick labels.
 
-    The colour scale is fixed to ``[0, 1]``, so heads and inputs compare at a
-    glance; a sentence pair shows its segment boundary as orange lines. With
-    ``show_all_heads`` (or the "All heads" toggle) every head of the current
-    layer is drawn as a small map; clicking one selects that head.
+    ``scale`` picks the colour scale: ``"head"`` (default) maps each head's
+    largest weight to full colour, as bertviz does; ``"fixed"`` keeps ``[0, 1]``
+    so heads compare at a glance; ``"row"`` scales each query's row by its
+    largest weight. The colour bar states the range in use, the tooltip names
+    the query and key tokens and the weight. A sentence pair shows its segment
+    boundary as orange lines. With ``show_all_heads`` (or the "All heads"
+    toggle) every head of the current layer is drawn as a small map, masked
+    heads dimmed and outlined; clicking one selects that head.
 
     Traits
     ------
     show_all_heads : bool
         Show the small maps of all heads of the layer below the main map.
+    scale : {"head", "fixed", "row"}
+        The colour scale of the main and the small maps.
 
     Attributes
     ----------
     grid : GridFigure
-        The main map (``grid.fig`` the ``Figure``, ``grid.heat`` its ``GridHeatMap``).
+        The main map (``grid.fig`` the ``Figure``, ``grid.heat`` its ``GridHeatMap``,
+        ``grid.colour_axis`` its colour bar).
+    scale_picker : ipywidgets.ToggleButtons
     small : list of GridFigure
         One small map per head, built the first time ``show_all_heads`` is set.
     """
 
     show_all_heads = Bool(False)
+    scale = Enum(tuple(SCALES), default_value="head")
     export_name = "attention"
 
     def __init__(self, session, show_all_heads: bool = False, size: int = 460, **kwargs):
@@ -67,21 +102,32 @@ class AttentionGrid(FigureView):
             self._layer_note = functools.partial(layer_attention_note, session.model)
         except Exception:  # an unknown architecture still gets its attention drawn
             self.causal, self._layer_note = False, lambda layer: ""
+        self.size = size
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
-                               long_labels=True, layout={"width": f"{size}px", "height": f"{size}px"},
-                               fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 10})
+                               long_labels=True, colour_label=SCALE_LABELS["head"],
+                               layout={"width": f"{size + 70}px", "height": f"{size + 40}px"},
+                               fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 80})
+        self.scale_picker = w.ToggleButtons(options=[(label, value) for value, label in SCALES.items()],
+                                            description="scale", tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
+                                            style={"button_width": "80px", "description_width": "40px"})
         self.small = []
-        per_row = max(1, size // 136)
-        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, 134px)", "display": "none"})
+        per_row = max(1, (size + 70) // SMALL_PX)
+        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)",
+                                            "display": "none"})
         self._small_box.add_class("bw-all-heads")
+        self._small_caption = w.HTML(layout={"max_width": f"{size + 70}px"})  # wraps, never widens the view
         self.toggle_all = w.ToggleButton(description="All heads", tooltip="Show every head of this layer",
-                                         icon="th", layout={"width": "120px"})
+                                         icon="th", layout={"width": "auto"})
         self._link((self, "show_all_heads"), (self.toggle_all, "value"))
-        self.children = [self.grid.fig, self.toggle_all, self._small_box]
+        self._link((self, "scale"), (self.scale_picker, "value"))
+        self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self._small_caption,
+                         self._small_box]
         self._shown = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
-        self._observe(self._redraw_small, ["attentions", "head"])
+        self._observe(self._redraw, ["scale"], owner=self, call_now=False)
+        self._observe(self._redraw_small, ["attentions", "head", "mask"])
+        self._observe(self._redraw_small, ["scale"], owner=self, call_now=False)
         self._observe(self._on_show_all, ["show_all_heads"], owner=self)
         self.show_all_heads = show_all_heads
 
@@ -95,28 +141,35 @@ class AttentionGrid(FigureView):
             parts.append(note)
         if self.causal:
             parts.append("causal")
-        return " · ".join(parts)
+        return " · ".join(parts) + ": attention of each query to each key"
 
     def _redraw(self, _change) -> None:
         s = self.session
         title = self.title()
         # The session assigns new arrays on every change: identity says whether anything is new.
-        shown = (s.attention, s.token_type_ids, title)
+        shown = (s.attention, s.token_type_ids, title, self.scale)
         if s.attention is None and self._shown is not None and self._shown[0] is not None:
             # No input (the text was refused): an empty map, not the last input's.
-            self._shown = (None, None, title)
+            self._shown = (None, None, title, self.scale)
             self.grid.show(np.zeros((1, 1)), [""], [""], title="no input to show")
             self.grid.draw("separators", None)
             return
         if s.attention is None:
             return
-        same_data = self._shown is not None and shown[0] is self._shown[0] and shown[1] is self._shown[1]
+        same_data = (self._shown is not None and shown[0] is self._shown[0] and shown[1] is self._shown[1]
+                     and shown[3] == self._shown[3])
         self._shown = shown
         if same_data:  # only the title (masked or not) changed: one small message
             if self.grid.fig.title != title:
                 self.grid.fig.title = title
             return
-        self.grid.show(s.attention, s.tokens, s.tokens, title=title)
+        colour, low, high = scaled(s.attention, self.scale)
+        colours = self.grid.heat.scales["color"]
+        with colours.hold_sync(), self.grid.colour_axis.hold_sync():
+            colours.min, colours.max = low, high
+            self.grid.colour_axis.label = SCALE_LABELS[self.scale]
+        tokens = session_tokens(s)
+        self.grid.show(colour, tokens, tokens, title=title, values=s.attention)
         boundaries = segment_boundaries(s.token_type_ids) if s.text_pair is not None else []
         self.grid.draw("separators", separator_lines(boundaries, len(s.tokens)))
 
@@ -125,16 +178,17 @@ class AttentionGrid(FigureView):
         # Shown before the figures are built: a figure first drawn inside a hidden box
         # measures zero size and may not recover.
         self._small_box.layout.display = None if self.show_all_heads else "none"
+        self._small_caption.layout.display = None if self.show_all_heads else "none"
         if self.show_all_heads and not self.small:
             self._build_small()
         self._redraw_small(None)
 
     def _build_small(self) -> None:
-        colours = ColorScale(**ATTENTION_COLOURS)
         for head in range(self.session.num_heads):
-            small = GridFigure(colours, title=f"H{head}", axes=False,
-                               layout={"width": "130px", "height": "130px"},
-                               fig_margin={"top": 22, "bottom": 4, "left": 4, "right": 4})
+            small = GridFigure(ColorScale(**ATTENTION_COLOURS), title=f"head {head}", axes=False,
+                               tooltip=("query", "key", "weight"),
+                               layout={"width": f"{SMALL_PX - 6}px", "height": f"{SMALL_PX - 6}px"},
+                               fig_margin={"top": 22, "bottom": 28, "left": 6, "right": 6})
             small.on_cell_click(self._guarded(lambda _row, _col, head=head: self.select_head(head)))
             self.small.append(small)
         self._small_box.children = [small.fig for small in self.small]
@@ -143,9 +197,22 @@ class AttentionGrid(FigureView):
         s = self.session
         if not self.show_all_heads or s.attentions is None:
             return
+        masked = np.asarray(s.mask)[s.layer] == 0
+        self._small_caption.value = (
+            f"<b>All heads of layer {s.layer}</b> &middot; {html.escape(SCALE_TOOLTIPS[self.scale])} "
+            "(white is 0) &middot; click a map to select its head; masked heads are dimmed, with a dashed outline")
+        tokens = session_tokens(s)
         for head, small in enumerate(self.small):
-            small.show(s.attentions[head])
-            small.fig.layout.border = "2px solid #e6550d" if head == s.head else "2px solid transparent"
+            colour, low, high = scaled(s.attentions[head], self.scale)
+            colours = small.heat.scales["color"]
+            with colours.hold_sync():
+                colours.min, colours.max = low, high
+            small.show(colour, tokens, tokens, title=f"head {head}" + (" · masked" if masked[head] else ""),
+                       values=s.attentions[head])
+            small.heat.opacity = 0.35 if masked[head] else 1.0
+            border = ("3px solid #e6550d" if head == s.head else
+                      "3px dashed #111827" if masked[head] else "3px solid transparent")
+            small.fig.layout.border = border
 
     def select_head(self, head: int) -> None:
         """What clicking head ``head``'s small map does: make it the selected head."""

@@ -66,16 +66,17 @@ class Dashboard(SessionView):
         self.hidden_states = HiddenStatesView(session)
         self.probe = LayerProbe(session)
         self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe], selected_index=None)
-        for index, title in enumerate(("Head importance, masking curve and pruning", "Hidden states",
+        for index, title in enumerate(("Head importance and masking curve", "Hidden states",
                                        "Which layer knows the label? (layer probe)")):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
-        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "380px"})
-        self.children = [header, self.controls, w.HBox([self.attention, side]), self.example, self.exports,
-                         self.panels]
+        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "400px"})
+        # Wraps (the mask grid goes under the attention map) rather than clip in a narrow column.
+        self.main_row = w.HBox([self.attention, side], layout={"flex_flow": "row wrap"})
+        self.children = [header, self.controls, self.main_row, self.example, self.exports, self.panels]
 
     def _activate_panels(self, _change) -> None:
         """Folded panels compute and send nothing; the opened one catches up."""
@@ -89,10 +90,10 @@ class Dashboard(SessionView):
                               ("Mask grid SVG", lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
                               ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
                               ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json"))):
-            button = w.Button(description=label, icon="download", layout={"width": "140px"})
+            button = w.Button(description=label, icon="download", layout={"width": "auto"})
             self._on_click(button, action)
             buttons.append(button)
-        return w.HBox([*buttons, self.export_status])
+        return w.HBox([*buttons, self.export_status], layout={"flex_flow": "row wrap"})
 
     def _picture_name(self, stem: str, suffix: str) -> str:
         return f"{stem}_L{self.session.layer}_H{self.session.head}.{suffix}"

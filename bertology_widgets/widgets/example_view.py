@@ -33,10 +33,13 @@ class ExampleView(SessionView):
     ----------
     index : ipywidgets.BoundedIntText
         Linked to ``session.example_index`` (-1 while custom text is shown).
+    source : ipywidgets.HTML
+        Says which dev example is shown, or that the text is your own.
     text, text_pair : ipywidgets.Text
         Linked to ``session.text`` / ``session.text_pair`` (an empty second
         text means a single sentence); they update the session on Enter or when
-        they lose focus, and the "Analyse" button sends both at once.
+        they lose focus, and the "Analyse" button sends both at once. The pair
+        box is hidden for single-sentence tasks (SST-2).
     prediction : ipywidgets.HTML
         Gold label, prediction under the mask and without it.
     flipped : ipywidgets.Select
@@ -50,23 +53,32 @@ class ExampleView(SessionView):
         self.add_class("bw-example")
         self.index = w.BoundedIntText(min=-1, max=len(session.examples) - 1, description="Example",
                                       tooltip="dev example (-1: your own text)", layout={"width": "180px"})
-        wide = {"width": "640px"}
+        wide = {"width": "100%", "max_width": "640px"}
         self.text = w.Text(description="Text", continuous_update=False, layout=wide)
         self.text_pair = w.Text(description="Pair", placeholder="(optional second sentence)",
                                 continuous_update=False, layout=wide)
-        self.analyse = w.Button(description="Analyse", icon="search", button_style="primary")
+        self.analyse = w.Button(description="Analyse", icon="search", button_style="primary",
+                                layout={"width": "auto"})
+        self.source = w.HTML()
         self.prediction = w.HTML()
         self.prediction.add_class("bw-prediction")
-        self.flipped = w.Select(description="Flipped", rows=5, layout={"width": "640px"})
+        self.flipped = w.Select(description="Flipped", rows=5, layout={"width": "100%", "max_width": "640px"})
         self.notice = message_box(self, "notice", "#92400e", "#fffbeb")
         self._link((session, "example_index"), (self.index, "value"))
         self._link((session, "text"), (self.text, "value"))
         self._link((session, "text_pair"), (self.text_pair, "value"), (lambda t: t or "", lambda t: t or None))
+        pairs = any(example.text_b is not None for example in session.examples)
+        self._dlink((session, "text_pair"), (self.text_pair.layout, "display"),
+                    lambda pair: None if pairs or pair else "none")
+        self._dlink((session, "example_index"), (self.source, "value"),
+                    lambda i: (f"<small>dev example {i} of {len(session.examples)}</small>" if i >= 0
+                               else "<small>your own text (not a dev example, so no gold label)</small>"))
         self._on_click(self.analyse, self.submit)
         self._observe(self._show_flipped_choice, ["value"], owner=self.flipped, call_now=False)
         self._observe(self._redraw_prediction, ["example_label", "example_prediction", "example_baseline_prediction"])
         self._observe(self._redraw_flipped, ["flipped", "example_index"])
-        self.children = [w.HBox([self.index, self.analyse]), self.text, self.text_pair, self.prediction,
+        self.children = [w.HBox([self.index, self.source, self.analyse], layout={"align_items": "center"}),
+                         self.text, self.text_pair, self.prediction,
                          self.notice, self.flipped]
 
     def submit(self) -> None:
@@ -78,10 +90,10 @@ class ExampleView(SessionView):
 
     def _redraw_prediction(self, _change) -> None:
         s, names = self.session, self.session.label_names
-        label = "custom text" if s.example_index < 0 else label_text(s.example_label, names)
         now, base = s.example_prediction, s.example_baseline_prediction
         flip = ' <b style="color:#b91c1c">(flipped)</b>' if now is not None and now != base else ""
-        self.prediction.value = (f"label: <b>{label}</b> &middot; prediction: <b>{label_text(now, names)}</b>{flip}"
+        label = "" if s.example_index < 0 else f"label: <b>{label_text(s.example_label, names)}</b> &middot; "
+        self.prediction.value = (f"{label}prediction: <b>{label_text(now, names)}</b>{flip}"
                                  f" &middot; unmasked: <b>{label_text(base, names)}</b>")
 
     def _redraw_flipped(self, _change) -> None:

@@ -7,20 +7,26 @@ import numpy as np
 from bqplot import ColorScale
 from traitlets import Enum
 
-from ._grid import FigureView, GridFigure, crosses, frame
+from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, crosses, frame, frames
 from ..mask_files import save_mask
 
 MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
 COLOUR_BY = ("mask", "importance", "entropy")
+# colour_by -> (figure title, colour bar label)
+TITLES = {"mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
+          "importance": ("Head importance (masked heads outlined)", "importance"),
+          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats")}
 
 
 class HeadMaskGrid(FigureView):
     """One cell per head, rows are layers: red cells are masked; a click toggles the head.
 
     The selected head (``session.layer``, ``session.head``) is framed in
-    orange; masked heads are also crossed out, so they stay visible when the
-    cells are coloured by importance or entropy.
+    orange; masked heads are outlined (a dark frame on a white halo) in every
+    colouring and hatched when the cells show importance or entropy, so they
+    stay visible on dark cells. The colour bar and the title say what the
+    colours are.
 
     Traits
     ------
@@ -38,18 +44,18 @@ class HeadMaskGrid(FigureView):
     colour_by = Enum(COLOUR_BY, default_value="mask")
     export_name = "head_mask"
 
-    def __init__(self, session, size: int = 340, **kwargs):
+    def __init__(self, session, size: int = 380, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-mask-grid")
         self.colours = ColorScale(**MASK_COLOURS)
-        self.grid = GridFigure(self.colours, title="Head mask",
-                               overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3},
-                                         "masked": {"colors": ["#7f1d1d"], "stroke_width": 1}},
+        self.grid = GridFigure(self.colours, title=TITLES["mask"][0], colour_label=TITLES["mask"][1],
+                               overlays={**MASKED_OVERLAYS, "selected": {"colors": ["#e6550d"], "stroke_width": 3}},
                                tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
-                               layout={"width": f"{size}px", "height": f"{max(200, size * 3 // 4)}px"})
+                               layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
+                               fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
-                                               style={"button_width": "90px"})
+                                               style={"button_width": "auto"})
         self.note = w.HTML()
         self.hint = w.HTML("<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
@@ -75,10 +81,16 @@ class HeadMaskGrid(FigureView):
         with self.colours.hold_sync():
             for key, value in (MASK_COLOURS if chosen is None else VALUE_COLOURS).items():
                 setattr(self.colours, key, value)
+        title, colour_label = TITLES["mask" if chosen is None else self.colour_by]
+        if self.grid.colour_axis.label != colour_label:
+            self.grid.colour_axis.label = colour_label
         labels = range(s.num_layers), range(s.num_heads)
-        self.grid.show(self.values(), *labels)
-        masked = np.argwhere(np.asarray(s.mask) == 0)
-        self.grid.draw("masked", crosses(masked.tolist()) if chosen is not None else None)
+        self.grid.show(self.values(), *labels, title=title)
+        masked = np.argwhere(np.asarray(s.mask) == 0).tolist()
+        outline = frames(masked) if masked else None
+        self.grid.draw("masked_halo", outline)
+        self.grid.draw("masked", outline)
+        self.grid.draw("masked_hatch", crosses(masked) if chosen is not None and masked else None)
 
     def _frame_selected(self, _change) -> None:
         self.grid.draw("selected", frame(self.session.layer, self.session.head))

@@ -10,8 +10,21 @@ from traitlets import Int, TraitError, validate
 from ..representations import layer_to_layer_cosine, pca_2d, token_norms
 from ._base import SessionView, held
 from ._grid import GridFigure
+from .tokens import session_tokens
 
 HIGHLIGHT_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
+
+
+def cosine_colours(cosine) -> dict:
+    """``ColorScale`` settings fitted to ``cosine``'s range: diverging around 0 when it has both signs,
+    else sequential from its least to its greatest value (states are often all near 1)."""
+    cosine = np.asarray(cosine, dtype=float)
+    low, high = (float(cosine.min()), float(cosine.max())) if cosine.size else (-1.0, 1.0)
+    if high - low < 1e-6:
+        low, high = low - 0.01, high + 0.01
+    if low < 0 < high:
+        return {"scheme": "RdBu", "min": low, "max": high, "mid": 0.0}
+    return {"scheme": "viridis", "min": low, "max": high, "mid": None}
 
 
 def state_labels(num_layers: int) -> list[str]:
@@ -33,7 +46,7 @@ class HiddenStatesView(SessionView):
     * ``norms``: the L2 norm of every token's state, layers (``emb``, ``L0``, ...) x tokens;
     * ``cosine``: the cosine similarity of each token's state with its state
       one layer below (row ``Ll`` compares layer ``l``'s output with its
-      input), colour scale fixed to ``[-1, 1]``;
+      input), colour scale fitted to the data (:func:`cosine_colours`);
     * ``scatter``: the tokens at one layer projected on their first two
       principal components (:func:`~bertology_widgets.representations.pca_2d`),
       labelled with the tokens and coloured by position.
@@ -43,9 +56,10 @@ class HiddenStatesView(SessionView):
     Traits
     ------
     pca_layer : int
-        Row of ``hidden_states`` the PCA shows, ``0`` (embeddings) .. ``num_layers``.
-        Follows ``session.layer + 1`` (the output of the selected layer) whenever
-        the session's layer changes; the slider sets it directly.
+        Row of ``hidden_states`` the PCA shows, ``0`` (embeddings, labelled "emb")
+        .. ``num_layers`` (labelled ``L{num_layers - 1}``). Follows ``session.layer + 1``
+        (the output of the selected layer) whenever the session's layer changes; the
+        slider, labelled like the heat maps' rows, sets it directly.
 
     Attributes
     ----------
@@ -54,8 +68,8 @@ class HiddenStatesView(SessionView):
     pca_fig : bqplot.Figure
     scatter : bqplot.Scatter
         ``x``, ``y`` the two components, ``names`` the tokens.
-    slider : ipywidgets.IntSlider
-        Linked to ``pca_layer``.
+    slider : ipywidgets.SelectionSlider
+        Options "emb", "L0", ...; its value, linked to ``pca_layer``, is the row index.
     """
 
     pca_layer = Int(0)
@@ -63,14 +77,16 @@ class HiddenStatesView(SessionView):
     def __init__(self, session, size: int = 460, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-hidden-states")
-        layout = {"width": f"{size}px", "height": f"{int(size * 0.7)}px"}
-        margin = {"top": 40, "bottom": 90, "left": 60, "right": 10}
+        layout = {"width": f"{size}px", "height": f"{size}px"}  # tall enough for a colour bar
+        margin = {"top": 40, "bottom": 90, "left": 60, "right": 76}
         grid_kwargs = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
                            long_labels=True, layout=layout, fig_margin=margin)
-        self.norms = GridFigure(ColorScale(scheme="viridis"), title="Token norm",
-                                tooltip=("layer", "token", "norm"), **grid_kwargs)
-        self.cosine = GridFigure(ColorScale(scheme="RdBu", min=-1, max=1), title="Cosine with the layer below",
-                                 tooltip=("layer", "token", "cosine"), **grid_kwargs)
+        self.norms = GridFigure(ColorScale(scheme="viridis"), title="Norm of each token's state",
+                                tooltip=("layer", "token", "norm"), colour_label="norm", value_format=".2f",
+                                **grid_kwargs)
+        self.cosine = GridFigure(ColorScale(**cosine_colours([-1.0, 1.0])), title="Cosine with the layer below",
+                                 tooltip=("layer", "token", "cosine"), colour_label="cosine",
+                                 **grid_kwargs)
         x, y = LinearScale(), LinearScale()
         self.scatter = Scatter(x=np.zeros(1), y=np.zeros(1), names=[""], display_names=True, default_size=40,
                                scales={"x": x, "y": y, "color": ColorScale(scheme="viridis")}, color=np.zeros(1),
@@ -81,11 +97,13 @@ class HiddenStatesView(SessionView):
                                                                grid_lines="none")],
                               animation_duration=0, layout={"width": f"{size}px", "height": f"{size}px"},
                               fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
-        self.slider = w.IntSlider(min=0, max=session.num_layers, description="PCA of",
-                                  readout_format="d", layout={"width": f"{size}px"})
+        self.slider = w.SelectionSlider(options=list(zip(state_labels(session.num_layers),
+                                                         range(session.num_layers + 1))),
+                                        description="PCA of", layout={"width": f"{size}px"})
         self._link((self, "pca_layer"), (self.slider, "value"))
         self._dlink((session, "layer"), (self, "pca_layer"), lambda layer: layer + 1)
-        self.children = [w.HBox([self.norms.fig, self.cosine.fig]), w.VBox([self.slider, self.pca_fig])]
+        self.children = [w.HBox([self.norms.fig, self.cosine.fig], layout={"flex_flow": "row wrap"}),
+                         w.VBox([self.slider, self.pca_fig])]
         self._drawn = None
         self._observe(self._redraw_grids, ["hidden_states", "tokens"])
         self._observe(self._redraw_selection, ["hidden_states", "tokens", "layer"])
@@ -110,9 +128,14 @@ class HiddenStatesView(SessionView):
                                  and self._drawn[1] == s.tokens):
             return
         self._drawn = (s.hidden_states, list(s.tokens))
-        rows = state_labels(s.num_layers)
-        self.norms.show(token_norms(s.hidden_states), rows, s.tokens)
-        self.cosine.show(layer_to_layer_cosine(s.hidden_states), rows[1:], s.tokens)
+        rows, tokens = state_labels(s.num_layers), session_tokens(s)
+        cosine = layer_to_layer_cosine(s.hidden_states)
+        colours = self.cosine.heat.scales["color"]
+        with colours.hold_sync():
+            for key, value in cosine_colours(cosine).items():
+                setattr(colours, key, value)
+        self.norms.show(token_norms(s.hidden_states), rows, tokens)
+        self.cosine.show(cosine, rows[1:], tokens)
 
     def _redraw_selection(self, _change) -> None:
         s = self.session
@@ -128,10 +151,10 @@ class HiddenStatesView(SessionView):
         points = pca_2d(s.hidden_states[self.pca_layer])
         with held(self.pca_fig, self.scatter):
             # names first: bqplot checks them against x when display_names is on.
-            self.scatter.names = list(s.tokens)
+            self.scatter.names = session_tokens(s)
             self.scatter.x, self.scatter.y = points[:, 0], points[:, 1]
             self.scatter.color = np.arange(len(s.tokens), dtype=float)
-            self.pca_fig.title = f"PCA of the tokens at {state_labels(s.num_layers)[self.pca_layer]}"
+            self.pca_fig.title = f"PCA of the tokens' states at {state_labels(s.num_layers)[self.pca_layer]}"
 
     def close(self) -> None:
         super().close()

@@ -6,7 +6,9 @@ import ipywidgets as w
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, Scatter
 
+from ..pruning import expected_params_after
 from ._base import SessionView, held
+from .head_mask_grid import HeadMaskGrid
 
 CURVE_COLOUR, RANDOM_COLOUR, THRESHOLD_COLOUR, CURRENT_COLOUR = "#1f77b4", "#6b7280", "#b91c1c", "#e6550d"
 EMPTY = np.zeros(0)
@@ -26,6 +28,25 @@ def is_least_important(mask, importance) -> bool:
     return masked.size == 0 or kept.size == 0 or masked.max() <= kept.min()
 
 
+def threshold_label(curve: dict) -> str:
+    """The threshold line's legend: ``"90 % of baseline"`` for a ``masking_threshold`` of 0.9."""
+    fraction = curve.get("masking_threshold")
+    return "threshold" if fraction is None else f"{float(fraction) * 100:.0f} % of baseline"
+
+
+def pruning_note(model, mask) -> str:
+    """What pruning the masked heads would leave: parameters kept, out of the model's."""
+    mask = np.asarray(mask)
+    masked = int((mask == 0).sum())
+    if masked == 0:
+        return "<small>No head is masked; pruning would keep every parameter.</small>"
+    before = sum(p.numel() for p in model.parameters())
+    after = expected_params_after(model, mask)
+    return (f"<small>Pruning the {masked} masked heads would keep {after / 1e6:.1f} M of {before / 1e6:.1f} M "
+            f"parameters ({after / before:.0%}); prune for real with <code>bertology prune --mask</code> "
+            "on a mask saved with the dashboard's Mask .npy button.</small>")
+
+
 class ImportancePanel(SessionView):
     """Head importance and the masking curve of ``session``, and the current mask on that curve.
 
@@ -33,7 +54,10 @@ class ImportancePanel(SessionView):
     "Masking curve" :meth:`ModelSession.compute_masking_curve`, both in a
     background thread; they are disabled while ``session.analysis_busy``, a
     progress bar follows ``session.analysis_progress`` and a label
-    ``session.analysis_status``. Failures land in ``session.analysis_error``.
+    ``session.analysis_status``, on their own line under the buttons. Once
+    importance is computed, its map (``importance_map``, a
+    :class:`HeadMaskGrid` coloured by importance) appears in the panel.
+    Failures land in ``session.analysis_error``.
 
     The slider masks the N least important heads
     (:meth:`ModelSession.mask_least_important`) once ``session.importance`` is
@@ -43,7 +67,8 @@ class ImportancePanel(SessionView):
 
     The chart plots the curve's metric against the fraction of heads masked:
     the importance-ordered curve, the random-order baseline (mean, with its
-    min-max band over seeds), the threshold ``masking_threshold x original``,
+    min-max band over seeds), the threshold ``masking_threshold x original``
+    (legend "90 % of baseline"),
     and the current mask as a point at ``(1 - mean(session.mask),
     session.score[metric])`` that moves with every estimate and exact score.
 
@@ -67,6 +92,10 @@ class ImportancePanel(SessionView):
         ``0 .. layers x heads``: how many heads are masked.
     note : ipywidgets.HTML
         Says when the mask is not the least important heads.
+    pruning : ipywidgets.HTML
+        The parameters that pruning the masked heads would keep (:func:`pruning_note`).
+    importance_map : HeadMaskGrid
+        Hidden until ``session.importance`` is known.
     fig : bqplot.Figure
     curve_line : bqplot.Lines
         ``x`` the curve steps' ``fraction_masked``, ``y`` their ``score[metric]``.
@@ -86,11 +115,18 @@ class ImportancePanel(SessionView):
         self.max_examples, self.curve_options = max_examples, dict(curve_options or {})
         self._syncing = False
         total = session.num_layers * session.num_heads
+        fit = {"width": "auto"}  # buttons as wide as their labels
         self.importance_button = w.Button(description="Compute importance", icon="play", button_style="primary",
-                                          layout={"width": "180px"})
-        self.curve_button = w.Button(description="Masking curve", icon="line-chart", layout={"width": "150px"})
+                                          layout=fit)
+        self.curve_button = w.Button(description="Masking curve", icon="line-chart", layout=fit)
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="analysis", layout={"width": "320px"})
         self.status = w.Label()
+        self.pruning = w.HTML()
+        self.importance_map = HeadMaskGrid(session, size=340)
+        self.importance_map.colour_by = "importance"
+        # Its own class: page selectors for the dashboard's mask grid must not find this one.
+        self.importance_map.remove_class("bw-mask-grid")
+        self.importance_map.add_class("bw-importance-map")
         self.slider = w.IntSlider(min=0, max=total, description="mask the N least important heads",
                                   style={"description_width": "initial"}, continuous_update=False,
                                   layout={"width": "480px"})
@@ -105,9 +141,13 @@ class ImportancePanel(SessionView):
         self._dlink((session, "importance"), (self.slider, "disabled"), lambda importance: importance is None)
         self._on_click(self.importance_button, self.compute_importance)
         self._on_click(self.curve_button, self.compute_masking_curve)
-        self.children = [w.HBox([self.importance_button, self.curve_button, self.progress, self.status]),
-                         self.slider, self.note, self.fig]
+        self._dlink((session, "importance"), (self.importance_map.layout, "display"),
+                    lambda importance: "none" if importance is None else None)
+        self.children = [w.HBox([self.importance_button, self.curve_button]), w.HBox([self.progress, self.status]),
+                         self.slider, self.note, self.pruning,
+                         w.HBox([self.importance_map, self.fig], layout={"flex_flow": "row wrap"})]
         self._observe(self._follow_mask, ["mask", "importance"])
+        self._observe(self._redraw_pruning, ["mask"])
         self._observe(self._on_slider, ["value"], owner=self.slider, call_now=False)
         self._observe(self._redraw_curve, ["curve"])
         self._observe(self._redraw_current, ["mask", "score", "score_is_estimate"])
@@ -124,14 +164,15 @@ class ImportancePanel(SessionView):
                                 marker_size=24, stroke_width=2, labels=["importance order"], display_legend=True,
                                 visible=False)
         self.threshold_line = Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales=scales, colors=[THRESHOLD_COLOUR],
-                                    line_style="dotted", labels=["threshold"], display_legend=True, visible=False)
+                                    line_style="dotted", labels=["threshold"], display_legend=True, visible=False,
+                                    stroke_width=2)
         self.current_point = Scatter(x=[0.0], y=[0.0], scales=scales, colors=[CURRENT_COLOUR], default_size=80,
                                      stroke="black", labels=["current mask"], display_legend=True)
         self.y_axis = Axis(scale=self.y_scale, side="left", label=self.metric, tick_format=".2f")
         self.fig = Figure(marks=[self.random_band, self.random_line, self.curve_line, self.threshold_line,
                                  self.current_point],
                           axes=[Axis(scale=x, label="fraction of heads masked", tick_format=".0%"), self.y_axis],
-                          title="Masking curve", legend_location="bottom-left", animation_duration=0,
+                          title="Masking curve", legend_location="top-right", animation_duration=0,
                           layout={"width": "520px", "height": "340px"},
                           fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
 
@@ -170,6 +211,11 @@ class ImportancePanel(SessionView):
         if self.note.value != text:
             self.note.value = text
 
+    def _redraw_pruning(self, _change) -> None:
+        text = pruning_note(self.session.model, self.session.mask)
+        if self.pruning.value != text:
+            self.pruning.value = text
+
     # -- drawing ----------------------------------------------------------------------------
     def _redraw_curve(self, _change) -> None:
         curve, metric = self.session.curve, self.metric
@@ -186,6 +232,7 @@ class ImportancePanel(SessionView):
             self.random_band.y = np.array([[step[key] for step in baseline] for key in ("min", "max")], dtype=float)
             self.random_line.visible = self.random_band.visible = bool(baseline)
             threshold = curve.get("threshold_score")
+            self.threshold_line.labels = [threshold_label(curve)]
             if threshold is not None:
                 self.threshold_line.y = [float(threshold)] * 2
             self.threshold_line.visible = threshold is not None
@@ -202,6 +249,7 @@ class ImportancePanel(SessionView):
 
     def close(self) -> None:
         super().close()
+        self.importance_map.close()
         for widget in (self.fig, self.curve_line, self.random_line, self.random_band, self.threshold_line,
                        self.current_point, *self.fig.axes):
             widget.close()

@@ -9,9 +9,10 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, Label, LinearScale, Lines
 from traitlets import Any, Bool, TraitError, Unicode, validate
 
-from ..probe import ProbeResult, layer_probe
+from ..probe import ProbeResult
 from ..representations import POOLINGS
 from ._base import SessionView
+from .hidden_states import state_labels
 
 ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
                "padding:4px 8px;margin:2px 0;white-space:pre-wrap")
@@ -23,10 +24,12 @@ def probe_summary(result: ProbeResult, current_mask) -> str:
     mask = np.asarray(current_mask)
     best = int(np.argmax(result.accuracy))
     centre = result.center_of_gravity
+    labels = state_labels(len(result.accuracy) - 1)
+    # Bar i is hidden state i: "emb", then layers from 0, so a position p is layer p - 1.
     parts = [f"{result.n_train} train / {result.n_dev} dev examples", f"{result.pooling} pooling",
              f"{result.heads_masked} of {mask.size} heads masked", f"{result.seconds:.1f} s",
-             f"best: layer {best} ({result.accuracy[best]:.3f})",
-             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"{centre:.2f}"),
+             f"best: {labels[best]} ({result.accuracy[best]:.3f})",
+             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"layer {centre - 1:.2f}"),
              f"majority baseline {result.majority_baseline:.3f}"]
     used = np.ones_like(mask) if result.mask is None else np.asarray(result.mask)
     stale = "" if np.array_equal(used, mask) else (
@@ -43,7 +46,8 @@ class LayerProbe(SessionView):
     ``session.probe``, which this view shows): a logistic regression
     per layer on pooled states of at most ``max_train`` training examples,
     scored on at most ``max_dev`` of ``session.examples``. The bars show the
-    dev accuracy per layer (bar 0 = embeddings), a dashed line the majority
+    dev accuracy per hidden state ("emb", then layers L0, L1, ... as in
+    :class:`HiddenStatesView`), a dashed line the majority
     baseline, an orange line the centre of gravity of the accuracy gains.
     Clicking again re-runs under the mask current then; the status line says
     how many heads the shown result masked, and whether the mask has changed.
@@ -115,8 +119,10 @@ class LayerProbe(SessionView):
         self.notes = Label(x=[0.0, 0.0], y=[0.0, 0.0], text=["", ""], scales=scales, colors=[BASELINE_COLOUR,
                            CENTRE_COLOUR], default_size=12, x_offset=4, y_offset=-4, visible=False)
         self.fig = Figure(marks=[self.bars, self.baseline, self.centre, self.notes], title="Layer probe accuracy",
-                          axes=[Axis(scale=x, label="layer (0 = embeddings)", tick_values=np.arange(states),
-                                     tick_format="d", grid_lines="none"),
+                          axes=[Axis(scale=x, label="hidden state (emb = embeddings)",
+                                     tick_values=np.arange(states), grid_lines="none",
+                                     tick_labels={str(i): label for i, label in
+                                                  enumerate(state_labels(session.num_layers))}),
                                 Axis(scale=y, side="left", label="dev accuracy", tick_format=".1f")],
                           animation_duration=0, layout={"width": "520px", "height": "320px"},
                           fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
@@ -198,7 +204,7 @@ class LayerProbe(SessionView):
                 self.centre.x = [centre, centre]
             self.notes.x = [-0.5, 0.0 if np.isnan(centre) else centre]
             self.notes.y = [base, 0.97]
-            self.notes.text = [f"majority {base:.2f}", "" if np.isnan(centre) else f"centre {centre:.2f}"]
+            self.notes.text = [f"majority {base:.2f}", "" if np.isnan(centre) else f"centre L{centre - 1:.1f}"]
             self.notes.visible = True
         self._redraw_status(None)
 

@@ -74,7 +74,9 @@ class ScoreReadout(SessionView):
     def __init__(self, session, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-readout")
-        self.html = w.HTML()
+        # Room for the table and a two-line status: an estimate's longer line or interval
+        # never pushes the views below down.
+        self.html = w.HTML(layout={"min_height": f"{22 * (len(session.baseline_score) + 1) + 44}px"})
         self.html.add_class("bw-score")
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
