@@ -30,3 +30,18 @@ def jsonable(result: dict) -> dict:
             continue
         out[key] = value.item() if isinstance(value, np.generic) else value
     return out
+
+
+def add_ablation_option(parser) -> None:
+    parser.add_argument("--ablation", choices=("zero", "mean"), default="zero",
+                        help="what a masked head outputs: zeros (default) or its mean output over the examples")
+
+
+def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> None:
+    """With ``--ablation mean``: average each head's output over ``examples`` and make mean ablation the default."""
+    if getattr(args, "ablation", "zero") != "mean":
+        return
+    from ..ablation import head_output_means, set_ablation
+
+    means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=progress)
+    set_ablation(model, "mean", means)

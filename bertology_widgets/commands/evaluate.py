@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_model_task_options, jsonable, load_mask_file
+from ._common import add_ablation_option, add_model_task_options, apply_ablation, jsonable, load_mask_file
 
 
 def add_parser(subparsers) -> None:
@@ -16,6 +16,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_ablation_option(p)
     p.set_defaults(run=run)
 
 
@@ -28,6 +29,7 @@ def run(args) -> int:
     mask = load_mask_file(args.mask)
     examples = load_glue(task, args.split, glue_dir=args.glue_dir, max_examples=args.max_examples)
     model, tokenizer = load_model(args.model, device=args.device)
+    apply_ablation(args, model, tokenizer, examples, progress=not args.json)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json)
     result = jsonable(result)
@@ -35,5 +37,6 @@ def run(args) -> int:
         print(json.dumps(result))
     else:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in task.metrics)
-        print(f"{task.display_name} {args.split} (n={result['n']}): {metrics}")
+        ablation = " (mean ablation)" if args.ablation == "mean" else ""
+        print(f"{task.display_name} {args.split} (n={result['n']}){ablation}: {metrics}")
     return 0

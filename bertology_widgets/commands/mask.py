@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 
+from ._common import add_ablation_option, apply_ablation
 from .importance import (add_importance_options, compute_and_write_importance, importance_options, load_inputs,
                          output_folder, write_text)
 
@@ -40,6 +41,7 @@ def add_masking_options(p) -> None:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("mask", help="mask the least important heads until the score falls below a threshold")
     add_masking_options(p)
+    add_ablation_option(p)
     p.set_defaults(run=run)
 
 
@@ -79,6 +81,7 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
                                        **scoring)
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
     record = dict(curve.to_dict(), task=task.name, split=args.split, n_examples=len(examples),
+                  ablation=getattr(args, "ablation", "zero"),
                   importance_mode="compat" if args.compat else "per_example",
                   random_baseline=random_curve, keep_one_head_per_layer=keep_one)
     (out / "curve.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -105,6 +108,7 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
 def run(args) -> int:
     model, tokenizer, examples, task = load_inputs(args)
     out = output_folder(args)
+    apply_ablation(args, model, tokenizer, examples)
     run_masking(args, model, tokenizer, examples, task, out)
     print(f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}")
     return 0
