@@ -42,7 +42,14 @@ class AnalysisMixin(HasTraits):
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
 
-    def _run_analysis(self, name: str, work, background: bool):
+    def _run_analysis(self, name: str, compute, apply, background: bool = True):
+        """Run ``compute(model, report)`` on a private model copy, then ``apply(value)``.
+
+        ``compute`` never touches traits; it reports progress with
+        ``report(done, total)`` and returns a value. ``apply(value)`` assigns
+        the traits; the session's dispatcher runs it on the kernel's thread.
+        Returns the worker thread (``background=True``) or None once done.
+        """
         if self.analysis_busy:
             raise RuntimeError(f"an analysis is already running ({self.analysis_status}); wait for it to finish")
         with self.hold_trait_notifications():
@@ -50,7 +57,7 @@ class AnalysisMixin(HasTraits):
 
         def target():
             try:
-                work(self.private_model())
+                apply(compute(self.private_model(), self._report))
                 self.analysis_status = f"{name}: done"
             except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
                 self.error = f"{name} failed: {type(exc).__name__}: {exc}"
@@ -78,13 +85,15 @@ class AnalysisMixin(HasTraits):
 
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
 
-        def work(model):
-            result = head_importance(model, self.tokenizer, examples, mask, task=self.task,
-                                     on_progress=self._report, **options)
+        def compute(model, report):
+            return head_importance(model, self.tokenizer, examples, mask, task=self.task,
+                                   on_progress=report, **options)
+
+        def apply(result):
             with self.hold_trait_notifications():
                 self.importance, self.entropy = result.importance, result.entropy
 
-        return self._run_analysis("head importance", work, background)
+        return self._run_analysis("head importance", compute, apply, background)
 
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
@@ -93,9 +102,9 @@ class AnalysisMixin(HasTraits):
 
         examples = self._analysis_examples(max_examples)
 
-        def work(model):
+        def compute(model, report):
             result = masking_curve(model, self.tokenizer, examples, task=self.task, **options)
-            self._report(1, 2)
+            report(1, 2)
             data = result.to_dict()
             if random_seeds:
                 baseline = random_masking_curve(model, self.tokenizer, examples, task=self.task, seeds=random_seeds,
@@ -104,11 +113,13 @@ class AnalysisMixin(HasTraits):
                                                 original_score=result.original_score,
                                                 min_steps=len(result.curve) - 1)
                 data["random_baseline"] = baseline
-            with self.hold_trait_notifications():
-                self.importance = result.importance
-                self.curve = data
+            return result.importance, data
 
-        return self._run_analysis("masking curve", work, background)
+        def apply(value):
+            with self.hold_trait_notifications():
+                self.importance, self.curve = value
+
+        return self._run_analysis("masking curve", compute, apply, background)
 
     def mask_least_important(self, n: int) -> None:
         """Mask the ``n`` least important heads (needs :meth:`compute_importance` first); keep the rest."""

@@ -113,6 +113,11 @@ class LiveScorer:
     def cache_bytes(self) -> int:
         return sum(c.nbytes() for c in self._caches if c is not None)
 
+    def invalidate(self) -> None:
+        """Forget cached layers and scores (the model's ablation changed); call with ``model_lock`` held."""
+        self._caches = [None] * len(self.batches)
+        self.lru = ScoreLRU(self.lru.size)
+
     def score(self, mask: np.ndarray, *, is_current=lambda: True, on_estimate=None) -> tuple[dict, np.ndarray]:
         """Score ``mask`` (``(layers, heads)``); raises :class:`Cancelled` once ``is_current()`` is False."""
         cached = self.lru.get(mask)

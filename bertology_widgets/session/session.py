@@ -22,6 +22,7 @@ from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, label
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from . import state as state_io
 from .analysis import AnalysisMixin
+from .head_analyses import HeadAnalysesMixin
 from .live import LiveScorer
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -33,7 +34,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-class ModelSession(AnalysisMixin, HasTraits):
+class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     Traits
@@ -66,6 +67,8 @@ class ModelSession(AnalysisMixin, HasTraits):
     progress : float in [0, 1]; busy : bool; error, notice : str
     importance, entropy, curve, analysis_busy, analysis_progress, analysis_status
         Head importance and the masking curve (see :class:`~.analysis.AnalysisMixin`).
+    ablation, head_means, roles, role_measures, corrupted_text, patching
+        Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalysesMixin`).
     """
 
     num_layers = Int(read_only=True)
