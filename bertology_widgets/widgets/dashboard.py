@@ -15,6 +15,7 @@ from .head_mask_grid import HeadMaskGrid
 from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
+from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
 
 
@@ -41,10 +42,10 @@ class Dashboard(SessionView):
     controls, attention, mask_grid, readout, example
         The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
         :class:`ScoreReadout`, :class:`ExampleView`).
-    importance, hidden_states, probe
-        :class:`ImportancePanel`, :class:`HiddenStatesView` and :class:`LayerProbe`.
+    importance, hidden_states, probe, patching
+        :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe` and :class:`PatchingPanel`.
     panels : ipywidgets.Accordion
-        Those three, folded below the main row.
+        Those four, folded below the main row.
     """
 
     def __init__(self, session=None, export_dir=".", **kwargs):
@@ -65,9 +66,12 @@ class Dashboard(SessionView):
         self.importance = ImportancePanel(session)
         self.hidden_states = HiddenStatesView(session)
         self.probe = LayerProbe(session)
-        self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe], selected_index=None)
+        self.patching = PatchingPanel(session)
+        self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe, self.patching],
+                                  selected_index=None)
         for index, title in enumerate(("Head importance, masking curve and pruning", "Hidden states",
-                                       "Which layer knows the label? (layer probe)")):
+                                       "Which layer knows the label? (layer probe)",
+                                       "Patching: which heads carry the decision?")):
             self.panels.set_title(index, title)
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
@@ -108,7 +112,7 @@ class Dashboard(SessionView):
 
     def close(self) -> None:
         for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.importance,
-                     self.hidden_states, self.probe):
+                     self.hidden_states, self.probe, self.patching):
             view.close()
         super().close()
         if self._owns_session:
