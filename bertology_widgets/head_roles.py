@@ -153,16 +153,18 @@ def assign_roles(measures: dict) -> np.ndarray:
     return roles.astype(str)
 
 
-def _token_sets(tokenizer, ids: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _token_sets(tokenizer, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sep, punct)`` boolean tensors like ``ids`` ``(batch, pos)``."""
     sep_ids = {i for i in (getattr(tokenizer, "sep_token_id", None), getattr(tokenizer, "eos_token_id", None))
                if i is not None}
     unique = ids.unique().tolist()
     tokens = tokenizer.convert_ids_to_tokens(unique)
     punct_ids = [i for i, t in zip(unique, tokens) if _is_punctuation(t)]
-    sep = torch.isin(ids, torch.tensor(sorted(sep_ids), dtype=ids.dtype)) if sep_ids else torch.zeros_like(ids, dtype=torch.bool)
-    punct = torch.isin(ids, torch.tensor(punct_ids, dtype=ids.dtype)) if punct_ids else torch.zeros_like(ids, dtype=torch.bool)
-    return sep, punct
+    return _is_in(ids, sorted(sep_ids)), _is_in(ids, punct_ids)
+
+
+def _is_in(ids: torch.Tensor, chosen: list) -> torch.Tensor:
+    return torch.isin(ids, torch.tensor(chosen, dtype=ids.dtype)) if chosen else torch.zeros_like(ids, dtype=torch.bool)
 
 
 def _is_punctuation(token: str) -> bool:
@@ -249,7 +251,7 @@ def head_roles(model: nn.Module, tokenizer, examples, *, batch_size: int = 16,
                 out = model(**batch, output_attentions=True, **extra)
                 valid = batch["attention_mask"].bool().cpu()
                 queries += int(valid.sum())
-                sep, punct = _token_sets(tokenizer, batch["input_ids"].cpu(), causal)
+                sep, punct = _token_sets(tokenizer, batch["input_ids"].cpu())
                 for layer, att in enumerate(_attentions_per_layer(out.attentions, kept)):
                     if att is None:
                         continue

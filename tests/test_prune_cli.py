@@ -1,4 +1,5 @@
-"""``bertology importance / mask / prune`` (and ``roles``, ``patch``, ``--ablation mean``) end to end on a tiny saved model and a tiny GLUE folder."""
+"""``bertology importance / mask / prune / roles / patch`` (and ``--ablation mean``) end to end on a tiny saved
+model and a tiny GLUE folder."""
 
 from __future__ import annotations
 

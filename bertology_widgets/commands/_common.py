@@ -38,7 +38,7 @@ def add_ablation_option(parser) -> None:
 
 
 def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> None:
-    """With ``--ablation mean``: average each head's output over ``examples`` and make mean ablation the default."""
+    """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the default."""
     if getattr(args, "ablation", "zero") != "mean":
         return
     from ..ablation import head_output_means, set_ablation

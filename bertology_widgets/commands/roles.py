@@ -13,9 +13,11 @@ from ._common import add_model_task_options
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("roles", help="attention statistics and a role per head ([CLS], [SEP], previous token, ...)")
+    p = subparsers.add_parser("roles", help="attention statistics and a role per head "
+                                            "([CLS], [SEP], previous token, ...)")
     add_model_task_options(p)
-    p.add_argument("--out", "--output-dir", dest="out", required=True, help="folder for the results (created if missing)")
+    p.add_argument("--out", "--output-dir", dest="out", required=True,
+                   help="folder for the results (created if missing)")
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16)
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)

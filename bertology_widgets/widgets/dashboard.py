@@ -43,7 +43,8 @@ class Dashboard(SessionView):
         The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
         :class:`ScoreReadout`, :class:`ExampleView`).
     importance, hidden_states, probe, patching
-        :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe` and :class:`PatchingPanel`.
+        :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe`,
+        :class:`PatchingPanel`.
     panels : ipywidgets.Accordion
         Those four, folded below the main row.
     """
@@ -67,8 +68,8 @@ class Dashboard(SessionView):
         self.hidden_states = HiddenStatesView(session)
         self.probe = LayerProbe(session)
         self.patching = PatchingPanel(session)
-        self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe, self.patching],
-                                  selected_index=None)
+        self.panels = w.Accordion(selected_index=None,
+                                  children=[self.importance, self.hidden_states, self.probe, self.patching])
         for index, title in enumerate(("Head importance, masking curve and pruning", "Hidden states",
                                        "Which layer knows the label? (layer probe)",
                                        "Patching: which heads carry the decision?")):
