@@ -134,3 +134,22 @@ def test_bad_ablation_arguments_say_what_was_expected(tokenizer, examples):
     assert get_ablation(model) == "zero"
     with pytest.raises(ValueError, match="no examples"):
         head_output_means(model, tokenizer, [])
+
+
+def test_importance_follows_the_default_ablation(tokenizer, examples):
+    """Per-example and shared gates give the same importance under mean ablation, and it differs from zero's."""
+    from bertology_widgets.importance import head_importance
+
+    model = shared_model("bert")
+    means = head_output_means(model, tokenizer, examples)
+    mask = np.ones((LAYERS, HEADS), dtype=np.float32)
+    mask[1, :2] = 0.0
+    zero = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                           normalize_global=False).raw_importance
+    with ablation_mode(model, "mean", means):
+        per_example = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                                      normalize_global=False).raw_importance
+        shared = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                                 normalize_global=False, batch_size=1, per_example=False).raw_importance
+    np.testing.assert_allclose(per_example, shared, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(per_example, zero, rtol=1e-3)
