@@ -38,6 +38,14 @@ _EXPORTS = {
     "random_masking_curve": "masking",
     "keep_one_head_per_layer": "masking",
     "prune_and_compare": "masking",
+    # what a head does: roles, mean ablation, activation patching
+    "head_roles": "head_roles",
+    "HeadRoles": "head_roles",
+    "head_output_means": "ablation",
+    "set_ablation": "ablation",
+    "ablation_mode": "ablation",
+    "patch_heads": "patching",
+    "run_patching": "patching",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -21,6 +21,10 @@ from torch import nn
 from .architectures import ArchitectureAdapter, adapter_for
 
 KEPT_HEADS_ATTR = "_bertology_kept_heads"
+#: Attribute holding a model's default ablation, ``("mean", means)``; set by
+#: :func:`bertology_widgets.ablation.set_ablation`, read by :func:`mask_heads`.
+ABLATION_ATTR = "_bertology_ablation"
+ABLATIONS = ("zero", "mean")
 
 
 def model_shape(model: nn.Module) -> tuple[int, int]:
@@ -91,27 +95,59 @@ def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) 
     return tensor
 
 
-def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim: int):
+def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim: int,
+               means: torch.Tensor | None = None):
     """A pre-hook that multiplies each head's slice of the input by its gate.
 
     gates: ``(layers, heads)``; the layer's gates ``gates[layer_index, kept]`` are
     taken at every call, so each forward builds its own autograd graph (several
     forward/backward passes may share one ``mask_heads`` block). The hooked
-    input is ``(batch, pos, kept_heads * d_head)``.
+    input is ``(batch, pos, kept_heads * d_head)``. With ``means``
+    (``(layers, heads, d_head)``, mean ablation) a head's slice becomes
+    ``g * x + (1 - g) * mean`` instead of ``g * x``.
     """
+    layer_means = None if means is None else means[layer_index, kept]
 
     def hook(module, args):
         x = args[0]
         batch_shape = x.shape[:-1]
-        g = gates[layer_index, kept].to(device=x.device, dtype=x.dtype)
-        gated = (x.view(*batch_shape, -1, head_dim) * g[:, None]).view(x.shape)
-        return (gated, *args[1:])
+        g = gates[layer_index, kept].to(device=x.device, dtype=x.dtype)[:, None]
+        heads = x.view(*batch_shape, -1, head_dim)
+        if layer_means is None:
+            gated = heads * g
+        else:
+            gated = heads * g + (1 - g) * layer_means.to(device=x.device, dtype=x.dtype)
+        return (gated.reshape(x.shape), *args[1:])
 
     return hook
 
 
+def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Tensor | None:
+    """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
+
+    ``ablation=None`` takes the model's default (see
+    :func:`bertology_widgets.ablation.set_ablation`), else zero.
+    """
+    if ablation is None:
+        ablation, means = getattr(model, ABLATION_ATTR, None) or ("zero", None)
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    if ablation == "zero":
+        return None
+    adapter = adapter_for(model)
+    expected = (adapter.num_layers(model), adapter.num_heads(model), adapter.head_dim(model))
+    if means is None:
+        raise ValueError("mean ablation needs means=head_output_means(model, tokenizer, examples), "
+                         f"shape {expected}")
+    means = torch.as_tensor(np.asarray(means, dtype=np.float32)) if not isinstance(means, torch.Tensor) else means
+    if tuple(means.shape) != expected:
+        raise ValueError(f"means has shape {tuple(means.shape)}; this model needs {expected} "
+                         "(layers, heads, d_head)")
+    return means.detach()
+
+
 @contextlib.contextmanager
-def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
+def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) -> Iterator[torch.Tensor]:
     """Gate attention heads for the duration of the ``with`` block.
 
     Parameters
@@ -123,6 +159,13 @@ def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
         1 keeps a head, 0 masks it, a fraction scales it. A tensor with
         ``requires_grad=True`` collects ``d(output)/d(gate)`` in ``mask.grad``.
         Heads already pruned away are ignored.
+    ablation : {"zero", "mean"}, optional
+        What a masked head outputs: zeros, or its mean output ``means``
+        (gates between 0 and 1 interpolate: ``g * x + (1 - g) * mean``).
+        ``None`` uses the model's default (:func:`~bertology_widgets.ablation.set_ablation`), else zero.
+    means : array-like, shape ``(num_layers, num_heads, d_head)``
+        Each head's mean output at the gated point, from
+        :func:`~bertology_widgets.ablation.head_output_means`; needed for ``"mean"``.
 
     Yields
     ------
@@ -134,6 +177,7 @@ def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
     adapter = adapter_for(model)
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads)
+    head_means = resolve_ablation(model, ablation, means)
     handles = []
     try:
         for layer_index, (layer, kept) in enumerate(zip(adapter.layer_modules(model), kept_heads(model))):
@@ -142,7 +186,7 @@ def mask_heads(model: nn.Module, mask) -> Iterator[torch.Tensor]:
             layer_gates = gates[layer_index, kept]
             if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
                 continue  # an all-ones gate changes nothing: skip the work
-            hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model))
+            hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model), head_means)
             handles.append(adapter.out_projection(layer).register_forward_pre_hook(hook))
         yield gates
     finally:
@@ -182,6 +226,7 @@ def _check_index(name: str, value) -> None:
 
 
 __all__ = [
+    "ABLATIONS",
     "ArchitectureAdapter",
     "as_head_mask",
     "count_gate_hooks",

@@ -29,7 +29,7 @@ from .batching import collate, encode_examples, length_sorted_batches, pad_token
 from .capturing import attention_implementation
 from .distributed import ONE_PROCESS, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import as_head_mask, kept_heads, mask_heads, model_shape
+from .heads import as_head_mask, kept_heads, mask_heads, model_shape, resolve_ablation
 from .progress import progress_bar
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
@@ -123,16 +123,20 @@ def per_example_gates(model, gates: torch.Tensor):
     ``gates``: ``(batch, layers, heads)``. With ``requires_grad`` and the
     per-example losses summed, ``d(sum)/d(gates[b])`` is example ``b``'s own
     gradient: examples do not interact in the forward pass of these models.
+    Under the model's default mean ablation a gate ``g`` gives ``g * x + (1 - g) * mean``.
     """
     adapter = adapter_for(model)
     head_dim = adapter.head_dim(model)
+    means = resolve_ablation(model, None, None)  # (layers, heads, d_head) or None
     handles = []
 
     def make_hook(layer_index: int):
         def hook(module, args):
             x = args[0]  # (batch, pos, heads * d_head)
-            g = gates[:, layer_index].to(x.dtype)  # (batch, heads)
-            gated = x.reshape(*x.shape[:-1], -1, head_dim) * g[:, None, :, None]
+            g = gates[:, layer_index].to(x.dtype)[:, None, :, None]  # (batch, 1, heads, 1)
+            gated = x.reshape(*x.shape[:-1], -1, head_dim) * g
+            if means is not None:
+                gated = gated + (1 - g) * means[layer_index].to(device=x.device, dtype=x.dtype)
             return (gated.reshape(x.shape), *args[1:])
 
         return hook

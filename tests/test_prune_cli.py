@@ -1,4 +1,5 @@
-"""``bertology importance / mask / prune`` end to end on a tiny saved model and a tiny GLUE folder."""
+"""``bertology importance / mask / prune / roles / patch`` (and ``--ablation mean``) end to end on a tiny saved
+model and a tiny GLUE folder."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import json
 import numpy as np
 import pytest
 
+from bertology_widgets.ablation import ablation_mode, head_output_means
 from bertology_widgets.cli import build_parser, main
-from bertology_widgets.evaluation import predict_logits
+from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example, load_glue
+from bertology_widgets.head_roles import head_roles
 from bertology_widgets.importance import head_importance
 from bertology_widgets.masking import masking_curve
 from bertology_widgets.models import load_model
+from bertology_widgets.patching import patch_heads
 from bertology_widgets.testing import tiny_model
 
 from conftest import HEADS, LAYERS
@@ -159,3 +163,57 @@ def test_evaluate_says_where_its_data_came_from_on_stderr(saved, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["n"] == len(SENTENCES)  # stdout stays one JSON object
     assert f"SST-2 dev: {glue_dir / 'SST-2' / 'dev.tsv'} ({len(SENTENCES)} examples)" in err.splitlines()
+
+
+def test_roles_writes_npz_json_and_a_table(saved, tmp_path, capsys):
+    cli(saved, "roles", tmp_path, "--batch-size", "5")
+    model, tokenizer, examples = api_inputs(saved)
+    expected = head_roles(model, tokenizer, examples)
+    data = np.load(tmp_path / "head_roles.npz")
+    assert data["roles"].shape == (LAYERS, HEADS) and all(role for role in data["roles"].ravel())
+    np.testing.assert_allclose(data["sep"], expected.measures["sep"], rtol=1e-5)
+    record = json.loads((tmp_path / "head_roles.json").read_text())
+    assert record["roles"] == expected.roles.tolist() and record["n_examples"] == len(SENTENCES)
+    out = capsys.readouterr().out
+    assert "roles:" in out and "head_roles.npz" in out and (tmp_path / "head_roles.txt").exists()
+
+
+def test_patch_prints_and_writes_the_grid(saved, tmp_path, capsys):
+    model_dir, _ = saved
+    clean, corrupted = "a charming and affecting journey", "a dull and boring journey"
+    assert main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", corrupted,
+                 "--out", str(tmp_path)]) == 0
+    model, tokenizer, _ = api_inputs(saved)
+    grid = np.load(tmp_path / "patching.npy")
+    assert grid.shape == (LAYERS, HEADS)
+    np.testing.assert_allclose(grid, patch_heads(model, tokenizer, clean, corrupted), rtol=1e-5, atol=1e-6)
+    record = json.loads((tmp_path / "patching.json").read_text())
+    assert record["clean_tokens"][0] == "[CLS]" and not record["per_position"]
+    assert "normalised logit difference" in capsys.readouterr().out
+    assert main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", "dull",
+                 "--per-position"]) == 2  # lengths differ: a readable error, not a traceback
+
+
+@pytest.mark.parametrize("command", ["evaluate", "mask"])
+def test_ablation_mean_follows_the_head_means(saved, tmp_path, command, capsys):
+    model_dir, glue_dir = saved
+    mask = np.ones((LAYERS, HEADS), dtype=np.float32)
+    mask[1] = 0.0  # a whole layer: its mean output differs from zero
+    np.save(tmp_path / "layer.npy", mask)
+    model, tokenizer, examples = api_inputs(saved)
+    means = head_output_means(model, tokenizer, examples)
+    if command == "evaluate":
+        code = main(["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                     "--mask", str(tmp_path / "layer.npy"), "--ablation", "mean", "--json"])
+        assert code == 0
+        got = json.loads(capsys.readouterr().out)
+        with ablation_mode(model, "mean", means):
+            expected = evaluate(model, tokenizer, examples, mask=mask)
+        assert got["accuracy"] == pytest.approx(expected["accuracy"])
+    else:
+        cli(saved, "mask", tmp_path / "out", *FLAGS, "--random-seeds", "", "--ablation", "mean")
+        record = json.loads((tmp_path / "out" / "curve.json").read_text())
+        with ablation_mode(model, "mean", means):
+            expected = masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.6)
+        assert record["ablation"] == "mean"
+        assert [s["score"] for s in record["steps"]] == [s["score"] for s in expected.curve]

@@ -185,3 +185,18 @@ def align_model_labels(args, model, task):
     if not mapping.is_identity:
         print(f"bertology {args.command}: {label_notice(model)}", file=sys.stderr)
     return mapping
+
+
+def add_ablation_option(parser) -> None:
+    parser.add_argument("--ablation", choices=("zero", "mean"), default="zero",
+                        help="what a masked head outputs: zeros (default) or its mean output over the examples")
+
+
+def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> None:
+    """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the default."""
+    if getattr(args, "ablation", "zero") != "mean":
+        return
+    from ..ablation import head_output_means, set_ablation
+
+    means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=progress)
+    set_ablation(model, "mean", means)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ._common import (add_label_map_option, add_model_task_options, align_model_labels, jsonable, launch_processes,
-                      load_examples, load_mask_file, mask_for_model, positive_int, scale_out_help)
+from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, align_model_labels,
+                      apply_ablation, jsonable, launch_processes, load_examples, load_mask_file, mask_for_model,
+                      positive_int, scale_out_help)
 
 
 def add_parser(subparsers) -> None:
@@ -22,6 +23,7 @@ def add_parser(subparsers) -> None:
                    help="auto (default): bf16 weights where the hardware has fast bf16 (CUDA, AMX), with the fp32 "
                         "guard, so predictions equal fp32's and the dashboard's live score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_ablation_option(p)
     p.set_defaults(run=run, shards_batches=True)
 
 
@@ -38,6 +40,7 @@ def run(args) -> int:
         model, tokenizer = load_model(args.model, device=args.device)
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
+    apply_ablation(args, model, tokenizer, examples, progress=not args.json and processes.is_main)
     result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
                       max_length=args.max_length, task=task.name, progress=not args.json,
                       precision=args.precision, processes=processes)
@@ -54,5 +57,6 @@ def run(args) -> int:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in task.metrics)
         under = "" if mask is None else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} "
                                          f"heads masked")
-        print(f"{task.display_name} {args.split} (n={result['n']}){under}: {metrics}")
+        ablation = " (mean ablation)" if args.ablation == "mean" else ""
+        print(f"{task.display_name} {args.split} (n={result['n']}){under}{ablation}: {metrics}")
     return 0

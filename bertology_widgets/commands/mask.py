@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from ._common import fraction, positive_int, scale_out_help
+from ._common import add_ablation_option, apply_ablation, fraction, positive_int, scale_out_help
 from .importance import (add_importance_options, compute_and_write_importance, importance_options, is_main,
                          load_inputs, output_folder, processes_of, write_text)
 
@@ -42,6 +42,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("mask", help="mask the least important heads until the score falls below a threshold",
                               epilog=scale_out_help("mask"))
     add_masking_options(p)
+    add_ablation_option(p)
     p.set_defaults(run=run, shards_batches=True)
 
 
@@ -85,6 +86,7 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
         return curve.final_mask
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
     record = dict(curve.to_dict(), task=task.name, split=args.split, n_examples=len(examples),
+                  ablation=getattr(args, "ablation", "zero"),
                   importance_mode="compat" if args.compat else "per_example",
                   random_baseline=random_curve, keep_one_head_per_layer=keep_one)
     (out / "curve.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -111,6 +113,7 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
 def run(args) -> int:
     out = output_folder(args.out)
     model, tokenizer, examples, task = load_inputs(args)
+    apply_ablation(args, model, tokenizer, examples, progress=is_main(args))
     run_masking(args, model, tokenizer, examples, task, out)
     if not is_main(args):
         return 0

@@ -80,6 +80,11 @@ class LRU:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -152,6 +157,13 @@ class LiveScorer:
     # -- synchronous scoring ----------------------------------------------------
     def cache_bytes(self) -> int:
         return sum(c.nbytes() for c in self._caches if c is not None)
+
+    def invalidate(self) -> None:
+        """Forget cached layers and scores (the model's ablation changed); call with ``model_lock`` held."""
+        self._caches = [None] * len(self.batches)
+        self._uncached = set()
+        self.budget = CacheBudget(self.budget.limit_mb)
+        self.lru.clear()
 
     def _batch_logits(self, number: int, gates: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, labels)`` of batch ``number`` under ``gates``; bf16 goes through the fp32 guard."""

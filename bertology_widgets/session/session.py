@@ -25,6 +25,7 @@ from ..layerwise import DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
+from .head_analyses import HeadAnalysesMixin
 from .live import LRU, LiveScorer, mask_key
 
 
@@ -34,7 +35,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-class ModelSession(AnalysisMixin, HasTraits):
+class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
@@ -82,6 +83,9 @@ class ModelSession(AnalysisMixin, HasTraits):
         guard keeps the predictions equal to fp32's).
     importance, entropy, curve, probe, analysis_busy, analysis_progress, analysis_status
         Head importance, the masking curve and the layer probe (see :class:`~.analysis.AnalysisMixin`).
+
+    ablation, head_means, roles, role_measures, corrupted_text, patching
+        Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalysesMixin`).
 
     Threads: only the thread that creates the session (the kernel's main
     thread) assigns traits. Scoring and captures run on one worker, analyses

@@ -17,7 +17,8 @@ from .head_mask_grid import HeadMaskGrid
 from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
+from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
 
 __all__ = ["AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView", "Controls", "Dashboard",
-           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask"]
+           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask", "PatchingPanel"]

@@ -15,6 +15,7 @@ from .head_mask_grid import HeadMaskGrid
 from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
+from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
 
 
@@ -41,10 +42,11 @@ class Dashboard(SessionView):
     controls, attention, mask_grid, readout, example
         The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
         :class:`ScoreReadout`, :class:`ExampleView`).
-    importance, hidden_states, probe
-        :class:`ImportancePanel`, :class:`HiddenStatesView` and :class:`LayerProbe`.
+    importance, hidden_states, probe, patching
+        :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe`,
+        :class:`PatchingPanel`.
     panels : ipywidgets.Accordion
-        Those three, folded below the main row.
+        Those four, folded below the main row.
     """
 
     def __init__(self, session=None, export_dir=".", **kwargs):
@@ -65,9 +67,12 @@ class Dashboard(SessionView):
         self.importance = ImportancePanel(session)
         self.hidden_states = HiddenStatesView(session)
         self.probe = LayerProbe(session)
-        self.panels = w.Accordion(children=[self.importance, self.hidden_states, self.probe], selected_index=None)
+        self.patching = PatchingPanel(session)
+        self.panels = w.Accordion(selected_index=None,
+                                  children=[self.importance, self.hidden_states, self.probe, self.patching])
         for index, title in enumerate(("Head importance and masking curve", "Hidden states",
-                                       "Which layer knows the label? (layer probe)")):
+                                       "Which layer knows the label? (layer probe)",
+                                       "Patching: which heads carry the decision?")):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
@@ -115,7 +120,7 @@ class Dashboard(SessionView):
 
     def close(self) -> None:
         for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.importance,
-                     self.hidden_states, self.probe):
+                     self.hidden_states, self.probe, self.patching):
             view.close()
         super().close()
         if self._owns_session:

@@ -8,15 +8,17 @@ from bqplot import ColorScale
 from traitlets import Enum
 
 from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, crosses, frame, frames
+from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
 from ..mask_files import save_mask
 
 MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
-COLOUR_BY = ("mask", "importance", "entropy")
+COLOUR_BY = ("mask", "importance", "entropy", "role")
 # colour_by -> (figure title, colour bar label)
 TITLES = {"mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
           "importance": ("Head importance (masked heads outlined)", "importance"),
-          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats")}
+          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats"),
+          "role": ("Head roles (masked heads outlined)", "role")}
 
 
 class HeadMaskGrid(FigureView):
@@ -30,15 +32,24 @@ class HeadMaskGrid(FigureView):
 
     Traits
     ------
-    colour_by : {"mask", "importance", "entropy"}
+    colour_by : {"mask", "importance", "entropy", "role"}
         What the cell colour shows: the gate (1 kept, 0 masked), or
-        ``session.importance`` / ``session.entropy`` once computed.
+        ``session.importance`` / ``session.entropy`` once computed, or the
+        head's role (``session.roles``; picking it starts
+        :meth:`ModelSession.compute_roles` in the background when needed),
+        with a legend and the role's name in the hover tooltip.
 
     Attributes
     ----------
     grid : GridFigure
         ``grid.fig`` the ``Figure``, ``grid.heat`` its ``GridHeatMap``.
     colour_selector : ipywidgets.ToggleButtons
+    ablation_selector : ipywidgets.ToggleButtons
+        Linked to ``session.ablation``: what a masked head outputs (zeros or its mean).
+    legend : ipywidgets.HTML
+        The role legend (empty unless colouring by role).
+    role_tooltip : RoleTooltip
+        The tooltip while colouring by role.
     """
 
     colour_by = Enum(COLOUR_BY, default_value="mask")
@@ -59,13 +70,25 @@ class HeadMaskGrid(FigureView):
         self.note = w.HTML()
         self.hint = w.HTML("<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
-        self.children = [self.grid.fig, self.hint, self.colour_selector, self.note]
-        self._observe(self._redraw, ["mask", "importance", "entropy"])
+        self.ablation_selector = w.ToggleButtons(options=[("Zero", "zero"), ("Mean", "mean")],
+                                                 description="masked heads output",
+                                                 style={"button_width": "60px", "description_width": "initial"})
+        self._link((session, "ablation"), (self.ablation_selector, "value"))
+        self.legend = w.HTML()
+        self._value_tooltip = self.grid.heat.tooltip
+        self.role_tooltip = RoleTooltip(lambda: self.session.roles)
+        self.grid.heat.on_hover(self._guarded(self.role_tooltip.on_hover))
+        self.children = [self.grid.fig, self.hint, self.colour_selector, self.legend, self.note,
+                         self.ablation_selector]
+        self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
         self._observe(self._frame_selected, ["layer", "head"])
 
     def scores(self) -> np.ndarray | None:
-        """``session.importance`` or ``session.entropy`` as ``colour_by`` says; None for the mask or when not computed."""
+        """``session.importance``, ``session.entropy`` or role indices as ``colour_by`` says; None for the mask
+        or when not computed."""
+        if self.colour_by == "role":
+            return None if self.session.roles is None else role_indices(self.session.roles)
         return None if self.colour_by == "mask" else getattr(self.session, self.colour_by)
 
     def values(self) -> np.ndarray:
@@ -78,8 +101,17 @@ class HeadMaskGrid(FigureView):
         chosen = self.scores()
         missing = self.colour_by != "mask" and chosen is None
         self.note.value = f"<i>{self.colour_by} is not computed yet; showing the mask</i>" if missing else ""
+        by_role = self.colour_by == "role" and chosen is not None
+        if missing and self.colour_by == "role" and not s.analysis_busy:
+            s.compute_roles()
+            self.note.value = "<i>computing head roles in the background; showing the mask</i>"
+        self.legend.value = legend_html(s.roles) if by_role else ""
+        tooltip = self.role_tooltip if by_role else self._value_tooltip
+        if self.grid.heat.tooltip is not tooltip:
+            self.grid.heat.tooltip = tooltip
+        palette = ROLE_COLOURS if by_role else MASK_COLOURS if chosen is None else VALUE_COLOURS
         with self.colours.hold_sync():
-            for key, value in (MASK_COLOURS if chosen is None else VALUE_COLOURS).items():
+            for key, value in palette.items():
                 setattr(self.colours, key, value)
         title, colour_label = TITLES["mask" if chosen is None else self.colour_by]
         if self.grid.colour_axis.label != colour_label:
