@@ -13,7 +13,7 @@ from importlib import import_module
 
 from ._version import __version__
 
-SUBCOMMANDS = ("evaluate", "finetune", "importance", "mask", "prune", "bench", "default_model", "demo")
+SUBCOMMANDS = ("evaluate", "finetune", "importance", "mask", "prune", "bench", "default_model", "demo", "precompute")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -157,3 +157,9 @@ def batch_for(tokenizer):
         return model_inputs(arch, encoded)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _private_results_cache(tmp_path_factory, monkeypatch):
+    """Each test gets an empty shared-results folder, so no test reads another's results."""
+    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))

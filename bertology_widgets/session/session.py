@@ -169,14 +169,21 @@ class ModelSession(AnalysisMixin, HasTraits):
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
-                        device=None, precision="auto", **kwargs) -> "ModelSession":
-        """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session."""
+                        device=None, precision="auto", shared_results=True, **kwargs) -> "ModelSession":
+        """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
+
+        With ``shared_results`` the importance and masking curve already in
+        the shared results cache are shown at once (:meth:`load_shared_results`).
+        """
         from ..glue import load_glue
         from ..models import load_model
 
         net, tokenizer = load_model(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
-        return cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
+        session = cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
+        if shared_results:
+            session.load_shared_results()
+        return session
 
     # -- validation ------------------------------------------------------------------
     @validate("layer")
