@@ -134,6 +134,9 @@ class AnalysisMixin(HasTraits):
             self.analysis_status = f"{name}: {'failed' if failure is not None else 'done'}"
             self.analysis_cached = bool(cached) and failure is None
             self.analysis_busy, self.analysis_progress = False, 1.0
+        from ..memory import release_freed_memory
+
+        release_freed_memory()  # the analysis' model copy and activations
 
     def compute_importance(self, max_examples: int | None = None, background: bool = True, **options):
         """Head importance and attention entropy under the current mask (see :func:`head_importance`).

@@ -19,6 +19,7 @@ from ..batching import encode_examples
 from ..capture import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
+from ..memory import release_freed_memory
 from ..precision import PRECISIONS, resolve_precision
 from . import state as state_io
 from .analysis import AnalysisMixin
@@ -126,7 +127,7 @@ class ModelSession(AnalysisMixin, HasTraits):
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
-                 capture_lru_size=16):
+                 capture_lru_size=16, cache_every=1):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         glue_task, labels = labelled_task(model, examples, task)
@@ -150,9 +151,11 @@ class ModelSession(AnalysisMixin, HasTraits):
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
-                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s)
+                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
+                                 cache_every=cache_every)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
+        release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
         with self.hold_trait_notifications():
             self.labels = labels
             self.baseline_score, self.baseline_predictions = dict(baseline), base_pred
@@ -370,6 +373,7 @@ class ModelSession(AnalysisMixin, HasTraits):
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()
+        release_freed_memory()  # the layer states this score replaced
 
     def _on_error(self, generation, exc):
         if not self._current(generation):
