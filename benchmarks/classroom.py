@@ -2,6 +2,7 @@
 
     python benchmarks/classroom.py --json              # memory of a second kernel (USS), stage by stage
     python benchmarks/classroom.py --json --voila 4 8  # plus Voilà with N pages at once (needs Playwright)
+    python benchmarks/classroom.py --cache-every 1 3   # ModelSession(cache_every=...) values to compare
 
 **Memory**: two processes each open ``ModelSession.from_pretrained(task="sst2")``
 and a ``Dashboard`` on the default model and toggle a head in layer 0 (the
@@ -9,6 +10,10 @@ layer cache fills). The second starts once the first is ready; its private
 memory (USS: pages no other process shares) is ``uss_mib_per_extra_session``,
 what one more student costs. Each kernel also reports its USS and RSS after
 each stage (imports, weights, session, dashboard, toggle).
+
+**Voilà**: runs ``tests/browser/test_voila_load.py`` with N pages at once
+and reports its figures: time to first render (exact baseline shown), click
+-> exact score, and the peak RSS and USS of the server and its kernels.
 """
 
 from __future__ import annotations
@@ -93,6 +98,21 @@ def classroom_memory(cache_every: int = 1, log=print) -> dict:
             "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"], "stages_second": b}
 
 
+def voila_load(pages: int, log=print) -> dict:
+    """Figures of ``tests/browser/test_voila_load.py`` run with ``pages`` pages at once (it asserts the scores)."""
+    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages),
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log(f"Voilà with {pages} pages at once ...")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           "tests/browser/test_voila_load.py"], cwd=REPO, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[voila-load] ")]
+    if not lines:
+        return {"error": f"the load test printed no figures (exit {done.returncode})", "tail": done.stdout[-2000:]}
+    figures = json.loads(lines[-1].split(" ", 1)[1])
+    figures["passed"] = done.returncode == 0
+    return figures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kernel", action="store_true", help=argparse.SUPPRESS)
@@ -110,9 +130,7 @@ def main(argv=None) -> int:
     result["by_cache_every"] = {str(every): {k: v for k, v in run.items() if k != "stages_second"}
                                 for every, run in runs.items()}
     if args.voila:
-        from bertology_widgets.classroom_voila import voila_load
-
-        result["voila"] = {str(n): voila_load(n, log=log) for n in args.voila}
+        result["voila"] = {str(n): voila_load(n, log) for n in args.voila}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
