@@ -9,7 +9,9 @@ and a ``Dashboard`` on the default model and toggle a head in layer 0 (the
 layer cache fills). The second starts once the first is ready; its private
 memory (USS: pages no other process shares) is ``uss_mib_per_extra_session``,
 what one more student costs. Each kernel also reports its USS and RSS after
-each stage (imports, weights, session, dashboard, toggle).
+each stage (imports, weights, session, dashboard, toggle), and how long
+showing the shared results took (``shared_results_s``: run ``bertology
+precompute --task sst2`` first, or nothing is found).
 
 **Voilà**: runs ``tests/browser/test_voila_load.py`` with N pages at once
 and reports its figures: time to first render (exact baseline shown), click
@@ -57,7 +59,9 @@ def kernel(cache_every: int = 1) -> None:
     stage("weights")
     # what ModelSession.from_pretrained(task="sst2") does, with the stages apart
     session = ModelSession(model, tokenizer, load_glue("sst2", "validation"), task="sst2", cache_every=cache_every)
-    session.load_shared_results()
+    start = time.perf_counter()
+    found = session.load_shared_results()
+    stages["shared_results"] = {"found": found, "seconds": round(time.perf_counter() - start, 3)}
     stage("session")
     board = Dashboard(session)
     stage("dashboard")
@@ -95,7 +99,9 @@ def classroom_memory(cache_every: int = 1, log=print) -> dict:
     return {"uss_mib_per_extra_session": b["layer0_toggle"]["uss_mib"],
             "rss_mib_per_session": b["layer0_toggle"]["rss_mib"],
             "uss_mib_first_session": a["layer0_toggle"]["uss_mib"],
-            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"], "stages_second": b}
+            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"],
+            "shared_results_found": b["shared_results"]["found"],
+            "shared_results_s": b["shared_results"]["seconds"], "stages_second": b}
 
 
 def voila_load(pages: int, log=print) -> dict:
