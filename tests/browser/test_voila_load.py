@@ -75,7 +75,7 @@ class MemoryPeak(threading.Thread):
 
 def expected_accuracies(heads) -> dict:
     out = subprocess.run([sys.executable, "-c", EXPECTED_SCRIPT, json.dumps(heads)], capture_output=True,
-                         text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True).stdout
+                         text=True, timeout=MODEL_TIMEOUT_MS / 1000 * (1 + len(heads) / 2), check=True).stdout
     return {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
 
