@@ -63,7 +63,7 @@ class LayerCache:
     stats: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        return sum(h.numel() * h.element_size() for h in self.hidden)
+        return sum(h.numel() * h.element_size() for h in self.hidden if h is not None)
 
 
 def first_changed_layer(old: torch.Tensor, new: torch.Tensor) -> int | None:
@@ -81,9 +81,19 @@ class LayerwiseRunner:
         A model from the adapter table, in eval mode.
     autocast_dtype : torch.dtype, optional
         ``torch.bfloat16`` to run under CPU/GPU autocast.
+    keep_every : int
+        Keep the input of every ``keep_every``-th layer (and the last
+        output); a change in a layer whose input was dropped resumes from the
+        nearest kept one below it. ``keep_every=3`` on a 6-layer model keeps 2
+        of the 6 full hidden states (a third of the memory) for at most 2
+        extra layers per change; the logits are the same (the layers re-run
+        below the changed one see unchanged mask rows).
     """
 
-    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None):
+    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None, keep_every: int = 1):
+        if int(keep_every) < 1:
+            raise ValueError(f"keep_every must be >= 1, got {keep_every}")
+        self.keep_every = int(keep_every)
         self.model = model
         self.adapter = adapter_for(model)
         if not self.adapter.is_task_model(model):
@@ -157,11 +167,14 @@ class LayerwiseRunner:
             return cache.logits
         start = 0 if start is None else start
         new_hidden = list(cache.hidden)
+        while new_hidden[start] is None:  # this layer's input was not kept: resume from the one below
+            start -= 1
+        last = len(self.layers)
         with self._autocast(), mask_heads(self.model, mask):
             h = new_hidden[start]
-            for i in range(start, len(self.layers)):
+            for i in range(start, last):
                 h = self._layer(i, h, cache)
-                new_hidden[i + 1] = h
+                new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
             logits = self.adapter.classifier_head(self.model, h, cache.inputs)
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
         cache.stats = {"start_layer": start}

@@ -167,3 +167,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_results_cache(tmp_path_factory, monkeypatch):
+    """Each test gets an empty shared-results folder, so no test reads another's results."""
+    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))

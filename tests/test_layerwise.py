@@ -51,3 +51,22 @@ def test_runner_refuses_a_model_without_a_classifier():
     model = BertModel(tiny_model("bert").config)
     with pytest.raises(ValueError, match="sequence-classification head"):
         LayerwiseRunner(model)
+
+
+@pytest.mark.parametrize("keep_every", [2, 3])
+def test_a_sparser_cache_keeps_fewer_states_and_gives_the_same_logits(keep_every, tokenizer):
+    model = tiny_model("bert", num_layers=4, initializer_range=0.5)
+    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    full, sparse = LayerwiseRunner(model), LayerwiseRunner(model, keep_every=keep_every)
+    dense_cache, sparse_cache = full.prepare(batch), sparse.prepare(batch)
+    masks = [torch.ones(4, 4)] + [torch.ones(4, 4) for _ in range(4)]
+    for layer in range(4):  # one change per layer, from the top down and each on top of the last
+        masks[layer + 1] = masks[layer].clone()
+        masks[layer + 1][3 - layer, layer] = 0.0
+    for mask in masks:
+        torch.testing.assert_close(sparse.run(sparse_cache, mask), full.run(dense_cache, mask), rtol=0, atol=0)
+    kept = [i for i, h in enumerate(sparse_cache.hidden) if h is not None]
+    assert kept == sorted({0, 4} | set(range(0, 5, keep_every)))
+    assert sparse_cache.nbytes() < dense_cache.nbytes()
+    with pytest.raises(ValueError, match="keep_every"):
+        LayerwiseRunner(model, keep_every=0)

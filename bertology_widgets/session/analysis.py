@@ -11,6 +11,11 @@ Every analysis goes through :meth:`AnalysisMixin._run_analysis`:
   dispatcher) and assigns the traits.
 
 Failures land in ``analysis_error`` (cleared when the next analysis starts).
+
+An analysis that depends only on the model, the examples and its options
+passes ``cache=(kind, key_parts)``: its result is then shared on disk with
+every other kernel (:mod:`bertology_widgets.results_cache`), and the model is
+copied only when the result really has to be computed.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class AnalysisMixin(HasTraits):
     analysis_busy = Bool(False)
     analysis_progress = Float(0.0)
     analysis_status = Unicode("")
+    analysis_cached = Bool(False)
 
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
@@ -56,9 +62,21 @@ class AnalysisMixin(HasTraits):
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
 
-    def _run_analysis(self, name: str, compute, apply, background: bool = True):
+    def _results_key(self, examples, **options) -> dict:
+        """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
+        from ..results_cache import examples_digest, model_fingerprint
+
+        if getattr(self, "_fingerprint", None) is None:
+            with self.model_lock:
+                self._fingerprint = model_fingerprint(self.model)
+        return {"model": self._fingerprint, "task": self.task, "examples": examples_digest(examples),
+                "options": options}
+
+    def _run_analysis(self, name: str, compute, apply, background: bool = True, cache=None):
         """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
 
+        ``cache=(kind, key_parts)`` shares the result through the results
+        cache (``compute`` must then return JSON-able data and arrays).
         Returns the worker thread (``background=True``), or None once applied.
         """
         if self.analysis_busy:
@@ -75,13 +93,20 @@ class AnalysisMixin(HasTraits):
                 last[0] = now
                 post(self._analysis_progressed, float(done) / max(1, total))
 
+        def run():
+            if cache is None:
+                return compute(self.private_model(), report), False
+            from ..results_cache import cached_result
+
+            return cached_result(cache[0], cache[1], lambda: compute(self.private_model(), report))
+
         def target():
             try:
-                value = compute(self.private_model(), report)
+                value, hit = run()
             except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
                 post(self._analysis_finished, name, None, exc)
                 return
-            post(self._analysis_finished, name, apply, value)
+            post(self._analysis_finished, name, apply, value, hit)
 
         if not background:
             target()
@@ -95,7 +120,7 @@ class AnalysisMixin(HasTraits):
         if self.analysis_busy:
             self.analysis_progress = fraction
 
-    def _analysis_finished(self, name: str, apply, value) -> None:
+    def _analysis_finished(self, name: str, apply, value, cached: bool = False) -> None:
         """Main thread: apply the result (or show the failure) and free the analysis slot."""
         failure = value if apply is None else None
         if apply is not None:
@@ -107,7 +132,11 @@ class AnalysisMixin(HasTraits):
             if failure is not None:
                 self.analysis_error = f"{name} failed: {type(failure).__name__}: {failure}"
             self.analysis_status = f"{name}: {'failed' if failure is not None else 'done'}"
+            self.analysis_cached = bool(cached) and failure is None
             self.analysis_busy, self.analysis_progress = False, 1.0
+        from ..memory import release_freed_memory
+
+        release_freed_memory()  # the analysis' model copy and activations
 
     def compute_importance(self, max_examples: int | None = None, background: bool = True, **options):
         """Head importance and attention entropy under the current mask (see :func:`head_importance`).
@@ -119,14 +148,22 @@ class AnalysisMixin(HasTraits):
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
 
         def compute(model, report):
-            return head_importance(model, self.tokenizer, examples, mask, task=self.task, on_progress=report,
-                                   **options)
+            result = head_importance(model, self.tokenizer, examples, mask, task=self.task, on_progress=report,
+                                     **options)
+            return result.importance, result.entropy
 
         def apply(result):
             with self.hold_trait_notifications():
-                self.importance, self.entropy = result.importance, result.entropy
+                self.importance, self.entropy = result
 
-        return self._run_analysis("head importance", compute, apply, background)
+        cache = ("importance", self._importance_key(examples, mask, options))
+        return self._run_analysis("head importance", compute, apply, background, cache)
+
+    def _importance_key(self, examples, mask, options):
+        return self._results_key(examples, mask=np.asarray(mask, dtype=np.float32), **options)
+
+    def _curve_key(self, examples, random_seeds, options):
+        return self._results_key(examples, random_seeds=list(random_seeds or ()), **options)
 
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
@@ -152,7 +189,34 @@ class AnalysisMixin(HasTraits):
             with self.hold_trait_notifications():
                 self.importance, self.curve = value
 
-        return self._run_analysis("masking curve", compute, apply, background)
+        cache = ("masking_curve", self._curve_key(examples, random_seeds, options))
+        return self._run_analysis("masking curve", compute, apply, background, cache)
+
+    def load_shared_results(self, max_examples: int | None = None, random_seeds=(0, 1, 2), **curve_options) -> list:
+        """Show the importance, entropy and masking curve already in the shared results cache.
+
+        Looks up what :meth:`compute_importance` (unmasked) and
+        :meth:`compute_masking_curve` would compute with these options; reads,
+        never computes. Returns the names of the results found.
+        """
+        from ..results_cache import lookup, results_dir
+
+        if results_dir() is None:
+            return []
+        examples, found = self._analysis_examples(max_examples), []
+        ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
+        importance = lookup("importance", self._importance_key(examples, ones, {}))
+        curve = lookup("masking_curve", self._curve_key(examples, random_seeds, curve_options))
+        with self.hold_trait_notifications():
+            if importance is not None:
+                self.importance, self.entropy = importance
+                found.append("importance")
+            if curve is not None:
+                self.importance, self.curve = curve
+                found.append("masking curve")
+            if found:
+                self.analysis_status, self.analysis_cached = f"{' and '.join(found)}: from the shared cache", True
+        return found
 
     def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
                       max_dev: int = 1000, pooling: str = "cls", C: float = 1.0, seed: int = 0,

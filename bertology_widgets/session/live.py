@@ -121,14 +121,18 @@ class LiveScorer:
     cache_mb : float or None
         Memory budget of the layer caches (see :class:`~bertology_widgets.layerwise.CacheBudget`);
         batches past it are re-scored in full, and ``budget.notice`` says so.
+    cache_every : int
+        Keep every ``cache_every``-th layer's input in the layer caches
+        (:class:`~bertology_widgets.layerwise.LayerwiseRunner`'s ``keep_every``).
     """
 
     def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
                  autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0,
-                 cache_mb=DEFAULT_CACHE_MB):
-        self.runner32 = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
+                 cache_mb=DEFAULT_CACHE_MB, cache_every=1):
+        self.runner32 = LayerwiseRunner(model, autocast_dtype=autocast_dtype, keep_every=cache_every)
         self.precision = precision
-        self.runner = LayerwiseRunner(bf16_copy(model)) if precision == "bf16" else self.runner32
+        self.runner = (LayerwiseRunner(bf16_copy(model), keep_every=cache_every) if precision == "bf16"
+                       else self.runner32)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)

@@ -20,6 +20,8 @@ from ..capturing import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
 from ..heads import as_head_mask, model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
+
+from ..memory import release_freed_memory
 from ..precision import PRECISIONS, resolve_precision
 from ..layerwise import DEFAULT_CACHE_MB
 from . import state as state_io
@@ -139,7 +141,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
-                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB):
+                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB, cache_every=1):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
@@ -171,9 +173,10 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
                                  precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
-                                 cache_mb=cache_mb)
+                                 cache_mb=cache_mb, cache_every=cache_every)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
+        release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
         with self.hold_trait_notifications():
             self.labels = labels
             self.baseline_score, self.baseline_predictions = dict(baseline), base_pred
@@ -190,8 +193,11 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
-                        device=None, precision="auto", **kwargs) -> "ModelSession":
+                        device=None, precision="auto", shared_results=True, **kwargs) -> "ModelSession":
         """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
+
+        With ``shared_results`` the importance and masking curve already in
+        the shared results cache are shown at once (:meth:`load_shared_results`).
 
         Prints one line saying where the GLUE split came from (also kept in
         the ``data_source`` trait).
@@ -202,7 +208,10 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         net, tokenizer = load_model(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
         print(examples.describe())
-        return cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
+        session = cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
+        if shared_results:
+            session.load_shared_results()
+        return session
 
     # -- validation ------------------------------------------------------------------
     @validate("layer")
@@ -391,6 +400,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()
+        release_freed_memory()  # the layer states this score replaced
 
     def _on_error(self, generation, exc):
         if not self._current(generation):

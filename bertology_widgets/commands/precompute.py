@@ -1,0 +1,48 @@
+"""``bertology precompute``: fill the shared results cache before a class starts.
+
+Computes what the dashboard shows on request (head importance and entropy
+with no head masked, the masking curve with its random baseline) for a
+model and a GLUE split, and stores it in the shared results cache
+(:mod:`bertology_widgets.results_cache`). Every kernel that later opens the
+same model, task and examples shows them at once instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ._common import add_model_task_options
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("precompute", help="compute importance and the masking curve into the shared cache")
+    add_model_task_options(p, task_required=False)
+    p.set_defaults(task="sst2")
+    p.add_argument("--split", default="validation", help="GLUE split (default: validation, as the dashboard)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..results_cache import results_dir
+    from ..session import ModelSession
+
+    folder = results_dir()
+    if folder is None:
+        raise ValueError("the results cache is turned off (BERTOLOGY_RESULTS_DIR=off); nothing to precompute")
+    session = ModelSession.from_pretrained(args.model, task=args.task, glue_dir=args.glue_dir, split=args.split,
+                                           max_examples=args.max_examples, device=args.device, live=False,
+                                           shared_results=False)
+    try:
+        for name, compute in (("head importance", session.compute_importance),
+                              ("masking curve", session.compute_masking_curve)):
+            start = time.perf_counter()
+            compute(background=False)
+            if session.analysis_error:
+                raise RuntimeError(session.analysis_error)
+            source = "already in the cache" if session.analysis_cached else "computed"
+            print(f"{name}: {source} ({time.perf_counter() - start:.1f} s)", flush=True)
+    finally:
+        session.close()
+    print(f"shared results in {folder} ({session.task}, {len(session.examples)} {args.split} examples)")
+    return 0

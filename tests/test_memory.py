@@ -1,0 +1,56 @@
+"""Memory per kernel: weights stay memory-mapped, freed memory goes back, a sparser layer cache scores the same."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from bertology_widgets.memory import release_freed_memory
+from bertology_widgets.session import ModelSession
+from bertology_widgets.testing import tiny_examples, tiny_model
+
+
+def file_mappings(name: str) -> list[tuple[int, int]]:
+    spans = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith(name):
+                low, high = (int(v, 16) for v in line.split()[0].split("-"))
+                spans.append((low, high))
+    return spans
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_loaded_weights_are_the_mapped_file_not_a_copy(tmp_path, tokenizer):
+    from bertology_widgets.models import load_model
+
+    folder = tmp_path / "tiny"
+    tiny_model("bert", num_layers=2, num_heads=4).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    model, _ = load_model(str(folder), device="cpu")
+    spans = file_mappings(str((folder / "model.safetensors").resolve()))
+    outside = [name for name, p in model.named_parameters() if not any(lo <= p.data_ptr() < hi for lo, hi in spans)]
+    assert spans and outside == [], f"copied out of model.safetensors: {outside}"
+
+
+def test_release_freed_memory_runs_at_most_twice_a_second():
+    if not release_freed_memory(force=True):
+        pytest.skip("not glibc")
+    assert release_freed_memory() is False
+    assert release_freed_memory(force=True) is True
+
+
+def test_a_session_with_a_sparser_layer_cache_scores_the_same(tokenizer):
+    def open_session(every):
+        model = tiny_model("bert", num_layers=4, num_heads=4, initializer_range=1.0, seed=0)
+        return ModelSession(model, tokenizer, tiny_examples(24), task="sst2", batch_size=8, live=False,
+                            cache_every=every)
+
+    dense, sparse = open_session(1), open_session(2)
+    for layer, head in [(3, 0), (1, 2), (2, 1), (0, 3), (3, 0)]:
+        dense.toggle_head(layer, head)
+        sparse.toggle_head(layer, head)
+        assert sparse.score == dense.score and np.array_equal(sparse.predictions, dense.predictions)
+    assert 0 < sparse.cache_bytes < dense.cache_bytes
