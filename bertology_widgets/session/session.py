@@ -390,6 +390,8 @@ class ModelSession(AnalysisMixin, HasTraits):
             if pair is not None:
                 check_text(pair, "text_pair")
         except ValueError as exc:  # bad input (empty text ...): say what was expected
+            self.scorer.supersede_capture()  # an earlier input's capture must not land now
+            self._capture_pending, self._capture_key = False, None
             self.capture_error = str(exc)
             return
         self._capture_key = key
@@ -481,4 +483,6 @@ class ModelSession(AnalysisMixin, HasTraits):
         else:
             self.example_label = None
             self.example_prediction = to_pred(self._capture.logits)
-            self.example_baseline_prediction = to_pred(self._unmasked_logits[1])
+            # None until the own text has been captured (an empty text never is)
+            unmasked = self._unmasked_logits
+            self.example_baseline_prediction = None if unmasked is None else to_pred(unmasked[1])
