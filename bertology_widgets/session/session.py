@@ -529,4 +529,6 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         else:
             self.example_label = None
             self.example_prediction = to_pred(self._capture.logits)
-            self.example_baseline_prediction = to_pred(self._unmasked_logits[1])
+            # None until the own text has been captured (an empty text never is)
+            unmasked = self._unmasked_logits
+            self.example_baseline_prediction = None if unmasked is None else to_pred(unmasked[1])
