@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 DEST=.whl
-PACKAGES="traitlets ipywidgets bqplot bqscales traittypes comm widgetsnbextension jupyterlab_widgets"
+# ipywidgets imports IPython, which the GPU image lacks; the rest are IPython's own needs.
+PACKAGES="traitlets ipywidgets bqplot bqscales traittypes comm widgetsnbextension jupyterlab_widgets
+  ipython ipython_pygments_lexers jedi parso matplotlib-inline pexpect ptyprocess prompt_toolkit wcwidth
+  stack_data executing asttokens pure_eval pygments"
 mkdir -p "$DEST"
 for name in $PACKAGES; do
   version=$("$PY" -c "import importlib.metadata as m; print(m.version('$name'))")
