@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from .finetune import FinetuneConfig, finetune
+from .io import atomic_write_text, replace_folder
 
 DEFAULT_TASK = "sst2"
 DEFAULT_NAME = "minilm-l6-sst2-v1"
@@ -53,7 +54,7 @@ def _digest(path: Path) -> str:
 def write_manifest(folder: Path, extra: dict | None = None) -> None:
     files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
-    (folder / MANIFEST).write_text(json.dumps({"files": files, **(extra or {})}, indent=1))
+    atomic_write_text(folder / MANIFEST, json.dumps({"files": files, **(extra or {})}, indent=1))
 
 
 def cache_problem(folder: Path) -> str | None:
@@ -117,8 +118,7 @@ def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = F
                           config=DEFAULT_RECIPE, progress=progress)
         result.pop("out", None)
         write_manifest(staging, {"build": result})
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
+        replace_folder(staging, folder)
         if progress:
             print(f"Default model ready: SST-2 dev accuracy {result.get('accuracy', float('nan')):.4f}", flush=True)
     return folder
