@@ -228,10 +228,10 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
                   naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
     from .evaluation import evaluate
-    from .models import load_model
+    from .default_model import load_default_or
     from .session import ModelSession
 
-    net, tokenizer = load_model(model, device=device, task=task)
+    net, tokenizer = load_default_or(model, device=device, task=task)
     examples, data = benchmark_examples(task, glue_dir, max_examples)
     result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}

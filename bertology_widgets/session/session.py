@@ -193,9 +193,9 @@ class ModelSession(AnalysisMixin, HasTraits):
         the ``data_source`` trait).
         """
         from ..glue import load_glue
-        from ..models import load_model
+        from ..default_model import load_default_or
 
-        net, tokenizer = load_model(model, device=device, task=task)
+        net, tokenizer = load_default_or(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
         print(examples.describe())
         return cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
