@@ -42,10 +42,11 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
     same loop, for comparison.
     """
+    from .batching import uses_token_types
     from .heads import mask_heads, model_shape
 
     padding = "max_length" if pad_to_max else False
-    drop_types = int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1
+    drop_types = not uses_token_types(model)
     device = next(model.parameters()).device
     gates = torch.ones(model_shape(model), device=device, requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()

@@ -149,6 +149,17 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Put ``model`` in eval mode for the block, then back in the mode it was in (train or eval)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def load_model(name_or_path, *, num_labels: int | None = None, device=None, task=None):
     """Load a sequence classifier and its tokenizer.
 

@@ -60,3 +60,22 @@ def test_minilm_dir_is_production_code_and_testing_re_exports_it():
     from bertology_widgets import models, testing
 
     assert testing.minilm_dir is models.minilm_dir
+
+
+def test_eval_mode_restores_the_mode_the_model_was_in_even_after_an_error():
+    import torch
+
+    from bertology_widgets.models import eval_mode
+
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    with eval_mode(model) as same:
+        assert same is model and not model[0].training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert not model.training
+    model.train()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training
