@@ -138,7 +138,7 @@ def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict
             head = (layer + 5 * r + 1) % session.num_heads
             mask = np.ones((session.num_layers, session.num_heads), dtype=np.float32)
             mask[layer, head] = 0
-            session.scorer.lru._items.clear()  # a fresh mask each time: no memoised answers
+            session.scorer.lru.clear()  # a fresh mask each time: no memoised answers
             timer.arm(mask)
             session.mask = mask
             # The worker's results reach the traits through the dispatcher: drain it while waiting.
@@ -197,7 +197,7 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
         rng = np.random.default_rng(seed)
         clicks = [(int(rng.integers(session.num_layers)), int(rng.integers(session.num_heads)))
                   for _ in range(toggles)]
-        session.scorer.lru._items.clear()
+        session.scorer.lru.clear()
         _CountingComm.sent = 0
         start = time.perf_counter()
         for layer, head in clicks:

@@ -80,6 +80,11 @@ class LRU:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry (a benchmark uses this so each mask is scored afresh)."""
+        with self._lock:
+            self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 
