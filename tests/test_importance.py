@@ -21,7 +21,7 @@ from bertology_widgets.importance import format_head_table, head_importance, nor
 from bertology_widgets.pruning import prune_heads
 from bertology_widgets.testing import tiny_model
 
-from conftest import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection
 
 TEXTS = [
     "the movie was wonderful and moving",

@@ -7,7 +7,7 @@ import torch
 
 from bertology_widgets.heads import kept_heads
 from bertology_widgets.pruning import expected_params_after, prune_heads
-from conftest import (
+from bertology_widgets.testing_reference import (
     ATTN_IMPLEMENTATIONS,
     HEADS,
     LAYERS,
