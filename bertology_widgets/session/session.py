@@ -507,6 +507,8 @@ class ModelSession(AnalysisMixin, HasTraits):
     def _update_example_predictions(self) -> None:
         if self._capture is None or self._capture.logits is None:
             return
+        if self.example_index < 0 and self._unmasked_logits is None:
+            return  # one's own text whose first capture is still on its way (a score can land first)
         regression = self.labels.dtype.kind == "f"
         to_pred = (lambda z: float(z[0])) if regression else (lambda z: int(np.argmax(z)))
         if self.example_index >= 0:
