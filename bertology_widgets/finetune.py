@@ -147,7 +147,8 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     if progress:
         print(train.describe(), dev.describe(), sep="\n", flush=True)
     net.config.bertology_task = glue_task.name
-    net.config.id2label = {i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression else {0: "score"}
+    net.config.id2label = ({i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression
+                           else {0: "score"})
     net.config.label2id = {n: i for i, n in net.config.id2label.items()}
     stats = train_classifier(net, tokenizer, list(train), glue_task.name, config, progress)
     t0 = time.perf_counter()

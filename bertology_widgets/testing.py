@@ -45,7 +45,8 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
     elif arch == "gpt2":
         config = AutoConfig.for_model(
             arch, vocab_size=vocab_size, n_embd=hidden, n_layer=num_layers, n_head=num_heads,
-            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102, **common,
+            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102,
+            **common,
         )
     elif arch == "llama":
         config = AutoConfig.for_model(

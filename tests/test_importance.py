@@ -205,7 +205,8 @@ def test_compat_entropy_of_a_masked_head_is_zero_as_head_mask_left_it(bert, toke
 def test_leaves_the_model_as_it_was(bert, tokenizer):
     model = copy.deepcopy(bert).train()
     calls = []
-    head_importance(model, tokenizer, EXAMPLES, task="sst2", batch_size=2, on_progress=lambda d, t: calls.append((d, t)))
+    head_importance(model, tokenizer, EXAMPLES, task="sst2", batch_size=2,
+                    on_progress=lambda d, t: calls.append((d, t)))
     assert model.training
     assert model.config._attn_implementation == "sdpa"
     assert count_gate_hooks(model) == 0

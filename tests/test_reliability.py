@@ -116,7 +116,8 @@ def test_5000_toggles_and_20_sessions_stay_bounded(tokenizer):
     gc.collect()
     rss_after = process.memory_info().rss
     print(f"\n5000 toggles in {loop_seconds:.2f} s ({5000 / loop_seconds:.0f} toggles/s) over 20 live sessions; "
-          f"RSS before {rss_before / 2**20:.0f} MiB, peak {peak_rss / 2**20:.0f} MiB, after {rss_after / 2**20:.0f} MiB")
+          f"RSS before {rss_before / 2**20:.0f} MiB, peak {peak_rss / 2**20:.0f} MiB, "
+          f"after {rss_after / 2**20:.0f} MiB")
     assert peak_rss - rss_before < 600 * 2**20
 
 

@@ -51,7 +51,8 @@ def fraction(text: str) -> float:
 def add_model_task_options(parser, task_required: bool = True) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
-    parser.add_argument("--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
+    parser.add_argument("--task", required=task_required,
+                        help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
                         help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
                              "SST-2 for sst2, else the hub)")

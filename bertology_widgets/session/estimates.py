@@ -39,7 +39,7 @@ def _bootstrap_values(metric: str, pred: np.ndarray, gold: np.ndarray) -> np.nda
             denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
             return np.nan_to_num((tp * tn - fp * fn) / denom)
         if metric in ("pearson", "spearmanr"):
-            if metric == "spearmanr":  # average ranks for ties (every resample repeats examples), as scipy.stats.spearmanr
+            if metric == "spearmanr":  # average ranks for ties, as scipy.stats.spearmanr (every resample has ties)
                 pred = rankdata(pred, axis=-1)
                 gold = rankdata(gold, axis=-1)
             pc = pred - pred.mean(-1, keepdims=True)

@@ -65,7 +65,10 @@ class HeadMaskGrid(FigureView):
         self._observe(self._frame_selected, ["layer", "head"])
 
     def scores(self) -> np.ndarray | None:
-        """``session.importance`` or ``session.entropy`` as ``colour_by`` says; None for the mask or when not computed."""
+        """``session.importance`` or ``session.entropy`` as ``colour_by`` says.
+
+        None for the mask, or when not computed.
+        """
         return None if self.colour_by == "mask" else getattr(self.session, self.colour_by)
 
     def values(self) -> np.ndarray:
