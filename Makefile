@@ -52,6 +52,7 @@ demo: $(NOTEBOOK_STAMP) default-model
 	$(VENV)/bin/bertology demo $(DEMO_ARGS)
 
 test: setup-test default-model
+	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

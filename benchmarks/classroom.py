@@ -52,7 +52,7 @@ def kernel(cache_every: int = 1) -> None:
     stage("imports_torch_transformers")
     from bertology_widgets import Dashboard, ModelSession
     from bertology_widgets.glue import load_glue
-    from bertology_widgets.models import load_model
+    from bertology_widgets.default_model import load_default_or as load_model
 
     stage("imports_bertology_widgets")
     model, tokenizer = load_model(None, task="sst2")

@@ -47,14 +47,14 @@ def main(argv=None) -> dict:
     from bertology_widgets.importance import head_importance
     from bertology_widgets.masking import (keep_one_head_per_layer, masking_curve, prune_and_compare,
                                            random_masking_curve)
-    from bertology_widgets.models import load_model
+    from bertology_widgets.default_model import load_default_or
 
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     task = get_task(args.task)
     examples = load_glue(task, "validation", glue_dir=args.glue_dir, max_examples=args.max_examples)
-    model, tokenizer = load_model(args.model, device=args.device, task=task.name)
+    model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
     device = next(model.parameters()).device
     out = {"task": task.name, "n_examples": len(examples), "device": str(device),
            "torch_threads": torch.get_num_threads(), "model": args.model or "default"}

@@ -31,6 +31,7 @@ _EXPORTS = {
     "evaluate": "evaluation",
     "load_model": "models",
     "default_model_dir": "default_model",
+    "load_default_or": "default_model",
     "ModelSession": "session",
     "Dashboard": "widgets",
     "head_importance": "importance",

@@ -42,10 +42,11 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
     same loop, for comparison.
     """
+    from .batching import uses_token_types
     from .heads import mask_heads, model_shape
 
     padding = "max_length" if pad_to_max else False
-    drop_types = int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1
+    drop_types = not uses_token_types(model)
     device = next(model.parameters()).device
     gates = torch.ones(model_shape(model), device=device, requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()
@@ -137,7 +138,7 @@ def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict
             head = (layer + 5 * r + 1) % session.num_heads
             mask = np.ones((session.num_layers, session.num_heads), dtype=np.float32)
             mask[layer, head] = 0
-            session.scorer.lru._items.clear()  # a fresh mask each time: no memoised answers
+            session.scorer.lru.clear()  # a fresh mask each time: no memoised answers
             timer.arm(mask)
             session.mask = mask
             # The worker's results reach the traits through the dispatcher: drain it while waiting.
@@ -196,7 +197,7 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
         rng = np.random.default_rng(seed)
         clicks = [(int(rng.integers(session.num_layers)), int(rng.integers(session.num_heads)))
                   for _ in range(toggles)]
-        session.scorer.lru._items.clear()
+        session.scorer.lru.clear()
         _CountingComm.sent = 0
         start = time.perf_counter()
         for layer, head in clicks:
@@ -228,10 +229,10 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
                   naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
     from .evaluation import evaluate
-    from .models import load_model
+    from .default_model import load_default_or
     from .session import ModelSession
 
-    net, tokenizer = load_model(model, device=device, task=task)
+    net, tokenizer = load_default_or(model, device=device, task=task)
     examples, data = benchmark_examples(task, glue_dir, max_examples)
     result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}

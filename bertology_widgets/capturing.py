@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from .architectures import adapter_for
+from .batching import uses_token_types
 from .heads import kept_heads, mask_heads, model_shape
+from .models import eval_mode
 
 
 class TextTruncatedWarning(UserWarning):
@@ -157,13 +159,8 @@ def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None
     batch, truncated = encode(tokenizer, model, text, text_pair, max_length)
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
-    was_training = model.training
-    model.eval()
-    try:
-        with attention_implementation(model, "eager"), mask_heads(model, mask):
-            out = model(**inputs, output_attentions=True, output_hidden_states=True)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), attention_implementation(model, "eager"), mask_heads(model, mask):
+        out = model(**inputs, output_attentions=True, output_hidden_states=True)
     pos = inputs["input_ids"].shape[1]
     kept = kept_heads(model)
     attentions = torch.stack([
@@ -197,7 +194,7 @@ def _model_inputs(model: nn.Module, batch) -> dict:
     The ids are still reported in :attr:`Capture.token_type_ids`.
     """
     inputs = dict(batch)
-    if int(getattr(model.config, "type_vocab_size", 0) or 0) <= 1:
+    if not uses_token_types(model):
         inputs.pop("token_type_ids", None)
     return inputs
 

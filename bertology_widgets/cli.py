@@ -32,14 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bertology-widgets {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as exc:  # a subcommand not built yet
-            if exc.name and exc.name.endswith(f"commands.{name}"):
-                continue
-            raise
-        module.add_parser(subparsers)
+    for name in SUBCOMMANDS:  # a sub-command that fails to import is an error, never silently left out
+        import_module(f".commands.{name}", __package__).add_parser(subparsers)
     return parser
 
 

@@ -5,6 +5,11 @@ classifier is built on first use into a user cache folder
 (``~/.cache/bertology_widgets``, or ``$BERTOLOGY_CACHE_DIR``) and reused
 afterwards. A manifest of file sizes and SHA-256 digests is written last, so
 an interrupted build or a damaged file is detected and the model rebuilt.
+
+"No model named means the default model" is decided here, once
+(:func:`resolve_model`, :func:`load_default_or`), for the session, the
+command line and the benchmark; :func:`bertology_widgets.models.load_model`
+itself always needs a name or a path.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import warnings
 from pathlib import Path
 
 from .finetune import FinetuneConfig, finetune
+from .io import atomic_write_text, replace_folder
+from .models import load_model
 
 DEFAULT_TASK = "sst2"
 DEFAULT_NAME = "minilm-l6-sst2-v1"
@@ -53,7 +60,7 @@ def _digest(path: Path) -> str:
 def write_manifest(folder: Path, extra: dict | None = None) -> None:
     files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
-    (folder / MANIFEST).write_text(json.dumps({"files": files, **(extra or {})}, indent=1))
+    atomic_write_text(folder / MANIFEST, json.dumps({"files": files, **(extra or {})}, indent=1))
 
 
 def cache_problem(folder: Path) -> str | None:
@@ -117,8 +124,20 @@ def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = F
                           config=DEFAULT_RECIPE, progress=progress)
         result.pop("out", None)
         write_manifest(staging, {"build": result})
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
+        replace_folder(staging, folder)
         if progress:
             print(f"Default model ready: SST-2 dev accuracy {result.get('accuracy', float('nan')):.4f}", flush=True)
     return folder
+
+
+def resolve_model(name_or_path=None) -> str:
+    """``name_or_path`` as a string, or for ``None`` the default model's folder (built on first use)."""
+    return str(ensure_default_model() if name_or_path is None else name_or_path)
+
+
+def load_default_or(name_or_path=None, **kwargs):
+    """:func:`bertology_widgets.models.load_model` on ``name_or_path``, or on the default model for ``None``.
+
+    Takes ``load_model``'s keyword arguments and returns ``(model, tokenizer)``.
+    """
+    return load_model(resolve_model(name_or_path), **kwargs)

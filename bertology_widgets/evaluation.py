@@ -14,6 +14,7 @@ from .batching import collate, encode_examples, length_sorted_batches, pad_token
 from .distributed import ONE_PROCESS
 from .glue import compute_metrics, get_task
 from .heads import as_head_mask
+from .models import eval_mode
 from .progress import progress_bar
 
 DEFAULT_BATCH_SIZE = 32
@@ -107,9 +108,7 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     indices_done, rows = [], []
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
         bar = progress_bar(mine, enabled=progress and processes.is_main, desc="evaluating", unit="batch")
         for _, indices in bar:
@@ -123,8 +122,6 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
                     stats.add(rescored, len(indices))
             rows.append(logits)
             indices_done.append(indices)
-    finally:
-        model.train(was_training)
     num_labels = rows[0].shape[1] if rows else int(model.config.num_labels)
     rows = np.concatenate(rows) if rows else np.zeros((0, num_labels), dtype=np.float32)
     indices_done = np.concatenate(indices_done) if indices_done else np.zeros(0, dtype=np.int64)

@@ -9,7 +9,6 @@ warm-up and decay, and optional bf16 autocast (fast on CPUs with AMX).
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import torch
 from .batching import collate, encode_examples, pad_token_id, uses_token_types
 from .evaluation import evaluate
 from .glue import get_task, load_glue
+from .io import output_folder, replace_folder
 from .models import load_model, pick_device
 from .progress import progress_bar
 
@@ -52,8 +52,6 @@ class FinetuneConfig:
 
 def check_output_dir(out_dir) -> Path:
     """Fail early (before any training) when ``out_dir`` cannot be written (a probe file is written there)."""
-    from .commands._common import output_folder
-
     return output_folder(out_dir)
 
 
@@ -149,7 +147,8 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     if progress:
         print(train.describe(), dev.describe(), sep="\n", flush=True)
     net.config.bertology_task = glue_task.name
-    net.config.id2label = {i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression else {0: "score"}
+    net.config.id2label = ({i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression
+                           else {0: "score"})
     net.config.label2id = {n: i for i, n in net.config.id2label.items()}
     stats = train_classifier(net, tokenizer, list(train), glue_task.name, config, progress)
     t0 = time.perf_counter()
@@ -160,10 +159,6 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     net.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    os.replace(staging, out)
+    replace_folder(staging, out)
     return {"task": glue_task.name, "out": str(out), "train_examples": len(train), **stats,
             "eval_seconds": eval_seconds, **metrics}

@@ -30,6 +30,7 @@ from .capturing import attention_implementation
 from .distributed import ONE_PROCESS, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape, resolve_ablation
+from .models import eval_mode
 from .progress import progress_bar
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
@@ -252,13 +253,11 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     parts = []  # per batch: (importance sum, entropy sum, tokens), flattened; added up in batch order below
     local_total = sum(len(indices) for _, indices in mine)
     done = 0
-    was_training = model.training
-    model.eval()
     attention = attention_implementation(model, "eager") if compute_entropy else contextlib.nullcontext()
     bar = progress_bar(total=local_total, enabled=progress and processes.is_main, desc="head importance",
                        unit="example")
     try:
-        with attention, torch.enable_grad():
+        with eval_mode(model), attention, torch.enable_grad():
             for _, indices in mine:
                 batch = collate(encoded, indices, pad, device, with_types)
                 batch_labels = label_tensor[indices].to(device)
@@ -290,7 +289,6 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
                     on_progress(done, local_total)
     finally:
         bar.close()
-        model.train(was_training)
 
     size = num_layers * num_heads
     numbers = [number for number, _ in mine]

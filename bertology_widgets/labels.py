@@ -280,7 +280,8 @@ def parse_label_map(text: str | None) -> dict | None:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--label-map is not valid JSON ({exc.msg}); write e.g. NEGATIVE=negative,POSITIVE=positive") from None
+            raise ValueError(f"--label-map is not valid JSON ({exc.msg}); "
+                             f"write e.g. NEGATIVE=negative,POSITIVE=positive") from None
         if not isinstance(value, dict):
             raise ValueError("--label-map must be a JSON object like {\"NEGATIVE\": \"negative\"}")
         return {str(k): str(v) for k, v in value.items()}
@@ -291,5 +292,6 @@ def parse_label_map(text: str | None) -> dict | None:
     return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
 
 
-__all__ = ["SYNONYMS", "LabelMap", "TaskMismatchWarning", "align_labels", "applied_label_map", "label_notice", "normalize_label", "output_layer",
+__all__ = ["SYNONYMS", "LabelMap", "TaskMismatchWarning", "align_labels", "applied_label_map", "label_notice",
+           "normalize_label", "output_layer",
            "parse_label_map", "recorded_task", "resolve_label_map", "warn_if_other_task"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .session.state import atomic_write_text
+from .io import atomic_save_npy, atomic_write_text
 
 MASK_SUFFIXES = (".npy", ".json")
 
@@ -35,8 +35,7 @@ def save_mask(mask, path) -> Path:
     if suffix == ".json":
         atomic_write_text(path, json.dumps({"mask": mask.tolist()}))
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, mask)
+        atomic_save_npy(path, mask)
     return path
 
 

@@ -24,6 +24,7 @@ from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_o
 from .heads import mask_heads, model_shape
 from .evaluation import labelled_task
 from .importance import head_importance
+from .models import eval_mode
 from .progress import progress_bar
 from .pruning import prune_heads
 
@@ -347,12 +348,8 @@ def prune_and_compare(model, tokenizer, examples, mask, *, metric: str | None = 
     after = evaluate(pruned, tokenizer, examples, batch_size=batch_size, max_length=max_length, task=task)
     encoded = encode_examples(tokenizer, examples, max_length)
     batches = length_sorted_batches(encoded.lengths, batch_size)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         seconds_before = _forward_seconds(model, tokenizer, encoded, batches, mask, repeats)
-    finally:
-        model.train(was_training)
     seconds_after = _forward_seconds(pruned.eval(), tokenizer, encoded, batches, None, repeats)
     return {
         "params_before": report.params_before, "params_after": report.params_after,

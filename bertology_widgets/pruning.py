@@ -200,5 +200,5 @@ def expected_params_after(model: nn.Module, mask) -> int:
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads).detach()
     d, h = adapter.head_dim(model), int(model.config.hidden_size)
-    removed = int(sum((gates[l, k] == 0).sum().item() for l, k in enumerate(kept_heads(model))))
+    removed = int(sum((gates[layer, k] == 0).sum().item() for layer, k in enumerate(kept_heads(model))))
     return _num_params(model) - removed * (3 * (h * d + d) + d * h)

@@ -17,6 +17,7 @@ import torch
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .heads import mask_heads
+from .models import eval_mode
 from .progress import progress_bar
 
 POOLINGS = ("cls", "mean")
@@ -131,21 +132,16 @@ def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", b
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     out = None
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_heads(model, mask):
-            for indices in progress_bar(length_sorted_batches(encoded.lengths, batch_size), enabled=progress,
-                                        desc="hidden states", unit="batch"):
-                batch = collate(encoded, indices, pad, device, with_types)
-                hidden = model(**batch, output_hidden_states=True).hidden_states
-                weights = pooling_positions(batch["attention_mask"].cpu(), pooling, causal)
-                pooled = torch.einsum("bp,lbph->lbh", weights, torch.stack(hidden).float().cpu())
-                if out is None:
-                    out = np.zeros((pooled.shape[0], len(encoded), pooled.shape[2]), dtype=np.float32)
-                out[:, indices] = pooled.numpy()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), mask_heads(model, mask):
+        for indices in progress_bar(length_sorted_batches(encoded.lengths, batch_size), enabled=progress,
+                                    desc="hidden states", unit="batch"):
+            batch = collate(encoded, indices, pad, device, with_types)
+            hidden = model(**batch, output_hidden_states=True).hidden_states
+            weights = pooling_positions(batch["attention_mask"].cpu(), pooling, causal)
+            pooled = torch.einsum("bp,lbph->lbh", weights, torch.stack(hidden).float().cpu())
+            if out is None:
+                out = np.zeros((pooled.shape[0], len(encoded), pooled.shape[2]), dtype=np.float32)
+            out[:, indices] = pooled.numpy()
     return out
 
 

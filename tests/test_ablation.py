@@ -11,7 +11,7 @@ from bertology_widgets.evaluation import predict_logits
 from bertology_widgets.heads import count_gate_hooks, mask_heads
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
-from conftest import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
 
 ARCHS = ("bert", "distilbert", "gpt2")
 

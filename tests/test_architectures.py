@@ -17,7 +17,7 @@ from bertology_widgets.architectures import (
 from bertology_widgets.capturing import capture
 from bertology_widgets.heads import count_gate_hooks, mask_heads, model_shape
 from bertology_widgets.pruning import prune_heads
-from conftest import ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, layer_module, shared_model
+from bertology_widgets.testing_reference import ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, layer_module, shared_model
 
 NAMES = {"bert": "BERT", "roberta": "RoBERTa", "distilbert": "DistilBERT", "electra": "ELECTRA",
          "gpt2": "GPT-2", "llama": "Llama"}

@@ -11,7 +11,7 @@ import torch
 from bertology_widgets.capturing import TextTruncatedWarning, capture
 from bertology_widgets.heads import mask_heads
 from bertology_widgets.pruning import prune_heads
-from conftest import (
+from bertology_widgets.testing_reference import (
     ARCHS,
     HEADS,
     HIDDEN,

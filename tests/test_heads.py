@@ -14,7 +14,7 @@ from bertology_widgets.heads import (
     model_shape,
     validate_layer_head,
 )
-from conftest import (
+from bertology_widgets.testing_reference import (
     ARCHS,
     ATTN_IMPLEMENTATIONS,
     HEADS,

@@ -21,7 +21,7 @@ from bertology_widgets.importance import format_head_table, head_importance, nor
 from bertology_widgets.pruning import prune_heads
 from bertology_widgets.testing import tiny_model
 
-from conftest import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection
 
 TEXTS = [
     "the movie was wonderful and moving",
@@ -205,7 +205,8 @@ def test_compat_entropy_of_a_masked_head_is_zero_as_head_mask_left_it(bert, toke
 def test_leaves_the_model_as_it_was(bert, tokenizer):
     model = copy.deepcopy(bert).train()
     calls = []
-    head_importance(model, tokenizer, EXAMPLES, task="sst2", batch_size=2, on_progress=lambda d, t: calls.append((d, t)))
+    head_importance(model, tokenizer, EXAMPLES, task="sst2", batch_size=2,
+                    on_progress=lambda d, t: calls.append((d, t)))
     assert model.training
     assert model.config._attn_implementation == "sdpa"
     assert count_gate_hooks(model) == 0

@@ -12,13 +12,6 @@ from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_model
 TEXTS = ["good film", "a long and rather boring movie , with a fine ending", "fun"]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from bertology_widgets.testing import tiny_tokenizer
-
-    return tiny_tokenizer()
-
-
 @pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
 def test_runner_matches_the_model_forward_under_masks(arch, tokenizer):
     model = tiny_model(arch, initializer_range=0.5)

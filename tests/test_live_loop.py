@@ -240,3 +240,15 @@ def test_errors_stay_with_their_source(live_session):
     assert s.capture_error == "" and "injected fault" in s.score_error  # ... scoring has not yet
     s.toggle_head(0, 0)
     assert s.wait(30) and s.score_error == ""
+
+
+def test_score_lru_clear_forgets_every_mask():
+    from bertology_widgets.session.live import ScoreLRU
+
+    lru = ScoreLRU(size=4)
+    masks = [np.ones((2, 3), dtype=np.float32), np.zeros((2, 3), dtype=np.float32)]
+    for i, mask in enumerate(masks):
+        lru.put(mask, (float(i), None))
+    assert len(lru) == 2 and lru.get(masks[1]) == (1.0, None)
+    lru.clear()
+    assert len(lru) == 0 and lru.get(masks[0]) is None and lru.get(masks[1]) is None

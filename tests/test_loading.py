@@ -35,3 +35,47 @@ def test_saved_tiny_models_load_with_the_attention_their_family_supports(arch, a
     assert sorted(p.suffix for p in tmp_path.glob("model*")) == [".safetensors"]
     model, _ = load_model(str(tmp_path), device="cpu")
     assert model.config._attn_implementation == attention
+
+
+def test_load_model_needs_a_name_and_says_where_the_default_model_is():
+    from bertology_widgets.models import load_model
+
+    with pytest.raises(ValueError, match="default_model.load_default_or"):
+        load_model(None)
+
+
+def test_none_means_the_default_model_only_in_default_model(monkeypatch, tmp_path):
+    from bertology_widgets import default_model
+
+    monkeypatch.setattr(default_model, "ensure_default_model", lambda: tmp_path)
+    assert default_model.resolve_model(None) == str(tmp_path)
+    assert default_model.resolve_model("some/model") == "some/model"
+    seen = {}
+    monkeypatch.setattr(default_model, "load_model", lambda path, **kw: seen.update(path=path, **kw))
+    default_model.load_default_or(None, device="cpu")
+    assert seen == {"path": str(tmp_path), "device": "cpu"}
+
+
+def test_minilm_dir_is_production_code_and_testing_re_exports_it():
+    from bertology_widgets import models, testing
+
+    assert testing.minilm_dir is models.minilm_dir
+
+
+def test_eval_mode_restores_the_mode_the_model_was_in_even_after_an_error():
+    import torch
+
+    from bertology_widgets.models import eval_mode
+
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    with eval_mode(model) as same:
+        assert same is model and not model[0].training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert not model.training
+    model.train()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training

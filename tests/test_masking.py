@@ -20,7 +20,7 @@ from bertology_widgets.masking import (heads_per_step, keep_one_head_per_layer, 
 from bertology_widgets.pruning import expected_params_after
 from bertology_widgets.testing import tiny_model
 
-from conftest import HEADS, LAYERS, num_params
+from bertology_widgets.testing_reference import HEADS, LAYERS, num_params
 
 TEXTS = [
     "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",

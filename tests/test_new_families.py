@@ -25,7 +25,7 @@ from bertology_widgets.pruning import prune_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
 
-from conftest import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES
 
 FAMILIES = TINY_EXTRA_ARCHITECTURES
 NAMES = {"deberta-v2": "DeBERTa-v2/v3", "modernbert": "ModernBERT"}

@@ -9,7 +9,7 @@ import torch
 from bertology_widgets.patching import logit_difference, normalised_logit_difference, patch_heads, run_patching
 from bertology_widgets.testing import tiny_tokenizer
 
-from conftest import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
 
 CLEAN, CORRUPTED = "a charming and affecting journey", "a dull and boring journey"
 

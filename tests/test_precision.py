@@ -104,7 +104,7 @@ def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
     On a CPU without fast bf16 this is slow (bf16 runs emulated): a subset may be used there.
     """
     from bertology_widgets.glue import load_glue
-    from bertology_widgets.models import load_model
+    from bertology_widgets.default_model import load_default_or as load_model
 
     glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")
     if not glue_dir:

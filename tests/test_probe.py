@@ -11,7 +11,7 @@ from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.layer_probe import LayerProbe
 
-from conftest import HEADS, LAYERS, shared_model
+from bertology_widgets.testing_reference import HEADS, LAYERS, shared_model
 
 WORDS = "bad great awful film movie plot actors boring brilliant dull fun charming mess story".split()
 

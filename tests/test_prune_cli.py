@@ -19,7 +19,7 @@ from bertology_widgets.models import load_model
 from bertology_widgets.patching import patch_heads
 from bertology_widgets.testing import tiny_model
 
-from conftest import HEADS, LAYERS
+from bertology_widgets.testing_reference import HEADS, LAYERS
 
 SENTENCES = [
     "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
@@ -57,9 +57,21 @@ def api_inputs(saved):
     return model, tokenizer, load_glue("sst2", "validation", glue_dir=saved[1])
 
 
-def test_subcommands_are_registered():
-    text = build_parser().format_help()
-    assert all(name in text for name in ("importance", "mask", "prune"))
+@pytest.mark.parametrize("name", ["importance", "mask", "prune"])
+def test_subcommands_are_registered(name, capsys):
+    """Each sub-command parses and prints its own usage (the top-level help mentions the words anyway)."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([name, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: bertology {name} ")
+
+
+def test_a_sub_command_that_fails_to_import_is_an_error_not_a_missing_command(monkeypatch):
+    from bertology_widgets import cli
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (*cli.SUBCOMMANDS, "no_such_command"))
+    with pytest.raises(ModuleNotFoundError, match="no_such_command"):
+        cli.build_parser()
 
 
 def test_importance_files_round_trip(saved, tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from bertology_widgets.heads import kept_heads
 from bertology_widgets.pruning import expected_params_after, prune_heads
-from conftest import (
+from bertology_widgets.testing_reference import (
     ATTN_IMPLEMENTATIONS,
     HEADS,
     LAYERS,
@@ -39,7 +39,7 @@ def assert_pruning_matches_masking(arch, batch, masks, attn="sdpa"):
     expected = masked_logits(reference, batch, combined)
     torch.testing.assert_close(logits_of(model, batch), expected, atol=1e-4, rtol=0)
     assert num_params(model) == original_params - params_removed(int((combined == 0).sum()))
-    assert kept_heads(model) == [[h for h in range(HEADS) if combined[l, h] != 0] for l in range(LAYERS)]
+    assert kept_heads(model) == [[h for h in range(HEADS) if combined[layer, h] != 0] for layer in range(LAYERS)]
     return model, combined
 
 

@@ -12,7 +12,7 @@ from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.hidden_states import HiddenStatesView
 
-from conftest import HEADS, LAYERS, model_inputs, shared_model
+from bertology_widgets.testing_reference import HEADS, LAYERS, model_inputs, shared_model
 
 TEXTS = ["good film", "a long and boring plot with dull actors and a sad ending", "fun", "great music , bad story"]
 

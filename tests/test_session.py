@@ -17,13 +17,6 @@ from bertology_widgets.testing import tiny_examples as make_examples
 from bertology_widgets.testing import tiny_model
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from bertology_widgets.testing import tiny_tokenizer
-
-    return tiny_tokenizer()
-
-
 @pytest.fixture()
 def session(tokenizer):
     # A large initialiser makes single heads matter, so masks flip predictions.

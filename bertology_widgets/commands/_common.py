@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import uuid
-from pathlib import Path
 import sys
 import warnings
 
 import numpy as np
+
+from ..io import output_folder  # noqa: F401  (the commands import it from here)
 
 
 def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
@@ -48,42 +48,11 @@ def fraction(text: str) -> float:
     return _number(float, text, 0.0, 1.0, lowest_allowed=False)
 
 
-def output_folder(path, option: str = "--out") -> Path:
-    """Create the output folder ``path`` (or ``args.out``) and prove it is writable, before any work is done.
-
-    A probe file is written and removed, because permission bits do not tell:
-    root writes into a ``chmod 555`` folder, nobody writes on a read-only mount.
-
-    Raises
-    ------
-    ValueError
-        Naming the path, what is wrong (a file in the way, no permission, a
-        read-only file system) and what to do.
-    """
-    path = getattr(path, "out", path)  # the parsed options work too: output_folder(args)
-    out = Path(path).expanduser()
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker == out:
-        raise ValueError(f"{option} {path} is a file; name a folder (it is created if missing)")
-    if blocker is not None:
-        raise ValueError(f"{option} {path}: {blocker} is a file, so no folder can be made under it; "
-                         f"name another folder")
-    probe = out / f".bertology-write-check-{uuid.uuid4().hex}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"{option} {path}: cannot write there ({reason}); name a folder you can write to") \
-            from None
-    return out
-
-
 def add_model_task_options(parser, task_required: bool = True) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
-    parser.add_argument("--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
+    parser.add_argument("--task", required=task_required,
+                        help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
                         help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
                              "SST-2 for sst2, else the hub)")

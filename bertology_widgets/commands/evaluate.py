@@ -30,14 +30,14 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..evaluation import evaluate
     from ..glue import get_task
-    from ..models import load_model
+    from ..default_model import load_default_or
 
     processes = launch_processes(args)
     task = get_task(args.task)
     mask = load_mask_file(args.mask)
     with processes.main_process_first():
         examples = load_examples(args, task, args.split)
-        model, tokenizer = load_model(args.model, device=args.device)
+        model, tokenizer = load_default_or(args.model, device=args.device)
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
     apply_ablation(args, model, tokenizer, examples, progress=not args.json and processes.is_main)

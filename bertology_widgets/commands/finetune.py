@@ -10,7 +10,8 @@ from ._common import example_count, output_folder, positive_float, positive_int
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("finetune", help="fine-tune a model on a GLUE train split and save a checkpoint")
     p.add_argument("--model", default="all-MiniLM-L6-v2",
-                   help="starting model: folder, hub name, or a config name with --from-scratch (default: offline MiniLM)")
+                   help="starting model: folder, hub name, or a config name with --from-scratch "
+                        "(default: offline MiniLM)")
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True, help="folder for the checkpoint (save_pretrained layout)")
     p.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None)

@@ -52,13 +52,13 @@ def load_inputs(args):
     launch`` the main process loads first, so it alone builds or downloads.
     """
     from ..glue import get_task
-    from ..models import load_model
+    from ..default_model import load_default_or
 
     args.processes = launch_processes(args)
     task = get_task(args.task)
     with args.processes.main_process_first():
         examples = load_examples(args, task, args.split)
-        model, tokenizer = load_model(args.model, device=args.device, task=task.name)
+        model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
     align_model_labels(args, model, task)
     return model, tokenizer, examples, task
 

@@ -32,10 +32,10 @@ def run(args) -> int:
     import numpy as np
 
     from ..importance import format_head_table
-    from ..models import load_model
+    from ..default_model import load_default_or
     from ..patching import run_patching
 
-    model, tokenizer = load_model(args.model, device=args.device)
+    model, tokenizer = load_default_or(args.model, device=args.device)
     result = run_patching(model, tokenizer, args.clean, args.corrupted, per_position=args.per_position,
                           mask=load_mask_file(args.mask))
     labels = getattr(model.config, "id2label", {}) or {}

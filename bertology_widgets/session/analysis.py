@@ -221,7 +221,9 @@ class AnalysisMixin(HasTraits):
     def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
                       max_dev: int = 1000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
                       background: bool = True):
-        """Linear probes of the task on every layer under the current mask (see :func:`~bertology_widgets.probe.layer_probe`).
+        """Linear probes of the task on every layer under the current mask.
+
+        See :func:`~bertology_widgets.probe.layer_probe`.
 
         ``train_examples`` default to ``load_glue(task, "train", glue_dir=glue_dir,
         max_examples=train_pool)``, loaded on the worker. The result lands in ``probe``.

@@ -10,6 +10,7 @@ correction, since the sample is drawn without replacement from ``N`` examples.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ..glue import compute_metrics, get_task
 
@@ -23,7 +24,10 @@ def _confusion_binary(pred: np.ndarray, gold: np.ndarray):
 
 
 def _bootstrap_values(metric: str, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """Metric values for each bootstrap row. ``pred``, ``gold``: ``(resamples, n)``."""
+    """Metric values for each bootstrap row, as :func:`compute_metrics` gives them (0 where it gives nan).
+
+    ``pred``, ``gold``: ``(resamples, n)``; returns shape ``(resamples,)``.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         if metric == "accuracy":
             return (pred == gold).mean(-1)
@@ -35,9 +39,9 @@ def _bootstrap_values(metric: str, pred: np.ndarray, gold: np.ndarray) -> np.nda
             denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
             return np.nan_to_num((tp * tn - fp * fn) / denom)
         if metric in ("pearson", "spearmanr"):
-            if metric == "spearmanr":
-                pred = pred.argsort(-1).argsort(-1).astype(float)
-                gold = gold.argsort(-1).argsort(-1).astype(float)
+            if metric == "spearmanr":  # average ranks for ties, as scipy.stats.spearmanr (every resample has ties)
+                pred = rankdata(pred, axis=-1)
+                gold = rankdata(gold, axis=-1)
             pc = pred - pred.mean(-1, keepdims=True)
             gc = gold - gold.mean(-1, keepdims=True)
             return np.nan_to_num((pc * gc).sum(-1) / np.sqrt((pc ** 2).sum(-1) * (gc ** 2).sum(-1)))

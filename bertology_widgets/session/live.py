@@ -81,7 +81,7 @@ class LRU:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
-        """Forget every entry."""
+        """Forget every entry (a benchmark uses this so each mask is scored afresh)."""
         with self._lock:
             self._items.clear()
 

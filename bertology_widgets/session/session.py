@@ -203,9 +203,9 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         the ``data_source`` trait).
         """
         from ..glue import load_glue
-        from ..models import load_model
+        from ..default_model import load_default_or
 
-        net, tokenizer = load_model(model, device=device, task=task)
+        net, tokenizer = load_default_or(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
         print(examples.describe())
         session = cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
@@ -521,6 +521,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     def _update_example_predictions(self) -> None:
         if self._capture is None or self._capture.logits is None:
             return
+        if self.example_index < 0 and self._unmasked_logits is None:
+            return  # one's own text whose first capture is still on its way (a score can land first)
         regression = self.labels.dtype.kind == "f"
         to_pred = (lambda z: float(z[0])) if regression else (lambda z: int(np.argmax(z)))
         if self.example_index >= 0:

@@ -8,11 +8,11 @@ file; loading validates everything before anything in the session changes.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..io import atomic_write_text  # noqa: F401  (session.save_state writes through it)
 
 FORMAT = "bertology-widgets-session"
 VERSION = 1
@@ -41,22 +41,6 @@ def state_dict(session) -> dict:
         "text": session.text,
         "text_pair": session.text_pair,
     }
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_state(path, session) -> dict:

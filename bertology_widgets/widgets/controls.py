@@ -39,7 +39,8 @@ class Controls(SessionView):
         self._link((session, "layer"), (self.layer, "value"))
         self._link((session, "head"), (self.head, "value"))
         self._link((session, "head_masked"), (self.mask_head, "value"))
-        self._dlink((session, "head_masked"), (self.mask_head, "button_style"), lambda masked: "danger" if masked else "")
+        self._dlink((session, "head_masked"), (self.mask_head, "button_style"),
+                    lambda masked: "danger" if masked else "")
         self._dlink((session, "head_masked"), (self.mask_head, "description"),
                     lambda masked: "Unmask head" if masked else "Mask head")
         self._on_click(self.reset, session.reset_mask)

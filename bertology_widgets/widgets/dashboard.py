@@ -91,8 +91,10 @@ class Dashboard(SessionView):
     def _export_bar(self) -> w.HBox:
         self.export_status = w.HTML()
         buttons = []
-        for label, action in (("Attention PNG", lambda: self.attention.save_png(self._picture_name("attention", "png"))),
-                              ("Mask grid SVG", lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
+        for label, action in (("Attention PNG",
+                               lambda: self.attention.save_png(self._picture_name("attention", "png"))),
+                              ("Mask grid SVG",
+                               lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
                               ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
                               ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json"))):
             button = w.Button(description=label, icon="download", layout={"width": "auto"})

@@ -85,8 +85,10 @@ class HeadMaskGrid(FigureView):
         self._observe(self._frame_selected, ["layer", "head"])
 
     def scores(self) -> np.ndarray | None:
-        """``session.importance``, ``session.entropy`` or role indices as ``colour_by`` says; None for the mask
-        or when not computed."""
+        """``session.importance``, ``session.entropy`` or role indices, as ``colour_by`` says.
+
+        None for the mask, or when not computed.
+        """
         if self.colour_by == "role":
             return None if self.session.roles is None else role_indices(self.session.roles)
         return None if self.colour_by == "mask" else getattr(self.session, self.colour_by)

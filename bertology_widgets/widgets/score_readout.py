@@ -80,7 +80,8 @@ class ScoreReadout(SessionView):
         self.html.add_class("bw-score")
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
-        self._dlink((session, "busy"), (self.progress.layout, "visibility"), lambda busy: "visible" if busy else "hidden")
+        self._dlink((session, "busy"), (self.progress.layout, "visibility"),
+                    lambda busy: "visible" if busy else "hidden")
         self.error = w.HTML(layout={"display": "none"})
         self.error.add_class("bw-error")
         self.children = [self.html, self.progress, self.error]

@@ -37,7 +37,8 @@ _VISIBLE_CODE_JS = r"""() => {
       '.jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .cm-editor, .CodeMirror, .jp-InputPrompt')];
   return inputs.filter(shown).map(el => el.innerText.slice(0, 200));
 }"""
-TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+|^\w*(Error|Exception): ", re.MULTILINE)
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+|^\w*(Error|Exception): ",
+                       re.MULTILINE)
 
 
 def save_page_screenshot(page, path) -> None:

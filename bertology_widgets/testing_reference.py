@@ -1,0 +1,139 @@
+"""Independent reference helpers for the test suite (tiny-model sizes, where heads live, gating references).
+
+Everything here is written against transformers' own module names, not the
+package's architecture table, so the tests check the package against an
+independent account of where each head lives. Tests import these from here
+(not from ``conftest``); the shared fixtures stay in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import torch
+
+from .heads import mask_heads
+from .testing import TINY_ARCHITECTURES, tiny_model
+
+ARCHS = TINY_ARCHITECTURES
+PRUNABLE = tuple(a for a in ARCHS if a != "llama")  # Llama is masking-only
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+
+LAYERS, HEADS, HIDDEN = 3, 4, 32
+HEAD_DIM = HIDDEN // HEADS
+# transformers' default std (0.02) makes one head move the logits by ~1e-5;
+# 0.1 makes it ~1e-2, so "masking changes the output" is clearly measurable.
+INIT_STD = 0.1
+
+# Tiny BERT, RoBERTa and ELECTRA have token-type embeddings (type_vocab_size 2);
+# the others do not (GPT-2 would even add wte(token_type_ids) to its input).
+TOKEN_TYPE_ARCHS = ("bert", "roberta", "electra")
+
+SENTENCES = [
+    "The cat sat on the warm mat.",
+    "A dog barked loudly at the moon all night long in the quiet park.",
+    "Hello there.",
+]
+PAIR = ("The cat sat on the mat.", "It was warm and sunny there.")
+
+# Where each head lives, by transformers' own module names (not the package's table).
+_LAYER = {
+    "bert": "bert.encoder.layer.{}",
+    "roberta": "roberta.encoder.layer.{}",
+    "electra": "electra.encoder.layer.{}",
+    "distilbert": "distilbert.transformer.layer.{}",
+    "gpt2": "transformer.h.{}",
+    "llama": "model.layers.{}",
+}
+_BERT_LIKE = ("attention.self.value", "attention.output.dense")
+_VALUE_AND_OUT = {
+    "bert": _BERT_LIKE,
+    "roberta": _BERT_LIKE,
+    "electra": _BERT_LIKE,
+    "distilbert": ("attention.v_lin", "attention.out_lin"),
+    "gpt2": ("attn.c_attn", "attn.c_proj"),  # c_attn is the fused [Q | K | V] Conv1D
+    "llama": ("self_attn.v_proj", "self_attn.o_proj"),
+}
+
+
+def layer_module(model, arch: str, layer: int):
+    return model.get_submodule(_LAYER[arch].format(layer))
+
+
+def value_projection(model, arch: str, layer: int):
+    return layer_module(model, arch, layer).get_submodule(_VALUE_AND_OUT[arch][0])
+
+
+def out_projection(model, arch: str, layer: int):
+    return layer_module(model, arch, layer).get_submodule(_VALUE_AND_OUT[arch][1])
+
+
+@functools.lru_cache(maxsize=None)
+def shared_model(arch: str, attn: str = "sdpa", seed: int = 0):
+    """The session's tiny ``arch`` classifier in eval mode, for tests that only run it (and mask it)."""
+    return tiny_model(arch, seed=seed, attn_implementation=attn, num_layers=LAYERS, num_heads=HEADS,
+                      hidden=HIDDEN, initializer_range=INIT_STD)
+
+
+def make_model(arch: str, attn: str = "sdpa", seed: int = 0):
+    """A private deep copy of :func:`shared_model`, for tests that prune or otherwise modify it."""
+    return copy.deepcopy(shared_model(arch, attn, seed))
+
+
+def model_inputs(arch: str, encoded) -> dict:
+    """Tokenizer output as ``arch`` takes it: token_type_ids only for archs that use them."""
+    batch = dict(encoded)
+    if arch not in TOKEN_TYPE_ARCHS:
+        batch.pop("token_type_ids", None)
+    return batch
+
+
+@torch.no_grad()
+def logits_of(model, batch: dict) -> torch.Tensor:
+    return model(**batch).logits
+
+
+@torch.no_grad()
+def masked_logits(model, batch: dict, mask) -> torch.Tensor:
+    with mask_heads(model, mask):
+        return model(**batch).logits
+
+
+def reference_for_mask(model, arch: str, mask):
+    """Reference for gating: a deep copy with each head's value projection scaled by its gate.
+
+    A head's output is ``softmax(QK^T) V_head``, so scaling its V rows (and
+    bias) by ``g`` scales its output exactly as a gate ``g`` does. For GPT-2
+    the fused ``c_attn`` Conv1D has weight ``(in, 3E)`` = ``[Q | K | V]`` columns.
+    """
+    ref = copy.deepcopy(model)
+    mask = torch.as_tensor(mask, dtype=torch.float32)
+    for layer in range(mask.shape[0]):
+        proj = value_projection(ref, arch, layer)
+        for head in range(mask.shape[1]):
+            gate = float(mask[layer, head])
+            if gate == 1.0:
+                continue
+            offset = 2 * HIDDEN if arch == "gpt2" else 0
+            cols = slice(offset + head * HEAD_DIM, offset + (head + 1) * HEAD_DIM)
+            weight = proj.weight.data[:, cols] if arch == "gpt2" else proj.weight.data[cols]
+            weight.mul_(gate)
+            if proj.bias is not None:
+                proj.bias.data[cols].mul_(gate)
+    return ref
+
+
+def one_head_mask(layer: int, head: int, gate: float = 0.0) -> torch.Tensor:
+    mask = torch.ones(LAYERS, HEADS)
+    mask[layer, head] = gate
+    return mask
+
+
+def params_removed(num_heads_removed: int) -> int:
+    """Parameters that pruning ``n`` heads must remove: Q, K, V weights + biases and out-proj columns."""
+    return num_heads_removed * (3 * (HIDDEN * HEAD_DIM + HEAD_DIM) + HEAD_DIM * HIDDEN)
+
+
+def num_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())

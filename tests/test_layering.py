@@ -1,0 +1,109 @@
+"""The package's import graph: layers only import downwards, and no module imports itself through others.
+
+Every ``import`` statement counts, module-level and inside functions (lazy
+imports are still dependencies). The layer order is stated once, here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bertology_widgets
+
+PACKAGE = Path(bertology_widgets.__file__).parent
+NAME = "bertology_widgets"
+
+# Lowest first. A module may import from its own layer or a lower one.
+LAYERS = ("engine", "session", "widgets", "app")
+
+# Known edges that break the rules, each with its reason. Keep this short.
+ALLOWED: set[tuple[str, str]] = set()
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")[1:]
+    if not parts:  # the package's lazy facade re-exports every layer
+        return "app"
+    if parts[0] in ("session", "widgets"):
+        return parts[0]
+    if parts[0] in ("commands", "cli", "bench", "__main__"):  # bench: the application harness behind `bertology bench`
+        return "app"
+    return "engine"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = importer.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each package module -> the package modules it imports (anywhere in its body)."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for importer, path in files.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = resolve(importer, is_package, node)
+                # ``from . import state`` names a module; ``from .glue import load_glue`` a name in glue
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names]
+            for target in targets:
+                while target and target not in files:  # ``import a.b.c`` where only a.b is ours
+                    target = target.rpartition(".")[0]
+                if target.startswith(NAME) and target != importer and target != NAME:
+                    graph[importer].add(target)
+    return graph
+
+
+def test_the_walk_sees_lazy_imports():
+    graph = import_graph()
+    assert "bertology_widgets.architectures" in graph["bertology_widgets.models"]
+    assert graph["bertology_widgets.cli"]  # cli imports its commands by name, so at least _version
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
+    graph = import_graph()
+    upward = sorted((a, b) for a, targets in graph.items() for b in targets
+                    if LAYERS.index(layer_of(b)) > LAYERS.index(layer_of(a)) and (a, b) not in ALLOWED)
+    assert upward == []
+
+
+def test_no_import_cycle():
+    graph = {a: {b for b in targets if (a, b) not in ALLOWED} for a, targets in graph_items()}
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def graph_items():
+    return import_graph().items()
