@@ -353,7 +353,10 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         assert int((s.mask == 0).sum()) == 5
         order = np.argsort(s.importance.reshape(-1), kind="stable")
         assert (s.mask.reshape(-1)[order[:5]] == 0).all()
+        seen = []
+        s.observe(lambda change: seen.append(change["new"]), "analysis_progress")
         s.compute_masking_curve(background=False, masking_amount=0.25, masking_threshold=0.5, random_seeds=(0, 1))
+        assert any(0 < p < 0.5 for p in seen), seen  # the bar moves with the curve's steps, not only at the end
         steps = s.curve["steps"]
         assert steps[0]["heads_masked"] == 0 and "random_baseline" in s.curve
         assert [st["heads_masked"] for st in steps] == sorted(st["heads_masked"] for st in steps)

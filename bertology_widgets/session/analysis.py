@@ -168,12 +168,22 @@ class AnalysisMixin(HasTraits):
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
-        from ..masking import masking_curve, random_masking_curve
+        from ..masking import heads_per_step, masking_curve, random_masking_curve
 
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            result = masking_curve(model, self.tokenizer, examples, task=self.task, **options)
+            # The bar's first half follows the curve's steps (at most all heads but one, per_step at a time),
+            # the second half the random-order baseline.
+            total = self.num_layers * self.num_heads
+            steps = max(1, (total - 1) // heads_per_step(total, options.get("masking_amount", 0.1)))
+            done = [0]
+
+            def on_step(_entry):
+                done[0] += 1
+                report(min(done[0], steps), 2 * steps)
+
+            result = masking_curve(model, self.tokenizer, examples, task=self.task, on_step=on_step, **options)
             report(1, 2)
             data = result.to_dict()
             if random_seeds:
