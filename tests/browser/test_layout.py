@@ -2,7 +2,7 @@
 
 A model with MiniLM's shape (6 layers x 12 heads, random and tiny, so it runs in
 seconds) shows a long sentence. At each width no widget of the dashboard or of
-its three panels reaches past the notebook's output column (it would be
+its four panels reaches past the notebook's output column (it would be
 clipped), no button cuts its label short, and the mask grid's last column
 takes a click.
 """
@@ -17,7 +17,7 @@ from .test_dashboard import run_notebook, wait_for_readout
 pytestmark = pytest.mark.browser
 
 LAYERS, HEADS = 6, 12
-PANELS = (".bw-importance-panel", ".bw-hidden-states", ".bw-layer-probe")
+PANELS = (".bw-importance-panel", ".bw-hidden-states", ".bw-layer-probe", ".bw-patching-panel")
 CELLS = [
     ("markdown", "# The dashboard's layout"),
     f"""\
