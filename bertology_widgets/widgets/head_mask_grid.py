@@ -68,7 +68,9 @@ class HeadMaskGrid(FigureView):
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
                                                style={"button_width": "auto"})
         self.note = w.HTML()
-        self.hint = w.HTML("<small>Click a cell to mask or unmask that head.</small>")
+        # bqplot's hover tooltip follows the pointer: it must never take a click meant for the cell below it.
+        self.hint = w.HTML("<style>.bqplot_tooltip_div { pointer-events: none; }</style>"
+                           "<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
         self.ablation_selector = w.ToggleButtons(options=[("Zero", "zero"), ("Mean", "mean")],
                                                  description="masked heads output",
