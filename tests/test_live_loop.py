@@ -159,24 +159,43 @@ def test_wait_applies_queued_results_on_the_main_thread(live_session):
 
 
 def test_in_a_kernel_results_arrive_through_the_event_loop(tokenizer, monkeypatch):
+    """The session's own thread runs an event loop, as a kernel's does; results arrive through it, no wait().
+
+    The "kernel" is a thread of its own: in the full suite the browser tests' Playwright keeps an event loop
+    running on pytest's main thread, where another loop cannot run.
+    """
     loop = asyncio.new_event_loop()
     monkeypatch.setattr(dispatcher_module, "kernel_event_loop", lambda: loop)
-    s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0), tokenizer,
-                     tiny_examples(48), task="sst2", batch_size=16)
-    try:
-        assert s._dispatcher.loop is loop
-        s.toggle_head(0, 1)
-        s.text = "a charming and funny film"
+    outcome = {}
 
-        async def until_settled():
-            while not s.settled():
-                await asyncio.sleep(0.01)
+    def kernel():
+        s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0), tokenizer,
+                         tiny_examples(48), task="sst2", batch_size=16)
+        try:
+            outcome["loop"] = s._dispatcher.loop
+            s.toggle_head(0, 1)
+            s.text = "a charming and funny film"
 
-        loop.run_until_complete(asyncio.wait_for(until_settled(), 60))  # no wait(): the loop applies
-        assert s.tokens[1] == "a" and s.score == {"accuracy": s.evaluate()["accuracy"]}
-    finally:
-        s.close()
-        loop.close()
+            async def until_settled():
+                while not s.settled():
+                    await asyncio.sleep(0.01)
+
+            loop.run_until_complete(asyncio.wait_for(until_settled(), 60))  # no wait(): the loop applies
+            outcome["token"], outcome["score"] = s.tokens[1], dict(s.score)
+            outcome["expected"] = {"accuracy": s.evaluate()["accuracy"]}
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            outcome["error"] = exc
+        finally:
+            s.close()
+            loop.close()
+
+    thread = threading.Thread(target=kernel, name="kernel")
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    assert outcome["loop"] is loop and outcome["token"] == "a" and outcome["score"] == outcome["expected"]
 
 
 @pytest.fixture()
