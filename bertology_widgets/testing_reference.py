@@ -137,3 +137,16 @@ def params_removed(num_heads_removed: int) -> int:
 
 def num_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def last_layer_output(model, last_layer, batch: dict):
+    """``(output of last_layer, the model's logits)`` for ``batch``: what a classifier head reads, and its answer."""
+    outputs = []
+    hook = last_layer.register_forward_hook(
+        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
+    try:
+        with torch.no_grad():
+            expected = model(**batch).logits
+    finally:
+        hook.remove()
+    return outputs[0], expected

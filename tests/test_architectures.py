@@ -17,7 +17,8 @@ from bertology_widgets.architectures import (
 from bertology_widgets.capturing import capture
 from bertology_widgets.heads import count_gate_hooks, mask_heads, model_shape
 from bertology_widgets.pruning import prune_heads
-from bertology_widgets.testing_reference import ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, layer_module, shared_model
+from bertology_widgets.testing_reference import (ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, last_layer_output,
+                                               layer_module, shared_model)
 
 NAMES = {"bert": "BERT", "roberta": "RoBERTa", "distilbert": "DistilBERT", "electra": "ELECTRA",
          "gpt2": "GPT-2", "llama": "Llama"}
@@ -57,13 +58,9 @@ def test_classifier_head_reproduces_the_models_logits(arch, batch_for):
     model, batch = shared_model(arch), batch_for(arch)
     adapter = adapter_for(model)
     # the head's input is the last layer's output, before any final norm (GPT-2's ln_f, Llama's norm)
-    outputs = []
-    hook = layer_module(model, arch, LAYERS - 1).register_forward_hook(
-        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
+    hidden, expected = last_layer_output(model, layer_module(model, arch, LAYERS - 1), batch)
     with torch.no_grad():
-        expected = model(**batch).logits
-        hook.remove()
-        logits = adapter.classifier_head(model, outputs[0], batch)
+        logits = adapter.classifier_head(model, hidden, batch)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 

@@ -25,7 +25,7 @@ from bertology_widgets.pruning import prune_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
 
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES, last_layer_output
 
 FAMILIES = TINY_EXTRA_ARCHITECTURES
 NAMES = {"deberta-v2": "DeBERTa-v2/v3", "modernbert": "ModernBERT"}
@@ -85,13 +85,9 @@ def test_gating_equals_scaling_the_value_projection(arch, tokenizer):
 def test_classifier_head_reproduces_the_models_logits(arch, tokenizer):
     model, batch = family_model(arch), batch_of(tokenizer)
     adapter = adapter_for(model)
-    outputs = []
-    hook = adapter.layer_modules(model)[-1].register_forward_hook(
-        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
+    hidden, expected = last_layer_output(model, adapter.layer_modules(model)[-1], batch)
     with torch.no_grad():
-        expected = model(**batch).logits
-        hook.remove()
-        logits = adapter.classifier_head(model, outputs[0], batch)
+        logits = adapter.classifier_head(model, hidden, batch)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 
