@@ -97,7 +97,7 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     process gets the whole ``(n, labels)`` array.
     """
     from .layerwise import LayerwiseRunner
-    from .precision import bf16_copy, guarded, resolve_precision
+    from .precision import bf16_copy, guarded, resolve_precision, take_rows
 
     encoded = encode_examples(tokenizer, examples, max_length)
     runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
@@ -116,7 +116,8 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
             else:
-                fast, rescored = guarded(low.logits(batch, gates), lambda: runner.logits(batch, gates))
+                fast, rescored = guarded(low.logits(batch, gates),
+                                          lambda which: runner.logits(take_rows(batch, which), gates))
                 logits = fast.cpu().numpy()
                 if stats is not None:
                     stats.add(rescored, len(indices))

@@ -6,6 +6,7 @@ lives, gating references) are in :mod:`bertology_widgets.testing_reference`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ from bertology_widgets.testing_reference import SENTENCES, model_inputs
 # Tiny models do microsecond-sized ops: intra-op threads only add overhead, and on
 # a busy machine they made this suite ~5x slower (35 s instead of 7 s).
 torch.set_num_threads(1)
+
+# precision="auto" means fp32 in this suite and in the CLI runs and kernels it starts, whatever
+# the CI machine's CPU has, so every machine runs the same arithmetic. The bf16 path and the
+# capability check are tested explicitly in test_precision.py.
+os.environ["BERTOLOGY_AUTO_PRECISION"] = "fp32"
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,12 @@ from bertology_widgets.widgets import ScoreReadout
 
 @pytest.fixture()
 def amx(monkeypatch):
-    """``amx(True)`` / ``amx(False)``: simulate the CPU capability check."""
+    """``amx(True)`` / ``amx(False)``: simulate the CPU capability check (fast bf16 or not)."""
+
+    monkeypatch.delenv(precision.AUTO_PRECISION_ENV)  # the suite's fp32 pin (conftest.py) off
 
     def set_amx(value: bool):
-        monkeypatch.setattr(precision, "cpu_has_amx", lambda *args: value)
+        monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda *args: value)
 
     return set_amx
 
@@ -32,6 +34,12 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert precision.cpu_has_amx(str(with_amx)) is True
     assert precision.cpu_has_amx(str(without)) is False
     assert precision.cpu_has_amx(str(tmp_path / "missing")) is False
+    plain = tmp_path / "avx2"
+    plain.write_text("processor : 0\nflags : fpu sse avx2 fma\n")
+    assert precision.cpu_has_fast_bf16(str(with_amx)) is True
+    assert precision.cpu_has_fast_bf16(str(without)) is True  # AVX512-BF16
+    assert precision.cpu_has_fast_bf16(str(plain)) is False
+    assert precision.cpu_has_fast_bf16(str(tmp_path / "missing")) is False
 
 
 def test_auto_picks_fp32_without_fast_bf16_and_bf16_with_it(amx):
@@ -45,6 +53,20 @@ def test_auto_picks_fp32_without_fast_bf16_and_bf16_with_it(amx):
         assert precision.has_fast_bf16("cuda") is False
     with pytest.raises(ValueError, match="precision must be one of"):
         precision.resolve_precision("fp16", "cpu")
+
+
+def test_the_environment_fixes_what_auto_means(amx, monkeypatch):
+    amx(True)
+    monkeypatch.setenv(precision.AUTO_PRECISION_ENV, "fp32")
+    assert precision.resolve_precision("auto", "cpu") == "fp32"
+    assert precision.resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice still wins
+    amx(False)
+    monkeypatch.setenv(precision.AUTO_PRECISION_ENV, "bf16")
+    assert precision.resolve_precision("auto", "cpu") == "bf16"
+    assert precision.resolve_precision("auto", "cpu", is_regression=True) == "fp32"
+    monkeypatch.setenv(precision.AUTO_PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="BERTOLOGY_AUTO_PRECISION must be fp32 or bf16"):
+        precision.resolve_precision("auto", "cpu")
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["no-amx", "amx"])
@@ -86,23 +108,51 @@ def test_guarded_bf16_predictions_equal_fp32_on_a_tiny_model(tokenizer):
         s.close()
 
 
-def test_the_guard_rescores_close_rows_with_fp32_logits():
+def test_the_guard_rescores_only_the_close_rows_with_fp32_logits():
     bf16 = torch.tensor([[2.0, -1.0], [0.51, 0.5], [0.0, 3.0]])
     fp32 = torch.tensor([[2.1, -1.1], [0.49, 0.52], [0.1, 3.1]])
     calls = []
-    out, n = precision.guarded(bf16, lambda: calls.append(1) or fp32)
-    assert n == 1 and calls == [1]
+
+    def fp32_logits(rows):
+        calls.append(None if rows is None else rows.tolist())
+        return fp32 if rows is None else fp32[rows]
+
+    out, n = precision.guarded(bf16, fp32_logits)
+    assert n == 1 and calls == [[False, True, False]]  # the close row alone, not its batch
     torch.testing.assert_close(out, torch.tensor([[2.0, -1.0], [0.49, 0.52], [0.0, 3.0]]))
-    out, n = precision.guarded(torch.tensor([[5.0, -5.0]]), lambda: pytest.fail("no row needs fp32"))
+    out, n = precision.guarded(torch.tensor([[5.0, -5.0]]), lambda rows: pytest.fail("no row needs fp32"))
     assert n == 0
+
+
+def test_a_rescored_row_within_rounding_of_a_tie_is_rescored_with_its_whole_batch():
+    bf16 = torch.tensor([[0.30, 0.31], [4.0, -4.0]])
+    alone = torch.tensor([[0.5, 0.5 + precision.ROUNDING_MARGIN / 2]])  # as a smaller batch: too close to trust
+    whole = torch.tensor([[0.5000001, 0.5], [4.1, -4.1]])  # the whole batch, as fp32 evaluation runs it
+    calls = []
+
+    def fp32_logits(rows):
+        calls.append(rows)
+        return whole if rows is None else alone
+
+    out, n = precision.guarded(bf16, fp32_logits)
+    assert n == 1 and len(calls) == 2 and calls[1] is None
+    assert out[0].argmax() == 0  # the whole batch's answer, not the row's own
+    torch.testing.assert_close(out[1], bf16[1])
+
+
+def test_take_rows_keeps_the_padding_of_the_batch():
+    batch = {"input_ids": torch.tensor([[1, 2, 0], [3, 4, 5]]), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    picked = precision.take_rows(batch, torch.tensor([True, False]))
+    assert picked["input_ids"].tolist() == [[1, 2, 0]] and picked["attention_mask"].tolist() == [[1, 1, 0]]
+    assert precision.take_rows(batch, None) is batch
 
 
 @pytest.mark.slow
 def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
-    """200 random masks on all 872 dev examples where bf16 is fast (CUDA, AMX).
+    """200 random masks on all 872 dev examples on CUDA or an AMX CPU.
 
-    Elsewhere bf16 runs emulated (about 20 s per mask here), so the default is
-    40 masks x 128 examples; ``BERTOLOGY_GUARD_EXAMPLES`` and
+    Elsewhere (AVX512-BF16, or bf16 emulated) bf16 and fp32 take 2-20 s per
+    mask on 2 cores, so the default is 40 masks x 128 examples; ``BERTOLOGY_GUARD_EXAMPLES`` and
     ``BERTOLOGY_GUARD_MASKS`` set the sizes.
     """
     from bertology_widgets.glue import load_glue
@@ -112,7 +162,8 @@ def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
     if not glue_dir:
         pytest.skip("needs BERTOLOGY_GLUE_DIR")
     model, tokenizer = load_model(None, task="sst2")
-    fast = precision.has_fast_bf16(next(model.parameters()).device)
+    device = next(model.parameters()).device
+    fast = device.type == "cuda" or precision.cpu_has_amx()  # where 200 x 872 fits in CI's time
     n = int(os.environ.get("BERTOLOGY_GUARD_EXAMPLES", "872" if fast else "128"))
     masks = int(os.environ.get("BERTOLOGY_GUARD_MASKS", "200" if fast else "40"))
     examples = load_glue("sst2", "validation", glue_dir=glue_dir)[:n]

@@ -45,7 +45,7 @@ from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
 from ..layerwise import DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
-from ..precision import GuardStats, bf16_copy, guarded
+from ..precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
 
 
@@ -182,7 +182,8 @@ class LiveScorer:
                 else:
                     self._uncached.add(number)
             if self.runner is not self.runner32:
-                logits, rescored = guarded(logits, lambda: self.runner32.logits(self._inputs[number], gates))
+                inputs = self._inputs[number]
+                logits, rescored = guarded(logits, lambda which: self.runner32.logits(take_rows(inputs, which), gates))
                 self.guard.add(rescored, len(self.batches[number]))
         return logits
 
