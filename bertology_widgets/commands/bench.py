@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--device", default=None)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="the live session's precision (auto: bf16 on CUDA or an AMX CPU, else fp32)")
+                   help="the live session's precision (auto: bf16 on CUDA or a CPU with AMX or AVX512-BF16, else fp32)")
     p.add_argument("--no-bf16-check", dest="bf16", action="store_false",
                    help="skip comparing bf16 (guarded) predictions with fp32's")
     p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
