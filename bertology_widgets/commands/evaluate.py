@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
-                        "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live score; fp32 elsewhere")
+                        "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
+                        "score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ablation_option(p)
     p.set_defaults(run=run, shards_batches=True)
