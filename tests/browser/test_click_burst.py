@@ -109,13 +109,17 @@ def burst_notebook(root: Path) -> tuple[Path, Path, Path]:
 
 
 def cli_accuracy(mask_path: Path) -> float:
-    """``bertology evaluate --task sst2 --mask MASK --json``'s accuracy (this venv's CLI)."""
+    """``bertology evaluate --task sst2 --mask MASK --json``'s accuracy (this venv's CLI).
+
+    With the machine's own precision choice, as the Lab kernel makes it.
+    """
     bertology = Path(sys.executable).parent / "bertology"
     glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")  # unset: the embedded SST-2, as the kernels use
+    env = {k: v for k, v in os.environ.items() if k != "BERTOLOGY_AUTO_PRECISION"}
     out = subprocess.run(
         [str(bertology), "evaluate", "--task", "sst2", "--mask", str(mask_path), "--json",
          *(["--glue-dir", glue_dir] if glue_dir else [])],
-        capture_output=True, text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True,
+        capture_output=True, text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True, env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])["accuracy"]
 
@@ -161,7 +165,8 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
 
     accuracy = readout_numbers(readout)[0]
     cli = cli_accuracy(mask_path)
-    print(f"[lab] readout accuracy {accuracy:.4f}, bertology evaluate {cli:.4f}")
+    shown = "bf16" if "bf16" in readout else "fp32"
+    print(f"[lab] readout accuracy {accuracy:.4f} ({shown}), bertology evaluate {cli:.4f}")
     assert accuracy == round(cli, 4), readout
 
     error = page.locator(".bw-readout .bw-error")
