@@ -176,3 +176,39 @@ def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
         print(f"\n{masks} masks x {n} examples: the guard re-scored {s.scorer.guard.fraction:.2%} of the examples")
     finally:
         s.close()
+
+
+def test_where_auto_means_bf16_the_live_score_equals_bertology_evaluate_mask(monkeypatch, tmp_path):
+    """The must-show on any machine: ``auto`` set to bf16 as a machine with bf16 hardware sets it.
+
+    A live session (worker thread, guard) and the CLI, each with ``precision="auto"``,
+    on the default model and the first 128 SST-2 dev sentences, agree on the score.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from bertology_widgets.default_model import load_default_or
+    from bertology_widgets.glue import load_glue
+
+    monkeypatch.setenv(precision.AUTO_PRECISION_ENV, "bf16")
+    model, tokenizer = load_default_or(None, task="sst2")
+    examples = load_glue("sst2", "validation", max_examples=128)
+    mask = np.ones((6, 12), dtype=np.float32)
+    mask[0, :5] = mask[2, 3:9] = mask[5, ::2] = 0
+    s = ModelSession(model, tokenizer, examples, task="sst2")
+    try:
+        assert s.precision == "bf16"
+        s.mask = mask
+        assert s.wait(300) and np.array_equal(s.scored_mask, mask)
+        live = s.score["accuracy"]
+    finally:
+        s.close()
+    np.save(tmp_path / "mask.npy", mask)
+    out = subprocess.run(
+        [sys.executable, "-m", "bertology_widgets.cli", "evaluate", "--task", "sst2", "--mask",
+         str(tmp_path / "mask.npy"), "--max-examples", "128", "--json"],
+        capture_output=True, text=True, timeout=600, check=True, env=dict(os.environ),
+    ).stdout
+    cli = json.loads(out.strip().splitlines()[-1])
+    assert cli["precision"] == "bf16" and cli["accuracy"] == live

@@ -7,6 +7,7 @@ import json
 from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, align_model_labels,
                       apply_ablation, jsonable, launch_processes, load_examples, load_mask_file, mask_for_model,
                       positive_int, scale_out_help)
+from ..precision import resolve_precision
 
 
 def add_parser(subparsers) -> None:
@@ -48,6 +49,7 @@ def run(args) -> int:
     if not processes.is_main:
         return 0
     result = jsonable(result)
+    result["precision"] = resolve_precision(args.precision, next(model.parameters()).device, task.is_regression)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())
     if not mapping.is_identity:
@@ -59,5 +61,6 @@ def run(args) -> int:
         under = "" if mask is None else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} "
                                          f"heads masked")
         ablation = " (mean ablation)" if args.ablation == "mean" else ""
-        print(f"{task.display_name} {args.split} (n={result['n']}){under}{ablation}: {metrics}")
+        guard = ", bf16 with the fp32 guard" if result["precision"] == "bf16" else ""
+        print(f"{task.display_name} {args.split} (n={result['n']}){under}{ablation}{guard}: {metrics}")
     return 0
