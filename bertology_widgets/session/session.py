@@ -18,7 +18,7 @@ from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, 
 from ..batching import encode_examples
 from ..capturing import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import as_head_mask, model_shape, validate_layer_head
+from ..heads import model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
 
 from ..memory import release_freed_memory
@@ -29,12 +29,8 @@ from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
 from .head_analyses import HeadAnalysesMixin
 from .live import LRU, LiveScorer, mask_key
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, dtype=np.float32, copy=True)
-    array.flags.writeable = False
-    return array
+from .traits import HeadMaskTrait, array_trait, head_mask_array
+from .traits import frozen as _frozen
 
 
 class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
@@ -105,30 +101,30 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     layer = Int(0)
     head = Int(0)
     head_masked = Bool(False)
-    mask = Any()
+    mask = HeadMaskTrait()
     example_index = Int(0)
     text = Unicode("")
     text_pair = Unicode(None, allow_none=True)
 
     tokens = List()
-    token_type_ids = Any()
-    attention = Any()
-    attentions = Any()
-    hidden_states = Any()
+    token_type_ids = array_trait("pos", kinds="iu", help="Segment of each shown token (0 for single texts)")
+    attention = array_trait("query", "key", help="Weights of the selected head on the shown input, under the mask")
+    attentions = array_trait("heads", "query", "key", help="Weights of every head of the selected layer")
+    hidden_states = array_trait("layers + 1", "pos", "hidden", help="Embedding output, then every layer's output")
     truncated = Bool(False)
 
     score = Dict()
     baseline_score = Dict()
     score_interval = Dict()
     score_is_estimate = Bool(False)
-    scored_mask = Any()
-    predictions = Any()
-    baseline_predictions = Any()
-    labels = Any()
+    scored_mask = array_trait("layers", "heads", help="The mask that score belongs to")
+    predictions = array_trait("n", kinds="iuf", help="Prediction per example under the mask (class, or value)")
+    baseline_predictions = array_trait("n", kinds="iuf", help="Prediction per example with no head masked")
+    labels = array_trait("n", kinds="iuf", help="Label per example (class, or value for regression)")
     flipped = List()
-    example_label = Any(None)
-    example_prediction = Any(None)
-    example_baseline_prediction = Any(None)
+    example_label = Any(None, help="Label of the shown example: int class, float value, or None for custom text")
+    example_prediction = Any(None, help="Prediction on the shown input under the mask: int class or float value")
+    example_baseline_prediction = Any(None, help="Prediction on the shown input with no head masked")
 
     progress = Float(1.0)
     busy = Bool(False)
@@ -229,13 +225,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             raise TraitError(str(exc)) from None
         return layer if head is None else head
 
-    @validate("mask")
     def _check_mask(self, proposal):
-        try:
-            gates = as_head_mask(proposal["value"], self.num_layers, self.num_heads)
-        except ValueError as exc:
-            raise TraitError(str(exc)) from None
-        return _frozen(gates.detach().cpu().numpy())
+        return head_mask_array(proposal["value"], self.num_layers, self.num_heads)
 
     @validate("example_index")
     def _check_example(self, proposal):
