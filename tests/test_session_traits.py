@@ -7,6 +7,7 @@ import pytest
 import torch
 from traitlets import HasTraits, TraitError
 
+from bertology_widgets.pruning import expected_params_after
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.traits import array_trait
 from bertology_widgets.testing import tiny_examples, tiny_model
@@ -66,3 +67,13 @@ def test_a_misshapen_analysis_result_is_refused(session):
     with pytest.raises(TraitError, match="roles must hold str or object values"):
         session.roles = np.ones((3, 4))
     assert session.importance is None
+
+
+def test_the_session_answers_what_views_ask_of_the_model(session):
+    assert not session.causal and session.layer_notes == ["", "", ""]
+    mask = np.ones((3, 4), dtype=np.float32)
+    mask[1, :2] = 0
+    now, after = session.pruned_params(mask)
+    assert now == sum(p.numel() for p in session.model.parameters())
+    assert after == expected_params_after(session.model, mask) < now
+    assert session.pruned_params() == (now, now)

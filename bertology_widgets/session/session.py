@@ -15,6 +15,7 @@ import weakref
 import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
+from ..architectures import adapter_for, layer_attention_note
 from ..batching import encode_examples
 from ..capturing import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
@@ -41,6 +42,11 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
 
     Traits
     ------
+    num_layers, num_heads : int, read-only
+    causal : bool, read-only
+        True for decoder models (their attention is causal).
+    layer_notes : list of str, read-only
+        Per layer, what is special about its attention (``""`` for most families).
     layer, head : int
         The selected head (validated against the model).
     head_masked : bool
@@ -97,6 +103,9 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     label_names = List(read_only=True)
     metric_names = List(read_only=True)
     data_source = Unicode(read_only=True)
+    causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
+    layer_notes = List(Unicode(), read_only=True,
+                       help="Per layer, what is special about its attention ('' for most families), for titles")
 
     layer = Int(0)
     head = Int(0)
@@ -164,6 +173,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         self.set_trait("metric_names", list(glue_task.metrics))
         describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
         self.set_trait("data_source", describe() if callable(describe) else "")
+        self._set_architecture_traits(model, layers)
         self._capture = None
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
@@ -208,6 +218,23 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         if shared_results:
             session.load_shared_results()
         return session
+
+    def _set_architecture_traits(self, model, layers: int) -> None:
+        try:
+            causal = bool(adapter_for(model).causal)
+            notes = [layer_attention_note(model, layer) for layer in range(layers)]
+        except Exception:  # noqa: BLE001 - an unknown architecture still gets its attention drawn
+            causal, notes = False, [""] * layers
+        self.set_trait("causal", causal)
+        self.set_trait("layer_notes", notes)
+
+    def pruned_params(self, mask=None) -> tuple[int, int]:
+        """``(now, after)``: the model's parameter count, and what pruning the heads ``mask`` (default:
+        the current mask) masks would leave (:func:`~bertology_widgets.pruning.expected_params_after`)."""
+        from ..pruning import expected_params_after
+
+        mask = self.mask if mask is None else mask
+        return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.model, mask)
 
     # -- validation ------------------------------------------------------------------
     @validate("layer")
