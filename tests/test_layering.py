@@ -15,6 +15,8 @@ PACKAGE = Path(bertology_widgets.__file__).parent
 NAME = "bertology_widgets"
 
 # Lowest first. A module may import from its own layer or a lower one.
+# engine: every top-level module but cli; session: session/; widgets: widgets/;
+# app: cli, __main__, commands/ (with the bench harness behind ``bertology bench``) and the package facade.
 LAYERS = ("engine", "session", "widgets", "app")
 
 # Known edges that break the rules, each with its reason. Keep this short.
@@ -27,7 +29,7 @@ def layer_of(module: str) -> str:
         return "app"
     if parts[0] in ("session", "widgets"):
         return parts[0]
-    if parts[0] in ("commands", "cli", "bench", "__main__"):  # bench: the application harness behind `bertology bench`
+    if parts[0] in ("commands", "cli", "__main__"):
         return "app"
     return "engine"
 
