@@ -30,8 +30,7 @@ from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
 from .head_analyses import HeadAnalysesMixin
 from .live import LRU, LiveScorer, mask_key
-from .traits import HeadMaskTrait, array_trait, head_mask_array
-from .traits import frozen as _frozen
+from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
 
 
 class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
@@ -186,7 +185,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         with self.hold_trait_notifications():
             self.labels = labels
             self.baseline_score, self.baseline_predictions = dict(baseline), base_pred
-            self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, _frozen(ones)
+            self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
             self.mask = ones
             self.example_index = 0
         self._live = False
@@ -414,7 +413,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             return
         with self.hold_trait_notifications():
             self.score, self.score_interval, self.score_is_estimate = dict(score), {}, False
-            self.predictions, self.scored_mask = predictions, _frozen(mask)
+            self.predictions, self.scored_mask = predictions, frozen(mask)
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()
