@@ -14,8 +14,6 @@ itself always needs a name or a path.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +35,7 @@ DEFAULT_RECIPE = FinetuneConfig(epochs=1.0, batch_size=32, learning_rate=1e-4, m
 
 
 class CorruptModelCacheWarning(UserWarning):
-    """The cached default model was incomplete or damaged and is being rebuilt."""
+    """A cached model (the default one, a small GPT-2) was incomplete or damaged and is being rebuilt."""
 
 
 def cache_root() -> Path:
@@ -87,15 +85,36 @@ def cache_problem(folder: Path) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _build_lock(root: Path):
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{DEFAULT_NAME}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def build_cached_model(folder, build, rebuild: bool = False) -> Path:
+    """Return ``folder`` once it holds an intact model, building it with ``build(staging)`` if needed.
+
+    ``build`` writes a model (``config.json``, ``model.safetensors``, the
+    tokenizer) into the empty folder ``staging`` beside ``folder`` and returns
+    what the manifest records about the build (a JSON-able dict). The manifest
+    is written last and the finished folder moved into place in one rename
+    (:func:`~bertology_widgets.io.replace_folder`), so readers never see a
+    half-built model. One lock per folder (``filelock``, on every platform)
+    lets concurrent kernels build it once; a damaged cache is rebuilt with a
+    :class:`CorruptModelCacheWarning`.
+    """
+    from filelock import FileLock
+
+    folder = Path(folder)
+    if not rebuild and cache_problem(folder) is None:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder.parent / f".{folder.name}.lock"):
+        problem = None if rebuild else cache_problem(folder)
+        if not rebuild and problem is None:  # another process built it while we waited
+            return folder
+        if problem not in (None, "not built yet"):
+            warnings.warn(f"the model cache at {folder} is unusable ({problem}); rebuilding it",
+                          CorruptModelCacheWarning, stacklevel=3)
+        staging = folder.with_name(folder.name + ".building")
+        shutil.rmtree(staging, ignore_errors=True)
+        write_manifest(staging, build(staging))
+        replace_folder(staging, folder)
+    return folder
 
 
 def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = False) -> Path:
@@ -106,28 +125,18 @@ def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = F
     progress bar, after a line saying which data it uses.
     """
     folder = default_model_dir()
-    problem = None if rebuild else cache_problem(folder)
-    if not rebuild and problem is None:
-        return folder
-    with _build_lock(cache_root()):
-        problem = "rebuild requested" if rebuild else cache_problem(folder)
-        if problem is None:  # another process built it while we waited
-            return folder
-        if problem != "not built yet":
-            warnings.warn(f"the default model cache at {folder} is unusable ({problem}); rebuilding it",
-                          CorruptModelCacheWarning, stacklevel=2)
+
+    def build(staging: Path) -> dict:
         if progress:
             print(f"Building the default model (MiniLM fine-tuned on SST-2) into {folder} ...", flush=True)
-        staging = folder.with_name(folder.name + ".building")
-        shutil.rmtree(staging, ignore_errors=True)
         result = finetune("all-MiniLM-L6-v2", DEFAULT_TASK, staging, glue_dir=glue_dir,
                           config=DEFAULT_RECIPE, progress=progress)
         result.pop("out", None)
-        write_manifest(staging, {"build": result})
-        replace_folder(staging, folder)
         if progress:
             print(f"Default model ready: SST-2 dev accuracy {result.get('accuracy', float('nan')):.4f}", flush=True)
-    return folder
+        return {"build": result}
+
+    return build_cached_model(folder, build, rebuild=rebuild)
 
 
 def resolve_model(name_or_path=None) -> str:

@@ -7,6 +7,8 @@ tiny configuration here. They share the offline MiniLM's WordPiece tokenizer
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .models import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
@@ -112,3 +114,24 @@ def tiny_examples(n: int = 80, seed: int = 0, pair: bool = False) -> list:
         b = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 8)))) if pair else None
         out.append(Example(text_a=a, text_b=b, label=int(rng.integers(2)), idx=i))
     return out
+
+
+@contextlib.contextmanager
+def faulty_batches(scorer, fault):
+    """Inside the block, ``fault(number)`` runs before the live ``scorer`` scores each batch.
+
+    ``fault`` may raise (a failing batch, a ``KeyboardInterrupt``): the way to
+    test how the session reports a scoring failure. It runs on the scoring
+    thread, like the batch itself.
+    """
+    score_batch = scorer._batch_logits
+
+    def faulty(number, gates):
+        fault(number)
+        return score_batch(number, gates)
+
+    scorer._batch_logits = faulty
+    try:
+        yield scorer
+    finally:
+        del scorer._batch_logits

@@ -91,7 +91,7 @@ def test_finetune_refuses_settings_that_train_nothing(field, value):
 
 
 def test_bench_text_output_rounds_its_figures(monkeypatch, capsys):
-    from bertology_widgets import bench
+    from bertology_widgets.commands import bench_harness as bench
     from bertology_widgets.cli import main
 
     monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: {"task": "sst2", "n": 872,

@@ -15,6 +15,8 @@ PACKAGE = Path(bertology_widgets.__file__).parent
 NAME = "bertology_widgets"
 
 # Lowest first. A module may import from its own layer or a lower one.
+# engine: every top-level module but cli; session: session/; widgets: widgets/;
+# app: cli, __main__, commands/ (with the bench harness behind ``bertology bench``) and the package facade.
 LAYERS = ("engine", "session", "widgets", "app")
 
 # Known edges that break the rules, each with its reason. Keep this short.
@@ -27,7 +29,7 @@ def layer_of(module: str) -> str:
         return "app"
     if parts[0] in ("session", "widgets"):
         return parts[0]
-    if parts[0] in ("commands", "cli", "bench", "__main__"):  # bench: the application harness behind `bertology bench`
+    if parts[0] in ("commands", "cli", "__main__"):
         return "app"
     return "engine"
 
@@ -70,6 +72,40 @@ def import_graph() -> dict[str, set[str]]:
                 if target.startswith(NAME) and target != importer and target != NAME:
                     graph[importer].add(target)
     return graph
+
+
+# Views call only the session. From the engine a view may import just these names: constants, types
+# and pure functions of arrays or mask files, which run no model and load no data. Anything a view
+# needs from the model (is it causal, a layer's note, parameter counts, a probe) is a session trait or method.
+VIEW_ENGINE_NAMES = {
+    "bertology_widgets.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
+    "bertology_widgets.probe": {"ProbeResult"},  # the type of session.probe
+    "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
+                                          "layer_to_layer_cosine", "pca_2d", "token_norms"},
+    "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
+}
+
+
+def engine_names_imported_by_views() -> set[tuple[str, str, str]]:
+    """``(view module, engine module, name)`` for every engine name a view imports (``"*"``: the module)."""
+    found = set()
+    for path in (PACKAGE / "widgets").rglob("*.py"):
+        importer = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {(importer, alias.name, "*") for alias in node.names if alias.name.startswith(NAME)}
+            elif isinstance(node, ast.ImportFrom):
+                base = resolve(importer, path.name == "__init__.py", node)
+                found |= {(importer, base, alias.name) for alias in node.names}
+    return {(view, module, name) for view, module, name in found
+            if module.startswith(NAME) and layer_of(module) == "engine"}
+
+
+def test_views_import_from_the_engine_only_constants_types_and_array_helpers():
+    imported = engine_names_imported_by_views()
+    assert ("bertology_widgets.widgets.head_mask_grid", "bertology_widgets.mask_files", "save_mask") in imported
+    refused = sorted(entry for entry in imported if entry[2] not in VIEW_ENGINE_NAMES.get(entry[1], ()))
+    assert refused == []
 
 
 def test_the_walk_sees_lazy_imports():

@@ -21,7 +21,7 @@ from comm.base_comm import BaseComm
 import bertology_widgets.session.dispatcher as dispatcher_module
 import bertology_widgets.session.session as session_module
 from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import tiny_examples, tiny_model
+from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
 from bertology_widgets.widgets import Dashboard
 
 LAYERS, HEADS = 4, 4
@@ -249,11 +249,10 @@ def test_errors_stay_with_their_source(live_session):
     def boom(number):
         raise RuntimeError("injected fault")
 
-    s.scorer.batch_hook = boom
-    s.toggle_head(0, 0)
-    s.wait(30)
-    assert "injected fault" in s.score_error and "empty" in s.capture_error
-    s.scorer.batch_hook = None
+    with faulty_batches(s.scorer, boom):
+        s.toggle_head(0, 0)
+        s.wait(30)
+        assert "injected fault" in s.score_error and "empty" in s.capture_error
     s.text = "good fun"
     s.wait(30)  # False: the score failed; but the capture recovered ...
     assert s.capture_error == "" and "injected fault" in s.score_error  # ... scoring has not yet

@@ -18,7 +18,7 @@ from bertology_widgets.architectures import UnsupportedArchitectureError
 from bertology_widgets.evaluation import evaluate
 from bertology_widgets.heads import count_gate_hooks
 from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import tiny_examples, tiny_model
+from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
 
 LAYERS, HEADS = 3, 4
 
@@ -159,12 +159,10 @@ def test_keyboard_interrupt_while_scoring_leaves_the_session_usable(tokenizer):
             if number == 1:
                 raise KeyboardInterrupt
 
-        s.scorer.batch_hook = interrupt
         mask = np.ones((LAYERS, HEADS), dtype=np.float32)
         mask[0, 2] = 0
-        with pytest.raises(KeyboardInterrupt):
+        with faulty_batches(s.scorer, interrupt), pytest.raises(KeyboardInterrupt):
             s.scorer.score(mask)
-        s.scorer.batch_hook = None
         assert count_gate_hooks(s.model) == 0
         s.mask = mask
         assert_settled_and_right(s)
@@ -176,11 +174,10 @@ def test_keyboard_interrupt_in_the_worker_is_reported_not_fatal(tokenizer):
     s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2",
                      batch_size=8)
     try:
-        s.scorer.batch_hook = lambda number: (_ for _ in ()).throw(KeyboardInterrupt())
-        s.toggle_head(1, 1)
-        s.wait(30)
-        assert "KeyboardInterrupt" in s.score_error
-        s.scorer.batch_hook = None
+        with faulty_batches(s.scorer, lambda number: (_ for _ in ()).throw(KeyboardInterrupt())):
+            s.toggle_head(1, 1)
+            s.wait(30)
+            assert "KeyboardInterrupt" in s.score_error
         s.toggle_head(2, 2)
         assert_settled_and_right(s)
         assert s.scorer.alive

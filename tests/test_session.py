@@ -14,7 +14,7 @@ from bertology_widgets.layerwise import LayerwiseRunner
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.live import Cancelled
 from bertology_widgets.testing import tiny_examples as make_examples
-from bertology_widgets.testing import tiny_model
+from bertology_widgets.testing import faulty_batches, tiny_model
 
 
 @pytest.fixture()
@@ -313,13 +313,12 @@ def test_errors_in_scoring_are_shown_not_raised(session):
         if number == 1:
             raise RuntimeError("injected fault")
 
-    session.scorer.batch_hook = boom
-    mask = np.ones((3, 4), dtype=np.float32)
-    mask[2, 2] = 0
-    session.mask = mask
-    session.wait(30)
-    assert "injected fault" in session.score_error and not session.busy
-    session.scorer.batch_hook = None
+    with faulty_batches(session.scorer, boom):
+        mask = np.ones((3, 4), dtype=np.float32)
+        mask[2, 2] = 0
+        session.mask = mask
+        session.wait(30)
+        assert "injected fault" in session.score_error and not session.busy
     session.toggle_head(0, 0)
     assert session.wait(30)
     assert session.score_error == ""

@@ -114,6 +114,7 @@ def test_causal_models_say_so_and_one_layer_grids_stay_2d(tokenizer):
     model = tiny_model("gpt2", num_layers=1, num_heads=2)
     s = ModelSession(model, tokenizer, tiny_examples(8), task="sst2", live=False)
     try:
+        assert s.causal and s.layer_notes == [""]
         view = AttentionGrid(s)
         assert "causal" in view.grid.fig.title
         assert np.allclose(np.triu(view.grid.heat.color, k=1), 0)

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..bench import run_benchmark
+    from .bench_harness import run_benchmark
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = run_benchmark(args.model, task=args.task, glue_dir=args.glue_dir, max_examples=args.max_examples,

@@ -39,7 +39,7 @@ def run(args) -> int:
     output_folder(args.out)
     scratch = None
     if args.from_scratch:
-        from ..scratch import scratch_builder
+        from ..small_gpt2 import scratch_builder
 
         scratch = scratch_builder(args.model, glue_dir=args.glue_dir)
     config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

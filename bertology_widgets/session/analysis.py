@@ -25,7 +25,10 @@ import threading
 import time
 
 import numpy as np
-from traitlets import Any, Bool, Dict, Float, HasTraits, Unicode
+from traitlets import Bool, Dict, Float, HasTraits, Instance, Unicode
+
+from ..probe import ProbeResult
+from .traits import array_trait
 
 PROGRESS_EVERY_S = 0.25  # progress reaches the traits at most 4 times a second
 
@@ -45,10 +48,10 @@ class AnalysisMixin(HasTraits):
         ``analysis_status`` is the running analysis' name, then ``"<name>: done"`` or ``"<name>: failed"``.
     """
 
-    importance = Any(None)
-    entropy = Any(None)
+    importance = array_trait("layers", "heads", kinds="fiu", help="Head importance (higher: more important)")
+    entropy = array_trait("layers", "heads", kinds="fiu", help="Mean attention entropy of each head, in nats")
     curve = Dict()
-    probe = Any(None)
+    probe = Instance(ProbeResult, allow_none=True, help="The last layer probe (accuracy: (layers + 1,))")
     analysis_busy = Bool(False)
     analysis_progress = Float(0.0)
     analysis_status = Unicode("")

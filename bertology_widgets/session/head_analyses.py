@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from traitlets import Any, Dict, Enum, HasTraits, Unicode, observe
+from traitlets import Dict, Enum, HasTraits, Unicode, observe
 
 from ..heads import ABLATIONS
+from .traits import array_trait
 
 # Sentiment words and their opposites, for "the same sentence with one word swapped".
 _SWAPS = {
@@ -47,8 +48,8 @@ class HeadAnalysesMixin(HasTraits):
     """
 
     ablation = Enum(ABLATIONS, default_value="zero")
-    head_means = Any(None)
-    roles = Any(None)
+    head_means = array_trait("layers", "heads", "d_head", help="Each head's mean output over the dev examples")
+    roles = array_trait("layers", "heads", kinds="UO", help="Each head's role name")
     role_measures = Dict()
     corrupted_text = Unicode("")
     patching = Dict()

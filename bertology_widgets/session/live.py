@@ -147,7 +147,6 @@ class LiveScorer:
         self._uncached = set()  # batches the budget refused: scored from their inputs every time
         self.lru = ScoreLRU(lru_size)
         self.debounce_s, self.estimate_every_s = debounce_s, estimate_every_s
-        self.batch_hook = None  # test hook: called with the batch number before each batch
         self._cond = threading.Condition()
         self._generation = 0
         self._pending = None
@@ -207,8 +206,6 @@ class LiveScorer:
                 between_batches()
             if not is_current():
                 raise Cancelled
-            if self.batch_hook is not None:
-                self.batch_hook(number)
             logits = self._batch_logits(number, gates)
             predictions[indices] = predictions_from_logits(logits.cpu().numpy(), self.is_regression)
             seen[indices] = True

@@ -15,10 +15,11 @@ import weakref
 import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
+from ..architectures import adapter_for, layer_attention_note
 from ..batching import encode_examples
 from ..capturing import TextTruncatedWarning, capture, check_text
 from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import as_head_mask, model_shape, validate_layer_head
+from ..heads import model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
 
 from ..memory import release_freed_memory
@@ -29,12 +30,7 @@ from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
 from .head_analyses import HeadAnalysesMixin
 from .live import LRU, LiveScorer, mask_key
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, dtype=np.float32, copy=True)
-    array.flags.writeable = False
-    return array
+from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
 
 
 class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
@@ -45,6 +41,11 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
 
     Traits
     ------
+    num_layers, num_heads : int, read-only
+    causal : bool, read-only
+        True for decoder models (their attention is causal).
+    layer_notes : list of str, read-only
+        Per layer, what is special about its attention (``""`` for most families).
     layer, head : int
         The selected head (validated against the model).
     head_masked : bool
@@ -101,34 +102,37 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     label_names = List(read_only=True)
     metric_names = List(read_only=True)
     data_source = Unicode(read_only=True)
+    causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
+    layer_notes = List(Unicode(), read_only=True,
+                       help="Per layer, what is special about its attention ('' for most families), for titles")
 
     layer = Int(0)
     head = Int(0)
     head_masked = Bool(False)
-    mask = Any()
+    mask = HeadMaskTrait()
     example_index = Int(0)
     text = Unicode("")
     text_pair = Unicode(None, allow_none=True)
 
     tokens = List()
-    token_type_ids = Any()
-    attention = Any()
-    attentions = Any()
-    hidden_states = Any()
+    token_type_ids = array_trait("pos", kinds="iu", help="Segment of each shown token (0 for single texts)")
+    attention = array_trait("query", "key", help="Weights of the selected head on the shown input, under the mask")
+    attentions = array_trait("heads", "query", "key", help="Weights of every head of the selected layer")
+    hidden_states = array_trait("layers + 1", "pos", "hidden", help="Embedding output, then every layer's output")
     truncated = Bool(False)
 
     score = Dict()
     baseline_score = Dict()
     score_interval = Dict()
     score_is_estimate = Bool(False)
-    scored_mask = Any()
-    predictions = Any()
-    baseline_predictions = Any()
-    labels = Any()
+    scored_mask = array_trait("layers", "heads", help="The mask that score belongs to")
+    predictions = array_trait("n", kinds="iuf", help="Prediction per example under the mask (class, or value)")
+    baseline_predictions = array_trait("n", kinds="iuf", help="Prediction per example with no head masked")
+    labels = array_trait("n", kinds="iuf", help="Label per example (class, or value for regression)")
     flipped = List()
-    example_label = Any(None)
-    example_prediction = Any(None)
-    example_baseline_prediction = Any(None)
+    example_label = Any(None, help="Label of the shown example: int class, float value, or None for custom text")
+    example_prediction = Any(None, help="Prediction on the shown input under the mask: int class or float value")
+    example_baseline_prediction = Any(None, help="Prediction on the shown input with no head masked")
 
     progress = Float(1.0)
     busy = Bool(False)
@@ -168,6 +172,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         self.set_trait("metric_names", list(glue_task.metrics))
         describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
         self.set_trait("data_source", describe() if callable(describe) else "")
+        self._set_architecture_traits(model, layers)
         self._capture = None
         self._unmasked_logits = None
         self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
@@ -180,7 +185,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         with self.hold_trait_notifications():
             self.labels = labels
             self.baseline_score, self.baseline_predictions = dict(baseline), base_pred
-            self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, _frozen(ones)
+            self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
             self.mask = ones
             self.example_index = 0
         self._live = False
@@ -213,6 +218,23 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             session.load_shared_results()
         return session
 
+    def _set_architecture_traits(self, model, layers: int) -> None:
+        try:
+            causal = bool(adapter_for(model).causal)
+            notes = [layer_attention_note(model, layer) for layer in range(layers)]
+        except Exception:  # noqa: BLE001 - an unknown architecture still gets its attention drawn
+            causal, notes = False, [""] * layers
+        self.set_trait("causal", causal)
+        self.set_trait("layer_notes", notes)
+
+    def pruned_params(self, mask=None) -> tuple[int, int]:
+        """``(now, after)``: the model's parameter count, and what pruning the heads ``mask`` (default:
+        the current mask) masks would leave (:func:`~bertology_widgets.pruning.expected_params_after`)."""
+        from ..pruning import expected_params_after
+
+        mask = self.mask if mask is None else mask
+        return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.model, mask)
+
     # -- validation ------------------------------------------------------------------
     @validate("layer")
     def _check_layer(self, proposal):
@@ -229,13 +251,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             raise TraitError(str(exc)) from None
         return layer if head is None else head
 
-    @validate("mask")
     def _check_mask(self, proposal):
-        try:
-            gates = as_head_mask(proposal["value"], self.num_layers, self.num_heads)
-        except ValueError as exc:
-            raise TraitError(str(exc)) from None
-        return _frozen(gates.detach().cpu().numpy())
+        return head_mask_array(proposal["value"], self.num_layers, self.num_heads)
 
     @validate("example_index")
     def _check_example(self, proposal):
@@ -396,7 +413,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             return
         with self.hold_trait_notifications():
             self.score, self.score_interval, self.score_is_estimate = dict(score), {}, False
-            self.predictions, self.scored_mask = predictions, _frozen(mask)
+            self.predictions, self.scored_mask = predictions, frozen(mask)
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import html
 
 import ipywidgets as w
@@ -10,7 +9,6 @@ import numpy as np
 from bqplot import ColorScale
 from traitlets import Bool, Enum
 
-from ..architectures import adapter_for, layer_attention_note
 from ._grid import FigureView, GridFigure
 from .tokens import session_tokens
 
@@ -97,11 +95,6 @@ class AttentionGrid(FigureView):
     def __init__(self, session, show_all_heads: bool = False, size: int = 460, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-attention-grid")
-        try:
-            self.causal = bool(adapter_for(session.model).causal)
-            self._layer_note = functools.partial(layer_attention_note, session.model)
-        except Exception:  # an unknown architecture still gets its attention drawn
-            self.causal, self._layer_note = False, lambda layer: ""
         self.size = size
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
@@ -136,10 +129,10 @@ class AttentionGrid(FigureView):
         parts = [f"Layer {s.layer}, head {s.head}"]
         if s.head_masked:
             parts.append("masked")
-        note = self._layer_note(s.layer)  # ModernBERT: "local ±64 tokens" (sliding window) or "global"
+        note = s.layer_notes[s.layer]  # ModernBERT: "local ±64 tokens" (sliding window) or "global"
         if note:
             parts.append(note)
-        if self.causal:
+        if s.causal:
             parts.append("causal")
         return " · ".join(parts) + ": attention of each query to each key"
 

@@ -6,7 +6,6 @@ import ipywidgets as w
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, Scatter
 
-from ..pruning import expected_params_after
 from ._base import SessionView, held
 from .head_mask_grid import HeadMaskGrid
 
@@ -34,14 +33,12 @@ def threshold_label(curve: dict) -> str:
     return "threshold" if fraction is None else f"{float(fraction) * 100:.0f} % of baseline"
 
 
-def pruning_note(model, mask) -> str:
-    """What pruning the masked heads would leave: parameters kept, out of the model's."""
-    mask = np.asarray(mask)
-    masked = int((mask == 0).sum())
+def pruning_note(session) -> str:
+    """What pruning the session's masked heads would leave: parameters kept, out of the model's."""
+    masked = int((session.mask == 0).sum())
     if masked == 0:
         return "<small>No head is masked; pruning would keep every parameter.</small>"
-    before = sum(p.numel() for p in model.parameters())
-    after = expected_params_after(model, mask)
+    before, after = session.pruned_params()
     return (f"<small>Pruning the {masked} masked heads would keep {after / 1e6:.1f} M of {before / 1e6:.1f} M "
             f"parameters ({after / before:.0%}); prune for real with <code>bertology prune --mask</code> "
             "on a mask saved with the dashboard's Mask .npy button.</small>")
@@ -212,7 +209,7 @@ class ImportancePanel(SessionView):
             self.note.value = text
 
     def _redraw_pruning(self, _change) -> None:
-        text = pruning_note(self.session.model, self.session.mask)
+        text = pruning_note(self.session)
         if self.pruning.value != text:
             self.pruning.value = text
 

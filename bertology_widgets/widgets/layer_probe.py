@@ -7,7 +7,7 @@ import html
 import ipywidgets as w
 import numpy as np
 from bqplot import Axis, Bars, Figure, Label, LinearScale, Lines
-from traitlets import Any, Bool, TraitError, Unicode, validate
+from traitlets import Bool, Instance, TraitError, Unicode, validate
 
 from ..probe import ProbeResult
 from ..representations import POOLINGS
@@ -93,7 +93,7 @@ class LayerProbe(SessionView):
         See :func:`probe_summary`.
     """
 
-    result = Any(None)
+    result = Instance(ProbeResult, allow_none=True, help="session.probe: the last layer probe, or None")
     running = Bool(False)
     pooling = Unicode("cls")
     error = Unicode("")

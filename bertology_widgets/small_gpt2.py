@@ -1,4 +1,4 @@
-"""Models trained from a config instead of pretrained weights (for offline GPT-2).
+"""Small GPT-2 classifiers built from a config, with a BPE tokenizer trained on the task (offline GPT-2).
 
 ``bertology finetune --model gpt2-small-config --from-scratch --task sst2``
 trains a byte-level BPE tokenizer on the task's train sentences and a small
@@ -86,20 +86,16 @@ def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", gl
 
     The folder is ``<cache>/<name>-<task>`` (see
     :func:`bertology_widgets.default_model.cache_root`); it is reused when its
-    manifest checks out and rebuilt otherwise.
+    manifest checks out and rebuilt otherwise (:func:`~bertology_widgets.default_model.build_cached_model`).
     """
-    from .default_model import cache_problem, cache_root, write_manifest
+    from .default_model import build_cached_model, cache_root
     from .finetune import FinetuneConfig, finetune
-    from .io import replace_folder
 
-    folder = cache_root() / f"{name}-{task}"
-    if cache_problem(folder) is None:
-        return folder
-    config = FinetuneConfig(learning_rate=5e-4, max_length=64, max_train_examples=max_train_examples)
-    staging = folder.with_name(folder.name + ".building")
-    result = finetune(None, task, staging, glue_dir=glue_dir, config=config, progress=progress,
-                      from_scratch_config=scratch_builder(name, glue_dir=glue_dir))
-    result.pop("out", None)
-    write_manifest(staging, {"build": result, "origin": SCRATCH_CONFIGS[name].description})
-    replace_folder(staging, folder)
-    return folder
+    def build(staging):
+        config = FinetuneConfig(learning_rate=5e-4, max_length=64, max_train_examples=max_train_examples)
+        result = finetune(None, task, staging, glue_dir=glue_dir, config=config, progress=progress,
+                          from_scratch_config=scratch_builder(name, glue_dir=glue_dir))
+        result.pop("out", None)
+        return {"build": result, "origin": SCRATCH_CONFIGS[name].description}
+
+    return build_cached_model(cache_root() / f"{name}-{task}", build)

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from .capturing import attention_implementation
+from ..capturing import attention_implementation
 
 
 def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,
@@ -42,8 +42,8 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
     same loop, for comparison.
     """
-    from .batching import uses_token_types
-    from .heads import mask_heads, model_shape
+    from ..batching import uses_token_types
+    from ..heads import mask_heads, model_shape
 
     padding = "max_length" if pad_to_max else False
     drop_types = not uses_token_types(model)
@@ -82,8 +82,8 @@ def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0
 
     Timings depend on token counts, not on which words they are.
     """
-    from .glue import Example
-    from .testing import WORDS
+    from ..glue import Example
+    from ..testing import WORDS
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.normal(SST2_WORDS_MEAN, SST2_WORDS_STD, size=(n, 2)).round(), 2, 55).astype(int)
@@ -94,7 +94,7 @@ def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0
 
 def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[list, str]:
     """``(examples, where from)``: the task's dev split, else :func:`synthetic_examples` (said in the string)."""
-    from .glue import get_task, load_glue
+    from ..glue import get_task, load_glue
 
     try:
         return load_glue(task, "validation", glue_dir=glue_dir, max_examples=max_examples), f"GLUE {task} dev"
@@ -187,7 +187,7 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
     """
     import comm
 
-    from .widgets import Dashboard
+    from ..widgets import Dashboard
 
     real = comm.create_comm
     comm.create_comm = _CountingComm
@@ -228,9 +228,9 @@ def bert_base_random(num_labels: int = 2):
 def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, repeats=3, bert_base=True,
                   naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
-    from .evaluation import evaluate
-    from .default_model import load_default_or
-    from .session import ModelSession
+    from ..evaluation import evaluate
+    from ..default_model import load_default_or
+    from ..session import ModelSession
 
     net, tokenizer = load_default_or(model, device=device, task=task)
     examples, data = benchmark_examples(task, glue_dir, max_examples)
