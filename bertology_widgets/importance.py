@@ -24,12 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .capturing import attention_implementation
 from .distributed import ONE_PROCESS, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import as_head_mask, kept_heads, mask_heads, model_shape, resolve_ablation
+from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .models import eval_mode
 from .progress import progress_bar
 
@@ -117,40 +116,6 @@ def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Te
     ])
 
 
-@contextlib.contextmanager
-def per_example_gates(model, gates: torch.Tensor):
-    """Gate heads with a separate gate per example of the batch.
-
-    ``gates``: ``(batch, layers, heads)``. With ``requires_grad`` and the
-    per-example losses summed, ``d(sum)/d(gates[b])`` is example ``b``'s own
-    gradient: examples do not interact in the forward pass of these models.
-    Under the model's default mean ablation a gate ``g`` gives ``g * x + (1 - g) * mean``.
-    """
-    adapter = adapter_for(model)
-    head_dim = adapter.head_dim(model)
-    means = resolve_ablation(model, None, None)  # (layers, heads, d_head) or None
-    handles = []
-
-    def make_hook(layer_index: int):
-        def hook(module, args):
-            x = args[0]  # (batch, pos, heads * d_head)
-            g = gates[:, layer_index].to(x.dtype)[:, None, :, None]  # (batch, 1, heads, 1)
-            gated = x.reshape(*x.shape[:-1], -1, head_dim) * g
-            if means is not None:
-                gated = gated + (1 - g) * means[layer_index].to(device=x.device, dtype=x.dtype)
-            return (gated.reshape(x.shape), *args[1:])
-
-        return hook
-
-    try:
-        for layer_index, layer in enumerate(adapter.layer_modules(model)):
-            handles.append(adapter.out_projection(layer).register_forward_pre_hook(make_hook(layer_index)))
-        yield gates
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _check_unpruned(model) -> None:
     num_layers, num_heads = model_shape(model)
     if any(len(heads) != num_heads for heads in kept_heads(model)):
@@ -181,7 +146,8 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     per_example : bool
         True (the paper's definition): ``|dL(x)/dg|`` for each example, then
         the mean over examples. Batches are length-sorted and each example
-        gets its own copy of the gates (:func:`per_example_gates`), so one
+        gets its own copy of the gates (a ``(batch, layers, heads)`` mask for
+        :func:`~bertology_widgets.heads.mask_heads`), so one
         backward pass gives every example's own gradient: as exact as one
         example at a time, and about 2x faster on one CPU thread (MiniLM,
         SST-2); the gain grows with parallel hardware.
@@ -263,11 +229,9 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
                 batch_labels = label_tensor[indices].to(device)
                 if shared_gate:
                     gate = gates.clone().requires_grad_(True)
-                    context = mask_heads(model, gate)
                 else:
                     gate = gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
-                    context = per_example_gates(model, gate)
-                with context:
+                with mask_heads(model, gate):
                     out = model(**batch, output_attentions=compute_entropy)
                 losses = example_losses(out.logits, batch_labels, glue_task.is_regression)
                 (grad,) = torch.autograd.grad(losses.mean() if shared_gate else losses.sum(), gate)
@@ -335,5 +299,4 @@ __all__ = [
     "format_head_table",
     "head_importance",
     "normalize_importance",
-    "per_example_gates",
 ]

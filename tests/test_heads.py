@@ -236,3 +236,23 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
             model(**tokenizer(text, return_tensors="pt"), labels=torch.tensor([1])).loss.backward()
             grads.append(gates.grad.clone())
     assert (grads[0] != 0).any() and not torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_batch_of_masks_gates_each_example_as_its_own_mask_would(arch, batch_for):
+    model, batch = shared_model(arch), batch_for(arch)
+    masks = torch.stack([one_head_mask(0, 0), one_head_mask(1, 2),
+                         torch.tensor([[0.5, 1.0, 0.0, 0.25]] * LAYERS)])  # (batch, layers, heads)
+    together = masked_logits(model, batch, masks)
+    for b, mask in enumerate(masks):
+        torch.testing.assert_close(together[b], masked_logits(model, batch, mask)[b], atol=1e-5, rtol=1e-4)
+    assert_no_hooks(model, arch)
+
+
+def test_a_batch_of_masks_is_validated_per_example():
+    masks = torch.ones(2, LAYERS, HEADS)
+    masks[1, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"example 1, layer 2, head 1"):
+        as_head_mask(masks, LAYERS, HEADS, batched=True)
+    with pytest.raises(ValueError, match=r"expected \(3, 4\)$"):
+        as_head_mask(torch.ones(2, LAYERS, HEADS), LAYERS, HEADS)  # one mask expected
