@@ -207,14 +207,6 @@ def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) 
             handle.remove()
 
 
-def count_gate_hooks(model: nn.Module) -> int:
-    """Forward pre-hooks currently on the attention output projections (0 outside ``mask_heads``)."""
-    adapter = adapter_for(model)
-    return sum(
-        len(adapter.out_projection(layer)._forward_pre_hooks) for layer in adapter.layer_modules(model)
-    )
-
-
 def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> None:
     """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range."""
     if isinstance(model_or_shape, tuple):
@@ -242,7 +234,6 @@ __all__ = [
     "ABLATIONS",
     "ArchitectureAdapter",
     "as_head_mask",
-    "count_gate_hooks",
     "kept_heads",
     "mask_heads",
     "model_shape",

@@ -60,7 +60,6 @@ class LayerCache:
     mask: torch.Tensor
     logits: torch.Tensor | None = None
     kind_args: dict = field(default_factory=dict)
-    stats: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
         return sum(h.numel() * h.element_size() for h in self.hidden if h is not None)
@@ -163,7 +162,6 @@ class LayerwiseRunner:
         """
         start = first_changed_layer(cache.mask, mask) if cache.hidden[-1] is not None else 0
         if start is None and cache.logits is not None:
-            cache.stats = {"start_layer": len(self.layers)}
             return cache.logits
         start = 0 if start is None else start
         new_hidden = list(cache.hidden)
@@ -177,7 +175,6 @@ class LayerwiseRunner:
                 new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
             logits = self.adapter.classifier_head(self.model, h, cache.inputs)
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
-        cache.stats = {"start_layer": start}
         return cache.logits
 
     def _layer(self, i: int, h: torch.Tensor, cache: LayerCache) -> torch.Tensor:
