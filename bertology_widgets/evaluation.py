@@ -15,7 +15,7 @@ from .distributed import ONE_PROCESS
 from .glue import compute_metrics, get_task
 from .heads import as_head_mask
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, progress_reporter
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
@@ -82,7 +82,7 @@ def labelled_task(model, examples, task=None, label_map=None):
 
 
 def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
+                   max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
                    autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
                    stats=None, processes=ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
@@ -94,7 +94,8 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     work); ``"auto"`` picks bf16 only on hardware with fast bf16.
     Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.distributed`)
     each process runs every N-th batch and the rows are gathered; every
-    process gets the whole ``(n, labels)`` array.
+    process gets the whole ``(n, labels)`` array. ``progress`` (see
+    :mod:`~bertology_widgets.progress`) counts this process's batches.
     """
     from .layerwise import LayerwiseRunner
     from .precision import bf16_copy, guarded, resolve_precision
@@ -108,10 +109,10 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     indices_done, rows = [], []
-    with eval_mode(model):
-        mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
-        bar = progress_bar(mine, enabled=progress and processes.is_main, desc="evaluating", unit="batch")
-        for _, indices in bar:
+    mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
+    report = progress_reporter(progress, len(mine), show_bar=processes.is_main, desc="evaluating", unit="batch")
+    with eval_mode(model), report:
+        for _, indices in report.iterate(mine):
             batch = collate(encoded, indices, pad, runner.device, with_types)
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
@@ -129,7 +130,7 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
 
 
 def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
-             max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
+             max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: Progress = False,
              autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
              processes=ONE_PROCESS) -> dict:
     """Score ``model`` on ``examples`` with the task's official metrics.
@@ -146,6 +147,8 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
         Examples per (length-sorted) batch; tokens per example.
     task : str, optional
         GLUE task; defaults to the one recorded in the model's config.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in batches.
     precision : {"fp32", "bf16", "auto"}
         bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
         picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).

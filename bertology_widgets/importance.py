@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from .distributed import ONE_PROCESS, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
 from .heads import as_head_mask, kept_heads, mask_heads, model_shape
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, progress_reporter
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
 DEFAULT_IMPORTANCE_BATCH_SIZE = 16
@@ -130,8 +131,9 @@ def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: floa
 def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool = True, compat: bool = False,
                     batch_size: int | None = None, normalize_by_layer: bool = True,
                     normalize_global: bool = True, compute_entropy: bool = True,
-                    max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-                    on_progress=None, processes=ONE_PROCESS) -> ImportanceResult:
+                    max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: Progress = False,
+                    on_progress: Callable[[int, int], None] | None = None,
+                    processes=ONE_PROCESS) -> ImportanceResult:
     """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
 
     Parameters
@@ -177,10 +179,11 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
         Tokens per example.
     task : str, optional
         GLUE task (decides classification vs regression); default: the model's.
-    progress : bool
-        Show a tqdm bar.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in
+        examples after every batch, this process's share (see :mod:`~bertology_widgets.progress`).
     on_progress : callable, optional
-        ``on_progress(done, total)`` in examples, after every batch (this process's share).
+        Also called as ``on_progress(done, total)`` (the older keyword).
     processes : :class:`~bertology_widgets.distributed.Processes`
         Under ``accelerate launch``, :func:`~bertology_widgets.distributed.current_processes`:
         each process takes every N-th batch, and the per-batch sums are gathered
@@ -218,11 +221,10 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     mine = ONE_PROCESS.take(batches) if compat else processes.take(batches)
     parts = []  # per batch: (importance sum, entropy sum, tokens), flattened; added up in batch order below
     local_total = sum(len(indices) for _, indices in mine)
-    done = 0
     attention = attention_implementation(model, "eager") if compute_entropy else contextlib.nullcontext()
-    bar = progress_bar(total=local_total, enabled=progress and processes.is_main, desc="head importance",
-                       unit="example")
-    try:
+    report = progress_reporter(progress, local_total, show_bar=processes.is_main, desc="head importance",
+                               unit="example", on_progress=on_progress)
+    with report:
         with eval_mode(model), attention, torch.enable_grad():
             for _, indices in mine:
                 batch = collate(encoded, indices, pad, device, with_types)
@@ -247,12 +249,7 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
                 batch_tokens = float(batch["attention_mask"].sum())
                 parts.append(np.concatenate([part.detach().cpu().numpy().ravel(),
                                              entropy_part.cpu().numpy().ravel(), [batch_tokens]]))
-                done += len(indices)
-                bar.update(len(indices))
-                if on_progress is not None:
-                    on_progress(done, local_total)
-    finally:
-        bar.close()
+                report.update(len(indices))
 
     size = num_layers * num_heads
     numbers = [number for number, _ in mine]
