@@ -12,7 +12,7 @@ masking curve, live scoring) can switch with :func:`set_ablation` or
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,11 +25,16 @@ from .heads import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ab
 from .models import eval_mode
 from .progress import Progress, progress_reporter
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
+
 
 @torch.inference_mode()
-def head_output_means(model: nn.Module, tokenizer, examples, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                      max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
-                      on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                      batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                      progress: Progress = False, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Each head's mean output at the gated point, over all non-padding tokens of ``examples``.
 
     Parameters

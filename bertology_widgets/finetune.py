@@ -59,7 +59,7 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     """Random batches of similar-length examples: shuffle, sort within chunks of 50 batches, shuffle batches."""
     order = rng.permutation(len(lengths))
     chunk = batch_size * 50
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
         part = order[start:start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]

@@ -26,7 +26,7 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +39,11 @@ from .evaluation import DEFAULT_MAX_LENGTH
 from .heads import kept_heads, model_shape
 from .models import eval_mode
 from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 SHARE_MEASURES = ("cls", "sep", "punct", "prev", "next", "self")
 MEASURES = SHARE_MEASURES + ("entropy", "entropy_ratio", "distance")
@@ -209,8 +214,8 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 
 
 @torch.inference_mode()
-def head_roles(model: nn.Module, tokenizer, examples, *, batch_size: int = 16,
-               max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+               batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
                on_progress: Callable[[int, int], None] | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
 

@@ -12,7 +12,7 @@ Convention (as ``run_bertology.py``'s ``head_mask.npy``): a mask has shape
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ KEPT_HEADS_ATTR = "_bertology_kept_heads"
 #: :func:`bertology_widgets.ablation.set_ablation`, read by :func:`mask_heads`.
 ABLATION_ATTR = "_bertology_ablation"
 ABLATIONS = ("zero", "mean")
+
+#: What a ``mask=`` argument may be: ``(layers, heads)`` gates as an array, a tensor, nested lists, or None (all 1).
+HeadMaskLike = Union[np.ndarray, torch.Tensor, Sequence[Sequence[float]], None]
 
 
 def model_shape(model: nn.Module) -> tuple[int, int]:
@@ -42,7 +45,7 @@ def kept_heads(model: nn.Module) -> list[list[int]]:
     return [list(range(heads)) for _ in range(layers)]
 
 
-def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32,
+def as_head_mask(mask: HeadMaskLike, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32,
                  batched: bool = False) -> torch.Tensor:
     """Validate ``mask`` and return it as a float tensor of shape ``(num_layers, num_heads)``.
 
@@ -156,7 +159,7 @@ def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Ten
 
 
 @contextlib.contextmanager
-def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) -> Iterator[torch.Tensor]:
+def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None, means=None) -> Iterator[torch.Tensor]:
     """Gate attention heads for the duration of the ``with`` block.
 
     Parameters
@@ -232,6 +235,7 @@ def _check_index(name: str, value) -> None:
 
 __all__ = [
     "ABLATIONS",
+    "HeadMaskLike",
     "ArchitectureAdapter",
     "as_head_mask",
     "kept_heads",

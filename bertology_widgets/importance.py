@@ -19,21 +19,25 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batching import (EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id,
-                       uses_token_types)
+from .batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .capturing import attention_implementation
 from .distributed import ONE_PROCESS, Processes, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import as_head_mask, kept_heads, mask_heads, model_shape
+from .heads import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
 from .models import eval_mode
 from .progress import Progress, ProgressReporter, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
 DEFAULT_IMPORTANCE_BATCH_SIZE = 16
@@ -130,12 +134,12 @@ def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: floa
     return gates * entropy_sum - torch.xlogy(gates, gates) * tokens
 
 
-def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool = True, compat: bool = False,
-                    batch_size: int | None = None, normalize_by_layer: bool = True,
-                    normalize_global: bool = True, compute_entropy: bool = True,
-                    max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: Progress = False,
-                    on_progress: Callable[[int, int], None] | None = None,
-                    processes=ONE_PROCESS) -> ImportanceResult:
+def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                    mask: HeadMaskLike = None, *, per_example: bool = True, compat: bool = False,
+                    batch_size: int | None = None, normalize_by_layer: bool = True, normalize_global: bool = True,
+                    compute_entropy: bool = True, max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                    progress: Progress = False, on_progress: Callable[[int, int], None] | None = None,
+                    processes: Processes = ONE_PROCESS) -> ImportanceResult:
     """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
 
     Parameters

@@ -123,8 +123,8 @@ class LayerwiseRunner:
         (layer 0 for families whose layers are all alike), so at most a
         layer or two run here.
         """
-        captured = {}
-        first_of_kind = {}
+        captured: dict[int, tuple] = {}
+        first_of_kind: dict[object, int] = {}
         for i in range(len(self.layers)):
             first_of_kind.setdefault(self._kinds[i], i)
         stop_at = max(first_of_kind.values())
@@ -173,7 +173,9 @@ class LayerwiseRunner:
             for i in range(start, last):
                 h = self._layer(i, h, cache)
                 new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
-            logits = self.adapter.classifier_head(self.model, h, cache.inputs)
+            head = self.adapter.classifier_head
+            assert head is not None  # __init__ refuses models without one
+            logits = head(self.model, h, cache.inputs)
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
         return cache.logits
 

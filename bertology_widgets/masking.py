@@ -14,20 +14,26 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .distributed import ONE_PROCESS
+from .distributed import ONE_PROCESS, Processes
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
-from .heads import mask_heads, model_shape
+from .heads import HeadMaskLike, mask_heads, model_shape
 from .evaluation import labelled_task
 from .importance import head_importance
 from .models import eval_mode
 from .progress import Progress, progress_reporter
 from .pruning import prune_heads
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 
 @dataclass
@@ -122,11 +128,11 @@ def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
             "score": score, "kept": bool(kept), "mask": mask.tolist()}
 
 
-def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, masking_threshold: float = 0.9,
-                  metric: str | None = None, importance=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                  max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: Progress = False,
-                  on_step: Callable[[dict], None] | None = None, processes=ONE_PROCESS,
-                  **importance_kwargs) -> MaskingCurve:
+def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                  masking_amount: float = 0.1, masking_threshold: float = 0.9, metric: str | None = None,
+                  importance=None, batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                  task: str | None = None, progress: Progress = False, on_step: Callable[[dict], None] | None = None,
+                  processes: Processes = ONE_PROCESS, **importance_kwargs) -> MaskingCurve:
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
     Each step masks the ``heads_per_step`` least important heads still
@@ -214,11 +220,12 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     )
 
 
-def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1,
-                         masking_threshold: float = 0.9, seeds=(0, 1, 2), min_steps: int = 0,
-                         metric: str | None = None, original_score: dict | None = None,
+def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                         masking_amount: float = 0.1, masking_threshold: float = 0.9, seeds=(0, 1, 2),
+                         min_steps: int = 0, metric: str | None = None, original_score: dict | None = None,
                          batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                         task=None, progress: Progress = False, processes=ONE_PROCESS) -> dict:
+                         task: str | None = None, progress: Progress = False,
+                         processes: Processes = ONE_PROCESS) -> dict:
     """The baseline for :func:`masking_curve`: heads masked in a random order.
 
     Every seed masks ``heads_per_step`` more heads per step, in the order of
@@ -282,9 +289,10 @@ def _aggregate(step: int, masked: int, total: int, values) -> dict:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def keep_one_head_per_layer(model, tokenizer, examples, importance, *, metric: str | None = None,
-                            batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                            task=None, processes=ONE_PROCESS) -> dict:
+def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                            importance, *, metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                            max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                            processes: Processes = ONE_PROCESS) -> dict:
     """Score the model with only the most important head of each layer left.
 
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
@@ -319,9 +327,10 @@ def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> 
     return float(np.median(times))
 
 
-def prune_and_compare(model, tokenizer, examples, mask, *, metric: str | None = None, repeats: int = 3,
+def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                      mask: HeadMaskLike, *, metric: str | None = None, repeats: int = 3,
                       batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                      task=None) -> dict:
+                      task: str | None = None) -> dict:
     """Prune the heads ``mask`` removes from a copy of ``model``; compare size, score and speed.
 
     The caller's model is left as it was. Times are forward passes only

@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .progress import Progress, progress_reporter
 from .representations import pooled_states
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
+    from .heads import HeadMaskLike
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,8 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: in
     return probe.fit(train_x, train_y)
 
 
-def layer_probe(model, tokenizer, train_examples, dev_examples, mask=None, pooling: str = "cls",
+def layer_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_examples: Sequence[Example],
+                dev_examples: Sequence[Example], mask: HeadMaskLike = None, pooling: str = "cls",
                 max_train: int | None = 2000, C: float = 1.0, seed: int = 0, progress: Progress = False, *,
                 max_dev: int | None = None, batch_size: int = 32, max_length: int = 128) -> ProbeResult:
     """Fit a linear probe on every layer's pooled states and score it on dev examples.

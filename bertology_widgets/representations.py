@@ -11,14 +11,22 @@ output of every layer), as in :attr:`ModelSession.hidden_states
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 import torch
+from torch import nn
 
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .heads import mask_heads
+from .heads import HeadMaskLike, mask_heads
 from .models import eval_mode
 from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 POOLINGS = ("cls", "mean")
 _EPS = 1e-12
@@ -98,8 +106,9 @@ def pooling_positions(attention_mask: torch.Tensor, pooling: str, causal: bool) 
 
 
 @torch.inference_mode()
-def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", batch_size: int = 32,
-                  max_length: int = 128, progress: Progress = False) -> np.ndarray:
+def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                  mask: HeadMaskLike = None, pooling: str = "cls", batch_size: int = 32, max_length: int = 128,
+                  progress: Progress = False) -> np.ndarray:
     """One vector per example and layer: the pooled hidden states under a head mask.
 
     Parameters
@@ -143,6 +152,8 @@ def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", b
             if out is None:
                 out = np.zeros((pooled.shape[0], len(encoded), pooled.shape[2]), dtype=np.float32)
             out[:, indices] = pooled.numpy()
+    if out is None:
+        raise ValueError("no examples given to pool hidden states over")
     return out
 
 
