@@ -18,6 +18,7 @@ from torch import nn
 
 from .architectures import adapter_for
 from .batching import uses_token_types
+from .exceptions import BertologyWarning
 from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
 from .models import eval_mode
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-class TextTruncatedWarning(UserWarning):
+class TextTruncatedWarning(BertologyWarning):
     """The text was longer than the model's maximum and was truncated."""
 
 

@@ -23,6 +23,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from .exceptions import BertologyWarning
 from .finetune import FinetuneConfig, finetune
 from .io import atomic_write_text, replace_folder
 from .models import load_model
@@ -36,7 +37,7 @@ DEFAULT_RECIPE = FinetuneConfig(epochs=1.0, batch_size=32, learning_rate=1e-4, m
                                 max_train_examples=19_200, bf16=False, seed=0, freeze_embeddings=True)
 
 
-class CorruptModelCacheWarning(UserWarning):
+class CorruptModelCacheWarning(BertologyWarning):
     """The cached default model was incomplete or damaged and is being rebuilt."""
 
 

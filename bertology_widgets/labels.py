@@ -29,11 +29,13 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from .exceptions import BertologyWarning
 
 #: Accepted names (normalised: lower case, ``_`` for spaces and hyphens) of each task label.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -234,7 +236,7 @@ def align_labels(model: nn.Module, task, label_map: dict | None = None) -> Label
     return mapping
 
 
-class TaskMismatchWarning(UserWarning):
+class TaskMismatchWarning(BertologyWarning):
     """The model records that it was fine-tuned on another task than the one it is scored on."""
 
 
