@@ -43,11 +43,9 @@ def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
         A supported model (no head mask is applied) and its tokenizer.
     examples : sequence of Example
         Objects with ``text_a`` / ``text_b`` (GLUE examples).
-    progress : bool or callable
-        A tqdm bar (True), none (False) or ``progress(done, total)`` in batches
-        (see :mod:`~bertology_widgets.progress`).
-    on_progress : callable, optional
-        Also called as ``on_progress(done, total)`` after every batch (the older keyword).
+    progress, on_progress
+        The :mod:`~bertology_widgets.progress` convention, in batches: True a
+        bar, a callable ``(done, total)``; ``on_progress`` is the older keyword for the callable.
 
     Returns
     -------
