@@ -134,7 +134,8 @@ def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim:
     return hook
 
 
-def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Tensor | None:
+def resolve_ablation(model: nn.Module, ablation: str | None,
+                     means: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
     """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
 
     ``ablation=None`` takes the model's default (see
@@ -159,7 +160,8 @@ def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Ten
 
 
 @contextlib.contextmanager
-def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None, means=None) -> Iterator[torch.Tensor]:
+def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None,
+               means: np.ndarray | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Gate attention heads for the duration of the ``with`` block.
 
     Parameters
@@ -210,7 +212,7 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
             handle.remove()
 
 
-def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> None:
+def validate_layer_head(model_or_shape: nn.Module | tuple[int, int], layer: int, head: int | None = None) -> None:
     """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range."""
     if isinstance(model_or_shape, tuple):
         num_layers, num_heads = model_or_shape
@@ -225,7 +227,7 @@ def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> 
             raise ValueError(f"head {head} does not exist; this model has heads 0..{num_heads - 1} per layer")
 
 
-def _check_index(name: str, value) -> None:
+def _check_index(name: str, value: object) -> None:
     """Accept Python / NumPy / 0-d torch integers; reject floats, strings, bools."""
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
         value = value.item()

@@ -81,7 +81,8 @@ class ImportanceResult:
         return ranks.reshape(self.importance.shape)
 
 
-def normalize_importance(raw, by_layer: bool = True, global_min_max: bool = True) -> np.ndarray:
+def normalize_importance(raw: np.ndarray | torch.Tensor, by_layer: bool = True,
+                         global_min_max: bool = True) -> np.ndarray:
     """Normalise ``(layers, heads)`` importance as run_bertology.py does.
 
     ``by_layer`` divides each layer by its L2 norm (``+ 1e-20``);
@@ -110,7 +111,7 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor, regression: bool)
     return F.cross_entropy(logits.float(), labels.long(), reduction="none")
 
 
-def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Tensor:
+def attention_entropy_sums(attentions: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
     """``(layers, heads)`` entropy summed over non-padding query tokens of a batch.
 
     ``attentions``: one ``(batch, heads, query, key)`` tensor per layer;
@@ -123,7 +124,7 @@ def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Te
     ])
 
 
-def _check_unpruned(model) -> None:
+def _check_unpruned(model: nn.Module) -> None:
     num_layers, num_heads = model_shape(model)
     if any(len(heads) != num_heads for heads in kept_heads(model)):
         raise ValueError("head importance needs an unpruned model; mask heads (mask=...) instead of pruning them")
@@ -243,6 +244,8 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
 
 #: ``report(total)``: a progress reporter for ``total`` examples.
 Reports = Callable[[int], ProgressReporter]
+#: Importance ``(layers, heads)``, attention entropy ``(layers, heads)`` and a token count, of a batch or summed.
+Sums = tuple[torch.Tensor, torch.Tensor, float]
 
 
 @dataclass
@@ -259,7 +262,7 @@ class _ImportancePass:
     with_types: bool
     device: torch.device
 
-    def gradient(self, indices: np.ndarray, gate: torch.Tensor, summed: bool):
+    def gradient(self, indices: np.ndarray, gate: torch.Tensor, summed: bool) -> Sums:
         """``d loss / d gate`` for one batch, its ``(layers, heads)`` entropy sums and its token count.
 
         ``gate``: ``(layers, heads)`` or ``(batch, layers, heads)``, requiring grad;
@@ -275,7 +278,7 @@ class _ImportancePass:
         return grad, entropy, float(batch["attention_mask"].sum())
 
     def sums(self, batches: list[np.ndarray], processes: Processes, report: Reports,
-             batch_part: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, float]]):
+             batch_part: Callable[[np.ndarray], Sums]) -> Sums:
         """Add up ``batch_part(indices)`` = (importance ``(layers, heads)``, entropy ``(layers, heads)``, tokens).
 
         ``report(total)`` makes the progress reporter once the examples this process runs are known.
@@ -303,9 +306,9 @@ class _ImportancePass:
         return total, entropy_sum, float(rows[:, -1].sum())
 
 
-def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports):
+def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
     """Sum over examples of ``|dL(x)/dg|``: each example of a batch gets its own copy of the gates."""
-    def part(indices):
+    def part(indices: np.ndarray) -> Sums:
         gate = run.gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
         grad, entropy, tokens = run.gradient(indices, gate, summed=True)
         return grad.abs().sum(0), entropy, tokens
@@ -313,9 +316,9 @@ def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processe
     return run.sums(length_sorted_batches(run.encoded.lengths, batch_size), processes, report, part)
 
 
-def _batch_mean_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports):
+def _batch_mean_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
     """Sum over batches of ``|dL(batch)/dg|`` (batch-mean loss) times the batch's size."""
-    def part(indices):
+    def part(indices: np.ndarray) -> Sums:
         gate = run.gates.clone().requires_grad_(True)
         grad, entropy, tokens = run.gradient(indices, gate, summed=False)
         return grad.abs() * len(indices), entropy, tokens
@@ -323,7 +326,7 @@ def _batch_mean_sums(run: _ImportancePass, batch_size: int, processes: Processes
     return run.sums(length_sorted_batches(run.encoded.lengths, batch_size), processes, report, part)
 
 
-def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports):
+def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports) -> Sums:
     """run_bertology.py's sum: ``|running gradient|`` after every batch, in file order, the gradient never zeroed.
 
     The running gradient follows the file order, so the batches are not
@@ -333,7 +336,7 @@ def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports):
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     running = torch.zeros(run.gates.shape, device=run.device)  # head_mask.grad
 
-    def part(indices):
+    def part(indices: np.ndarray) -> Sums:
         nonlocal running
         gate = run.gates.clone().requires_grad_(True)
         grad, entropy, tokens = run.gradient(indices, gate, summed=False)
@@ -343,7 +346,7 @@ def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports):
     return run.sums(batches, ONE_PROCESS, report, part)
 
 
-def format_head_table(table, fmt: str | None = None) -> str:
+def format_head_table(table: np.ndarray, fmt: str | None = None) -> str:
     """A ``(layers, heads)`` table laid out as run_bertology.py's ``print_2d_tensor``, numbered from 0 like the API."""
     table = np.asarray(table)
     if fmt is None:
