@@ -53,10 +53,11 @@ demo: $(NOTEBOOK_STAMP) default-model
 
 test: setup-test default-model
 	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/bertology bench --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

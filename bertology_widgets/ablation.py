@@ -12,6 +12,7 @@ masking curve, live scoring) can switch with :func:`set_ablation` or
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,13 +22,19 @@ from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
 from .heads import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ablation
-from .progress import progress_bar
+from .models import eval_mode
+from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 
 @torch.inference_mode()
-def head_output_means(model: nn.Module, tokenizer, examples, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                      max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
-                      on_progress=None) -> np.ndarray:
+def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                      batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                      progress: Progress = False, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Each head's mean output at the gated point, over all non-padding tokens of ``examples``.
 
     Parameters
@@ -36,8 +43,9 @@ def head_output_means(model: nn.Module, tokenizer, examples, *, batch_size: int 
         A supported model (no head mask is applied) and its tokenizer.
     examples : sequence of Example
         Objects with ``text_a`` / ``text_b`` (GLUE examples).
-    on_progress : callable, optional
-        ``on_progress(done, total)`` after every batch.
+    progress, on_progress
+        The :mod:`~bertology_widgets.progress` convention, in batches: True a
+        bar, a callable ``(done, total)``; ``on_progress`` is the older keyword for the callable.
 
     Returns
     -------
@@ -69,20 +77,17 @@ def head_output_means(model: nn.Module, tokenizer, examples, *, batch_size: int 
     handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(make_hook(i))
                for i in range(num_layers) if kept[i]]
     tokens = 0
-    was_training = model.training
-    model.eval()
+    report = progress_reporter(progress, len(batches), desc="head means", unit="batch", on_progress=on_progress)
     try:
-        for done, indices in enumerate(progress_bar(batches, enabled=progress, desc="head means", unit="batch")):
-            batch = collate(encoded, indices, pad, device, with_types)
-            state["weights"] = batch["attention_mask"].double()
-            tokens += int(batch["attention_mask"].sum())
-            model(**batch)
-            if on_progress is not None:
-                on_progress(done + 1, len(batches))
+        with eval_mode(model), report:
+            for indices in report.iterate(batches):
+                batch = collate(encoded, indices, pad, device, with_types)
+                state["weights"] = batch["attention_mask"].double()
+                tokens += int(batch["attention_mask"].sum())
+                model(**batch)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return (sums / max(tokens, 1)).float().numpy()
 
 

@@ -13,7 +13,7 @@ re-evaluation) is written against this table, so a new family is one entry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -190,17 +190,18 @@ class ArchitectureAdapter:
         return model
 
     def layer_modules(self, model: nn.Module) -> nn.ModuleList:
-        return get_submodule(self.base_model(model), self.layers)
+        return cast(nn.ModuleList, get_submodule(self.base_model(model), self.layers))
 
     def num_layers(self, model: nn.Module) -> int:
         return len(self.layer_modules(model))
 
     def num_heads(self, model: nn.Module) -> int:
         """Heads per layer in the original (unpruned) configuration."""
-        return int(model.config.num_attention_heads)
+        config: Any = model.config  # a transformers PretrainedConfig
+        return int(config.num_attention_heads)
 
     def head_dim(self, model: nn.Module) -> int:
-        config = model.config
+        config: Any = model.config
         explicit = getattr(config, "head_dim", None) or getattr(config, "attention_head_size", None)
         if explicit:
             return int(explicit)

@@ -8,9 +8,16 @@ live session use the same batches, so they compute the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 
 @dataclass
@@ -39,7 +46,8 @@ class EncodedExamples:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def encode_examples(tokenizer, examples, max_length: int = 128) -> EncodedExamples:
+def encode_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                    max_length: int = 128) -> EncodedExamples:
     """Tokenize ``examples`` (objects with ``text_a`` and ``text_b``), truncating to ``max_length``."""
     texts_a = [ex.text_a for ex in examples]
     texts_b = [ex.text_b for ex in examples]
@@ -78,7 +86,7 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarr
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(encoded: EncodedExamples, indices: np.ndarray, pad_token_id: int, device=None,
+def collate(encoded: EncodedExamples, indices: np.ndarray, pad_token_id: int, device: torch.device | str | None = None,
             with_token_types: bool = True) -> dict:
     """Pad the chosen examples to a batch (right padding).
 
@@ -102,12 +110,12 @@ def collate(encoded: EncodedExamples, indices: np.ndarray, pad_token_id: int, de
     return batch
 
 
-def uses_token_types(model) -> bool:
+def uses_token_types(model: nn.Module) -> bool:
     """Whether the model takes ``token_type_ids`` (BERT, ELECTRA: yes; RoBERTa, GPT-2, DistilBERT: no)."""
     return int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
 
 
-def pad_token_id(model, tokenizer) -> int:
+def pad_token_id(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
     for value in (getattr(tokenizer, "pad_token_id", None), getattr(model.config, "pad_token_id", None)):
         if value is not None:
             return int(value)

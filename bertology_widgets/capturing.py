@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,11 +18,15 @@ from torch import nn
 
 from .architectures import adapter_for
 from .batching import uses_token_types
-from .heads import kept_heads, mask_heads, model_shape
+from .exceptions import BertologyWarning
+from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
 from .models import eval_mode
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-class TextTruncatedWarning(UserWarning):
+
+class TextTruncatedWarning(BertologyWarning):
     """The text was longer than the model's maximum and was truncated."""
 
 
@@ -59,7 +64,7 @@ class Capture:
 @contextlib.contextmanager
 def attention_implementation(model: nn.Module, name: str):
     """Temporarily switch ``model`` to attention implementation ``name`` ("eager", "sdpa")."""
-    config = model.config
+    config: Any = model.config
     previous = getattr(config, "_attn_implementation", None)
     if previous == name or previous is None:
         yield
@@ -80,14 +85,15 @@ def attention_implementation(model: nn.Module, name: str):
 
 def model_max_length(model: nn.Module, tokenizer) -> int:
     """The longest input the model accepts, in tokens."""
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(model.config, "n_positions", None)]
+    config: Any = model.config
+    candidates = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None)]
     tok_limit = getattr(tokenizer, "model_max_length", None)
     if tok_limit and tok_limit < 1_000_000:
-        limits.append(tok_limit)
-    limits = [int(x) for x in limits if x]
+        candidates.append(tok_limit)
+    limits = [int(x) for x in candidates if x]
     limit = min(limits) if limits else 512
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit = min(limit, int(model.config.max_position_embeddings) - 2)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit = min(limit, int(config.max_position_embeddings) - 2)
     return limit
 
 
@@ -100,7 +106,7 @@ def check_text(text, name: str = "text") -> str:
     return text
 
 
-def encode(tokenizer, model: nn.Module, text: str, text_pair: str | None = None,
+def encode(tokenizer: PreTrainedTokenizerBase, model: nn.Module, text: str, text_pair: str | None = None,
            max_length: int | None = None) -> tuple[dict, bool]:
     """Tokenize one text (or pair) for ``model``; returns ``(batch of 1, truncated)``.
 
@@ -134,8 +140,8 @@ def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_h
 
 
 @torch.no_grad()
-def capture(model: nn.Module, tokenizer, text: str, text_pair: str | None = None, mask=None,
-            max_length: int | None = None) -> Capture:
+def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, text_pair: str | None = None,
+            mask: HeadMaskLike = None, max_length: int | None = None) -> Capture:
     """Run one text (or text pair) and return tokens, attentions and hidden states.
 
     Parameters

@@ -21,6 +21,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from .exceptions import BertologyWarning
 from .finetune import FinetuneConfig, finetune
 from .io import atomic_write_text, replace_folder
 from .models import load_model
@@ -34,7 +35,7 @@ DEFAULT_RECIPE = FinetuneConfig(epochs=1.0, batch_size=32, learning_rate=1e-4, m
                                 max_train_examples=19_200, bf16=False, seed=0, freeze_embeddings=True)
 
 
-class CorruptModelCacheWarning(UserWarning):
+class CorruptModelCacheWarning(BertologyWarning):
     """A cached model (the default one, a small GPT-2) was incomplete or damaged and is being rebuilt."""
 
 

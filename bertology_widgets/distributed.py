@@ -204,9 +204,9 @@ def ordered_sum(parts: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    parts = torch.as_tensor(np.asarray(parts))
-    total = torch.zeros(parts.shape[1:], dtype=parts.dtype)
-    for part in parts:
+    stacked = torch.as_tensor(np.asarray(parts))
+    total = torch.zeros(stacked.shape[1:], dtype=stacked.dtype)
+    for part in stacked:
         total += part
     return total.numpy()
 

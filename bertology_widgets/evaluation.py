@@ -7,21 +7,29 @@ attention path (SDPA), length-sorted batches, and the task's official metrics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Sequence
+
 import numpy as np
 import torch
+from torch import nn
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .distributed import ONE_PROCESS
-from .glue import compute_metrics, get_task
-from .heads import as_head_mask
+from .distributed import ONE_PROCESS, Processes
+from .glue import GlueTask, compute_metrics, get_task
+from .heads import HeadMaskLike, as_head_mask
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
 
 
-def task_of(model, task=None):
+def task_of(model: nn.Module, task: str | None = None):
     """The GLUE task to score with: ``task`` if given, else the one recorded in the model's config."""
     name = task
     if name is None:
@@ -37,14 +45,14 @@ def predictions_from_logits(logits: np.ndarray, is_regression: bool) -> np.ndarr
     return logits[:, 0].astype(np.float64) if is_regression else logits.argmax(-1)
 
 
-def labels_of(examples) -> np.ndarray | None:
+def labels_of(examples: Sequence[Example]) -> np.ndarray | None:
     labels = [ex.label for ex in examples]
     if any(label is None for label in labels):
         return None
     return np.asarray(labels)
 
 
-def check_num_labels(model, task) -> None:
+def check_num_labels(model: nn.Module, task: GlueTask) -> None:
     expected = task.num_labels
     got = int(getattr(model.config, "num_labels", expected))
     if got != expected:
@@ -54,7 +62,7 @@ def check_num_labels(model, task) -> None:
         )
 
 
-def labelled_task(model, examples, task=None, label_map=None):
+def labelled_task(model: nn.Module, examples: Sequence[Example], task: str | None = None, label_map=None):
     """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
 
     The task is ``task``, else the examples', else the model's. Raises
@@ -81,10 +89,11 @@ def labelled_task(model, examples, task=None, label_map=None):
     return glue_task, labels
 
 
-def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False,
-                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
-                   stats=None, processes=ONE_PROCESS) -> np.ndarray:
+def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                   mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32", stats=None,
+                   processes: Processes = ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
 
     Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
@@ -94,7 +103,8 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     work); ``"auto"`` picks bf16 only on hardware with fast bf16.
     Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.distributed`)
     each process runs every N-th batch and the rows are gathered; every
-    process gets the whole ``(n, labels)`` array.
+    process gets the whole ``(n, labels)`` array. ``progress`` (see
+    :mod:`~bertology_widgets.progress`) counts this process's batches.
     """
     from .layerwise import LayerwiseRunner
     from .precision import bf16_copy, guarded, resolve_precision, take_rows
@@ -108,10 +118,10 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     indices_done, rows = [], []
-    with eval_mode(model):
-        mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
-        bar = progress_bar(mine, enabled=progress and processes.is_main, desc="evaluating", unit="batch")
-        for _, indices in bar:
+    mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
+    report = progress_reporter(progress, len(mine), show_bar=processes.is_main, desc="evaluating", unit="batch")
+    with eval_mode(model), report:
+        for _, indices in report.iterate(mine):
             batch = collate(encoded, indices, pad, runner.device, with_types)
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
@@ -123,16 +133,17 @@ def predict_logits(model, tokenizer, examples, mask=None, batch_size: int = DEFA
                     stats.add(rescored, len(indices))
             rows.append(logits)
             indices_done.append(indices)
-    num_labels = rows[0].shape[1] if rows else int(model.config.num_labels)
-    rows = np.concatenate(rows) if rows else np.zeros((0, num_labels), dtype=np.float32)
-    indices_done = np.concatenate(indices_done) if indices_done else np.zeros(0, dtype=np.int64)
-    return processes.gather_rows(indices_done, rows, len(encoded)).astype(np.float32, copy=False)
+    config: Any = model.config
+    num_labels = rows[0].shape[1] if rows else int(config.num_labels)
+    logits_done = np.concatenate(rows) if rows else np.zeros((0, num_labels), dtype=np.float32)
+    order = np.concatenate(indices_done) if indices_done else np.zeros(0, dtype=np.int64)
+    return processes.gather_rows(order, logits_done, len(encoded)).astype(np.float32, copy=False)
 
 
-def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BATCH_SIZE,
-             max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-             autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
-             processes=ONE_PROCESS) -> dict:
+def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+             mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+             task: str | None = None, progress: Progress = False, autocast_dtype: torch.dtype | None = None,
+             precision: str = "fp32", processes: Processes = ONE_PROCESS) -> dict:
     """Score ``model`` on ``examples`` with the task's official metrics.
 
     Parameters
@@ -147,6 +158,8 @@ def evaluate(model, tokenizer, examples, mask=None, batch_size: int = DEFAULT_BA
         Examples per (length-sorted) batch; tokens per example.
     task : str, optional
         GLUE task; defaults to the one recorded in the model's config.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in batches.
     precision : {"fp32", "bf16", "auto"}
         bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
         picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).

@@ -22,7 +22,7 @@ from .evaluation import evaluate
 from .glue import get_task, load_glue
 from .io import output_folder, replace_folder
 from .models import load_model, pick_device
-from .progress import progress_bar
+from .progress import Progress, progress_reporter, shows_bar
 
 
 @dataclass
@@ -59,7 +59,7 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     """Random batches of similar-length examples: shuffle, sort within chunks of 50 batches, shuffle batches."""
     order = rng.permutation(len(lengths))
     chunk = batch_size * 50
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
         part = order[start:start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
@@ -68,8 +68,11 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return batches
 
 
-def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, progress: bool = True) -> dict:
-    """Train ``model`` in place on ``examples``; returns ``{"steps", "train_seconds", "final_loss"}``."""
+def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, progress: Progress = True) -> dict:
+    """Train ``model`` in place on ``examples``; returns ``{"steps", "train_seconds", "final_loss"}``.
+
+    ``progress``: a tqdm bar (True), none (False) or ``progress(done, total)`` in batches.
+    """
     glue_task = get_task(task)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -102,8 +105,8 @@ def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, p
                 else torch.autocast(device.type, enabled=False))
     model.train()
     start, running = time.perf_counter(), None
-    bar = progress_bar(plan, enabled=progress, desc=f"fine-tuning on {glue_task.display_name}", unit="batch")
-    for indices in bar:
+    report = progress_reporter(progress, len(plan), desc=f"fine-tuning on {glue_task.display_name}", unit="batch")
+    for indices in report.iterate(plan):
         batch = collate(encoded, indices, pad, device, with_types)
         with autocast:
             loss = model(**batch, labels=labels[indices].to(device)).loss
@@ -113,14 +116,15 @@ def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, p
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}")
+        report.set_postfix(loss=f"{running:.3f}")
+    report.close()
     model.eval()
     model.get_input_embeddings().weight.requires_grad_(True)
     return {"steps": total, "train_seconds": time.perf_counter() - start, "final_loss": running}
 
 
 def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: FinetuneConfig | None = None,
-             progress: bool = True, from_scratch_config=None, device=None) -> dict:
+             progress: Progress = True, from_scratch_config=None, device=None) -> dict:
     """Fine-tune ``model`` on ``task`` and save a checkpoint to ``out_dir``.
 
     Every input is checked (task, output folder, model and tokenizer, train
@@ -128,6 +132,8 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     folder and renamed into place, so ``out_dir`` is never half-written.
 
     ``device``: ``"cpu"``, ``"cuda"`` or ``None`` (GPU when available).
+    ``progress``: True prints the data used and shows bars for training and
+    the dev evaluation; a callable gets ``progress(done, total)`` in training batches.
 
     Returns
     -------
@@ -144,7 +150,7 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
         net, tokenizer = load_model(model or "all-MiniLM-L6-v2", num_labels=glue_task.num_labels, device=device)
     train = load_glue(glue_task.name, "train", glue_dir=glue_dir, max_examples=config.max_train_examples)
     dev = load_glue(glue_task.name, "validation", glue_dir=glue_dir)
-    if progress:
+    if shows_bar(progress):
         print(train.describe(), dev.describe(), sep="\n", flush=True)
     net.config.bertology_task = glue_task.name
     net.config.id2label = ({i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression
@@ -152,7 +158,8 @@ def finetune(model: str | None, task: str, out_dir, *, glue_dir=None, config: Fi
     net.config.label2id = {n: i for i, n in net.config.id2label.items()}
     stats = train_classifier(net, tokenizer, list(train), glue_task.name, config, progress)
     t0 = time.perf_counter()
-    metrics = evaluate(net, tokenizer, dev, task=glue_task.name, max_length=config.max_length, progress=progress)
+    metrics = evaluate(net, tokenizer, dev, task=glue_task.name, max_length=config.max_length,
+                       progress=shows_bar(progress))
     eval_seconds = time.perf_counter() - t0
     metrics.pop("predictions")
     out.parent.mkdir(parents=True, exist_ok=True)

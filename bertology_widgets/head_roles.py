@@ -26,6 +26,7 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +37,13 @@ from .batching import collate, encode_examples, length_sorted_batches, pad_token
 from .capturing import _attentions_per_layer, attention_implementation
 from .evaluation import DEFAULT_MAX_LENGTH
 from .heads import kept_heads, model_shape
-from .progress import progress_bar
+from .models import eval_mode
+from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 SHARE_MEASURES = ("cls", "sep", "punct", "prev", "next", "self")
 MEASURES = SHARE_MEASURES + ("entropy", "entropy_ratio", "distance")
@@ -207,8 +214,9 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 
 
 @torch.inference_mode()
-def head_roles(model: nn.Module, tokenizer, examples, *, batch_size: int = 16,
-               max_length: int = DEFAULT_MAX_LENGTH, progress: bool = False, on_progress=None) -> HeadRoles:
+def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+               batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+               on_progress: Callable[[int, int], None] | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
 
     Parameters
@@ -218,10 +226,11 @@ def head_roles(model: nn.Module, tokenizer, examples, *, batch_size: int = 16,
     examples : sequence of Example
         The dev set or a subset (objects with ``text_a`` / ``text_b``).
     batch_size, max_length : int
-    progress : bool
-        Show a progress bar.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in batches
+        (see :mod:`~bertology_widgets.progress`).
     on_progress : callable, optional
-        ``on_progress(done, total)`` after each batch.
+        Also called as ``on_progress(done, total)`` after every batch (the older keyword).
 
     Returns
     -------
@@ -241,27 +250,21 @@ def head_roles(model: nn.Module, tokenizer, examples, *, batch_size: int = 16,
     sums = {m: torch.zeros(num_layers, num_heads, dtype=torch.float64) for m in MEASURES}
     counts = {m: torch.zeros(num_layers, dtype=torch.float64) for m in MEASURES}
     queries = 0
-    was_training = model.training
-    model.eval()
-    try:
-        with attention_implementation(model, "eager"):
-            for done, indices in enumerate(progress_bar(batches, enabled=progress, desc="head roles", unit="batch")):
-                batch = collate(encoded, indices, pad, device, with_types)
-                extra = {"use_cache": False} if causal else {}
-                out = model(**batch, output_attentions=True, **extra)
-                valid = batch["attention_mask"].bool().cpu()
-                queries += int(valid.sum())
-                sep, punct = _token_sets(tokenizer, batch["input_ids"].cpu())
-                for layer, att in enumerate(_attentions_per_layer(out.attentions, kept)):
-                    if att is None:
-                        continue
-                    for name, (total, count) in _layer_sums(att.float().cpu(), valid, sep, punct, causal).items():
-                        sums[name][layer, kept[layer]] += total
-                        counts[name][layer] += count
-                if on_progress is not None:
-                    on_progress(done + 1, len(batches))
-    finally:
-        model.train(was_training)
+    report = progress_reporter(progress, len(batches), desc="head roles", unit="batch", on_progress=on_progress)
+    with eval_mode(model), attention_implementation(model, "eager"), report:
+        for indices in report.iterate(batches):
+            batch = collate(encoded, indices, pad, device, with_types)
+            extra = {"use_cache": False} if causal else {}
+            out = model(**batch, output_attentions=True, **extra)
+            valid = batch["attention_mask"].bool().cpu()
+            queries += int(valid.sum())
+            sep, punct = _token_sets(tokenizer, batch["input_ids"].cpu())
+            for layer, att in enumerate(_attentions_per_layer(out.attentions, kept)):
+                if att is None:
+                    continue
+                for name, (total, count) in _layer_sums(att.float().cpu(), valid, sep, punct, causal).items():
+                    sums[name][layer, kept[layer]] += total
+                    counts[name][layer] += count
     measures = {}
     for name in MEASURES:
         values = (sums[name] / counts[name][:, None].clamp_min(1)).numpy()

@@ -12,7 +12,7 @@ Convention (as ``run_bertology.py``'s ``head_mask.npy``): a mask has shape
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ KEPT_HEADS_ATTR = "_bertology_kept_heads"
 #: :func:`bertology_widgets.ablation.set_ablation`, read by :func:`mask_heads`.
 ABLATION_ATTR = "_bertology_ablation"
 ABLATIONS = ("zero", "mean")
+
+#: What a ``mask=`` argument may be: ``(layers, heads)`` gates as an array, a tensor, nested lists, or None (all 1).
+HeadMaskLike = Union[np.ndarray, torch.Tensor, Sequence[Sequence[float]], None]
 
 
 def model_shape(model: nn.Module) -> tuple[int, int]:
@@ -42,11 +45,13 @@ def kept_heads(model: nn.Module) -> list[list[int]]:
     return [list(range(heads)) for _ in range(layers)]
 
 
-def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) -> torch.Tensor:
+def as_head_mask(mask: HeadMaskLike, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32,
+                 batched: bool = False) -> torch.Tensor:
     """Validate ``mask`` and return it as a float tensor of shape ``(num_layers, num_heads)``.
 
     A torch tensor is returned as is (same storage, so gradients flow); any
-    other array-like is converted.
+    other array-like is converted. With ``batched=True`` a
+    ``(batch, num_layers, num_heads)`` mask (one per example) is accepted too.
 
     Raises
     ------
@@ -78,17 +83,21 @@ def as_head_mask(mask, num_layers: int, num_heads: int, *, dtype=torch.float32) 
                 f"of shape {expected}"
             )
         tensor = torch.as_tensor(array.astype(np.float32))
-    if tuple(tensor.shape) != (num_layers, num_heads):
+    per_example = batched and tensor.ndim == 3
+    if tuple(tensor.shape[1:] if per_example else tensor.shape) != (num_layers, num_heads):
+        also = f" or (batch, {num_layers}, {num_heads})" if batched else ""
         raise ValueError(
             f"mask has shape {tuple(tensor.shape)}; this model has "
-            f"{num_layers} layers x {num_heads} heads, so expected ({num_layers}, {num_heads})"
+            f"{num_layers} layers x {num_heads} heads, so expected ({num_layers}, {num_heads}){also}"
         )
     if tensor.dtype == torch.bool or not tensor.is_floating_point():
         tensor = tensor.to(dtype)
     values = tensor.detach()
     if not torch.isfinite(values).all():
         bad = torch.nonzero(~torch.isfinite(values))[0].tolist()
-        raise ValueError(f"mask has a non-finite value at (layer {bad[0]}, head {bad[1]}); values must lie in [0, 1]")
+        where = f"example {bad[0]}, " if per_example else ""
+        raise ValueError(f"mask has a non-finite value at ({where}layer {bad[-2]}, head {bad[-1]}); "
+                         "values must lie in [0, 1]")
     if (values < 0).any() or (values > 1).any():
         lo, hi = float(values.min()), float(values.max())
         raise ValueError(f"mask values must lie in [0, 1] (1 = keep, 0 = mask); got min {lo:g}, max {hi:g}")
@@ -99,8 +108,9 @@ def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim:
                means: torch.Tensor | None = None):
     """A pre-hook that multiplies each head's slice of the input by its gate.
 
-    gates: ``(layers, heads)``; the layer's gates ``gates[layer_index, kept]`` are
-    taken at every call, so each forward builds its own autograd graph (several
+    gates: ``(layers, heads)``, or ``(batch, layers, heads)`` for a gate per
+    example. The layer's gates ``gates[..., layer_index, kept]`` are taken at
+    every call, so each forward builds its own autograd graph (several
     forward/backward passes may share one ``mask_heads`` block). The hooked
     input is ``(batch, pos, kept_heads * d_head)``. With ``means``
     (``(layers, heads, d_head)``, mean ablation) a head's slice becomes
@@ -111,7 +121,9 @@ def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim:
     def hook(module, args):
         x = args[0]
         batch_shape = x.shape[:-1]
-        g = gates[layer_index, kept].to(device=x.device, dtype=x.dtype)[:, None]
+        g = gates[..., layer_index, kept].to(device=x.device, dtype=x.dtype)[..., None]  # (kept, 1)
+        if g.ndim == 3:  # one gate per example: (batch, kept, 1) -> (batch, 1, kept, 1)
+            g = g[:, None]
         heads = x.view(*batch_shape, -1, head_dim)
         if layer_means is None:
             gated = heads * g
@@ -122,7 +134,8 @@ def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim:
     return hook
 
 
-def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Tensor | None:
+def resolve_ablation(model: nn.Module, ablation: str | None,
+                     means: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
     """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
 
     ``ablation=None`` takes the model's default (see
@@ -147,7 +160,8 @@ def resolve_ablation(model: nn.Module, ablation: str | None, means) -> torch.Ten
 
 
 @contextlib.contextmanager
-def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) -> Iterator[torch.Tensor]:
+def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None,
+               means: np.ndarray | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Gate attention heads for the duration of the ``with`` block.
 
     Parameters
@@ -155,10 +169,14 @@ def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) 
     model : transformers model
         Any model in :data:`bertology_widgets.architectures.ADAPTERS`
         (base model or sequence classifier), pruned or not.
-    mask : array-like or torch.Tensor, shape ``(num_layers, num_heads)``
+    mask : array-like or torch.Tensor, shape ``(num_layers, num_heads)`` or ``(batch, num_layers, num_heads)``
         1 keeps a head, 0 masks it, a fraction scales it. A tensor with
         ``requires_grad=True`` collects ``d(output)/d(gate)`` in ``mask.grad``.
-        Heads already pruned away are ignored.
+        Heads already pruned away are ignored. With a leading batch axis
+        every example of the forward's batch (which must have that size) gets
+        its own gates; summing per-example losses then gives each example's
+        own gradient in ``mask.grad[b]``, since examples do not interact in
+        the forward pass of these models.
     ablation : {"zero", "mean"}, optional
         What a masked head outputs: zeros, or its mean output ``means``
         (gates between 0 and 1 interpolate: ``g * x + (1 - g) * mean``).
@@ -170,20 +188,20 @@ def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) 
     Yields
     ------
     torch.Tensor
-        The validated mask, ``(num_layers, num_heads)``.
+        The validated mask, ``(num_layers, num_heads)`` (or ``(batch, num_layers, num_heads)``).
 
     The hooks are removed in ``finally``, even when the forward raises.
     """
     adapter = adapter_for(model)
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
-    gates = as_head_mask(mask, num_layers, num_heads)
+    gates = as_head_mask(mask, num_layers, num_heads, batched=True)
     head_means = resolve_ablation(model, ablation, means)
     handles = []
     try:
         for layer_index, (layer, kept) in enumerate(zip(adapter.layer_modules(model), kept_heads(model))):
             if not kept:
                 continue
-            layer_gates = gates[layer_index, kept]
+            layer_gates = gates[..., layer_index, kept]
             if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
                 continue  # an all-ones gate changes nothing: skip the work
             hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model), head_means)
@@ -194,15 +212,7 @@ def mask_heads(model: nn.Module, mask, ablation: str | None = None, means=None) 
             handle.remove()
 
 
-def count_gate_hooks(model: nn.Module) -> int:
-    """Forward pre-hooks currently on the attention output projections (0 outside ``mask_heads``)."""
-    adapter = adapter_for(model)
-    return sum(
-        len(adapter.out_projection(layer)._forward_pre_hooks) for layer in adapter.layer_modules(model)
-    )
-
-
-def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> None:
+def validate_layer_head(model_or_shape: nn.Module | tuple[int, int], layer: int, head: int | None = None) -> None:
     """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range."""
     if isinstance(model_or_shape, tuple):
         num_layers, num_heads = model_or_shape
@@ -217,7 +227,7 @@ def validate_layer_head(model_or_shape, layer: int, head: int | None = None) -> 
             raise ValueError(f"head {head} does not exist; this model has heads 0..{num_heads - 1} per layer")
 
 
-def _check_index(name: str, value) -> None:
+def _check_index(name: str, value: object) -> None:
     """Accept Python / NumPy / 0-d torch integers; reject floats, strings, bools."""
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
         value = value.item()
@@ -227,9 +237,9 @@ def _check_index(name: str, value) -> None:
 
 __all__ = [
     "ABLATIONS",
+    "HeadMaskLike",
     "ArchitectureAdapter",
     "as_head_mask",
-    "count_gate_hooks",
     "kept_heads",
     "mask_heads",
     "model_shape",

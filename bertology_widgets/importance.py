@@ -19,19 +19,25 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .architectures import adapter_for
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .capturing import attention_implementation
-from .distributed import ONE_PROCESS, ordered_sum
+from .distributed import ONE_PROCESS, Processes, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import as_head_mask, kept_heads, mask_heads, model_shape, resolve_ablation
+from .heads import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, ProgressReporter, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
 DEFAULT_IMPORTANCE_BATCH_SIZE = 16
@@ -75,7 +81,8 @@ class ImportanceResult:
         return ranks.reshape(self.importance.shape)
 
 
-def normalize_importance(raw, by_layer: bool = True, global_min_max: bool = True) -> np.ndarray:
+def normalize_importance(raw: np.ndarray | torch.Tensor, by_layer: bool = True,
+                         global_min_max: bool = True) -> np.ndarray:
     """Normalise ``(layers, heads)`` importance as run_bertology.py does.
 
     ``by_layer`` divides each layer by its L2 norm (``+ 1e-20``);
@@ -104,7 +111,7 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor, regression: bool)
     return F.cross_entropy(logits.float(), labels.long(), reduction="none")
 
 
-def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Tensor:
+def attention_entropy_sums(attentions: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
     """``(layers, heads)`` entropy summed over non-padding query tokens of a batch.
 
     ``attentions``: one ``(batch, heads, query, key)`` tensor per layer;
@@ -117,41 +124,7 @@ def attention_entropy_sums(attentions, attention_mask: torch.Tensor) -> torch.Te
     ])
 
 
-@contextlib.contextmanager
-def per_example_gates(model, gates: torch.Tensor):
-    """Gate heads with a separate gate per example of the batch.
-
-    ``gates``: ``(batch, layers, heads)``. With ``requires_grad`` and the
-    per-example losses summed, ``d(sum)/d(gates[b])`` is example ``b``'s own
-    gradient: examples do not interact in the forward pass of these models.
-    Under the model's default mean ablation a gate ``g`` gives ``g * x + (1 - g) * mean``.
-    """
-    adapter = adapter_for(model)
-    head_dim = adapter.head_dim(model)
-    means = resolve_ablation(model, None, None)  # (layers, heads, d_head) or None
-    handles = []
-
-    def make_hook(layer_index: int):
-        def hook(module, args):
-            x = args[0]  # (batch, pos, heads * d_head)
-            g = gates[:, layer_index].to(x.dtype)[:, None, :, None]  # (batch, 1, heads, 1)
-            gated = x.reshape(*x.shape[:-1], -1, head_dim) * g
-            if means is not None:
-                gated = gated + (1 - g) * means[layer_index].to(device=x.device, dtype=x.dtype)
-            return (gated.reshape(x.shape), *args[1:])
-
-        return hook
-
-    try:
-        for layer_index, layer in enumerate(adapter.layer_modules(model)):
-            handles.append(adapter.out_projection(layer).register_forward_pre_hook(make_hook(layer_index)))
-        yield gates
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _check_unpruned(model) -> None:
+def _check_unpruned(model: nn.Module) -> None:
     num_layers, num_heads = model_shape(model)
     if any(len(heads) != num_heads for heads in kept_heads(model)):
         raise ValueError("head importance needs an unpruned model; mask heads (mask=...) instead of pruning them")
@@ -162,11 +135,12 @@ def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: floa
     return gates * entropy_sum - torch.xlogy(gates, gates) * tokens
 
 
-def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool = True, compat: bool = False,
-                    batch_size: int | None = None, normalize_by_layer: bool = True,
-                    normalize_global: bool = True, compute_entropy: bool = True,
-                    max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False,
-                    on_progress=None, processes=ONE_PROCESS) -> ImportanceResult:
+def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                    mask: HeadMaskLike = None, *, per_example: bool = True, compat: bool = False,
+                    batch_size: int | None = None, normalize_by_layer: bool = True, normalize_global: bool = True,
+                    compute_entropy: bool = True, max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                    progress: Progress = False, on_progress: Callable[[int, int], None] | None = None,
+                    processes: Processes = ONE_PROCESS) -> ImportanceResult:
     """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
 
     Parameters
@@ -181,7 +155,8 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
     per_example : bool
         True (the paper's definition): ``|dL(x)/dg|`` for each example, then
         the mean over examples. Batches are length-sorted and each example
-        gets its own copy of the gates (:func:`per_example_gates`), so one
+        gets its own copy of the gates (a ``(batch, layers, heads)`` mask for
+        :func:`~bertology_widgets.heads.mask_heads`), so one
         backward pass gives every example's own gradient: as exact as one
         example at a time, and about 2x faster on one CPU thread (MiniLM,
         SST-2); the gain grows with parallel hardware.
@@ -211,10 +186,11 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
         Tokens per example.
     task : str, optional
         GLUE task (decides classification vs regression); default: the model's.
-    progress : bool
-        Show a tqdm bar.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in
+        examples after every batch, this process's share (see :mod:`~bertology_widgets.progress`).
     on_progress : callable, optional
-        ``on_progress(done, total)`` in examples, after every batch (this process's share).
+        Also called as ``on_progress(done, total)`` (the older keyword).
     processes : :class:`~bertology_widgets.distributed.Processes`
         Under ``accelerate launch``, :func:`~bertology_widgets.distributed.current_processes`:
         each process takes every N-th batch, and the per-batch sums are gathered
@@ -235,89 +211,142 @@ def head_importance(model, tokenizer, examples, mask=None, *, per_example: bool 
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     num_layers, num_heads = model_shape(model)
     device = next(model.parameters()).device
-    gates = as_head_mask(mask, num_layers, num_heads).detach().float().to(device)
-
     encoded = encode_examples(tokenizer, examples, max_length)
-    if compat:  # file order: with a never-zeroed gradient the order changes the result
-        order = np.arange(len(encoded))
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    run = _ImportancePass(
+        model=model, encoded=encoded, device=device, compute_entropy=compute_entropy,
+        regression=glue_task.is_regression, pad=pad_token_id(model, tokenizer), with_types=uses_token_types(model),
+        gates=as_head_mask(mask, num_layers, num_heads).detach().float().to(device),
+        labels=torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long),
+    )
+
+    def report(total: int) -> ProgressReporter:  # in examples, this process's share
+        return progress_reporter(progress, total, show_bar=processes.is_main, desc="head importance", unit="example",
+                                 on_progress=on_progress)
+
+    if compat:
+        total, entropy_sum, tokens = _compat_sums(run, batch_size, report)
+        raw = total / tokens
+        if compute_entropy:
+            entropy_sum = _masked_entropy(entropy_sum, run.gates.cpu(), tokens)
     else:
-        batches = length_sorted_batches(encoded.lengths, batch_size)
-    shared_gate = compat or not per_example  # one (layers, heads) gate for the whole batch
-    label_tensor = torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long)
-    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
-
-    running_grad = torch.zeros(num_layers, num_heads, device=device)  # compat: head_mask.grad
-    # compat's running gradient follows the file order, so it cannot be shared out.
-    mine = ONE_PROCESS.take(batches) if compat else processes.take(batches)
-    parts = []  # per batch: (importance sum, entropy sum, tokens), flattened; added up in batch order below
-    local_total = sum(len(indices) for _, indices in mine)
-    done = 0
-    attention = attention_implementation(model, "eager") if compute_entropy else contextlib.nullcontext()
-    bar = progress_bar(total=local_total, enabled=progress and processes.is_main, desc="head importance",
-                       unit="example")
-    try:
-        with eval_mode(model), attention, torch.enable_grad():
-            for _, indices in mine:
-                batch = collate(encoded, indices, pad, device, with_types)
-                batch_labels = label_tensor[indices].to(device)
-                if shared_gate:
-                    gate = gates.clone().requires_grad_(True)
-                    context = mask_heads(model, gate)
-                else:
-                    gate = gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
-                    context = per_example_gates(model, gate)
-                with context:
-                    out = model(**batch, output_attentions=compute_entropy)
-                losses = example_losses(out.logits, batch_labels, glue_task.is_regression)
-                (grad,) = torch.autograd.grad(losses.mean() if shared_gate else losses.sum(), gate)
-                if compat:
-                    running_grad += grad
-                    part = running_grad.abs()
-                elif shared_gate:
-                    part = grad.abs() * len(indices)
-                else:
-                    part = grad.abs().sum(0)
-                entropy_part = (attention_entropy_sums(out.attentions, batch["attention_mask"])
-                                if compute_entropy else torch.zeros_like(part))
-                batch_tokens = float(batch["attention_mask"].sum())
-                parts.append(np.concatenate([part.detach().cpu().numpy().ravel(),
-                                             entropy_part.cpu().numpy().ravel(), [batch_tokens]]))
-                done += len(indices)
-                bar.update(len(indices))
-                if on_progress is not None:
-                    on_progress(done, local_total)
-    finally:
-        bar.close()
-
-    size = num_layers * num_heads
-    numbers = [number for number, _ in mine]
-    rows = np.asarray(parts, dtype=np.float64).reshape(len(parts), 2 * size + 1)
-    if not compat:
-        rows = processes.gather_rows(numbers, rows, len(batches))
-    total = torch.from_numpy(ordered_sum(rows[:, :size].astype(np.float32))).reshape(num_layers, num_heads)
-    entropy_sum = torch.from_numpy(ordered_sum(rows[:, size:2 * size].astype(np.float32)))
-    tokens = float(rows[:, -1].sum())
-
-    raw = total / (tokens if compat else len(encoded))
-    entropy = None
-    if compute_entropy:
-        entropy_sum = entropy_sum.reshape(num_layers, num_heads)
-        if compat:
-            entropy_sum = _masked_entropy(entropy_sum, gates.cpu(), tokens)
-        entropy = (entropy_sum / tokens).numpy()
-    raw = raw.numpy()
+        sums = _per_example_sums if per_example else _batch_mean_sums
+        total, entropy_sum, tokens = sums(run, batch_size, processes, report)
+        raw = total / len(encoded)
     return ImportanceResult(
-        importance=normalize_importance(raw, normalize_by_layer, normalize_global),
-        entropy=entropy,
-        raw_importance=raw,
+        importance=normalize_importance(raw.numpy(), normalize_by_layer, normalize_global),
+        entropy=(entropy_sum / tokens).numpy() if compute_entropy else None,
+        raw_importance=raw.numpy(),
         tokens=int(tokens),
         n_examples=len(encoded),
         seconds=time.perf_counter() - start,
     )
 
 
-def format_head_table(table, fmt: str | None = None) -> str:
+#: ``report(total)``: a progress reporter for ``total`` examples.
+Reports = Callable[[int], ProgressReporter]
+#: Importance ``(layers, heads)``, attention entropy ``(layers, heads)`` and a token count, of a batch or summed.
+Sums = tuple[torch.Tensor, torch.Tensor, float]
+
+
+@dataclass
+class _ImportancePass:
+    """What every batch of one :func:`head_importance` computation shares."""
+
+    model: nn.Module
+    encoded: EncodedExamples
+    labels: torch.Tensor  # (n,): class ids, or scores for regression
+    gates: torch.Tensor  # (layers, heads), on the model's device: where the gradients are taken
+    regression: bool
+    compute_entropy: bool
+    pad: int
+    with_types: bool
+    device: torch.device
+
+    def gradient(self, indices: np.ndarray, gate: torch.Tensor, summed: bool) -> Sums:
+        """``d loss / d gate`` for one batch, its ``(layers, heads)`` entropy sums and its token count.
+
+        ``gate``: ``(layers, heads)`` or ``(batch, layers, heads)``, requiring grad;
+        the loss is the per-example losses' sum (``summed``) or their mean.
+        """
+        batch = collate(self.encoded, indices, self.pad, self.device, self.with_types)
+        with mask_heads(self.model, gate):
+            out = self.model(**batch, output_attentions=self.compute_entropy)
+        losses = example_losses(out.logits, self.labels[indices].to(self.device), self.regression)
+        (grad,) = torch.autograd.grad(losses.sum() if summed else losses.mean(), gate)
+        entropy = (attention_entropy_sums(out.attentions, batch["attention_mask"]) if self.compute_entropy
+                   else torch.zeros(self.gates.shape, device=grad.device))
+        return grad, entropy, float(batch["attention_mask"].sum())
+
+    def sums(self, batches: list[np.ndarray], processes: Processes, report: Reports,
+             batch_part: Callable[[np.ndarray], Sums]) -> Sums:
+        """Add up ``batch_part(indices)`` = (importance ``(layers, heads)``, entropy ``(layers, heads)``, tokens).
+
+        ``report(total)`` makes the progress reporter once the examples this process runs are known.
+
+        ``processes`` share the batches out; the parts are gathered and added
+        in batch order, so the sums are the single-process ones.
+        Returns the importance and entropy sums (CPU tensors) and the token count.
+        """
+        mine = processes.take(batches)
+        attention = attention_implementation(self.model, "eager") if self.compute_entropy else contextlib.nullcontext()
+        parts = []  # per batch: (importance sum, entropy sum, tokens), flattened
+        progress = report(sum(len(indices) for _, indices in mine))
+        with progress, eval_mode(self.model), attention, torch.enable_grad():
+            for _, indices in mine:
+                importance, entropy, tokens = batch_part(indices)
+                parts.append(np.concatenate([importance.detach().cpu().numpy().ravel(),
+                                             entropy.cpu().numpy().ravel(), [tokens]]))
+                progress.update(len(indices))
+        shape = tuple(self.gates.shape)
+        size = shape[0] * shape[1]
+        rows = np.asarray(parts, dtype=np.float64).reshape(len(parts), 2 * size + 1)
+        rows = processes.gather_rows([number for number, _ in mine], rows, len(batches))
+        total = torch.from_numpy(ordered_sum(rows[:, :size].astype(np.float32))).reshape(shape)
+        entropy_sum = torch.from_numpy(ordered_sum(rows[:, size:2 * size].astype(np.float32))).reshape(shape)
+        return total, entropy_sum, float(rows[:, -1].sum())
+
+
+def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
+    """Sum over examples of ``|dL(x)/dg|``: each example of a batch gets its own copy of the gates."""
+    def part(indices: np.ndarray) -> Sums:
+        gate = run.gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
+        grad, entropy, tokens = run.gradient(indices, gate, summed=True)
+        return grad.abs().sum(0), entropy, tokens
+
+    return run.sums(length_sorted_batches(run.encoded.lengths, batch_size), processes, report, part)
+
+
+def _batch_mean_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
+    """Sum over batches of ``|dL(batch)/dg|`` (batch-mean loss) times the batch's size."""
+    def part(indices: np.ndarray) -> Sums:
+        gate = run.gates.clone().requires_grad_(True)
+        grad, entropy, tokens = run.gradient(indices, gate, summed=False)
+        return grad.abs() * len(indices), entropy, tokens
+
+    return run.sums(length_sorted_batches(run.encoded.lengths, batch_size), processes, report, part)
+
+
+def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports) -> Sums:
+    """run_bertology.py's sum: ``|running gradient|`` after every batch, in file order, the gradient never zeroed.
+
+    The running gradient follows the file order, so the batches are not
+    shared out: every process runs them all.
+    """
+    order = np.arange(len(run.encoded))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    running = torch.zeros(run.gates.shape, device=run.device)  # head_mask.grad
+
+    def part(indices: np.ndarray) -> Sums:
+        nonlocal running
+        gate = run.gates.clone().requires_grad_(True)
+        grad, entropy, tokens = run.gradient(indices, gate, summed=False)
+        running = running + grad
+        return running.abs(), entropy, tokens
+
+    return run.sums(batches, ONE_PROCESS, report, part)
+
+
+def format_head_table(table: np.ndarray, fmt: str | None = None) -> str:
     """A ``(layers, heads)`` table laid out as run_bertology.py's ``print_2d_tensor``, numbered from 0 like the API."""
     table = np.asarray(table)
     if fmt is None:
@@ -335,5 +364,4 @@ __all__ = [
     "format_head_table",
     "head_importance",
     "normalize_importance",
-    "per_example_gates",
 ]

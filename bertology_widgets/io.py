@@ -17,8 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+#: A file or folder name: a ``str`` or a ``pathlib.Path`` (any ``os.PathLike``).
+PathLike = str | os.PathLike
 
-def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> Path:
+
+def atomic_write_bytes(path: PathLike, data: bytes, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` via a flushed temporary file in the same folder and an atomic rename.
 
     ``mode`` (e.g. ``0o644``) sets the permissions before the rename; the
@@ -41,19 +44,19 @@ def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> Path:
     return path
 
 
-def atomic_write_text(path, text: str, mode: int | None = None) -> Path:
+def atomic_write_text(path: PathLike, text: str, mode: int | None = None) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
-def atomic_save_npy(path, array: np.ndarray) -> Path:
+def atomic_save_npy(path: PathLike, array: np.ndarray) -> Path:
     """Save ``array`` in ``.npy`` format to ``path`` atomically (``path`` keeps its name, no suffix is added)."""
     buffer = BytesIO()
     np.save(buffer, np.asarray(array))
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def replace_folder(staging, folder) -> Path:
+def replace_folder(staging: PathLike, folder: PathLike) -> Path:
     """Move the finished folder ``staging`` to ``folder``, removing what was there.
 
     ``staging`` should sit beside ``folder`` (same file system) so the move is
@@ -66,7 +69,7 @@ def replace_folder(staging, folder) -> Path:
     return folder
 
 
-def output_folder(path, option: str = "--out") -> Path:
+def output_folder(path: PathLike, option: str = "--out") -> Path:
     """Create the output folder ``path`` (or ``args.out``) and prove it is writable, before any work is done.
 
     A probe file is written and removed, because permission bits do not tell:

@@ -30,9 +30,12 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from .exceptions import BertologyWarning
 
 #: Accepted names (normalised: lower case, ``_`` for spaces and hyphens) of each task label.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -183,7 +186,8 @@ def output_layer(model: nn.Module) -> nn.Linear:
     from .architectures import adapter_for
 
     adapter = adapter_for(model)
-    num_labels = int(model.config.num_labels)
+    config: Any = model.config
+    num_labels = int(config.num_labels)
     found = [module for name in adapter.classifier_modules for module in getattr(model, name).modules()
              if isinstance(module, nn.Linear) and module.out_features == num_labels]
     if not found:
@@ -210,7 +214,7 @@ def align_labels(model: nn.Module, task, label_map: dict | None = None) -> Label
     from .glue import get_task
 
     glue_task = get_task(task)
-    config = model.config
+    config: Any = model.config
     if glue_task.is_regression or int(config.num_labels) != glue_task.num_labels:
         return resolve_label_map({}, glue_task)  # regression, or a size check elsewhere refuses it
     mapping = resolve_label_map(config.id2label, glue_task, label_map, recorded_task(model))
@@ -232,7 +236,7 @@ def align_labels(model: nn.Module, task, label_map: dict | None = None) -> Label
     return mapping
 
 
-class TaskMismatchWarning(UserWarning):
+class TaskMismatchWarning(BertologyWarning):
     """The model records that it was fine-tuned on another task than the one it is scored on."""
 
 

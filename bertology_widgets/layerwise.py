@@ -60,7 +60,6 @@ class LayerCache:
     mask: torch.Tensor
     logits: torch.Tensor | None = None
     kind_args: dict = field(default_factory=dict)
-    stats: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
         return sum(h.numel() * h.element_size() for h in self.hidden if h is not None)
@@ -124,8 +123,8 @@ class LayerwiseRunner:
         (layer 0 for families whose layers are all alike), so at most a
         layer or two run here.
         """
-        captured = {}
-        first_of_kind = {}
+        captured: dict[int, tuple] = {}
+        first_of_kind: dict[object, int] = {}
         for i in range(len(self.layers)):
             first_of_kind.setdefault(self._kinds[i], i)
         stop_at = max(first_of_kind.values())
@@ -163,7 +162,6 @@ class LayerwiseRunner:
         """
         start = first_changed_layer(cache.mask, mask) if cache.hidden[-1] is not None else 0
         if start is None and cache.logits is not None:
-            cache.stats = {"start_layer": len(self.layers)}
             return cache.logits
         start = 0 if start is None else start
         new_hidden = list(cache.hidden)
@@ -175,9 +173,10 @@ class LayerwiseRunner:
             for i in range(start, last):
                 h = self._layer(i, h, cache)
                 new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
-            logits = self.adapter.classifier_head(self.model, h, cache.inputs)
+            head = self.adapter.classifier_head
+            assert head is not None  # __init__ refuses models without one
+            logits = head(self.model, h, cache.inputs)
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
-        cache.stats = {"start_layer": start}
         return cache.logits
 
     def _layer(self, i: int, h: torch.Tensor, cache: LayerCache) -> torch.Tensor:

@@ -13,19 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_save_npy, atomic_write_text
+from .heads import HeadMaskLike
+from .io import PathLike, atomic_save_npy, atomic_write_text
 
 MASK_SUFFIXES = (".npy", ".json")
 
 
-def _suffix(path) -> str:
+def _suffix(path: PathLike) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in MASK_SUFFIXES:
         raise ValueError(f"{path}: a mask file ends in .npy or .json, not {suffix or 'nothing'!r}")
     return suffix
 
 
-def save_mask(mask, path) -> Path:
+def save_mask(mask: HeadMaskLike, path: PathLike) -> Path:
     """Write ``mask`` (shape ``(layers, heads)``; 1 keeps a head, 0 masks it) to ``path``."""
     path = Path(path)
     suffix = _suffix(path)
@@ -39,7 +40,7 @@ def save_mask(mask, path) -> Path:
     return path
 
 
-def load_mask(path) -> np.ndarray:
+def load_mask(path: PathLike) -> np.ndarray:
     """Read a mask written by :func:`save_mask`; shape ``(layers, heads)``, float32."""
     path = Path(path)
     suffix = _suffix(path)

@@ -14,19 +14,26 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .distributed import ONE_PROCESS
+from .distributed import ONE_PROCESS, Processes
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
-from .heads import mask_heads, model_shape
+from .heads import HeadMaskLike, mask_heads, model_shape
 from .evaluation import labelled_task
 from .importance import head_importance
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, progress_reporter
 from .pruning import prune_heads
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 
 @dataclass
@@ -121,10 +128,11 @@ def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
             "score": score, "kept": bool(kept), "mask": mask.tolist()}
 
 
-def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, masking_threshold: float = 0.9,
-                  metric: str | None = None, importance=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                  max_length: int = DEFAULT_MAX_LENGTH, task=None, progress: bool = False, on_step=None,
-                  processes=ONE_PROCESS, **importance_kwargs) -> MaskingCurve:
+def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                  masking_amount: float = 0.1, masking_threshold: float = 0.9, metric: str | None = None,
+                  importance=None, batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                  task: str | None = None, progress: Progress = False, on_step: Callable[[dict], None] | None = None,
+                  processes: Processes = ONE_PROCESS, **importance_kwargs) -> MaskingCurve:
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
     Each step masks the ``heads_per_step`` least important heads still
@@ -149,8 +157,11 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
         Importance of the unmasked model when already computed.
     batch_size, max_length : int
         For scoring.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in steps,
+        ``total`` being the most steps the curve can take (see :mod:`~bertology_widgets.progress`).
     on_step : callable, optional
-        ``on_step(entry)`` with each new curve entry.
+        ``on_step(entry)`` with each new curve entry (the curve as it grows, not a progress report).
     processes : :class:`~bertology_widgets.distributed.Processes`
         Under ``accelerate launch``: every score and importance pass is shared
         among the processes; all of them get the same numbers, so they take
@@ -183,9 +194,9 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     threshold = original[metric] * masking_threshold
     curve = [_step(0, mask, original, True)]
     final_mask = mask
-    bar = progress_bar(total=(mask.size - 1) // per_step, enabled=progress and processes.is_main,
-                       desc="masking heads", unit="step")
-    try:
+    report = progress_reporter(progress, (mask.size - 1) // per_step, show_bar=processes.is_main,
+                               desc="masking heads", unit="step")
+    with report:
         while int(mask.sum()) > per_step:
             ranked = np.argsort(np.where(mask > 0, current, np.inf).reshape(-1), kind="stable")
             mask = mask.copy()
@@ -193,8 +204,8 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
             new_score = score(mask)
             kept = new_score[metric] >= threshold
             curve.append(_step(len(curve), mask, new_score, kept))
-            bar.update(1)
-            bar.set_postfix({metric: f"{new_score[metric]:.4f}"})
+            report.set_postfix(**{metric: f"{new_score[metric]:.4f}"})
+            report.update(1)
             if on_step is not None:
                 on_step(curve[-1])
             if not kept:
@@ -202,8 +213,6 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
             final_mask = mask
             if int(mask.sum()) > per_step:
                 current = measure(mask)
-    finally:
-        bar.close()
     return MaskingCurve(
         original_score=original, metric=metric, masking_threshold=float(masking_threshold),
         masking_amount=float(masking_amount), heads_per_step=per_step, curve=curve,
@@ -211,18 +220,20 @@ def masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1, ma
     )
 
 
-def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 0.1,
-                         masking_threshold: float = 0.9, seeds=(0, 1, 2), min_steps: int = 0,
-                         metric: str | None = None, original_score: dict | None = None,
+def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                         masking_amount: float = 0.1, masking_threshold: float = 0.9, seeds=(0, 1, 2),
+                         min_steps: int = 0, metric: str | None = None, original_score: dict | None = None,
                          batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                         task=None, progress: bool = False, processes=ONE_PROCESS) -> dict:
+                         task: str | None = None, progress: Progress = False,
+                         processes: Processes = ONE_PROCESS) -> dict:
     """The baseline for :func:`masking_curve`: heads masked in a random order.
 
     Every seed masks ``heads_per_step`` more heads per step, in the order of
     ``np.random.default_rng(seed).permutation``. All seeds step together
     until each has fallen below ``masking_threshold x original`` and at least
     ``min_steps`` steps are done (pass ``len(curve) - 1`` to cover the
-    importance curve), or until one head would be left.
+    importance curve), or until one head would be left. ``progress``: a tqdm
+    bar (True), none (False) or ``progress(done, total)`` in steps.
 
     Returns
     -------
@@ -247,9 +258,9 @@ def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 
     dropped = [False] * len(seeds)
     final_fraction = [0.0] * len(seeds)
     steps = [_aggregate(0, 0, total, [original[metric]] * len(seeds))]
-    bar = progress_bar(total=(total - 1) // per_step, enabled=progress and processes.is_main,
-                       desc="random masking", unit="step")
-    try:
+    report = progress_reporter(progress, (total - 1) // per_step, show_bar=processes.is_main,
+                               desc="random masking", unit="step")
+    with report:
         while total - steps[-1]["heads_masked"] > per_step:
             if all(dropped) and len(steps) - 1 >= min_steps:
                 break
@@ -265,9 +276,7 @@ def random_masking_curve(model, tokenizer, examples, *, masking_amount: float = 
                 else:
                     dropped[i] = True
             steps.append(_aggregate(len(steps), masked, total, values))
-            bar.update(1)
-    finally:
-        bar.close()
+            report.update(1)
     return {"seeds": seeds, "metric": metric, "heads_per_step": per_step, "steps": steps,
             "final_fraction_masked": final_fraction,
             "final_fraction_masked_mean": float(np.mean(final_fraction))}
@@ -280,9 +289,10 @@ def _aggregate(step: int, masked: int, total: int, values) -> dict:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def keep_one_head_per_layer(model, tokenizer, examples, importance, *, metric: str | None = None,
-                            batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                            task=None, processes=ONE_PROCESS) -> dict:
+def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                            importance, *, metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                            max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                            processes: Processes = ONE_PROCESS) -> dict:
     """Score the model with only the most important head of each layer left.
 
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
@@ -317,9 +327,10 @@ def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> 
     return float(np.median(times))
 
 
-def prune_and_compare(model, tokenizer, examples, mask, *, metric: str | None = None, repeats: int = 3,
+def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                      mask: HeadMaskLike, *, metric: str | None = None, repeats: int = 3,
                       batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
-                      task=None) -> dict:
+                      task: str | None = None) -> dict:
     """Prune the heads ``mask`` removes from a copy of ``model``; compare size, score and speed.
 
     The caller's model is left as it was. Times are forward passes only

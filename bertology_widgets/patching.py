@@ -14,6 +14,7 @@ run's value, cached once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,7 +22,10 @@ from torch import nn
 
 from .architectures import adapter_for
 from .capturing import _model_inputs, encode
-from .heads import kept_heads, mask_heads, model_shape
+from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def logit_difference(logits: np.ndarray, target: int) -> np.ndarray:
@@ -110,8 +114,8 @@ def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, p
 
 
 @torch.inference_mode()
-def run_patching(model: nn.Module, tokenizer, clean: str, corrupted: str, *, metric=None,
-                 per_position: bool = False, mask=None, batch_size: int = 72) -> PatchingResult:
+def run_patching(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *, metric=None,
+                 per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> PatchingResult:
     """Patch every head's clean output into the corrupted run; see :func:`patch_heads`."""
     adapter = adapter_for(model)
     if not adapter.is_task_model(model):
@@ -180,8 +184,8 @@ def run_patching(model: nn.Module, tokenizer, clean: str, corrupted: str, *, met
                           corrupted_tokens=ids(corrupt_in["input_ids"][0].tolist()), per_position=per_position)
 
 
-def patch_heads(model: nn.Module, tokenizer, clean: str, corrupted: str, *, metric=None,
-                per_position: bool = False, mask=None, batch_size: int = 72) -> np.ndarray:
+def patch_heads(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *, metric=None,
+                per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> np.ndarray:
     """Activation patching of every head from a clean into a corrupted run.
 
     Parameters

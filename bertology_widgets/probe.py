@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .progress import Progress, progress_reporter
 from .representations import pooled_states
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
+    from .heads import HeadMaskLike
 
 
 @dataclass(frozen=True)
@@ -95,23 +103,6 @@ def class_labels(examples, what: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _progress_callback(progress) -> Callable[[float], None]:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda fraction: None
-    from .progress import progress_bar
-
-    bar = progress_bar(total=100, desc="layer probes", unit="%")
-
-    def report(fraction: float) -> None:
-        bar.update(round(100 * fraction) - bar.n)
-        if fraction >= 1:
-            bar.close()
-
-    return report
-
-
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: int = 0):
     """The probe of one layer: ``StandardScaler`` then ``LogisticRegression``, fitted on ``(n, hidden)``."""
     from sklearn.linear_model import LogisticRegression
@@ -122,8 +113,9 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: in
     return probe.fit(train_x, train_y)
 
 
-def layer_probe(model, tokenizer, train_examples, dev_examples, mask=None, pooling: str = "cls",
-                max_train: int | None = 2000, C: float = 1.0, seed: int = 0, progress=False, *,
+def layer_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_examples: Sequence[Example],
+                dev_examples: Sequence[Example], mask: HeadMaskLike = None, pooling: str = "cls",
+                max_train: int | None = 2000, C: float = 1.0, seed: int = 0, progress: Progress = False, *,
                 max_dev: int | None = None, batch_size: int = 32, max_length: int = 128) -> ProbeResult:
     """Fit a linear probe on every layer's pooled states and score it on dev examples.
 
@@ -144,14 +136,14 @@ def layer_probe(model, tokenizer, train_examples, dev_examples, mask=None, pooli
     seed : int
         Subsampling and solver seed: equal arguments give equal results.
     progress : bool or callable
-        True shows a tqdm bar; a callable is called with the fraction done, in ``[0, 1]``.
+        A tqdm bar (True), none (False) or ``progress(done, 100)``, in percent
+        of the work (see :mod:`~bertology_widgets.progress`).
 
     Returns
     -------
     ProbeResult
     """
     start = time.perf_counter()
-    report = _progress_callback(progress)
     train = subsample(train_examples, max_train, seed)
     dev = subsample(dev_examples, max_dev, seed + 1)
     if not train or not dev:
@@ -160,17 +152,18 @@ def layer_probe(model, tokenizer, train_examples, dev_examples, mask=None, pooli
     classes, counts = np.unique(train_y, return_counts=True)
     if len(classes) < 2:
         raise ValueError(f"all {len(train)} training examples have label {classes[0]}; a probe needs two classes")
-    report(0.0)
-    states = {}
-    for step, (name, examples) in enumerate((("train", train), ("dev", dev))):
-        states[name] = pooled_states(model, tokenizer, examples, mask, pooling, batch_size, max_length)
-        report(0.4 * (step + 1))  # the forward passes are most of the work
-    num_states = states["train"].shape[0]
-    accuracy = np.zeros(num_states)
-    for layer in range(num_states):
-        probe = fit_probe(states["train"][layer], train_y, C, seed)
-        accuracy[layer] = float((probe.predict(states["dev"][layer]) == dev_y).mean())
-        report(0.8 + 0.2 * (layer + 1) / num_states)
+    with progress_reporter(progress, 100, desc="layer probes", unit="%") as report:
+        report.update(0)
+        states = {}
+        for step, (name, examples) in enumerate((("train", train), ("dev", dev))):
+            states[name] = pooled_states(model, tokenizer, examples, mask, pooling, batch_size, max_length)
+            report.update_to(40 * (step + 1))  # the forward passes are most of the work
+        num_states = states["train"].shape[0]
+        accuracy = np.zeros(num_states)
+        for layer in range(num_states):
+            probe = fit_probe(states["train"][layer], train_y, C, seed)
+            accuracy[layer] = float((probe.predict(states["dev"][layer]) == dev_y).mean())
+            report.update_to(round(80 + 20 * (layer + 1) / num_states))
     return ProbeResult(
         accuracy=accuracy,
         majority_baseline=float((dev_y == classes[np.argmax(counts)]).mean()),

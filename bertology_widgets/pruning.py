@@ -11,12 +11,13 @@ projection's weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for, get_submodule
-from .heads import KEPT_HEADS_ATTR, as_head_mask, kept_heads
+from .heads import KEPT_HEADS_ATTR, as_head_mask, HeadMaskLike, kept_heads
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _slice_linear(linear: nn.Module, index: torch.Tensor, dim: int, conv1d: bool,
+def _slice_linear(linear: Any, index: torch.Tensor, dim: int, conv1d: bool,
                   scale: torch.Tensor | None = None) -> None:
-    """Keep ``index`` along ``dim`` ('out' = 0, 'in' = 1 in ``nn.Linear`` terms), in place.
+    """Keep ``index`` along ``dim`` ('out' = 0, 'in' = 1 in ``nn.Linear`` terms) of ``linear``, in place.
+
+    ``linear`` is an ``nn.Linear`` or transformers' ``Conv1D`` (GPT-2).
 
     For ``Conv1D`` the weight is stored transposed, so the dims swap. ``scale``
     (one value per kept input feature) multiplies the kept input columns.
@@ -118,7 +121,7 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
     """Prune one layer. ``keep_positions`` index into ``present`` (the heads there now)."""
     core_path = adapter.attention_core
     out_proj = adapter.out_projection(layer)
-    core = get_submodule(layer, core_path)
+    core: Any = get_submodule(layer, core_path)  # its head-count attributes differ per family
     if not keep_positions:
         inside = adapter.out_proj.startswith(core_path + ".")
         bias = getattr(out_proj, "bias", None) if inside else None
@@ -128,8 +131,8 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
         setattr(get_submodule(layer, parent_path), name, NoHeads(bias, hidden_size))
         return
     index = _feature_index(keep_positions, head_dim)
-    scale = gates.repeat_interleave(head_dim)
-    scale = None if bool((scale == 1).all()) else scale
+    per_feature = gates.repeat_interleave(head_dim)
+    scale = None if bool((per_feature == 1).all()) else per_feature
     if adapter.conv1d:  # fused c_attn: [q | k | v], each of width present * head_dim
         width = len(present) * head_dim
         fused = torch.cat([index, index + width, index + 2 * width])
@@ -147,7 +150,7 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
 
 
 @torch.no_grad()
-def prune_heads(model: nn.Module, mask) -> PruneReport:
+def prune_heads(model: nn.Module, mask: HeadMaskLike) -> PruneReport:
     """Physically remove the heads whose gate is 0, in place.
 
     Parameters
@@ -167,7 +170,8 @@ def prune_heads(model: nn.Module, mask) -> PruneReport:
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads).detach().float()
     head_dim = adapter.head_dim(model)
-    hidden_size = int(model.config.hidden_size)
+    config: Any = model.config
+    hidden_size = int(config.hidden_size)
     before_kept = kept_heads(model)
     params_before = _num_params(model)
     after_kept = []
@@ -190,7 +194,7 @@ def prune_heads(model: nn.Module, mask) -> PruneReport:
     )
 
 
-def expected_params_after(model: nn.Module, mask) -> int:
+def expected_params_after(model: nn.Module, mask: HeadMaskLike) -> int:
     """Parameter count :func:`prune_heads` will leave, computed from shapes alone.
 
     Each removed head drops ``3 * (hidden * d_head + d_head)`` Q/K/V weights
@@ -199,6 +203,7 @@ def expected_params_after(model: nn.Module, mask) -> int:
     adapter = adapter_for(model)
     num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
     gates = as_head_mask(mask, num_layers, num_heads).detach()
-    d, h = adapter.head_dim(model), int(model.config.hidden_size)
+    config: Any = model.config
+    d, h = adapter.head_dim(model), int(config.hidden_size)
     removed = int(sum((gates[layer, k] == 0).sum().item() for layer, k in enumerate(kept_heads(model))))
     return _num_params(model) - removed * (3 * (h * d + d) + d * h)

@@ -11,14 +11,22 @@ output of every layer), as in :attr:`ModelSession.hidden_states
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 import torch
+from torch import nn
 
 from .architectures import adapter_for
 from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .heads import mask_heads
+from .heads import HeadMaskLike, mask_heads
 from .models import eval_mode
-from .progress import progress_bar
+from .progress import Progress, progress_reporter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .glue import Example
 
 POOLINGS = ("cls", "mean")
 _EPS = 1e-12
@@ -98,8 +106,9 @@ def pooling_positions(attention_mask: torch.Tensor, pooling: str, causal: bool) 
 
 
 @torch.inference_mode()
-def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", batch_size: int = 32,
-                  max_length: int = 128, progress: bool = False) -> np.ndarray:
+def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                  mask: HeadMaskLike = None, pooling: str = "cls", batch_size: int = 32, max_length: int = 128,
+                  progress: Progress = False) -> np.ndarray:
     """One vector per example and layer: the pooled hidden states under a head mask.
 
     Parameters
@@ -115,8 +124,8 @@ def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", b
         averages the non-padding tokens.
     batch_size, max_length : int
         Examples per length-sorted batch; tokens per example (longer ones are truncated).
-    progress : bool
-        Show a tqdm bar.
+    progress : bool or callable
+        A tqdm bar (True), none (False) or ``progress(done, total)`` in batches.
 
     Returns
     -------
@@ -132,9 +141,10 @@ def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", b
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     out = None
-    with eval_mode(model), mask_heads(model, mask):
-        for indices in progress_bar(length_sorted_batches(encoded.lengths, batch_size), enabled=progress,
-                                    desc="hidden states", unit="batch"):
+    batches = length_sorted_batches(encoded.lengths, batch_size)
+    report = progress_reporter(progress, len(batches), desc="hidden states", unit="batch")
+    with eval_mode(model), mask_heads(model, mask), report:
+        for indices in report.iterate(batches):
             batch = collate(encoded, indices, pad, device, with_types)
             hidden = model(**batch, output_hidden_states=True).hidden_states
             weights = pooling_positions(batch["attention_mask"].cpu(), pooling, causal)
@@ -142,6 +152,8 @@ def pooled_states(model, tokenizer, examples, mask=None, pooling: str = "cls", b
             if out is None:
                 out = np.zeros((pooled.shape[0], len(encoded), pooled.shape[2]), dtype=np.float32)
             out[:, indices] = pooled.numpy()
+    if out is None:
+        raise ValueError("no examples given to pool hidden states over")
     return out
 
 

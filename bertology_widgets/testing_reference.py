@@ -8,8 +8,10 @@ independent account of where each head lives. Tests import these from here
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+from typing import Iterator
 
 import torch
 
@@ -90,6 +92,30 @@ def model_inputs(arch: str, encoded) -> dict:
 
 
 @torch.no_grad()
+def count_pre_hooks(model: torch.nn.Module) -> int:
+    """Forward pre-hooks on all of ``model``'s modules: 0 once every ``mask_heads`` block has closed.
+
+    Inside one, one gate hook per layer whose gates are not all 1 (plus any hook of the test's own).
+    """
+    return sum(len(module._forward_pre_hooks) for module in model.modules())
+
+
+@contextlib.contextmanager
+def layers_run(layers) -> Iterator[list[int]]:
+    """Record which of ``layers`` (a model's layer modules) run a forward inside the ``with`` block.
+
+    Yields the list the indices are appended to, in call order.
+    """
+    ran: list[int] = []
+    handles = [layer.register_forward_hook(lambda module, args, out, i=i: ran.append(i))
+               for i, layer in enumerate(layers)]
+    try:
+        yield ran
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def logits_of(model, batch: dict) -> torch.Tensor:
     return model(**batch).logits
 

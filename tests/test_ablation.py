@@ -8,10 +8,11 @@ import torch
 
 from bertology_widgets.ablation import ablation_mode, get_ablation, head_output_means, set_ablation
 from bertology_widgets.evaluation import predict_logits
-from bertology_widgets.heads import count_gate_hooks, mask_heads
+from bertology_widgets.heads import mask_heads
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
+from bertology_widgets.testing_reference import (HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection,
+                                                  shared_model)
 
 ARCHS = ("bert", "distilbert", "gpt2")
 
@@ -116,7 +117,7 @@ def test_the_model_default_ablation_reaches_evaluation(tokenizer, examples):
         mean = predict_logits(model, tokenizer, examples, mask=mask)
         unmasked = predict_logits(model, tokenizer, examples)
     assert get_ablation(model) == "zero"
-    assert count_gate_hooks(model) == 0
+    assert count_pre_hooks(model) == 0
     np.testing.assert_allclose(unmasked, predict_logits(model, tokenizer, examples), atol=1e-6)
     assert np.abs(mean - zero).max() > 1e-3
 

@@ -15,7 +15,7 @@ from bertology_widgets.architectures import (
     supported_architectures,
 )
 from bertology_widgets.capturing import capture
-from bertology_widgets.heads import count_gate_hooks, mask_heads, model_shape
+from bertology_widgets.heads import mask_heads, model_shape
 from bertology_widgets.pruning import prune_heads
 from bertology_widgets.testing_reference import (ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, last_layer_output,
                                                layer_module, shared_model)
@@ -101,7 +101,6 @@ def test_unsupported_architectures_are_refused_by_name(make, model_type, tokeniz
         lambda: mask_heads(model, None).__enter__(),
         lambda: prune_heads(model, None),
         lambda: capture(model, tokenizer, "Hello there."),
-        lambda: count_gate_hooks(model),
     ):
         with pytest.raises(UnsupportedArchitectureError) as info:
             action()

@@ -8,7 +8,6 @@ import torch
 
 from bertology_widgets.heads import (
     as_head_mask,
-    count_gate_hooks,
     kept_heads,
     mask_heads,
     model_shape,
@@ -17,6 +16,7 @@ from bertology_widgets.heads import (
 from bertology_widgets.testing_reference import (
     ARCHS,
     ATTN_IMPLEMENTATIONS,
+    count_pre_hooks,
     HEADS,
     LAYERS,
     logits_of,
@@ -36,7 +36,7 @@ REFERENCE_MASKS = [
 
 
 def assert_no_hooks(model, arch):
-    assert count_gate_hooks(model) == 0
+    assert count_pre_hooks(model) == 0
     for proj in (out_projection(model, arch, layer) for layer in range(LAYERS)):
         assert len(proj._forward_pre_hooks) == 0
 
@@ -116,7 +116,7 @@ def test_hooks_live_only_inside_the_with_block(arch, batch_for):
     mask = torch.ones(LAYERS, HEADS)
     mask[0, 1] = mask[2, 3] = 0
     with mask_heads(model, mask):
-        assert count_gate_hooks(model) == 2  # one per layer whose gates are not all 1
+        assert count_pre_hooks(model) == 2  # one per layer whose gates are not all 1
         model(**batch)
     assert_no_hooks(model, arch)
 
@@ -127,7 +127,7 @@ def test_hooks_are_removed_when_the_forward_raises(arch, batch_for):
     bad_ids = torch.full((1, 4), 10**7)  # far outside the vocabulary
     with pytest.raises(IndexError):
         with mask_heads(model, torch.zeros(LAYERS, HEADS)):
-            assert count_gate_hooks(model) == LAYERS
+            assert count_pre_hooks(model) == LAYERS
             model(input_ids=bad_ids)
     assert_no_hooks(model, arch)
     batch = batch_for(arch)
@@ -141,7 +141,7 @@ def test_user_hooks_on_the_projection_survive(batch_for):
     handle = proj.register_forward_pre_hook(lambda module, args: calls.append(1))
     with mask_heads(model, torch.zeros(LAYERS, HEADS)):
         model(**batch_for("bert"))
-    assert list(proj._forward_pre_hooks.values()) and count_gate_hooks(model) == 1
+    assert list(proj._forward_pre_hooks.values()) and count_pre_hooks(model) == 1
     handle.remove()
     assert calls == [1]
 
@@ -236,3 +236,23 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
             model(**tokenizer(text, return_tensors="pt"), labels=torch.tensor([1])).loss.backward()
             grads.append(gates.grad.clone())
     assert (grads[0] != 0).any() and not torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_batch_of_masks_gates_each_example_as_its_own_mask_would(arch, batch_for):
+    model, batch = shared_model(arch), batch_for(arch)
+    masks = torch.stack([one_head_mask(0, 0), one_head_mask(1, 2),
+                         torch.tensor([[0.5, 1.0, 0.0, 0.25]] * LAYERS)])  # (batch, layers, heads)
+    together = masked_logits(model, batch, masks)
+    for b, mask in enumerate(masks):
+        torch.testing.assert_close(together[b], masked_logits(model, batch, mask)[b], atol=1e-5, rtol=1e-4)
+    assert_no_hooks(model, arch)
+
+
+def test_a_batch_of_masks_is_validated_per_example():
+    masks = torch.ones(2, LAYERS, HEADS)
+    masks[1, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"example 1, layer 2, head 1"):
+        as_head_mask(masks, LAYERS, HEADS, batched=True)
+    with pytest.raises(ValueError, match=r"expected \(3, 4\)$"):
+        as_head_mask(torch.ones(2, LAYERS, HEADS), LAYERS, HEADS)  # one mask expected

@@ -16,12 +16,11 @@ import pytest
 import torch
 
 from bertology_widgets.glue import Example
-from bertology_widgets.heads import count_gate_hooks
 from bertology_widgets.importance import format_head_table, head_importance, normalize_importance
 from bertology_widgets.pruning import prune_heads
 from bertology_widgets.testing import tiny_model
 
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection
+from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection
 
 TEXTS = [
     "the movie was wonderful and moving",
@@ -209,7 +208,7 @@ def test_leaves_the_model_as_it_was(bert, tokenizer):
                     on_progress=lambda d, t: calls.append((d, t)))
     assert model.training
     assert model.config._attn_implementation == "sdpa"
-    assert count_gate_hooks(model) == 0
+    assert count_pre_hooks(model) == 0
     assert all(p.grad is None for p in model.parameters())
     assert calls[-1] == (len(EXAMPLES), len(EXAMPLES)) and len(calls) == 3
 

@@ -18,14 +18,15 @@ from bertology_widgets.capturing import capture
 from bertology_widgets.cli import main
 from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.heads import count_gate_hooks, mask_heads, model_shape
+from bertology_widgets.heads import mask_heads, model_shape
 from bertology_widgets.importance import example_losses, head_importance
 from bertology_widgets.layerwise import LayerwiseRunner
 from bertology_widgets.pruning import prune_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
 
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES, last_layer_output
+from bertology_widgets.testing_reference import (HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES,
+                                                  count_pre_hooks, last_layer_output, layers_run)
 
 FAMILIES = TINY_EXTRA_ARCHITECTURES
 NAMES = {"deberta-v2": "DeBERTa-v2/v3", "modernbert": "ModernBERT"}
@@ -76,7 +77,7 @@ def test_gating_equals_scaling_the_value_projection(arch, tokenizer):
         with mask_heads(model, MASK):
             gated = model(**batch).logits
         expected = value_reference(model, arch, MASK)(**batch).logits
-    assert count_gate_hooks(model) == 0
+    assert count_pre_hooks(model) == 0
     torch.testing.assert_close(gated, expected, atol=1e-5, rtol=1e-4)
     assert (gated - plain).abs().max() > 1e-3  # the mask really changes something
 
@@ -168,8 +169,9 @@ def test_layerwise_incremental_equals_the_full_forward(arch, tokenizer):
     runner.run(cache, mask)
     for layer, head in [(2, 1), (1, 0), (0, 3)]:
         mask[layer, head] = 0
-        logits = runner.run(cache, mask)
-        assert cache.stats["start_layer"] == layer
+        with layers_run(runner.layers) as ran:
+            logits = runner.run(cache, mask)
+        assert ran == list(range(layer, LAYERS))
         with torch.no_grad(), mask_heads(model, mask):
             full = model(**batch).logits
         torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-4)

@@ -49,7 +49,7 @@ def test_probe_reads_a_separable_label_and_respects_the_mask(tokenizer):
     mask = np.ones((LAYERS, HEADS))
     mask[0] = 0
     masked = layer_probe(model, tokenizer, train, dev, mask=mask, pooling="mean", max_train=150,
-                         progress=fractions.append)
+                         progress=lambda done, total: fractions.append(done / total))
     assert masked.heads_masked == HEADS
     assert masked.accuracy[0] == result.accuracy[0]  # the embeddings come before any mask
     assert fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0) and fractions == sorted(fractions)

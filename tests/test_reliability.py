@@ -16,9 +16,9 @@ from traitlets import TraitError
 
 from bertology_widgets.architectures import UnsupportedArchitectureError
 from bertology_widgets.evaluation import evaluate
-from bertology_widgets.heads import count_gate_hooks
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
+from bertology_widgets.testing_reference import count_pre_hooks
 
 LAYERS, HEADS = 3, 4
 
@@ -79,7 +79,7 @@ def test_random_trait_sequences_keep_the_session_consistent(shared_session, step
     assert s.mask.shape == (LAYERS, HEADS) and np.isfinite(s.mask).all()
     assert ((s.mask >= 0) & (s.mask <= 1)).all()
     assert s.head_masked == bool(s.mask[s.layer, s.head] == 0)
-    assert count_gate_hooks(s.model) == 0
+    assert count_pre_hooks(s.model) == 0
     assert len(s.scorer.lru) <= s.scorer.lru.size
     assert s.scorer.alive
 
@@ -146,7 +146,7 @@ def test_exception_inside_a_forward_is_shown_and_the_next_toggle_works(tokenizer
         s.toggle_head(0, 1)
         assert_settled_and_right(s)
         assert s.score_error == ""
-        assert count_gate_hooks(s.model) == 0
+        assert count_pre_hooks(s.model) == 0
     finally:
         s.close()
 
@@ -163,7 +163,7 @@ def test_keyboard_interrupt_while_scoring_leaves_the_session_usable(tokenizer):
         mask[0, 2] = 0
         with faulty_batches(s.scorer, interrupt), pytest.raises(KeyboardInterrupt):
             s.scorer.score(mask)
-        assert count_gate_hooks(s.model) == 0
+        assert count_pre_hooks(s.model) == 0
         s.mask = mask
         assert_settled_and_right(s)
     finally:

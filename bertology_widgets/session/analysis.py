@@ -254,7 +254,7 @@ class AnalysisMixin(HasTraits):
 
                 train = list(load_glue(task, "train", glue_dir=glue_dir, max_examples=train_pool))
             return layer_probe(model, self.tokenizer, train, dev, mask, pooling, max_train, C, seed,
-                               progress=lambda fraction: report(fraction, 1.0), max_dev=max_dev,
+                               progress=report, max_dev=max_dev,
                                batch_size=self.batch_size, max_length=self.max_length)
 
         def apply(result):

@@ -486,7 +486,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         """The unmasked logits of one's own text: once per text, not on every mask change."""
         if (mask == 1).all():
             return None  # the masked capture is the unmasked one
-        with self.model_lock:
+        with self.model_lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", TextTruncatedWarning)  # the masked capture already made it a notice
             return capture(self.model, self.tokenizer, text, pair, None, self.max_length).logits
 
     def _apply_capture(self, generation, value) -> None:
