@@ -19,7 +19,7 @@ import traitlets
 from comm.base_comm import BaseComm
 
 import bertology_widgets.session.dispatcher as dispatcher_module
-import bertology_widgets.session.session as session_module
+import bertology_widgets.session.shown_input as shown_input_module
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
 from bertology_widgets.widgets import Dashboard
@@ -201,13 +201,13 @@ def test_in_a_kernel_results_arrive_through_the_event_loop(tokenizer, monkeypatc
 @pytest.fixture()
 def count_captures(monkeypatch):
     calls = []
-    real = session_module.capture
+    real = shown_input_module.capture
 
     def counting(*args, **kwargs):
         calls.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(session_module, "capture", counting)
+    monkeypatch.setattr(shown_input_module, "capture", counting)
     return calls
 
 
