@@ -2,20 +2,26 @@
 
     python benchmarks/classroom.py --json              # memory of a second kernel (USS), stage by stage
     python benchmarks/classroom.py --json --voila 4 8  # plus Voilà with N pages at once (needs Playwright)
-    python benchmarks/classroom.py --cache-every 1 3   # ModelSession(cache_every=...) values to compare
+    python benchmarks/classroom.py --voila 4 --preheat # the same with voila --preheat_kernel=True --pool_size=N
+    python benchmarks/classroom.py --cache-every 3 1   # ModelSession(cache_every=...) values to compare
+    python benchmarks/classroom.py --no-memory --voila 4  # Voilà only
 
 **Memory**: two processes each open ``ModelSession.from_pretrained(task="sst2")``
 and a ``Dashboard`` on the default model and toggle a head in layer 0 (the
 layer cache fills). The second starts once the first is ready; its private
 memory (USS: pages no other process shares) is ``uss_mib_per_extra_session``,
 what one more student costs. Each kernel also reports its USS and RSS after
-each stage (imports, weights, session, dashboard, toggle), and how long
-showing the shared results took (``shared_results_s``: run ``bertology
+each stage (imports, weights, session, dashboard, toggle; ``breakdown_mib``
+gives the second kernel's USS growth per stage), how much of the weights
+file is private to it (``weights_private_mib``; memory-mapped weights are
+shared with the first kernel), and how long showing the shared results took (``shared_results_s``: run ``bertology
 precompute --task sst2`` first, or nothing is found).
 
 **Voilà**: runs ``tests/browser/test_voila_load.py`` with N pages at once
 and reports its figures: time to first render (exact baseline shown), click
 -> exact score, and the peak RSS and USS of the server and its kernels.
+With ``--preheat`` Voilà keeps a pool of N kernels that have already run the
+notebook, and the pages open once that pool is ready (``pool_ready_s``).
 """
 
 from __future__ import annotations
@@ -39,7 +45,30 @@ def memory() -> dict:
     return {"uss_mib": round(info.uss / MIB, 1), "rss_mib": round(info.rss / MIB, 1)}
 
 
-def kernel(cache_every: int = 1) -> None:
+def mapped_mib(path_suffix: str) -> dict:
+    """Private and shared resident MiB of this process's mappings of files ending in ``path_suffix`` (Linux)."""
+    private = shared = 0
+    current = False
+    try:
+        with open("/proc/self/smaps") as smaps:
+            for line in smaps:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):  # a mapping's header line
+                    current = line.rstrip().endswith(path_suffix)
+                elif current and first in ("Private_Clean:", "Private_Dirty:"):
+                    private += int(line.split()[1])
+                elif current and first in ("Shared_Clean:", "Shared_Dirty:"):
+                    shared += int(line.split()[1])
+    except OSError:
+        return {}
+    return {"private_mib": round(private / 1024, 1), "shared_mib": round(shared / 1024, 1)}
+
+
+STAGES = ("imports_torch_transformers", "imports_bertology_widgets", "weights", "session", "dashboard",
+          "layer0_toggle")
+
+
+def kernel(cache_every: int | None = None) -> None:
     """One student's kernel: report memory after each stage on stdout, then hold everything until stdin closes."""
     stages = {"start": memory()}
 
@@ -47,7 +76,7 @@ def kernel(cache_every: int = 1) -> None:
         stages[name] = memory()
 
     import torch  # noqa: F401
-    import transformers  # noqa: F401
+    import transformers.modeling_utils  # noqa: F401 - what loading any model imports (transformers is lazy)
 
     stage("imports_torch_transformers")
     from bertology_widgets import Dashboard, ModelSession
@@ -58,7 +87,8 @@ def kernel(cache_every: int = 1) -> None:
     model, tokenizer = load_model(None, task="sst2")
     stage("weights")
     # what ModelSession.from_pretrained(task="sst2") does, with the stages apart
-    session = ModelSession(model, tokenizer, load_glue("sst2", "validation"), task="sst2", cache_every=cache_every)
+    options = {} if cache_every is None else {"cache_every": cache_every}
+    session = ModelSession(model, tokenizer, load_glue("sst2", "validation"), task="sst2", **options)
     start = time.perf_counter()
     found = session.load_shared_results()
     stages["shared_results"] = {"found": found, "seconds": round(time.perf_counter() - start, 3)}
@@ -70,18 +100,30 @@ def kernel(cache_every: int = 1) -> None:
     stage("layer0_toggle")
     stages["layer_cache_mib"] = round(session.cache_bytes / MIB, 1)
     stages["precision"] = session.precision
+    stages["cache_every"] = session.scorer.runner.keep_every
+    stages["weights_file"] = mapped_mib(".safetensors")
     print(json.dumps(stages), flush=True)
     sys.stdin.read()
     del board
 
 
-def spawn(cache_every: int):
+def spawn(cache_every: int | None):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, __file__, "--kernel", "--cache-every", str(cache_every)],
+    every = [] if cache_every is None else ["--cache-every", str(cache_every)]
+    return subprocess.Popen([sys.executable, __file__, "--kernel", *every],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
 
-def classroom_memory(cache_every: int = 1, log=print) -> dict:
+def breakdown(stages: dict) -> dict:
+    """USS growth (MiB) from each stage to the next."""
+    previous, out = stages["start"]["uss_mib"], {}
+    for name in STAGES:
+        out[name] = round(stages[name]["uss_mib"] - previous, 1)
+        previous = stages[name]["uss_mib"]
+    return out
+
+
+def classroom_memory(cache_every: int | None = None, log=print) -> dict:
     """Two kernels side by side; the second's memory is what one more student costs."""
     first = spawn(cache_every)
     try:
@@ -99,16 +141,18 @@ def classroom_memory(cache_every: int = 1, log=print) -> dict:
     return {"uss_mib_per_extra_session": b["layer0_toggle"]["uss_mib"],
             "rss_mib_per_session": b["layer0_toggle"]["rss_mib"],
             "uss_mib_first_session": a["layer0_toggle"]["uss_mib"],
-            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"],
+            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"], "cache_every": b["cache_every"],
+            "weights_private_mib": b["weights_file"].get("private_mib"),
+            "weights_shared_mib": b["weights_file"].get("shared_mib"), "breakdown_mib": breakdown(b),
             "shared_results_found": b["shared_results"]["found"],
             "shared_results_s": b["shared_results"]["seconds"], "stages_second": b}
 
 
-def voila_load(pages: int, log=print) -> dict:
+def voila_load(pages: int, log=print, preheat: bool = False) -> dict:
     """Figures of ``tests/browser/test_voila_load.py`` run with ``pages`` pages at once (it asserts the scores)."""
-    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages),
+    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages), "BERTOLOGY_VOILA_PREHEAT": "1" if preheat else "",
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log(f"Voilà with {pages} pages at once ...")
+    log(f"Voilà with {pages} pages at once{' (pre-heated kernel pool)' if preheat else ''} ...")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                            "tests/browser/test_voila_load.py"], cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("[voila-load] ")]
@@ -122,21 +166,30 @@ def voila_load(pages: int, log=print) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kernel", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cache-every", type=int, nargs="+", default=[1, 3],
-                        help="ModelSession(cache_every=...) values to measure (default: 1, the default, and 3)")
+    parser.add_argument("--cache-every", type=int, nargs="+", default=None,
+                        help="ModelSession(cache_every=...) values to measure (default: the session's default only; "
+                             "the first value gives uss_mib_per_extra_session)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the two-kernel measurement")
     parser.add_argument("--voila", type=int, nargs="*", default=[], help="page counts for the Voilà load test")
+    parser.add_argument("--preheat", action="store_true",
+                        help="Voilà with --preheat_kernel=True and a pool of N kernels (also measured without)")
     args = parser.parse_args(argv)
     if args.kernel:
-        kernel(args.cache_every[0])
+        kernel(args.cache_every[0] if args.cache_every else None)
         return 0
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    runs = {every: classroom_memory(every, log) for every in args.cache_every}
-    result = dict(runs[args.cache_every[0]])
-    result["by_cache_every"] = {str(every): {k: v for k, v in run.items() if k != "stages_second"}
-                                for every, run in runs.items()}
+    result = {}
+    if args.memory:
+        everies = args.cache_every or [None]
+        runs = {every: classroom_memory(every, log) for every in everies}
+        result = dict(runs[everies[0]])
+        result["by_cache_every"] = {str(run["cache_every"]): {k: v for k, v in run.items() if k != "stages_second"}
+                                    for run in runs.values()}
     if args.voila:
         result["voila"] = {str(n): voila_load(n, log) for n in args.voila}
+    if args.voila and args.preheat:
+        result["voila_preheat"] = {str(n): voila_load(n, log, preheat=True) for n in args.voila}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
