@@ -152,7 +152,8 @@ def test_pages_at_once_each_settle_on_their_exact_score(default_model, voila_ser
         for context in contexts:
             context.close()
 
-    figures = {"pages": PAGES, "preheat": PREHEAT, "pool_ready_s": pool_ready_s, "first_render_s": {"median": sorted(rendered)[PAGES // 2], "max": max(rendered)},
+    figures = {"pages": PAGES, "preheat": PREHEAT, "pool_ready_s": pool_ready_s,
+               "first_render_s": {"median": sorted(rendered)[PAGES // 2], "max": max(rendered)},
                "click_to_exact_s": {"median": sorted(exact)[PAGES // 2], "max": max(exact)},
                "peak_rss_mib": round(memory.rss), "peak_uss_mib": round(memory.uss),
                "peak_uss_mib_per_page": round(memory.uss / PAGES)}
