@@ -2,20 +2,28 @@
 
     python benchmarks/classroom.py --json              # memory of a second kernel (USS), stage by stage
     python benchmarks/classroom.py --json --voila 4 8  # plus Voilà with N pages at once (needs Playwright)
-    python benchmarks/classroom.py --cache-every 1 3   # ModelSession(cache_every=...) values to compare
+    python benchmarks/classroom.py --voila 4 --preheat # the same with voila --preheat_kernel=True --pool_size=N
+    python benchmarks/classroom.py --cache-every 3 1   # ModelSession(cache_every=...) values to compare
+    python benchmarks/classroom.py --no-memory --voila 4  # Voilà only
 
-**Memory**: two processes each open ``ModelSession.from_pretrained(task="sst2")``
+**Memory** (:mod:`bertology_widgets.commands.classroom_harness`, also ``bertology bench
+--classroom --json``): two processes each open ``ModelSession.from_pretrained(task="sst2")``
 and a ``Dashboard`` on the default model and toggle a head in layer 0 (the
 layer cache fills). The second starts once the first is ready; its private
 memory (USS: pages no other process shares) is ``uss_mib_per_extra_session``,
 what one more student costs. Each kernel also reports its USS and RSS after
-each stage (imports, weights, session, dashboard, toggle), and how long
-showing the shared results took (``shared_results_s``: run ``bertology
-precompute --task sst2`` first, or nothing is found).
+each stage (imports, weights, session, dashboard, toggle; ``breakdown_mib``
+gives the second kernel's USS growth per stage), how much of the weights
+file is private to it (``weights_private_mib``; memory-mapped weights are
+shared with the first kernel), and how long showing the shared results
+took (``shared_results_s``: run ``bertology precompute --task sst2`` first,
+or nothing is found).
 
 **Voilà**: runs ``tests/browser/test_voila_load.py`` with N pages at once
 and reports its figures: time to first render (exact baseline shown), click
 -> exact score, and the peak RSS and USS of the server and its kernels.
+With ``--preheat`` Voilà keeps a pool of N kernels that have already run the
+notebook, and the pages open once that pool is ready (``pool_ready_s``).
 """
 
 from __future__ import annotations
@@ -25,90 +33,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MIB = 1 << 20
+sys.path.insert(0, str(REPO))
+
+from bertology_widgets.commands.classroom_harness import run_classroom  # noqa: E402 - after the path: this checkout's package
 
 
-def memory() -> dict:
-    import psutil
-
-    info = psutil.Process().memory_full_info()
-    return {"uss_mib": round(info.uss / MIB, 1), "rss_mib": round(info.rss / MIB, 1)}
-
-
-def kernel(cache_every: int = 1) -> None:
-    """One student's kernel: report memory after each stage on stdout, then hold everything until stdin closes."""
-    stages = {"start": memory()}
-
-    def stage(name):
-        stages[name] = memory()
-
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
-    stage("imports_torch_transformers")
-    from bertology_widgets import Dashboard, ModelSession
-    from bertology_widgets.glue import load_glue
-    from bertology_widgets.default_model import load_default_or as load_model
-
-    stage("imports_bertology_widgets")
-    model, tokenizer = load_model(None, task="sst2")
-    stage("weights")
-    # what ModelSession.from_pretrained(task="sst2") does, with the stages apart
-    session = ModelSession(model, tokenizer, load_glue("sst2", "validation"), task="sst2", cache_every=cache_every)
-    start = time.perf_counter()
-    found = session.load_shared_results()
-    stages["shared_results"] = {"found": found, "seconds": round(time.perf_counter() - start, 3)}
-    stage("session")
-    board = Dashboard(session)
-    stage("dashboard")
-    session.toggle_head(0, 0)
-    session.wait(300)
-    stage("layer0_toggle")
-    stages["layer_cache_mib"] = round(session.cache_bytes / MIB, 1)
-    stages["precision"] = session.precision
-    print(json.dumps(stages), flush=True)
-    sys.stdin.read()
-    del board
-
-
-def spawn(cache_every: int):
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, __file__, "--kernel", "--cache-every", str(cache_every)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-
-
-def classroom_memory(cache_every: int = 1, log=print) -> dict:
-    """Two kernels side by side; the second's memory is what one more student costs."""
-    first = spawn(cache_every)
-    try:
-        a = json.loads(first.stdout.readline())
-        log(f"first kernel ready: USS {a['layer0_toggle']['uss_mib']} MiB")
-        second = spawn(cache_every)
-        try:
-            b = json.loads(second.stdout.readline())
-        finally:
-            second.stdin.close()
-            second.wait(60)
-    finally:
-        first.stdin.close()
-        first.wait(60)
-    return {"uss_mib_per_extra_session": b["layer0_toggle"]["uss_mib"],
-            "rss_mib_per_session": b["layer0_toggle"]["rss_mib"],
-            "uss_mib_first_session": a["layer0_toggle"]["uss_mib"],
-            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"],
-            "shared_results_found": b["shared_results"]["found"],
-            "shared_results_s": b["shared_results"]["seconds"], "stages_second": b}
-
-
-def voila_load(pages: int, log=print) -> dict:
+def voila_load(pages: int, log=print, preheat: bool = False) -> dict:
     """Figures of ``tests/browser/test_voila_load.py`` run with ``pages`` pages at once (it asserts the scores)."""
-    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages),
+    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages), "BERTOLOGY_VOILA_PREHEAT": "1" if preheat else "",
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log(f"Voilà with {pages} pages at once ...")
+    log(f"Voilà with {pages} pages at once{' (pre-heated kernel pool)' if preheat else ''} ...")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                            "tests/browser/test_voila_load.py"], cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("[voila-load] ")]
@@ -121,22 +58,24 @@ def voila_load(pages: int, log=print) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cache-every", type=int, nargs="+", default=[1, 3],
-                        help="ModelSession(cache_every=...) values to measure (default: 1, the default, and 3)")
+    parser.add_argument("--cache-every", type=int, nargs="+", default=None,
+                        help="ModelSession(cache_every=...) values to measure (default: the session's default only; "
+                             "the first value gives uss_mib_per_extra_session)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the two-kernel measurement")
     parser.add_argument("--voila", type=int, nargs="*", default=[], help="page counts for the Voilà load test")
+    parser.add_argument("--preheat", action="store_true",
+                        help="Voilà with --preheat_kernel=True and a pool of N kernels (also measured without)")
     args = parser.parse_args(argv)
-    if args.kernel:
-        kernel(args.cache_every[0])
-        return 0
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    runs = {every: classroom_memory(every, log) for every in args.cache_every}
-    result = dict(runs[args.cache_every[0]])
-    result["by_cache_every"] = {str(every): {k: v for k, v in run.items() if k != "stages_second"}
-                                for every, run in runs.items()}
+    result = {}
+    if args.memory:
+        os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")  # for the kernels
+        result = run_classroom(args.cache_every, log)
     if args.voila:
         result["voila"] = {str(n): voila_load(n, log) for n in args.voila}
+    if args.voila and args.preheat:
+        result["voila_preheat"] = {str(n): voila_load(n, log, preheat=True) for n in args.voila}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 

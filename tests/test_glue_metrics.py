@@ -134,3 +134,33 @@ def test_invalid_input_raises_clear_errors(task, predictions, labels, message):
 def test_unknown_task():
     with pytest.raises(ValueError, match="valid tasks: cola, sst2"):
         compute_metrics("imdb", [0], [0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counting_metrics_are_bitwise_scikit_learns(seed):
+    """Accuracy, F1 and Matthews are computed with numpy; the values must be scikit-learn's, bit for bit."""
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 1500))
+    labels = rng.integers(0, 2, n)
+    # mostly right, sometimes a single predicted class (the degenerate Matthews case)
+    predictions = np.where(rng.random(n) < 0.8, labels, 1 - labels) if seed < 4 else np.ones(n, dtype=int)
+    assert compute_metrics("sst2", predictions, labels)["accuracy"] == accuracy_score(labels, predictions)
+    assert compute_metrics("mrpc", predictions, labels)["f1"] == f1_score(labels, predictions, zero_division=0.0)
+    assert compute_metrics("cola", predictions, labels)["matthews_correlation"] == matthews_corrcoef(labels,
+                                                                                                     predictions)
+
+
+def test_scoring_a_classification_task_imports_no_sklearn():
+    """sklearn.metrics costs every kernel ~36 MiB; the live score never needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bertology_widgets.glue import compute_metrics; "
+            "compute_metrics('cola', [0, 1, 1], [0, 1, 0]); compute_metrics('mrpc', [0, 1, 1], [0, 1, 0]); "
+            "import numpy as np; from bertology_widgets.session import estimates; "
+            "estimates.estimate('sst2', np.array([0, 1]), np.array([1, 1]), 10); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "sklearn" not in out

@@ -59,7 +59,20 @@ def test_a_sparser_cache_keeps_fewer_states_and_gives_the_same_logits(keep_every
     for mask in masks:
         torch.testing.assert_close(sparse.run(sparse_cache, mask), full.run(dense_cache, mask), rtol=0, atol=0)
     kept = [i for i, h in enumerate(sparse_cache.hidden) if h is not None]
-    assert kept == sorted({0, 4} | set(range(0, 5, keep_every)))
+    assert kept == sorted({4} | set(range(keep_every, 5, keep_every)))  # the embeddings are computed again
     assert sparse_cache.nbytes() < dense_cache.nbytes()
     with pytest.raises(ValueError, match="keep_every"):
         LayerwiseRunner(model, keep_every=0)
+
+
+def test_a_change_in_layer_0_embeds_again_when_the_embeddings_are_not_kept(tokenizer):
+    model = tiny_model("bert", num_layers=3, initializer_range=0.5)
+    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    full, sparse = LayerwiseRunner(model), LayerwiseRunner(model, keep_every=3)
+    dense_cache, sparse_cache = full.prepare(batch), sparse.prepare(batch)
+    mask = torch.ones(3, 4)
+    for layer, head in [(2, 1), (0, 0), (1, 3), (0, 0)]:
+        mask = mask.clone()
+        mask[layer, head] = 1.0 - mask[layer, head]
+        torch.testing.assert_close(sparse.run(sparse_cache, mask), full.run(dense_cache, mask), rtol=0, atol=0)
+        assert sparse_cache.hidden[0] is None and sparse_cache.hidden[1] is None

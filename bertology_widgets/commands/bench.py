@@ -21,10 +21,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-bf16-check", dest="bf16", action="store_false",
                    help="skip comparing bf16 (guarded) predictions with fp32's")
     p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    p.add_argument("--classroom", action="store_true",
+                   help="instead: memory of one more student's kernel (two dashboard kernels on the default model; "
+                        "uss_mib_per_extra_session)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.classroom:
+        return run_classroom_command(args)
     from .bench_harness import run_benchmark
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
@@ -36,4 +41,14 @@ def run(args) -> int:
     else:
         for key, value in result.items():
             print(f"{key:34s} {format(value, '.4g') if isinstance(value, float) else value}")
+    return 0
+
+
+def run_classroom_command(args) -> int:
+    """``bertology bench --classroom``: what :mod:`bertology_widgets.commands.classroom_harness` measures."""
+    from .classroom_harness import run_classroom
+
+    result = run_classroom(log=(lambda msg: print(msg, file=sys.stderr)) if args.json else print)
+    result.pop("stages_second")
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0

@@ -1,4 +1,4 @@
-"""GLUE metrics, computed with scikit-learn and scipy.
+"""GLUE metrics, computed with numpy (and scipy for the correlations).
 
 =========================  ==========================================
 task                       keys of :func:`compute_metrics`
@@ -30,22 +30,33 @@ import numpy as np
 from .tasks import GlueTask, get_task
 
 
+# Accuracy, F1 and Matthews correlation are scikit-learn's formulas on counts (exact integers in float64,
+# so the results are bitwise scikit-learn's; tests/test_glue_metrics.py compares them). Importing
+# sklearn.metrics would cost every kernel about 36 MiB of private memory for three divisions.
 def _accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return accuracy_score(labels, predictions)
+    return float(np.mean(labels == predictions))
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0.0)
+    """F1 of class 1: ``2 tp / (2 tp + fp + fn)``, 0.0 when there is no positive prediction or label."""
+    tp = float(np.sum((predictions == 1) & (labels == 1)))
+    denominator = float(np.sum(labels == 1)) + float(np.sum(predictions == 1))
+    return 2.0 * tp / denominator if denominator else 0.0
 
 
 def _matthews(labels: np.ndarray, predictions: np.ndarray) -> float:
-    from sklearn.metrics import matthews_corrcoef
-
-    return matthews_corrcoef(labels, predictions)
+    """Matthews correlation from the confusion matrix (0.0 when either side holds a single class)."""
+    k = int(max(labels.max(), predictions.max())) + 1
+    confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+    t_sum = confusion.sum(axis=1, dtype=np.float64)
+    p_sum = confusion.sum(axis=0, dtype=np.float64)
+    n_correct = np.trace(confusion, dtype=np.float64)
+    n_samples = p_sum.sum()
+    cov_ytyp = n_correct * n_samples - np.dot(t_sum, p_sum)
+    cov_ypyp = n_samples ** 2 - np.dot(p_sum, p_sum)
+    cov_ytyt = n_samples ** 2 - np.dot(t_sum, t_sum)
+    product = cov_ypyp * cov_ytyt
+    return float(cov_ytyp / np.sqrt(product)) if product else 0.0
 
 
 def _correlation(name: str, labels: np.ndarray, predictions: np.ndarray) -> float:

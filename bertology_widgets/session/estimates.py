@@ -10,7 +10,6 @@ correction, since the sample is drawn without replacement from ``N`` examples.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..glue import compute_metrics, get_task
 
@@ -40,6 +39,8 @@ def _bootstrap_values(metric: str, pred: np.ndarray, gold: np.ndarray) -> np.nda
             return np.nan_to_num((tp * tn - fp * fn) / denom)
         if metric in ("pearson", "spearmanr"):
             if metric == "spearmanr":  # average ranks for ties, as scipy.stats.spearmanr (every resample has ties)
+                from scipy.stats import rankdata  # here: scipy.stats costs a kernel ~16 MiB, and only STS-B needs it
+
                 pred = rankdata(pred, axis=-1)
                 gold = rankdata(gold, axis=-1)
             pc = pred - pred.mean(-1, keepdims=True)

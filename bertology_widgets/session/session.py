@@ -23,7 +23,7 @@ from ..labels import TaskMismatchWarning, label_notice
 
 from ..memory import release_freed_memory
 from ..precision import PRECISIONS, resolve_precision
-from ..layerwise import DEFAULT_CACHE_MB
+from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
@@ -37,7 +37,9 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
-    past it are re-scored in full, with the same scores, and ``notice`` says so.
+    past it are re-scored in full, with the same scores, and ``notice`` says so. ``cache_every``
+    (default 3) keeps every k-th layer's input in them (the scores are bitwise the same; 1 is the
+    fastest re-scoring and the most memory).
 
     Traits
     ------
@@ -145,7 +147,8 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
-                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB, cache_every=1):
+                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB,
+                 cache_every=DEFAULT_CACHE_EVERY):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
