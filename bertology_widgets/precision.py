@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
+import itertools
 import os
 
 import numpy as np
@@ -108,8 +110,64 @@ def resolve_precision(precision: str, device, is_regression: bool = False) -> st
 
 
 def bf16_copy(model):
-    """A copy of ``model`` with bf16 weights (the original stays fp32)."""
-    return copy.deepcopy(model).to(torch.bfloat16).eval()
+    """A copy of ``model`` with bf16 weights (the original stays fp32).
+
+    Each floating-point parameter and buffer is cast straight to bf16 (tied
+    weights stay tied), so the copy costs half the weights' size and no fp32
+    transient; integer buffers (position ids) are shared with the original.
+    Where the shared results folder is on (:func:`~bertology_widgets.results_cache.results_dir`),
+    the bf16 weights are written there once and memory-mapped, so every
+    kernel on the machine shares one copy (a class of 30 pays for it once).
+    """
+    shared = _shared_bf16_state(model)
+    memo: dict = {}
+    named = itertools.chain(model.named_parameters(remove_duplicate=False),
+                            model.named_buffers(remove_duplicate=False))
+    for name, tensor in named:
+        if id(tensor) in memo:
+            continue
+        if not tensor.is_floating_point():
+            memo[id(tensor)] = tensor
+            continue
+        low = shared.get(name) if shared else None
+        low = tensor.detach().to(torch.bfloat16) if low is None else low
+        is_parameter = isinstance(tensor, torch.nn.Parameter)
+        memo[id(tensor)] = torch.nn.Parameter(low, requires_grad=False) if is_parameter else low
+    return copy.deepcopy(model, memo).to(torch.bfloat16).eval()
+
+
+def _shared_bf16_state(model) -> dict | None:
+    """``{name: bf16 tensor}`` memory-mapped from the shared results folder, or None.
+
+    Written once per weights (keyed like the shared results), under a lock;
+    every tensor is checked against the model's own, cast, so a file that does
+    not match (the model was changed in memory after loading) is never used.
+    """
+    from filelock import FileLock
+
+    from .io import atomic_write_bytes
+    from .results_cache import model_fingerprint, result_key, results_dir
+
+    folder = results_dir()
+    if folder is None or next(model.parameters()).device.type != "cpu":  # on a GPU the copy is in its memory
+        return None
+    try:
+        path = folder / f"bf16-weights-{result_key('bf16-weights', model_fingerprint(model))}.pt"
+        state = {name: t.detach() for name, t in model.state_dict().items() if t.is_floating_point()}
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(path) + ".lock"):
+                if not path.exists():
+                    buffer = io.BytesIO()
+                    torch.save({name: t.to(torch.bfloat16) for name, t in state.items()}, buffer)
+                    atomic_write_bytes(path, buffer.getvalue(), mode=0o644)
+        shared = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
+        same = shared.keys() == state.keys() and all(
+            shared[name].shape == t.shape and torch.equal(shared[name], t.to(torch.bfloat16))
+            for name, t in state.items())
+        return shared if same else None
+    except (OSError, RuntimeError, ValueError):  # a read-only or broken cache only costs memory
+        return None
 
 
 def margins(logits: torch.Tensor) -> torch.Tensor:

@@ -212,3 +212,36 @@ def test_where_auto_means_bf16_the_live_score_equals_bertology_evaluate_mask(mon
     ).stdout
     cli = json.loads(out.strip().splitlines()[-1])
     assert cli["precision"] == "bf16" and cli["accuracy"] == live
+
+
+def mapped_from(tensor: torch.Tensor) -> str | None:
+    """The file whose memory map holds ``tensor``'s data (``/proc/self/maps``), or None."""
+    address = tensor.data_ptr()
+    for line in open("/proc/self/maps", encoding="utf-8"):
+        fields = line.split(maxsplit=5)
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        if low <= address < high:
+            return fields[5].strip() if len(fields) == 6 and fields[5].startswith("/") else None
+    return None
+
+
+def test_bf16_weights_are_shared_through_the_results_folder_and_never_stale(monkeypatch, tmp_path):
+    """Kernels on one machine map one bf16 file; a model changed in memory never gets another's weights."""
+    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path))
+    model = tiny_model("bert", seed=3)
+    first, second = precision.bf16_copy(model), precision.bf16_copy(model)
+    files = list(tmp_path.glob("bf16-weights-*.pt"))
+    assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o644"
+    weight = "bert.encoder.layer.0.attention.self.query.weight"
+    for copy_ in (first, second):
+        assert mapped_from(copy_.get_parameter(weight)) == str(files[0])  # mapped, not copied
+    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", "off")
+    plain = precision.bf16_copy(model)
+    assert mapped_from(plain.get_parameter(weight)) is None
+    x = torch.randint(5, 50, (2, 7))
+    with torch.no_grad():
+        assert torch.equal(first(input_ids=x).logits, plain(input_ids=x).logits)
+        model.get_parameter(weight).add_(1.0)  # changed after loading: same name and config, other weights
+    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path))
+    changed = precision.bf16_copy(model)
+    assert torch.equal(changed.get_parameter(weight), model.get_parameter(weight).detach().to(torch.bfloat16))
