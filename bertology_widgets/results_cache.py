@@ -86,8 +86,11 @@ def weights_digest(model) -> str:
 def model_fingerprint(model) -> dict:
     """What a result depends on in the model: weights digest, config and dtype."""
     param = next(model.parameters())
-    return {"weights": weights_digest(model), "config": model.config.to_json_string(use_diff=False),
-            "dtype": str(param.dtype)}
+    return {
+        "weights": weights_digest(model),
+        "config": model.config.to_json_string(use_diff=False),
+        "dtype": str(param.dtype),
+    }
 
 
 def examples_digest(examples) -> str:
