@@ -14,21 +14,19 @@ itself always needs a name or a path.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 from .exceptions import BertologyWarning
 from .finetune import FinetuneConfig, finetune
-from .io import atomic_write_text, replace_folder
+from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256, replace_folder
 from .models import load_model
 
 DEFAULT_TASK = "sst2"
 DEFAULT_NAME = "minilm-l6-sst2-v1"
-MANIFEST = "bertology_manifest.json"
+MANIFEST = MODEL_MANIFEST
 # About 3 minutes on 2 idle CPU cores: 600 steps of 32 in fp32 (bf16 autocast is slower without AMX) with the
 # word-embedding table frozen (it dominates the optimizer's work on a model this small).
 DEFAULT_RECIPE = FinetuneConfig(
@@ -47,21 +45,12 @@ class CorruptModelCacheWarning(BertologyWarning):
     """A cached model (the default one, a small GPT-2) was incomplete or damaged and is being rebuilt."""
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("BERTOLOGY_CACHE_DIR") or Path.home() / ".cache" / "bertology_widgets")
-
-
 def default_model_dir() -> Path:
     """Where the default fine-tuned model lives (it may not be built yet)."""
     return cache_root() / DEFAULT_NAME
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_digest = file_sha256
 
 
 def write_manifest(folder: Path, extra: dict | None = None) -> None:

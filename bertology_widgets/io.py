@@ -1,4 +1,4 @@
-"""Writing files so that a crash never leaves a half-written one.
+"""Writing files so that a crash never leaves a half-written one, and where the caches live.
 
 The bottom of the house: every module that writes a file or a model folder
 atomically (session state, mask files, fine-tune output, the cached default
@@ -8,6 +8,7 @@ package.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -19,6 +20,22 @@ import numpy as np
 
 #: A file or folder name: a ``str`` or a ``pathlib.Path`` (any ``os.PathLike``).
 PathLike = str | os.PathLike
+#: The manifest a cached model folder carries (its files' sizes and SHA-256, and how it was built).
+MODEL_MANIFEST = "bertology_manifest.json"
+
+
+def cache_root() -> Path:
+    """The package's cache folder: ``$BERTOLOGY_CACHE_DIR``, else ``~/.cache/bertology_widgets``."""
+    return Path(os.environ.get("BERTOLOGY_CACHE_DIR") or Path.home() / ".cache" / "bertology_widgets")
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, mode: int | None = None) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_text
+from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256
 
 FORMAT = "bertology-widgets-result"
 VERSION = 1
@@ -40,8 +40,6 @@ def results_dir() -> Path | None:
     explicit = os.environ.get("BERTOLOGY_RESULTS_DIR")
     if explicit is not None:
         return None if explicit.strip().lower() in OFF else Path(explicit)
-    from .default_model import cache_root
-
     return cache_root() / "results"
 
 
@@ -50,16 +48,14 @@ def _sha256_file(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_DIGESTS:
-        from .default_model import MANIFEST, _digest
-
         digest = None
         try:  # the default model's manifest already holds the digest
-            meta = json.loads((path.parent / MANIFEST).read_text())["files"][path.name]
+            meta = json.loads((path.parent / MODEL_MANIFEST).read_text())["files"][path.name]
             if meta["size"] == stat.st_size:
                 digest = meta["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        _FILE_DIGESTS[key] = digest or _digest(path)
+        _FILE_DIGESTS[key] = digest or file_sha256(path)
     return _FILE_DIGESTS[key]
 
 
