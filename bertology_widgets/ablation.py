@@ -12,7 +12,7 @@ masking curve, live scoring) can switch with :func:`set_ablation` or
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -100,7 +100,7 @@ def head_output_means(
     return (sums / max(tokens, 1)).float().numpy()
 
 
-def set_ablation(model: nn.Module, ablation: str = "zero", means=None) -> None:
+def set_ablation(model: nn.Module, ablation: str = "zero", means: np.ndarray | torch.Tensor | None = None) -> None:
     """Make ``ablation`` the default of every :func:`~bertology_widgets.heads.mask_heads` on ``model``.
 
     ``means`` (``(layers, heads, d_head)``, from :func:`head_output_means`) is
@@ -124,7 +124,9 @@ def get_ablation(model: nn.Module) -> str:
 
 
 @contextlib.contextmanager
-def ablation_mode(model: nn.Module, ablation: str = "zero", means=None):
+def ablation_mode(
+    model: nn.Module, ablation: str = "zero", means: np.ndarray | torch.Tensor | None = None
+) -> Iterator[nn.Module]:
     """:func:`set_ablation` for the duration of the ``with`` block; the previous default comes back in ``finally``."""
     previous = getattr(model, ABLATION_ATTR, None)
     set_ablation(model, ablation, means)

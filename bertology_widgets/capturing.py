@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -62,7 +62,7 @@ class Capture:
 
 
 @contextlib.contextmanager
-def attention_implementation(model: nn.Module, name: str):
+def attention_implementation(model: nn.Module, name: str) -> Iterator[None]:
     """Temporarily switch ``model`` to attention implementation ``name`` ("eager", "sdpa")."""
     config: Any = model.config
     previous = getattr(config, "_attn_implementation", None)
@@ -83,7 +83,7 @@ def attention_implementation(model: nn.Module, name: str):
             config._attn_implementation = previous
 
 
-def model_max_length(model: nn.Module, tokenizer) -> int:
+def model_max_length(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
     """The longest input the model accepts, in tokens."""
     config: Any = model.config
     candidates = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None)]
@@ -97,7 +97,7 @@ def model_max_length(model: nn.Module, tokenizer) -> int:
     return limit
 
 
-def check_text(text, name: str = "text") -> str:
+def check_text(text: object, name: str = "text") -> str:
     """Reject texts that carry nothing to look at."""
     if text is None or not isinstance(text, str):
         raise ValueError(f"{name} must be a string, got {type(text).__name__}")

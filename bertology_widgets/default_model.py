@@ -18,11 +18,17 @@ import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from .exceptions import BertologyWarning
 from .finetune import FinetuneConfig, finetune
 from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256, replace_folder
 from .models import load_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .io import PathLike
 
 DEFAULT_TASK = "sst2"
 DEFAULT_NAME = "minilm-l6-sst2-v1"
@@ -86,7 +92,7 @@ def cache_problem(folder: Path) -> str | None:
     return None
 
 
-def build_cached_model(folder, build, rebuild: bool = False) -> Path:
+def build_cached_model(folder: PathLike, build: Callable[[Path], dict], rebuild: bool = False) -> Path:
     """Return ``folder`` once it holds an intact model, building it with ``build(staging)`` if needed.
 
     ``build`` writes a model (``config.json``, ``model.safetensors``, the
@@ -121,7 +127,7 @@ def build_cached_model(folder, build, rebuild: bool = False) -> Path:
     return folder
 
 
-def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = False) -> Path:
+def ensure_default_model(glue_dir: PathLike | None = None, progress: bool = True, rebuild: bool = False) -> Path:
     """Return the default model's folder, building (or rebuilding) it if needed.
 
     Building fine-tunes MiniLM on SST-2 train (``glue_dir``, else
@@ -144,12 +150,14 @@ def ensure_default_model(glue_dir=None, progress: bool = True, rebuild: bool = F
     return build_cached_model(folder, build, rebuild=rebuild)
 
 
-def resolve_model(name_or_path=None) -> str:
+def resolve_model(name_or_path: PathLike | None = None) -> str:
     """``name_or_path`` as a string, or for ``None`` the default model's folder (built on first use)."""
     return str(ensure_default_model() if name_or_path is None else name_or_path)
 
 
-def load_default_or(name_or_path=None, **kwargs):
+def load_default_or(
+    name_or_path: PathLike | None = None, **kwargs: Any
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """:func:`bertology_widgets.models.load_model` on ``name_or_path``, or on the default model for ``None``.
 
     Takes ``load_model``'s keyword arguments and returns ``(model, tokenizer)``.

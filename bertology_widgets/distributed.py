@@ -27,8 +27,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import torch
+    from accelerate import PartialState
 
 
 class Processes:
@@ -53,7 +59,7 @@ class Processes:
         numbered = list(enumerate(batches))
         return numbered[self.process_index :: self.num_processes]
 
-    def gather_rows(self, indices, rows, n: int) -> np.ndarray:
+    def gather_rows(self, indices: npt.ArrayLike, rows: npt.ArrayLike, n: int) -> np.ndarray:
         """Rows from every process, placed at their indices.
 
         Parameters
@@ -76,16 +82,16 @@ class Processes:
         out[indices[real]] = rows[real]
         return out
 
-    def _all_rows(self, indices: np.ndarray, rows: np.ndarray):
+    def _all_rows(self, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every process's ``(indices, rows)``, concatenated; padding rows carry index -1."""
         return indices, rows
 
-    def device(self, requested=None):
+    def device(self, requested: str | torch.device | None = None) -> str | torch.device | None:
         """The device this process should use: ``requested`` as given (``None``: GPU when available)."""
         return requested
 
     @contextlib.contextmanager
-    def main_process_first(self):
+    def main_process_first(self) -> Iterator[None]:
         """Run the block on the main process before the others (building the default model, downloads)."""
         yield
 
@@ -93,7 +99,7 @@ class Processes:
 class AcceleratedProcesses(Processes):
     """The processes of an ``accelerate launch``, over accelerate's collectives."""
 
-    def __init__(self, state=None):
+    def __init__(self, state: PartialState | None = None) -> None:
         import torch
         from accelerate import PartialState
 
@@ -104,7 +110,7 @@ class AcceleratedProcesses(Processes):
         self.num_processes = self.state.num_processes
         self.process_index = self.state.process_index
 
-    def _all_rows(self, indices: np.ndarray, rows: np.ndarray):
+    def _all_rows(self, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
         from accelerate.utils import gather, pad_across_processes
 
@@ -113,14 +119,14 @@ class AcceleratedProcesses(Processes):
         rows_t = pad_across_processes(torch.as_tensor(rows, device=device), dim=0, pad_index=0)
         return gather(index_t).cpu().numpy(), gather(rows_t).cpu().numpy()
 
-    def device(self, requested=None):
+    def device(self, requested: str | torch.device | None = None) -> str | torch.device | None:
         """This process's GPU under a GPU launch (``cuda:<local rank>``); the CPU under ``--cpu``."""
         own = self.state.device
         if requested in (None, "auto") or str(requested) == own.type:
             return str(own)
         return requested
 
-    def main_process_first(self):
+    def main_process_first(self) -> contextlib._GeneratorContextManager[None]:
         return self.state.main_process_first()
 
 
@@ -196,7 +202,7 @@ def current_processes() -> Processes:
     return AcceleratedProcesses()
 
 
-def launch_command(args, num_processes: int = 1, cpu: bool = True, port: int | None = None) -> list[str]:
+def launch_command(args: Sequence[str], num_processes: int = 1, cpu: bool = True, port: int | None = None) -> list[str]:
     """The command line running ``bertology <args>`` in one process, or under ``accelerate launch``.
 
     ``["python", "-m", "bertology_widgets.cli", *args]`` for one process; for

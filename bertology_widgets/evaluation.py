@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from .glue import Example
+    from .precision import GuardStats
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
 
 
-def task_of(model: nn.Module, task: str | None = None):
+def task_of(model: nn.Module, task: str | None = None) -> GlueTask:
     """The GLUE task to score with: ``task`` if given, else the one recorded in the model's config."""
     name = task
     if name is None:
@@ -62,7 +63,9 @@ def check_num_labels(model: nn.Module, task: GlueTask) -> None:
         )
 
 
-def labelled_task(model: nn.Module, examples: Sequence[Example], task: str | None = None, label_map=None):
+def labelled_task(
+    model: nn.Module, examples: Sequence[Example], task: str | None = None, label_map: dict | None = None
+) -> tuple[GlueTask, np.ndarray]:
     """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
 
     The task is ``task``, else the examples', else the model's. Raises
@@ -99,7 +102,7 @@ def predict_logits(
     progress: Progress = False,
     autocast_dtype: torch.dtype | None = None,
     precision: str = "fp32",
-    stats=None,
+    stats: GuardStats | None = None,
     processes: Processes = ONE_PROCESS,
 ) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.

@@ -13,6 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +24,12 @@ from .glue import get_task, load_glue
 from .io import output_folder, replace_folder
 from .models import load_model, pick_device
 from .progress import Progress, progress_reporter, shows_bar
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .glue import Example, GlueTask
+    from .io import PathLike
 
 
 @dataclass
@@ -51,7 +58,7 @@ class FinetuneConfig:
             )
 
 
-def check_output_dir(out_dir) -> Path:
+def check_output_dir(out_dir: PathLike) -> Path:
     """Fail early (before any training) when ``out_dir`` cannot be written (a probe file is written there)."""
     return output_folder(out_dir)
 
@@ -69,7 +76,14 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return batches
 
 
-def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, progress: Progress = True) -> dict:
+def train_classifier(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    task: str | GlueTask,
+    config: FinetuneConfig,
+    progress: Progress = True,
+) -> dict:
     """Train ``model`` in place on ``examples``; returns ``{"steps", "train_seconds", "final_loss"}``.
 
     ``progress``: a tqdm bar (True), none (False) or ``progress(done, total)`` in batches.
@@ -132,13 +146,13 @@ def train_classifier(model, tokenizer, examples, task, config: FinetuneConfig, p
 def finetune(
     model: str | None,
     task: str,
-    out_dir,
+    out_dir: PathLike,
     *,
-    glue_dir=None,
+    glue_dir: PathLike | None = None,
     config: FinetuneConfig | None = None,
     progress: Progress = True,
-    from_scratch_config=None,
-    device=None,
+    from_scratch_config: Callable[[GlueTask], tuple[PreTrainedModel, PreTrainedTokenizerBase]] | None = None,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Fine-tune ``model`` on ``task`` and save a checkpoint to ``out_dir``.
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from .glue import Example
+    from .io import PathLike
 
 SHARE_MEASURES = ("cls", "sep", "punct", "prev", "next", "self")
 MEASURES = SHARE_MEASURES + ("entropy", "entropy_ratio", "distance")
@@ -111,7 +112,7 @@ class HeadRoles:
             "causal": self.causal,
         }
 
-    def save(self, directory) -> tuple[Path, Path]:
+    def save(self, directory: PathLike) -> tuple[Path, Path]:
         """Write ``head_roles.npz`` and ``head_roles.json`` into ``directory``; returns both paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ class HeadRoles:
         return npz, js
 
     @classmethod
-    def load(cls, path) -> "HeadRoles":
+    def load(cls, path: PathLike) -> "HeadRoles":
         """Read a ``head_roles.json`` (or the folder holding it)."""
         path = Path(path)
         if path.is_dir():

@@ -30,12 +30,15 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .exceptions import BertologyWarning
+
+if TYPE_CHECKING:
+    from .glue import GlueTask
 
 #: Accepted names (normalised: lower case, ``_`` for spaces and hyphens) of each task label.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -57,7 +60,7 @@ _GENERIC = re.compile(r"^label_(\d+)$")
 _APPLIED_ATTR = "_bertology_label_map"
 
 
-def normalize_label(name) -> str:
+def normalize_label(name: object) -> str:
     """``"NOT ENTAILMENT"`` -> ``"not_entailment"``."""
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
@@ -132,7 +135,9 @@ def _mismatch(task, model_names, task_names, why: str, recorded: str | None) -> 
     )
 
 
-def resolve_label_map(id2label, task, label_map: dict | None = None, recorded_task: str | None = None) -> LabelMap:
+def resolve_label_map(
+    id2label: dict, task: str | GlueTask, label_map: dict | None = None, recorded_task: str | None = None
+) -> LabelMap:
     """Match ``id2label`` (``{class: name}``) to ``task``'s labels.
 
     Parameters
@@ -206,7 +211,7 @@ def output_layer(model: nn.Module) -> nn.Linear:
 
 
 @torch.no_grad()
-def align_labels(model: nn.Module, task, label_map: dict | None = None) -> LabelMap:
+def align_labels(model: nn.Module, task: str | GlueTask, label_map: dict | None = None) -> LabelMap:
     """Put ``model``'s classes in ``task``'s label order, in place (see the module docstring).
 
     Returns
@@ -256,7 +261,7 @@ def recorded_task(model: nn.Module) -> str | None:
     return getattr(config, "bertology_task", None) or getattr(config, "finetuning_task", None)
 
 
-def warn_if_other_task(model: nn.Module, task) -> str | None:
+def warn_if_other_task(model: nn.Module, task: str | GlueTask) -> str | None:
     """Warn (and return the message) when ``model`` records a fine-tuning task other than ``task``."""
     from .glue import get_task
 

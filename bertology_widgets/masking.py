@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -150,14 +150,14 @@ def masking_curve(
     masking_amount: float = 0.1,
     masking_threshold: float = 0.9,
     metric: str | None = None,
-    importance=None,
+    importance: np.ndarray | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_length: int = DEFAULT_MAX_LENGTH,
     task: str | None = None,
     progress: Progress = False,
     on_step: Callable[[dict], None] | None = None,
     processes: Processes = ONE_PROCESS,
-    **importance_kwargs,
+    **importance_kwargs: Any,
 ) -> MaskingCurve:
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
@@ -261,7 +261,7 @@ def random_masking_curve(
     *,
     masking_amount: float = 0.1,
     masking_threshold: float = 0.9,
-    seeds=(0, 1, 2),
+    seeds: Iterable[int] = (0, 1, 2),
     min_steps: int = 0,
     metric: str | None = None,
     original_score: dict | None = None,
@@ -351,7 +351,7 @@ def keep_one_head_per_layer(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     examples: Sequence[Example],
-    importance,
+    importance: np.ndarray,
     *,
     metric: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,

@@ -11,10 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from .architectures import UnsupportedArchitectureError, adapter_for_model_type, supported_architectures
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from .io import PathLike
 
 OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
 
@@ -73,7 +79,7 @@ def hub_unreachable(path: str) -> str | None:
     return None
 
 
-def load_config(path: str, offline: str | None = None, **kwargs):
+def load_config(path: str, offline: str | None = None, **kwargs: Any) -> PretrainedConfig:
     """The model's config, checked against the architecture table.
 
     ``offline`` is :func:`hub_unreachable`'s answer for ``path``: when set,
@@ -112,12 +118,12 @@ def load_config(path: str, offline: str | None = None, **kwargs):
     return config
 
 
-def attention_for(config) -> str:
+def attention_for(config: PretrainedConfig) -> str:
     """The fast attention the family supports: SDPA, or eager where transformers has no SDPA path (DeBERTa)."""
     return "sdpa" if adapter_for_model_type(getattr(config, "model_type", None)).sdpa else "eager"
 
 
-def load_tokenizer(path: str, **kwargs):
+def load_tokenizer(path: str, **kwargs: Any) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
@@ -132,7 +138,7 @@ def load_tokenizer(path: str, **kwargs):
     return tokenizer
 
 
-def pick_device(device=None) -> torch.device:
+def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
@@ -142,7 +148,7 @@ def pick_device(device=None) -> torch.device:
 
 
 @contextlib.contextmanager
-def quiet_loading():
+def quiet_loading() -> Iterator[None]:
     """Hide transformers' per-file "Loading weights" bars (they clutter notebooks and Voila pages)."""
     from transformers.utils import logging as hf_logging
 
@@ -156,7 +162,7 @@ def quiet_loading():
 
 
 @contextlib.contextmanager
-def eval_mode(model: torch.nn.Module):
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Put ``model`` in eval mode for the block, then back in the mode it was in (train or eval)."""
     was_training = model.training
     model.eval()
@@ -166,7 +172,13 @@ def eval_mode(model: torch.nn.Module):
         model.train(was_training)
 
 
-def load_model(name_or_path, *, num_labels: int | None = None, device=None, task=None):
+def load_model(
+    name_or_path: PathLike,
+    *,
+    num_labels: int | None = None,
+    device: str | torch.device | None = None,
+    task: str | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a sequence classifier and its tokenizer.
 
     Parameters

@@ -14,7 +14,7 @@ run's value, cached once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -129,7 +129,7 @@ def run_patching(
     clean: str,
     corrupted: str,
     *,
-    metric=None,
+    metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     per_position: bool = False,
     mask: HeadMaskLike = None,
     batch_size: int = 72,
@@ -228,7 +228,7 @@ def patch_heads(
     clean: str,
     corrupted: str,
     *,
-    metric=None,
+    metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     per_position: bool = False,
     mask: HeadMaskLike = None,
     batch_size: int = 72,

@@ -45,6 +45,7 @@ import functools
 import io
 import itertools
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -81,7 +82,7 @@ def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return cpu_has_amx(cpuinfo) or "avx512_bf16" in cpu_flags(cpuinfo)
 
 
-def has_fast_bf16(device) -> bool:
+def has_fast_bf16(device: str | torch.device) -> bool:
     """bf16 in hardware on ``device``: a CUDA GPU that supports bf16, or a CPU with AMX or AVX512-BF16."""
     device = torch.device(device)
     if device.type == "cuda":
@@ -89,7 +90,7 @@ def has_fast_bf16(device) -> bool:
     return device.type == "cpu" and cpu_has_fast_bf16()
 
 
-def resolve_precision(precision: str, device, is_regression: bool = False) -> str:
+def resolve_precision(precision: str, device: str | torch.device, is_regression: bool = False) -> str:
     """``"fp32"`` or ``"bf16"`` for ``precision`` in :data:`PRECISIONS` on ``device``.
 
     ``$BERTOLOGY_AUTO_PRECISION`` (``fp32`` or ``bf16``), where set, is what
@@ -109,7 +110,7 @@ def resolve_precision(precision: str, device, is_regression: bool = False) -> st
     return precision
 
 
-def bf16_copy(model):
+def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``model`` with bf16 weights (the original stays fp32).
 
     Each floating-point parameter and buffer is cast straight to bf16 (tied
@@ -183,7 +184,9 @@ def needs_fp32(logits: torch.Tensor) -> torch.Tensor:
     return margins(logits) < bound
 
 
-def guarded(logits: torch.Tensor, fp32_logits) -> tuple[torch.Tensor, int]:
+def guarded(
+    logits: torch.Tensor, fp32_logits: Callable[[torch.Tensor | None], torch.Tensor]
+) -> tuple[torch.Tensor, int]:
     """bf16 ``logits`` ``(batch, labels)`` with the close rows replaced by fp32 ones.
 
     ``fp32_logits(rows)`` returns fp32 logits ``(rows.sum(), labels)`` for the

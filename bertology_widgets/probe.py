@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from .progress import Progress, progress_reporter
 from .representations import pooled_states
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
@@ -82,7 +83,7 @@ class ProbeResult:
         return 0 if self.mask is None else int((np.asarray(self.mask) == 0).sum())
 
 
-def subsample(examples, limit: int | None, seed: int) -> list:
+def subsample(examples: Iterable[Example], limit: int | None, seed: int) -> list:
     """At most ``limit`` of ``examples``, drawn at random without replacement (all, in order, if fewer)."""
     examples = list(examples)
     if limit is None or len(examples) <= limit:
@@ -91,7 +92,7 @@ def subsample(examples, limit: int | None, seed: int) -> list:
     return [examples[i] for i in keep]
 
 
-def class_labels(examples, what: str) -> np.ndarray:
+def class_labels(examples: Iterable[Example], what: str) -> np.ndarray:
     """The integer class labels of ``examples``; ``ValueError`` for missing or regression labels."""
     labels = [ex.label for ex in examples]
     if any(label is None for label in labels):
@@ -105,7 +106,7 @@ def class_labels(examples, what: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: int = 0):
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: int = 0) -> Pipeline:
     """The probe of one layer: ``StandardScaler`` then ``LogisticRegression``, fitted on ``(n, hidden)``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -55,7 +55,7 @@ class ProgressReporter:
             yield item
             self.update(1)
 
-    def set_postfix(self, **values) -> None:
+    def set_postfix(self, **values: object) -> None:
         """Figures shown after the bar (e.g. the current loss); callbacks do not see them."""
         if self._bar is not None:
             self._bar.set_postfix(values)

@@ -62,14 +62,14 @@ class NoHeads(nn.Module):
         else:
             self.bias = nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
 
-    def forward(self, hidden_states, *args, **kwargs):
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
         shape = hidden_states.shape[:-1]
         if self.bias is None:
             return hidden_states.new_zeros(*shape, 0), None
         return self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size), None
 
 
-def check_prunable(model: nn.Module):
+def check_prunable(model: nn.Module) -> ArchitectureAdapter:
     """The model's adapter; ``ValueError`` saying why when its family cannot be pruned exactly."""
     adapter = adapter_for(model)
     if not adapter.prunable:

@@ -24,6 +24,7 @@ from .models import eval_mode
 from .progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     from transformers import PreTrainedTokenizerBase
 
     from .glue import Example
@@ -39,7 +40,7 @@ def _check_states(hs, ndim: int, what: str) -> np.ndarray:
     return hs
 
 
-def token_norms(hs) -> np.ndarray:
+def token_norms(hs: npt.ArrayLike) -> np.ndarray:
     """L2 norm of every token's state at every layer.
 
     ``hs (layers + 1, pos, hidden)`` -> ``(layers + 1, pos)``.
@@ -48,7 +49,7 @@ def token_norms(hs) -> np.ndarray:
     return np.sqrt(np.einsum("lph,lph->lp", hs, hs))
 
 
-def layer_to_layer_cosine(hs) -> np.ndarray:
+def layer_to_layer_cosine(hs: npt.ArrayLike) -> np.ndarray:
     """Cosine similarity of each token's state with its state one layer below.
 
     ``hs (layers + 1, pos, hidden)`` -> ``(layers, pos)``: row ``l`` compares
@@ -61,7 +62,7 @@ def layer_to_layer_cosine(hs) -> np.ndarray:
     return dots / np.maximum(norms[1:] * norms[:-1], _EPS)
 
 
-def pca_2d(states) -> np.ndarray:
+def pca_2d(states: npt.ArrayLike) -> np.ndarray:
     """The tokens projected on the first two principal components.
 
     ``states (pos, hidden)`` -> ``(pos, 2)``. The states are centred; the

@@ -24,10 +24,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .glue import Example
 
 FORMAT = "bertology-widgets-result"
 VERSION = 1
@@ -59,7 +65,7 @@ def _sha256_file(path: Path) -> str:
     return _FILE_DIGESTS[key]
 
 
-def weights_digest(model) -> str:
+def weights_digest(model: PreTrainedModel) -> str:
     """SHA-256 of the model's weights: the safetensors file it was loaded from, else its tensors' bytes.
 
     The file digest is read once per process (or taken from the default
@@ -79,7 +85,7 @@ def weights_digest(model) -> str:
     return "tensors:" + h.hexdigest()
 
 
-def model_fingerprint(model) -> dict:
+def model_fingerprint(model: PreTrainedModel) -> dict:
     """What a result depends on in the model: weights digest, config and dtype."""
     param = next(model.parameters())
     return {
@@ -89,7 +95,7 @@ def model_fingerprint(model) -> dict:
     }
 
 
-def examples_digest(examples) -> str:
+def examples_digest(examples: Sequence[Example]) -> str:
     """SHA-256 of the examples' texts and labels, in order."""
     h = hashlib.sha256()
     for ex in examples:
@@ -97,14 +103,14 @@ def examples_digest(examples) -> str:
     return h.hexdigest()
 
 
-def result_key(kind: str, key_parts) -> str:
+def result_key(kind: str, key_parts: Any) -> str:
     """Hex SHA-256 of ``kind`` and ``key_parts`` (anything :func:`encode` takes)."""
     blob = json.dumps({"kind": kind, "parts": encode(key_parts)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # -- values (JSON with arrays) --------------------------------------------------------------
-def encode(value):
+def encode(value: Any) -> Any:
     """``value`` as JSON-ready data; arrays become ``{"__ndarray__": ..., "dtype": ..., "shape": ...}``."""
     if isinstance(value, np.ndarray):
         return {"__ndarray__": value.ravel().tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
@@ -119,7 +125,7 @@ def encode(value):
     raise TypeError(f"cannot store a {type(value).__name__} in the results cache")
 
 
-def decode(value):
+def decode(value: Any) -> Any:
     """The inverse of :func:`encode` (tuples come back as lists)."""
     if isinstance(value, dict):
         if "__ndarray__" in value:
@@ -153,7 +159,7 @@ def _write(path: Path, kind: str, key: str, value) -> None:
     atomic_write_text(path, text, mode=0o644)  # readable by every student's kernel
 
 
-def lookup(kind: str, key_parts):
+def lookup(kind: str, key_parts: Any) -> Any:
     """The cached value for ``(kind, key_parts)``, or None (no compute, no lock)."""
     folder = results_dir()
     if folder is None:
@@ -162,7 +168,7 @@ def lookup(kind: str, key_parts):
     return _read(entry_path(kind, key, folder), kind, key)
 
 
-def cached_result(kind: str, key_parts, compute):
+def cached_result(kind: str, key_parts: Any, compute: Callable[[], Any]) -> tuple[Any, bool]:
     """``(value, from_cache)``: the stored result, or ``compute()``'s, stored for the next kernel.
 
     ``compute()`` must return what :func:`encode` takes (arrays, dicts, lists,

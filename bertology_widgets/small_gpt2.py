@@ -11,6 +11,15 @@ come from a few minutes of SST-2 training only. Online users pass ``gpt2``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from transformers import GPT2ForSequenceClassification, GPT2TokenizerFast
+
+    from .glue import GlueTask
+    from .io import PathLike
 
 EOS = "<|endoftext|>"
 
@@ -39,7 +48,7 @@ SCRATCH_CONFIGS = {
 }
 
 
-def train_bpe_tokenizer(texts, vocab_size: int):
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> GPT2TokenizerFast:
     """A GPT-2 style byte-level BPE tokenizer trained on ``texts`` (pad token = end of text)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2TokenizerFast
@@ -57,7 +66,9 @@ def train_bpe_tokenizer(texts, vocab_size: int):
     return tokenizer
 
 
-def scratch_builder(name: str, glue_dir=None):
+def scratch_builder(
+    name: str, glue_dir: PathLike | None = None
+) -> Callable[[GlueTask], tuple[GPT2ForSequenceClassification, GPT2TokenizerFast]]:
     """A function ``(glue_task) -> (model, tokenizer)`` building the named from-scratch model.
 
     Raises
@@ -100,10 +111,10 @@ def scratch_builder(name: str, glue_dir=None):
 def ensure_scratch_model(
     name: str = "gpt2-small-config",
     task: str = "sst2",
-    glue_dir=None,
+    glue_dir: PathLike | None = None,
     max_train_examples: int = 20_000,
     progress: bool = True,
-):
+) -> Path:
     """Train the named from-scratch model on ``task`` once, into the user cache; return its folder.
 
     The folder is ``<cache>/<name>-<task>`` (see

@@ -8,10 +8,14 @@ tiny configuration here. They share the offline MiniLM's WordPiece tokenizer
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
 from .models import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama")
 #: Families with a tiny config that the generic parametrised suite does not cover
@@ -29,7 +33,7 @@ def tiny_config(
     vocab_size: int = 30522,
     attn_implementation: str = "sdpa",
     initializer_range: float | None = None,
-):
+) -> PretrainedConfig:
     """A transformers config for a tiny ``arch`` sequence classifier.
 
     ``initializer_range`` (the std of the random weights; transformers' default
@@ -143,7 +147,7 @@ def tiny_config(
     return config
 
 
-def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs):
+def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs: Any) -> PreTrainedModel:
     """A tiny randomly initialised ``AutoModelForSequenceClassification`` in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
@@ -153,7 +157,7 @@ def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs):
     return model.eval()
 
 
-def tiny_tokenizer():
+def tiny_tokenizer() -> PreTrainedTokenizerBase:
     """The offline MiniLM WordPiece tokenizer (vocabulary 30522), shared by all tiny models."""
     from transformers import AutoTokenizer
 
@@ -182,7 +186,7 @@ def tiny_examples(n: int = 80, seed: int = 0, pair: bool = False) -> list:
 
 
 @contextlib.contextmanager
-def faulty_batches(scorer, fault):
+def faulty_batches(scorer: Any, fault: Callable[[int], object]) -> Iterator[Any]:
     """Inside the block, ``fault(number)`` runs before the live ``scorer`` scores each batch.
 
     ``fault`` may raise (a failing batch, a ``KeyboardInterrupt``): the way to

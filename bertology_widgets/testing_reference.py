@@ -11,12 +11,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import torch
 
 from .heads import mask_heads
 from .testing import TINY_ARCHITECTURES, tiny_model
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel
+    from transformers.pytorch_utils import Conv1D
+
+    from .heads import HeadMaskLike
 
 ARCHS = TINY_ARCHITECTURES
 PRUNABLE = tuple(a for a in ARCHS if a != "llama")  # Llama is masking-only
@@ -59,20 +66,20 @@ _VALUE_AND_OUT = {
 }
 
 
-def layer_module(model, arch: str, layer: int):
+def layer_module(model: nn.Module, arch: str, layer: int) -> nn.Module:
     return model.get_submodule(_LAYER[arch].format(layer))
 
 
-def value_projection(model, arch: str, layer: int):
+def value_projection(model: nn.Module, arch: str, layer: int) -> nn.Linear | Conv1D:
     return layer_module(model, arch, layer).get_submodule(_VALUE_AND_OUT[arch][0])
 
 
-def out_projection(model, arch: str, layer: int):
+def out_projection(model: nn.Module, arch: str, layer: int) -> nn.Linear | Conv1D:
     return layer_module(model, arch, layer).get_submodule(_VALUE_AND_OUT[arch][1])
 
 
 @functools.lru_cache(maxsize=None)
-def shared_model(arch: str, attn: str = "sdpa", seed: int = 0):
+def shared_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedModel:
     """The session's tiny ``arch`` classifier in eval mode, for tests that only run it (and mask it)."""
     return tiny_model(
         arch,
@@ -85,12 +92,12 @@ def shared_model(arch: str, attn: str = "sdpa", seed: int = 0):
     )
 
 
-def make_model(arch: str, attn: str = "sdpa", seed: int = 0):
+def make_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedModel:
     """A private deep copy of :func:`shared_model`, for tests that prune or otherwise modify it."""
     return copy.deepcopy(shared_model(arch, attn, seed))
 
 
-def model_inputs(arch: str, encoded) -> dict:
+def model_inputs(arch: str, encoded: Mapping[str, Any]) -> dict:
     """Tokenizer output as ``arch`` takes it: token_type_ids only for archs that use them."""
     batch = dict(encoded)
     if arch not in TOKEN_TYPE_ARCHS:
@@ -108,7 +115,7 @@ def count_pre_hooks(model: torch.nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def layers_run(layers) -> Iterator[list[int]]:
+def layers_run(layers: Iterable[nn.Module]) -> Iterator[list[int]]:
     """Record which of ``layers`` (a model's layer modules) run a forward inside the ``with`` block.
 
     Yields the list the indices are appended to, in call order.
@@ -124,17 +131,17 @@ def layers_run(layers) -> Iterator[list[int]]:
             handle.remove()
 
 
-def logits_of(model, batch: dict) -> torch.Tensor:
+def logits_of(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(**batch).logits
 
 
 @torch.no_grad()
-def masked_logits(model, batch: dict, mask) -> torch.Tensor:
+def masked_logits(model: nn.Module, batch: dict, mask: HeadMaskLike) -> torch.Tensor:
     with mask_heads(model, mask):
         return model(**batch).logits
 
 
-def reference_for_mask(model, arch: str, mask):
+def reference_for_mask(model: nn.Module, arch: str, mask: HeadMaskLike) -> nn.Module:
     """Reference for gating: a deep copy with each head's value projection scaled by its gate.
 
     A head's output is ``softmax(QK^T) V_head``, so scaling its V rows (and
@@ -169,11 +176,11 @@ def params_removed(num_heads_removed: int) -> int:
     return num_heads_removed * (3 * (HIDDEN * HEAD_DIM + HEAD_DIM) + HEAD_DIM * HIDDEN)
 
 
-def num_params(model) -> int:
+def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def last_layer_output(model, last_layer, batch: dict):
+def last_layer_output(model: nn.Module, last_layer: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """``(output of last_layer, the model's logits)`` for ``batch``: what a classifier head reads, and its answer."""
     outputs = []
     hook = last_layer.register_forward_hook(

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .tasks import GlueTask, get_task
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 # Accuracy, F1 and Matthews correlation are scikit-learn's formulas on counts (exact integers in float64,
@@ -115,7 +119,7 @@ def _as_arrays(task: GlueTask, predictions, labels) -> tuple[np.ndarray, np.ndar
     return predictions.astype(int), labels.astype(int)
 
 
-def compute_metrics(task: str | GlueTask, predictions, labels) -> dict[str, float]:
+def compute_metrics(task: str | GlueTask, predictions: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, float]:
     """The GLUE metrics of ``task`` for ``predictions`` against ``labels``.
 
     Parameters
