@@ -53,7 +53,6 @@ demo: $(NOTEBOOK_STAMP) default-model
 
 test: setup-test default-model
 	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
-	$(VENV)/bin/ruff format --check bertology_widgets tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

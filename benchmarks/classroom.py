@@ -43,20 +43,11 @@ from bertology_widgets.commands.classroom_harness import run_classroom  # noqa: 
 
 def voila_load(pages: int, log=print, preheat: bool = False) -> dict:
     """Figures of ``tests/browser/test_voila_load.py`` run with ``pages`` pages at once (it asserts the scores)."""
-    env = {
-        **os.environ,
-        "BERTOLOGY_VOILA_PAGES": str(pages),
-        "BERTOLOGY_VOILA_PREHEAT": "1" if preheat else "",
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
+    env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages), "BERTOLOGY_VOILA_PREHEAT": "1" if preheat else "",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log(f"Voilà with {pages} pages at once{' (pre-heated kernel pool)' if preheat else ''} ...")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/browser/test_voila_load.py"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           "tests/browser/test_voila_load.py"], cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("[voila-load] ")]
     if not lines:
         return {"error": f"the load test printed no figures (exit {done.returncode})", "tail": done.stdout[-2000:]}
@@ -67,22 +58,14 @@ def voila_load(pages: int, log=print, preheat: bool = False) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--cache-every",
-        type=int,
-        nargs="+",
-        default=None,
-        help="ModelSession(cache_every=...) values to measure (default: the session's default only; "
-        "the first value gives uss_mib_per_extra_session)",
-    )
+    parser.add_argument("--cache-every", type=int, nargs="+", default=None,
+                        help="ModelSession(cache_every=...) values to measure (default: the session's default only; "
+                             "the first value gives uss_mib_per_extra_session)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the two-kernel measurement")
     parser.add_argument("--voila", type=int, nargs="*", default=[], help="page counts for the Voilà load test")
-    parser.add_argument(
-        "--preheat",
-        action="store_true",
-        help="Voilà with --preheat_kernel=True and a pool of N kernels (also measured without)",
-    )
+    parser.add_argument("--preheat", action="store_true",
+                        help="Voilà with --preheat_kernel=True and a pool of N kernels (also measured without)")
     args = parser.parse_args(argv)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = {}

@@ -49,14 +49,8 @@ def main(argv=None) -> int:
 
     out_root = Path(args.out_dir or tempfile.mkdtemp(prefix="bertology-glue-"))
     for task in [t for t in args.tasks.split(",") if t]:
-        summary = finetune(
-            "all-MiniLM-L6-v2",
-            task,
-            out_root / f"minilm-{task}",
-            glue_dir=args.glue_dir,
-            config=RECIPES[task],
-            progress=not args.json,
-        )
+        summary = finetune("all-MiniLM-L6-v2", task, out_root / f"minilm-{task}", glue_dir=args.glue_dir,
+                           config=RECIPES[task], progress=not args.json)
         figures[task] = {k: v for k, v in summary.items() if k not in ("out", "task")}
         figures[task]["checkpoint"] = str(out_root / f"minilm-{task}")
         print(f"{task}: {figures[task]}", file=sys.stderr)

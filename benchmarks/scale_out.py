@@ -44,11 +44,8 @@ def parse_args(argv=None):
 
 def timed(args, processes: int, threads: int) -> tuple[float, str]:
     """Wall-clock seconds and stdout of ``bertology <args>`` in ``processes`` processes (checked to be that many)."""
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(threads),
-        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-    )
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     start = time.perf_counter()
     done = subprocess.run(launch_command(args, processes), env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -68,13 +65,8 @@ def main(argv=None) -> int:
     common = ["--task", opts.task, "--max-examples", str(opts.max_examples)]
     common += ["--model", opts.model] if opts.model else []
     common += ["--glue-dir", opts.glue_dir] if opts.glue_dir else []
-    result = {
-        "task": opts.task,
-        "n": opts.max_examples,
-        "processes": opts.processes,
-        "threads_per_process": opts.threads,
-        "cpus": os.cpu_count(),
-    }
+    result = {"task": opts.task, "n": opts.max_examples, "processes": opts.processes,
+              "threads_per_process": opts.threads, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         for command in opts.commands.split(","):
             outs, stdouts = {}, {}
@@ -84,23 +76,19 @@ def main(argv=None) -> int:
                 seconds, stdouts[n] = timed([command, *common, *extra], n, opts.threads)
                 outs[n] = out
                 result[f"{command}_s_{n}_process"] = round(seconds, 2)
-            result[f"{command}_ratio"] = round(
-                result[f"{command}_s_1_process"] / result[f"{command}_s_{opts.processes}_process"], 2
-            )
+            result[f"{command}_ratio"] = round(result[f"{command}_s_1_process"]
+                                               / result[f"{command}_s_{opts.processes}_process"], 2)
             one, many = outs[1], outs[opts.processes]
             if command == "evaluate":
-                result["evaluate_equal"] = json.loads(stdouts[1].splitlines()[-1]) == json.loads(
-                    stdouts[opts.processes].splitlines()[-1]
-                )
+                result["evaluate_equal"] = (json.loads(stdouts[1].splitlines()[-1])
+                                            == json.loads(stdouts[opts.processes].splitlines()[-1]))
                 continue
             for name in ("head_importance", "attn_entropy"):
                 result[f"{command}_{name}_max_rel_diff"] = max_relative_difference(
-                    np.load(one / f"{name}.npy"), np.load(many / f"{name}.npy")
-                )
+                    np.load(one / f"{name}.npy"), np.load(many / f"{name}.npy"))
             if command == "mask":
-                result["head_mask_equal"] = bool(
-                    np.array_equal(np.load(one / "head_mask.npy"), np.load(many / "head_mask.npy"))
-                )
+                result["head_mask_equal"] = bool(np.array_equal(np.load(one / "head_mask.npy"),
+                                                                np.load(many / "head_mask.npy")))
     print(json.dumps(result))
     return 0
 

@@ -32,16 +32,9 @@ if TYPE_CHECKING:
 
 
 @torch.inference_mode()
-def head_output_means(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    progress: Progress = False,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
+def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                      batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                      progress: Progress = False, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Each head's mean output at the gated point, over all non-padding tokens of ``examples``.
 
     Parameters
@@ -74,7 +67,6 @@ def head_output_means(
             heads = x.view(*x.shape[:-1], -1, head_dim)
             weights = state["weights"]  # (batch, pos): 1 on real tokens
             sums[layer_index, kept[layer_index]] += torch.einsum("bp,bphd->hd", weights, heads).cpu()
-
         return hook
 
     encoded = encode_examples(tokenizer, examples, max_length)
@@ -82,9 +74,8 @@ def head_output_means(
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     layers = adapter.layer_modules(model)
-    handles = [
-        adapter.out_projection(layers[i]).register_forward_pre_hook(make_hook(i)) for i in range(num_layers) if kept[i]
-    ]
+    handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(make_hook(i))
+               for i in range(num_layers) if kept[i]]
     tokens = 0
     report = progress_reporter(progress, len(batches), desc="head means", unit="batch", on_progress=on_progress)
     try:

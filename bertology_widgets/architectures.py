@@ -64,10 +64,8 @@ def _deberta_v2_head(model, hidden, batch):
 def _deberta_v2_unsupported(model) -> str | None:
     """DeBERTa-v2-xlarge's convolution after layer 0 sits outside the layers, where gating cannot follow it."""
     if int(getattr(model.config, "conv_kernel_size", 0) or 0) > 0:
-        return (
-            "this DeBERTa-v2 checkpoint adds a convolution after layer 0 (conv_kernel_size > 0), "
-            "which bertology-widgets does not support; DeBERTa-v3 checkpoints have none"
-        )
+        return ("this DeBERTa-v2 checkpoint adds a convolution after layer 0 (conv_kernel_size > 0), "
+                "which bertology-widgets does not support; DeBERTa-v3 checkpoints have none")
     if int(getattr(getattr(model, "deberta", model), "z_steps", 0) or 0) > 1:
         return "DeBERTa-v2 with z_steps > 1 is not supported"
     return None
@@ -219,104 +217,52 @@ class ArchitectureAdapter:
 def _encoder(base_prefix: str, qkv=("query", "key", "value"), **fields) -> ArchitectureAdapter:
     """A BERT-style encoder: ``encoder.layer[i].attention.self`` computes the heads from the ``qkv``
     projections, ``attention.output`` mixes them (its ``dense`` is the output projection)."""
-    return ArchitectureAdapter(
-        base_prefix=base_prefix,
-        layers="encoder.layer",
-        attention_core="attention.self",
-        out_proj="attention.output.dense",
-        qkv=tuple(f"attention.self.{p}" for p in qkv),
-        head_count_attrs=("num_attention_heads",),
-        pooled_rows_from="attention.output",
-        **fields,
-    )
+    return ArchitectureAdapter(base_prefix=base_prefix, layers="encoder.layer", attention_core="attention.self",
+                               out_proj="attention.output.dense", qkv=tuple(f"attention.self.{p}" for p in qkv),
+                               head_count_attrs=("num_attention_heads",), pooled_rows_from="attention.output",
+                               **fields)
 
 
-BERT = _encoder(
-    "bert", name="BERT", model_types=("bert",), classifier_head=_bert_head, classifier_modules=("classifier", "dropout")
-)
+BERT = _encoder("bert", name="BERT", model_types=("bert",), classifier_head=_bert_head,
+                classifier_modules=("classifier", "dropout"))
 
-ROBERTA = _encoder(
-    "roberta",
-    name="RoBERTa",
-    model_types=("roberta", "xlm-roberta", "camembert"),
-    classifier_head=_sequence_head,
-    classifier_modules=("classifier",),
-)
+ROBERTA = _encoder("roberta", name="RoBERTa", model_types=("roberta", "xlm-roberta", "camembert"),
+                   classifier_head=_sequence_head, classifier_modules=("classifier",))
 
 ELECTRA = replace(ROBERTA, name="ELECTRA", model_types=("electra",), base_prefix="electra")
 
 DEBERTA_V2 = _encoder(
-    "deberta",
-    ("query_proj", "key_proj", "value_proj"),
-    name="DeBERTa-v2/v3",
-    model_types=("deberta-v2",),
-    classifier_head=_deberta_v2_head,
-    classifier_modules=("pooler", "classifier", "dropout"),
-    prunable=False,
+    "deberta", ("query_proj", "key_proj", "value_proj"), name="DeBERTa-v2/v3", model_types=("deberta-v2",),
+    classifier_head=_deberta_v2_head, classifier_modules=("pooler", "classifier", "dropout"), prunable=False,
     not_prunable_because="its disentangled attention also projects the relative-position embeddings per head "
-    "(pos_key_proj / pos_query_proj, or the shared Q/K projections), which head pruning "
-    "does not slice",
-    sdpa=False,
-    unsupported=_deberta_v2_unsupported,
-)
+                         "(pos_key_proj / pos_query_proj, or the shared Q/K projections), which head pruning "
+                         "does not slice",
+    sdpa=False, unsupported=_deberta_v2_unsupported)
 
 DISTILBERT = ArchitectureAdapter(
-    name="DistilBERT",
-    model_types=("distilbert",),
-    base_prefix="distilbert",
-    layers="transformer.layer",
-    attention_core="attention",
-    out_proj="attention.out_lin",
-    qkv=("attention.q_lin", "attention.k_lin", "attention.v_lin"),
-    head_count_attrs=("n_heads",),
+    name="DistilBERT", model_types=("distilbert",), base_prefix="distilbert", layers="transformer.layer",
+    attention_core="attention", out_proj="attention.out_lin",
+    qkv=("attention.q_lin", "attention.k_lin", "attention.v_lin"), head_count_attrs=("n_heads",),
     classifier_head=_distilbert_head,
-    classifier_modules=("pre_classifier", "classifier", "dropout"),
-)
+    classifier_modules=("pre_classifier", "classifier", "dropout"))
 
 GPT2 = ArchitectureAdapter(
-    name="GPT-2",
-    model_types=("gpt2",),
-    base_prefix="transformer",
-    layers="h",
-    attention_core="attn",
-    out_proj="attn.c_proj",
-    qkv=("attn.c_attn",),
-    conv1d=True,
-    head_count_attrs=("num_heads",),
-    classifier_head=_gpt2_head,
-    classifier_modules=("score",),
-    causal=True,
-)
+    name="GPT-2", model_types=("gpt2",), base_prefix="transformer", layers="h", attention_core="attn",
+    out_proj="attn.c_proj", qkv=("attn.c_attn",), conv1d=True, head_count_attrs=("num_heads",),
+    classifier_head=_gpt2_head, classifier_modules=("score",), causal=True)
 
 LLAMA = ArchitectureAdapter(
-    name="Llama",
-    model_types=("llama", "mistral", "qwen2"),
-    base_prefix="model",
-    layers="layers",
-    attention_core="self_attn",
-    out_proj="self_attn.o_proj",
-    qkv=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-    classifier_head=_llama_head,
-    classifier_modules=("score",),
-    causal=True,
-    prunable=False,
-)
+    name="Llama", model_types=("llama", "mistral", "qwen2"), base_prefix="model", layers="layers",
+    attention_core="self_attn", out_proj="self_attn.o_proj",
+    qkv=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), classifier_head=_llama_head,
+    classifier_modules=("score",), causal=True, prunable=False)
 
 MODERNBERT = ArchitectureAdapter(
-    name="ModernBERT",
-    model_types=("modernbert",),
-    base_prefix="model",
-    layers="layers",
-    attention_core="attn",
-    out_proj="attn.Wo",
-    qkv=("attn.Wqkv",),
-    classifier_head=_modernbert_head,
-    classifier_modules=("head", "classifier", "drop"),
-    prunable=False,
+    name="ModernBERT", model_types=("modernbert",), base_prefix="model", layers="layers", attention_core="attn",
+    out_proj="attn.Wo", qkv=("attn.Wqkv",), classifier_head=_modernbert_head,
+    classifier_modules=("head", "classifier", "drop"), prunable=False,
     not_prunable_because="it fuses Q, K and V into one Wqkv projection, which head pruning does not slice",
-    layer_kind=_modernbert_layer_kind,
-    layer_note=_modernbert_layer_note,
-)
+    layer_kind=_modernbert_layer_kind, layer_note=_modernbert_layer_note)
 
 ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA, DEBERTA_V2, MODERNBERT)
 

@@ -46,9 +46,8 @@ class EncodedExamples:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def encode_examples(
-    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int = 128
-) -> EncodedExamples:
+def encode_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                    max_length: int = 128) -> EncodedExamples:
     """Tokenize ``examples`` (objects with ``text_a`` and ``text_b``), truncating to ``max_length``."""
     texts_a = [ex.text_a for ex in examples]
     texts_b = [ex.text_b for ex in examples]
@@ -84,16 +83,11 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarr
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(
-    encoded: EncodedExamples,
-    indices: np.ndarray,
-    pad_token_id: int,
-    device: torch.device | str | None = None,
-    with_token_types: bool = True,
-) -> dict:
+def collate(encoded: EncodedExamples, indices: np.ndarray, pad_token_id: int, device: torch.device | str | None = None,
+            with_token_types: bool = True) -> dict:
     """Pad the chosen examples to a batch (right padding).
 
     Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids``), each ``(batch, pos)``.

@@ -106,13 +106,8 @@ def check_text(text: object, name: str = "text") -> str:
     return text
 
 
-def encode(
-    tokenizer: PreTrainedTokenizerBase,
-    model: nn.Module,
-    text: str,
-    text_pair: str | None = None,
-    max_length: int | None = None,
-) -> tuple[dict, bool]:
+def encode(tokenizer: PreTrainedTokenizerBase, model: nn.Module, text: str, text_pair: str | None = None,
+           max_length: int | None = None) -> tuple[dict, bool]:
     """Tokenize one text (or pair) for ``model``; returns ``(batch of 1, truncated)``.
 
     A text longer than the model's maximum is truncated with a
@@ -135,7 +130,8 @@ def encode(
     return batch, truncated
 
 
-def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_heads: int, pos: int) -> torch.Tensor:
+def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_heads: int,
+                         pos: int) -> torch.Tensor:
     """Place ``(kept, q, k)`` weights into a ``(num_heads, q, k)`` array with zeros for pruned heads."""
     full = torch.zeros(num_heads, pos, pos)
     if layer_attn is not None and kept:
@@ -144,14 +140,8 @@ def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_h
 
 
 @torch.no_grad()
-def capture(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    text: str,
-    text_pair: str | None = None,
-    mask: HeadMaskLike = None,
-    max_length: int | None = None,
-) -> Capture:
+def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, text_pair: str | None = None,
+            mask: HeadMaskLike = None, max_length: int | None = None) -> Capture:
     """Run one text (or text pair) and return tokens, attentions and hidden states.
 
     Parameters
@@ -179,12 +169,10 @@ def capture(
         out = model(**inputs, output_attentions=True, output_hidden_states=True)
     pos = inputs["input_ids"].shape[1]
     kept = kept_heads(model)
-    attentions = torch.stack(
-        [
-            _full_head_attention(layer_attn, kept[i], num_heads, pos)
-            for i, layer_attn in enumerate(_attentions_per_layer(out.attentions, kept))
-        ]
-    )
+    attentions = torch.stack([
+        _full_head_attention(layer_attn, kept[i], num_heads, pos)
+        for i, layer_attn in enumerate(_attentions_per_layer(out.attentions, kept))
+    ])
     hidden = torch.stack([h[0].float().cpu() for h in out.hidden_states])
     logits = getattr(out, "logits", None)
     token_type_ids = batch.get("token_type_ids")
@@ -239,5 +227,5 @@ def _segments_from_separators(tokenizer, ids: torch.Tensor, is_pair: bool) -> to
         return segments
     positions = (ids == sep).nonzero().flatten().tolist()
     if positions:
-        segments[positions[0] + 1 :] = 1
+        segments[positions[0] + 1:] = 1
     return segments

@@ -13,19 +13,8 @@ from importlib import import_module
 
 from ._version import __version__
 
-SUBCOMMANDS = (
-    "evaluate",
-    "finetune",
-    "importance",
-    "mask",
-    "prune",
-    "bench",
-    "default_model",
-    "demo",
-    "roles",
-    "patch",
-    "precompute",
-)
+SUBCOMMANDS = ("evaluate", "finetune", "importance", "mask", "prune", "bench", "default_model", "demo",
+               "roles", "patch", "precompute")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -35,16 +35,8 @@ DEFAULT_NAME = "minilm-l6-sst2-v1"
 MANIFEST = MODEL_MANIFEST
 # About 3 minutes on 2 idle CPU cores: 600 steps of 32 in fp32 (bf16 autocast is slower without AMX) with the
 # word-embedding table frozen (it dominates the optimizer's work on a model this small).
-DEFAULT_RECIPE = FinetuneConfig(
-    epochs=1.0,
-    batch_size=32,
-    learning_rate=1e-4,
-    max_length=64,
-    max_train_examples=19_200,
-    bf16=False,
-    seed=0,
-    freeze_embeddings=True,
-)
+DEFAULT_RECIPE = FinetuneConfig(epochs=1.0, batch_size=32, learning_rate=1e-4, max_length=64,
+                                max_train_examples=19_200, bf16=False, seed=0, freeze_embeddings=True)
 
 
 class CorruptModelCacheWarning(BertologyWarning):
@@ -60,11 +52,8 @@ _digest = file_sha256
 
 
 def write_manifest(folder: Path, extra: dict | None = None) -> None:
-    files = {
-        p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != MANIFEST
-    }
+    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
     atomic_write_text(folder / MANIFEST, json.dumps({"files": files, **(extra or {})}, indent=1))
 
 
@@ -115,11 +104,8 @@ def build_cached_model(folder: PathLike, build: Callable[[Path], dict], rebuild:
         if not rebuild and problem is None:  # another process built it while we waited
             return folder
         if problem not in (None, "not built yet"):
-            warnings.warn(
-                f"the model cache at {folder} is unusable ({problem}); rebuilding it",
-                CorruptModelCacheWarning,
-                stacklevel=3,
-            )
+            warnings.warn(f"the model cache at {folder} is unusable ({problem}); rebuilding it",
+                          CorruptModelCacheWarning, stacklevel=3)
         staging = folder.with_name(folder.name + ".building")
         shutil.rmtree(staging, ignore_errors=True)
         write_manifest(staging, build(staging))
@@ -139,9 +125,8 @@ def ensure_default_model(glue_dir: PathLike | None = None, progress: bool = True
     def build(staging: Path) -> dict:
         if progress:
             print(f"Building the default model (MiniLM fine-tuned on SST-2) into {folder} ...", flush=True)
-        result = finetune(
-            "all-MiniLM-L6-v2", DEFAULT_TASK, staging, glue_dir=glue_dir, config=DEFAULT_RECIPE, progress=progress
-        )
+        result = finetune("all-MiniLM-L6-v2", DEFAULT_TASK, staging, glue_dir=glue_dir,
+                          config=DEFAULT_RECIPE, progress=progress)
         result.pop("out", None)
         if progress:
             print(f"Default model ready: SST-2 dev accuracy {result.get('accuracy', float('nan')):.4f}", flush=True)

@@ -57,7 +57,7 @@ class Processes:
     def take(self, batches: list) -> list[tuple[int, np.ndarray]]:
         """``(batch number, example indices)`` of this process's share of ``batches`` (every N-th)."""
         numbered = list(enumerate(batches))
-        return numbered[self.process_index :: self.num_processes]
+        return numbered[self.process_index::self.num_processes]
 
     def gather_rows(self, indices: npt.ArrayLike, rows: npt.ArrayLike, n: int) -> np.ndarray:
         """Rows from every process, placed at their indices.
@@ -148,22 +148,16 @@ def requested_cpu_processes() -> int:
     whatever ``--num_processes`` says; it sets ``MASTER_PORT`` only when more
     than one was asked for, and N is on its command line (our parent's).
     """
-    if (
-        "WORLD_SIZE" in os.environ
-        or os.environ.get("ACCELERATE_USE_CPU", "").lower() != "true"
-        or "MASTER_PORT" not in os.environ
-    ):
+    if "WORLD_SIZE" in os.environ or os.environ.get("ACCELERATE_USE_CPU", "").lower() != "true" \
+            or "MASTER_PORT" not in os.environ:
         return 1
     try:
         argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode().split("\0")
     except (OSError, UnicodeDecodeError):
         return 1
     for i, arg in enumerate(argv):
-        value = (
-            arg.split("=", 1)[1]
-            if arg.startswith("--num_processes=")
-            else (argv[i + 1] if arg == "--num_processes" and i + 1 < len(argv) else None)
-        )
+        value = arg.split("=", 1)[1] if arg.startswith("--num_processes=") else (
+            argv[i + 1] if arg == "--num_processes" and i + 1 < len(argv) else None)
         if value is not None:
             return int(value) if value.isdigit() else 1
     return 1
@@ -171,20 +165,9 @@ def requested_cpu_processes() -> int:
 
 def start_cpu_processes(num_processes: int, argv: list[str]) -> int:
     """Run ``bertology <argv>`` in ``num_processes`` CPU processes (``torch.distributed.run``); their exit code."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(num_processes),
-        "--master_addr",
-        os.environ.get("MASTER_ADDR", "127.0.0.1"),
-        "--master_port",
-        os.environ["MASTER_PORT"],
-        "-m",
-        "bertology_widgets.cli",
-        *argv,
-    ]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(num_processes),
+               "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
+               "--master_port", os.environ["MASTER_PORT"], "-m", "bertology_widgets.cli", *argv]
     return subprocess.call(command)
 
 
@@ -211,20 +194,9 @@ def launch_command(args: Sequence[str], num_processes: int = 1, cpu: bool = True
     """
     if num_processes == 1:
         return [sys.executable, "-m", "bertology_widgets.cli", *args]
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        *(["--cpu"] if cpu else []),
-        "--num_processes",
-        str(num_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *(["--cpu"] if cpu else []),
+               "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no"]
     if port is not None:
         command += ["--main_process_port", str(port)]
     return [*command, "-m", "bertology_widgets.cli", *args]
@@ -245,13 +217,5 @@ def ordered_sum(parts: np.ndarray) -> np.ndarray:
     return total.numpy()
 
 
-__all__ = [
-    "AcceleratedProcesses",
-    "ONE_PROCESS",
-    "Processes",
-    "current_processes",
-    "launch_command",
-    "ordered_sum",
-    "requested_cpu_processes",
-    "start_cpu_processes",
-]
+__all__ = ["AcceleratedProcesses", "ONE_PROCESS", "Processes", "current_processes", "launch_command",
+           "ordered_sum", "requested_cpu_processes", "start_cpu_processes"]

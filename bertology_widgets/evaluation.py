@@ -92,19 +92,11 @@ def labelled_task(
     return glue_task, labels
 
 
-def predict_logits(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    mask: HeadMaskLike = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    progress: Progress = False,
-    autocast_dtype: torch.dtype | None = None,
-    precision: str = "fp32",
-    stats: GuardStats | None = None,
-    processes: Processes = ONE_PROCESS,
-) -> np.ndarray:
+def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                   mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+                   stats: GuardStats | None = None, processes: Processes = ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
 
     Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
@@ -137,9 +129,8 @@ def predict_logits(
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
             else:
-                fast, rescored = guarded(
-                    low.logits(batch, gates), lambda which: runner.logits(take_rows(batch, which), gates)
-                )
+                fast, rescored = guarded(low.logits(batch, gates),
+                                          lambda which: runner.logits(take_rows(batch, which), gates))
                 logits = fast.cpu().numpy()
                 if stats is not None:
                     stats.add(rescored, len(indices))
@@ -152,19 +143,10 @@ def predict_logits(
     return processes.gather_rows(order, logits_done, len(encoded)).astype(np.float32, copy=False)
 
 
-def evaluate(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    mask: HeadMaskLike = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-    progress: Progress = False,
-    autocast_dtype: torch.dtype | None = None,
-    precision: str = "fp32",
-    processes: Processes = ONE_PROCESS,
-) -> dict:
+def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+             mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+             task: str | None = None, progress: Progress = False, autocast_dtype: torch.dtype | None = None,
+             precision: str = "fp32", processes: Processes = ONE_PROCESS) -> dict:
     """Score ``model`` on ``examples`` with the task's official metrics.
 
     Parameters
@@ -193,18 +175,8 @@ def evaluate(
         ``{"task": ..., "n": ..., <metric>: float, ..., "predictions": np.ndarray (n,)}``.
     """
     glue_task, labels = labelled_task(model, examples, task)
-    logits = predict_logits(
-        model,
-        tokenizer,
-        examples,
-        mask,
-        batch_size,
-        max_length,
-        progress,
-        autocast_dtype,
-        precision,
-        processes=processes,
-    )
+    logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype,
+                            precision, processes=processes)
     predictions = predictions_from_logits(logits, glue_task.is_regression)
     result = {"task": glue_task.name, "n": int(len(labels))}
     result.update(compute_metrics(glue_task.name, predictions, labels))

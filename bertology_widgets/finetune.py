@@ -53,9 +53,8 @@ class FinetuneConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
-            raise ValueError(
-                f"max_train_examples must be at least 1 (or None for all), got {self.max_train_examples!r}"
-            )
+            raise ValueError(f"max_train_examples must be at least 1 (or None for all), "
+                             f"got {self.max_train_examples!r}")
 
 
 def check_output_dir(out_dir: PathLike) -> Path:
@@ -69,9 +68,9 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     chunk = batch_size * 50
     batches: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
+        part = order[start:start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
 
@@ -105,14 +104,10 @@ def train_classifier(
         model.get_input_embeddings().weight.requires_grad_(False)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "ln_")
     params = [
-        {
-            "params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
-            "weight_decay": 0.0,
-        },
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
+         "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     total = len(plan)
@@ -120,9 +115,8 @@ def train_classifier(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
     )
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else torch.autocast(device.type, enabled=False)
-    )
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16
+                else torch.autocast(device.type, enabled=False))
     model.train()
     start, running = time.perf_counter(), None
     report = progress_reporter(progress, len(plan), desc=f"fine-tuning on {glue_task.display_name}", unit="batch")
@@ -143,17 +137,10 @@ def train_classifier(
     return {"steps": total, "train_seconds": time.perf_counter() - start, "final_loss": running}
 
 
-def finetune(
-    model: str | None,
-    task: str,
-    out_dir: PathLike,
-    *,
-    glue_dir: PathLike | None = None,
-    config: FinetuneConfig | None = None,
-    progress: Progress = True,
-    from_scratch_config: Callable[[GlueTask], tuple[PreTrainedModel, PreTrainedTokenizerBase]] | None = None,
-    device: str | torch.device | None = None,
-) -> dict:
+def finetune(model: str | None, task: str, out_dir: PathLike, *, glue_dir: PathLike | None = None,
+             config: FinetuneConfig | None = None, progress: Progress = True,
+             from_scratch_config: Callable[[GlueTask], tuple[PreTrainedModel, PreTrainedTokenizerBase]] | None = None,
+             device: str | torch.device | None = None) -> dict:
     """Fine-tune ``model`` on ``task`` and save a checkpoint to ``out_dir``.
 
     Every input is checked (task, output folder, model and tokenizer, train
@@ -182,15 +169,13 @@ def finetune(
     if shows_bar(progress):
         print(train.describe(), dev.describe(), sep="\n", flush=True)
     net.config.bertology_task = glue_task.name
-    net.config.id2label = (
-        {i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression else {0: "score"}
-    )
+    net.config.id2label = ({i: n for i, n in enumerate(glue_task.label_names)} if not glue_task.is_regression
+                           else {0: "score"})
     net.config.label2id = {n: i for i, n in net.config.id2label.items()}
     stats = train_classifier(net, tokenizer, list(train), glue_task.name, config, progress)
     t0 = time.perf_counter()
-    metrics = evaluate(
-        net, tokenizer, dev, task=glue_task.name, max_length=config.max_length, progress=shows_bar(progress)
-    )
+    metrics = evaluate(net, tokenizer, dev, task=glue_task.name, max_length=config.max_length,
+                       progress=shows_bar(progress))
     eval_seconds = time.perf_counter() - t0
     metrics.pop("predictions")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -198,11 +183,5 @@ def finetune(
     net.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     replace_folder(staging, out)
-    return {
-        "task": glue_task.name,
-        "out": str(out),
-        "train_examples": len(train),
-        **stats,
-        "eval_seconds": eval_seconds,
-        **metrics,
-    }
+    return {"task": glue_task.name, "out": str(out), "train_examples": len(train), **stats,
+            "eval_seconds": eval_seconds, **metrics}

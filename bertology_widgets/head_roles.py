@@ -97,7 +97,6 @@ class HeadRoles:
 
     def to_dict(self) -> dict:
         """JSON-ready: measures as nested lists (NaN -> None), roles, thresholds."""
-
         def clean(array):
             return [[None if not np.isfinite(v) else float(v) for v in row] for row in array]
 
@@ -107,9 +106,7 @@ class HeadRoles:
             "role_counts": self.role_counts(),
             "role_share_threshold": ROLE_SHARE_THRESHOLD,
             "broad_entropy_threshold": BROAD_ENTROPY_THRESHOLD,
-            "n_examples": self.n_examples,
-            "n_queries": self.n_queries,
-            "causal": self.causal,
+            "n_examples": self.n_examples, "n_queries": self.n_queries, "causal": self.causal,
         }
 
     def save(self, directory: PathLike) -> tuple[Path, Path]:
@@ -128,28 +125,21 @@ class HeadRoles:
         if path.is_dir():
             path = path / "head_roles.json"
         data = json.loads(path.read_text())
-        measures = {
-            k: np.array([[np.nan if v is None else v for v in row] for row in m], dtype=np.float64)
-            for k, m in data["measures"].items()
-        }
+        measures = {k: np.array([[np.nan if v is None else v for v in row] for row in m], dtype=np.float64)
+                    for k, m in data["measures"].items()}
         return cls(measures, np.array(data["roles"]), data["n_examples"], data["n_queries"], data["causal"])
 
     def table(self) -> str:
         """A readable table: one line per head with its role and main measures."""
-        lines = [
-            f"{'layer':>5} {'head':>4}  {'role':<6} "
-            + " ".join(f"{m:>7}" for m in SHARE_MEASURES)
-            + f" {'entropy':>7} {'dist':>6}"
-        ]
+        lines = [f"{'layer':>5} {'head':>4}  {'role':<6} " + " ".join(f"{m:>7}" for m in SHARE_MEASURES)
+                 + f" {'entropy':>7} {'dist':>6}"]
         layers, heads = self.shape
         for layer in range(layers):
             for head in range(heads):
                 values = " ".join(_fmt(self.measures[m][layer, head], 7, 3) for m in SHARE_MEASURES)
-                lines.append(
-                    f"{layer:>5} {head:>4}  {self.roles[layer, head]:<6} {values} "
-                    f"{_fmt(self.measures['entropy'][layer, head], 7, 2)} "
-                    f"{_fmt(self.measures['distance'][layer, head], 6, 2)}"
-                )
+                lines.append(f"{layer:>5} {head:>4}  {self.roles[layer, head]:<6} {values} "
+                             f"{_fmt(self.measures['entropy'][layer, head], 7, 2)} "
+                             f"{_fmt(self.measures['distance'][layer, head], 6, 2)}")
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.role_counts().items(), key=lambda kv: -kv[1]))
         lines.append(f"roles: {counts}")
         return "\n".join(lines)
@@ -173,9 +163,8 @@ def assign_roles(measures: dict) -> np.ndarray:
 
 def _token_sets(tokenizer, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sep, punct)`` boolean tensors like ``ids`` ``(batch, pos)``."""
-    sep_ids = {
-        i for i in (getattr(tokenizer, "sep_token_id", None), getattr(tokenizer, "eos_token_id", None)) if i is not None
-    }
+    sep_ids = {i for i in (getattr(tokenizer, "sep_token_id", None), getattr(tokenizer, "eos_token_id", None))
+               if i is not None}
     unique = ids.unique().tolist()
     tokens = tokenizer.convert_ids_to_tokens(unique)
     punct_ids = [i for i, t in zip(unique, tokens) if _is_punctuation(t)]
@@ -191,7 +180,8 @@ def _is_punctuation(token: str) -> bool:
     return bool(text) and all(unicodedata.category(ch).startswith("P") for ch in text)
 
 
-def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct: torch.Tensor, causal: bool) -> dict:
+def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct: torch.Tensor,
+                causal: bool) -> dict:
     """Sums over queries and examples for one layer.
 
     att: ``(batch, heads, pos, pos)``; valid, sep, punct: ``(batch, pos)`` bool.
@@ -225,16 +215,9 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 
 
 @torch.inference_mode()
-def head_roles(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    *,
-    batch_size: int = 16,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    progress: Progress = False,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> HeadRoles:
+def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+               batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+               on_progress: Callable[[int, int], None] | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
 
     Parameters
@@ -291,18 +274,9 @@ def head_roles(
             missing[layer, heads] = counts[name][layer] == 0
         values[missing] = np.nan
         measures[name] = values
-    return HeadRoles(
-        measures=measures, roles=assign_roles(measures), n_examples=len(encoded), n_queries=queries, causal=causal
-    )
+    return HeadRoles(measures=measures, roles=assign_roles(measures), n_examples=len(encoded),
+                     n_queries=queries, causal=causal)
 
 
-__all__ = [
-    "BROAD_ENTROPY_THRESHOLD",
-    "HeadRoles",
-    "MEASURES",
-    "ROLES",
-    "ROLE_DESCRIPTIONS",
-    "ROLE_SHARE_THRESHOLD",
-    "assign_roles",
-    "head_roles",
-]
+__all__ = ["BROAD_ENTROPY_THRESHOLD", "HeadRoles", "MEASURES", "ROLES", "ROLE_DESCRIPTIONS",
+           "ROLE_SHARE_THRESHOLD", "assign_roles", "head_roles"]

@@ -45,9 +45,8 @@ def kept_heads(model: nn.Module) -> list[list[int]]:
     return [list(range(heads)) for _ in range(layers)]
 
 
-def as_head_mask(
-    mask: HeadMaskLike, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32, batched: bool = False
-) -> torch.Tensor:
+def as_head_mask(mask: HeadMaskLike, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32,
+                 batched: bool = False) -> torch.Tensor:
     """Validate ``mask`` and return it as a float tensor of shape ``(num_layers, num_heads)``.
 
     A torch tensor is returned as is (same storage, so gradients flow); any
@@ -66,20 +65,23 @@ def as_head_mask(
     if isinstance(mask, torch.Tensor):
         tensor = mask
         if tensor.is_complex():
-            raise ValueError(
-                f"mask has dtype {tensor.dtype}; expected real numbers (bool, int or float) of shape {expected}"
-            )
+            raise ValueError(f"mask has dtype {tensor.dtype}; expected real numbers (bool, int or float) "
+                             f"of shape {expected}")
     else:
         try:
             array = np.asarray(mask)
         except ValueError:  # ragged nested lists
             raise ValueError(f"mask is ragged (rows of different lengths); expected {expected}") from None
         if np.issubdtype(array.dtype, np.complexfloating):
+            raise ValueError(f"mask has dtype {array.dtype}; expected real numbers (bool, int or float) "
+                             f"of shape {expected}")
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+        ):
             raise ValueError(
-                f"mask has dtype {array.dtype}; expected real numbers (bool, int or float) of shape {expected}"
+                f"mask has dtype {array.dtype}; expected numbers (bool, int or float) "
+                f"of shape {expected}"
             )
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
-            raise ValueError(f"mask has dtype {array.dtype}; expected numbers (bool, int or float) of shape {expected}")
         tensor = torch.as_tensor(array.astype(np.float32))
     per_example = batched and tensor.ndim == 3
     if tuple(tensor.shape[1:] if per_example else tensor.shape) != (num_layers, num_heads):
@@ -94,18 +96,16 @@ def as_head_mask(
     if not torch.isfinite(values).all():
         bad = torch.nonzero(~torch.isfinite(values))[0].tolist()
         where = f"example {bad[0]}, " if per_example else ""
-        raise ValueError(
-            f"mask has a non-finite value at ({where}layer {bad[-2]}, head {bad[-1]}); values must lie in [0, 1]"
-        )
+        raise ValueError(f"mask has a non-finite value at ({where}layer {bad[-2]}, head {bad[-1]}); "
+                         "values must lie in [0, 1]")
     if (values < 0).any() or (values > 1).any():
         lo, hi = float(values.min()), float(values.max())
         raise ValueError(f"mask values must lie in [0, 1] (1 = keep, 0 = mask); got min {lo:g}, max {hi:g}")
     return tensor
 
 
-def _gate_hook(
-    gates: torch.Tensor, layer_index: int, kept: list[int], head_dim: int, means: torch.Tensor | None = None
-):
+def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim: int,
+               means: torch.Tensor | None = None):
     """A pre-hook that multiplies each head's slice of the input by its gate.
 
     gates: ``(layers, heads)``, or ``(batch, layers, heads)`` for a gate per
@@ -134,9 +134,8 @@ def _gate_hook(
     return hook
 
 
-def resolve_ablation(
-    model: nn.Module, ablation: str | None, means: np.ndarray | torch.Tensor | None
-) -> torch.Tensor | None:
+def resolve_ablation(model: nn.Module, ablation: str | None,
+                     means: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
     """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
 
     ``ablation=None`` takes the model's default (see
@@ -151,17 +150,18 @@ def resolve_ablation(
     adapter = adapter_for(model)
     expected = (adapter.num_layers(model), adapter.num_heads(model), adapter.head_dim(model))
     if means is None:
-        raise ValueError(f"mean ablation needs means=head_output_means(model, tokenizer, examples), shape {expected}")
+        raise ValueError("mean ablation needs means=head_output_means(model, tokenizer, examples), "
+                         f"shape {expected}")
     means = torch.as_tensor(np.asarray(means, dtype=np.float32)) if not isinstance(means, torch.Tensor) else means
     if tuple(means.shape) != expected:
-        raise ValueError(f"means has shape {tuple(means.shape)}; this model needs {expected} (layers, heads, d_head)")
+        raise ValueError(f"means has shape {tuple(means.shape)}; this model needs {expected} "
+                         "(layers, heads, d_head)")
     return means.detach()
 
 
 @contextlib.contextmanager
-def mask_heads(
-    model: nn.Module, mask: HeadMaskLike, ablation: str | None = None, means: np.ndarray | torch.Tensor | None = None
-) -> Iterator[torch.Tensor]:
+def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None,
+               means: np.ndarray | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Gate attention heads for the duration of the ``with`` block.
 
     Parameters

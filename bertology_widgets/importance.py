@@ -81,9 +81,8 @@ class ImportanceResult:
         return ranks.reshape(self.importance.shape)
 
 
-def normalize_importance(
-    raw: np.ndarray | torch.Tensor, by_layer: bool = True, global_min_max: bool = True
-) -> np.ndarray:
+def normalize_importance(raw: np.ndarray | torch.Tensor, by_layer: bool = True,
+                         global_min_max: bool = True) -> np.ndarray:
     """Normalise ``(layers, heads)`` importance as run_bertology.py does.
 
     ``by_layer`` divides each layer by its L2 norm (``+ 1e-20``);
@@ -119,12 +118,10 @@ def attention_entropy_sums(attentions: Sequence[torch.Tensor], attention_mask: t
     entropy ``-sum_k p log p`` (``0 log 0 = 0``) over the key axis.
     """
     query_mask = attention_mask.float()[:, None, :]
-    return torch.stack(
-        [
-            (-torch.xlogy(attn.detach().float(), attn.detach().float()).sum(-1) * query_mask).sum((0, 2))
-            for attn in attentions
-        ]
-    )
+    return torch.stack([
+        (-torch.xlogy(attn.detach().float(), attn.detach().float()).sum(-1) * query_mask).sum((0, 2))
+        for attn in attentions
+    ])
 
 
 def _check_unpruned(model: nn.Module) -> None:
@@ -138,24 +135,12 @@ def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: floa
     return gates * entropy_sum - torch.xlogy(gates, gates) * tokens
 
 
-def head_importance(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    mask: HeadMaskLike = None,
-    *,
-    per_example: bool = True,
-    compat: bool = False,
-    batch_size: int | None = None,
-    normalize_by_layer: bool = True,
-    normalize_global: bool = True,
-    compute_entropy: bool = True,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-    progress: Progress = False,
-    on_progress: Callable[[int, int], None] | None = None,
-    processes: Processes = ONE_PROCESS,
-) -> ImportanceResult:
+def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                    mask: HeadMaskLike = None, *, per_example: bool = True, compat: bool = False,
+                    batch_size: int | None = None, normalize_by_layer: bool = True, normalize_global: bool = True,
+                    compute_entropy: bool = True, max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                    progress: Progress = False, on_progress: Callable[[int, int], None] | None = None,
+                    processes: Processes = ONE_PROCESS) -> ImportanceResult:
     """Importance ``E_x |dL/dg_h|`` and attention entropy of every head.
 
     Parameters
@@ -228,21 +213,15 @@ def head_importance(
     device = next(model.parameters()).device
     encoded = encode_examples(tokenizer, examples, max_length)
     run = _ImportancePass(
-        model=model,
-        encoded=encoded,
-        device=device,
-        compute_entropy=compute_entropy,
-        regression=glue_task.is_regression,
-        pad=pad_token_id(model, tokenizer),
-        with_types=uses_token_types(model),
+        model=model, encoded=encoded, device=device, compute_entropy=compute_entropy,
+        regression=glue_task.is_regression, pad=pad_token_id(model, tokenizer), with_types=uses_token_types(model),
         gates=as_head_mask(mask, num_layers, num_heads).detach().float().to(device),
         labels=torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long),
     )
 
     def report(total: int) -> ProgressReporter:  # in examples, this process's share
-        return progress_reporter(
-            progress, total, show_bar=processes.is_main, desc="head importance", unit="example", on_progress=on_progress
-        )
+        return progress_reporter(progress, total, show_bar=processes.is_main, desc="head importance", unit="example",
+                                 on_progress=on_progress)
 
     if compat:
         total, entropy_sum, tokens = _compat_sums(run, batch_size, report)
@@ -294,16 +273,12 @@ class _ImportancePass:
             out = self.model(**batch, output_attentions=self.compute_entropy)
         losses = example_losses(out.logits, self.labels[indices].to(self.device), self.regression)
         (grad,) = torch.autograd.grad(losses.sum() if summed else losses.mean(), gate)
-        entropy = (
-            attention_entropy_sums(out.attentions, batch["attention_mask"])
-            if self.compute_entropy
-            else torch.zeros(self.gates.shape, device=grad.device)
-        )
+        entropy = (attention_entropy_sums(out.attentions, batch["attention_mask"]) if self.compute_entropy
+                   else torch.zeros(self.gates.shape, device=grad.device))
         return grad, entropy, float(batch["attention_mask"].sum())
 
-    def sums(
-        self, batches: list[np.ndarray], processes: Processes, report: Reports, batch_part: Callable[[np.ndarray], Sums]
-    ) -> Sums:
+    def sums(self, batches: list[np.ndarray], processes: Processes, report: Reports,
+             batch_part: Callable[[np.ndarray], Sums]) -> Sums:
         """Add up ``batch_part(indices)`` = (importance ``(layers, heads)``, entropy ``(layers, heads)``, tokens).
 
         ``report(total)`` makes the progress reporter once the examples this process runs are known.
@@ -319,22 +294,20 @@ class _ImportancePass:
         with progress, eval_mode(self.model), attention, torch.enable_grad():
             for _, indices in mine:
                 importance, entropy, tokens = batch_part(indices)
-                parts.append(
-                    np.concatenate([importance.detach().cpu().numpy().ravel(), entropy.cpu().numpy().ravel(), [tokens]])
-                )
+                parts.append(np.concatenate([importance.detach().cpu().numpy().ravel(),
+                                             entropy.cpu().numpy().ravel(), [tokens]]))
                 progress.update(len(indices))
         shape = tuple(self.gates.shape)
         size = shape[0] * shape[1]
         rows = np.asarray(parts, dtype=np.float64).reshape(len(parts), 2 * size + 1)
         rows = processes.gather_rows([number for number, _ in mine], rows, len(batches))
         total = torch.from_numpy(ordered_sum(rows[:, :size].astype(np.float32))).reshape(shape)
-        entropy_sum = torch.from_numpy(ordered_sum(rows[:, size : 2 * size].astype(np.float32))).reshape(shape)
+        entropy_sum = torch.from_numpy(ordered_sum(rows[:, size:2 * size].astype(np.float32))).reshape(shape)
         return total, entropy_sum, float(rows[:, -1].sum())
 
 
 def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
     """Sum over examples of ``|dL(x)/dg|``: each example of a batch gets its own copy of the gates."""
-
     def part(indices: np.ndarray) -> Sums:
         gate = run.gates.expand(len(indices), -1, -1).clone().requires_grad_(True)
         grad, entropy, tokens = run.gradient(indices, gate, summed=True)
@@ -345,7 +318,6 @@ def _per_example_sums(run: _ImportancePass, batch_size: int, processes: Processe
 
 def _batch_mean_sums(run: _ImportancePass, batch_size: int, processes: Processes, report: Reports) -> Sums:
     """Sum over batches of ``|dL(batch)/dg|`` (batch-mean loss) times the batch's size."""
-
     def part(indices: np.ndarray) -> Sums:
         gate = run.gates.clone().requires_grad_(True)
         grad, entropy, tokens = run.gradient(indices, gate, summed=False)
@@ -361,7 +333,7 @@ def _compat_sums(run: _ImportancePass, batch_size: int, report: Reports) -> Sums
     shared out: every process runs them all.
     """
     order = np.arange(len(run.encoded))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     running = torch.zeros(run.gates.shape, device=run.device)  # head_mask.grad
 
     def part(indices: np.ndarray) -> Sums:

@@ -104,9 +104,8 @@ def output_folder(path: PathLike, option: str = "--out") -> Path:
     if blocker == out:
         raise ValueError(f"{option} {path} is a file; name a folder (it is created if missing)")
     if blocker is not None:
-        raise ValueError(
-            f"{option} {path}: {blocker} is a file, so no folder can be made under it; name another folder"
-        )
+        raise ValueError(f"{option} {path}: {blocker} is a file, so no folder can be made under it; "
+                         f"name another folder")
     probe = out / f".bertology-write-check-{uuid.uuid4().hex}"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -114,5 +113,6 @@ def output_folder(path: PathLike, option: str = "--out") -> Path:
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"{option} {path}: cannot write there ({reason}); name a folder you can write to") from None
+        raise ValueError(f"{option} {path}: cannot write there ({reason}); name a folder you can write to") \
+            from None
     return out

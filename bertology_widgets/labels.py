@@ -98,10 +98,8 @@ class LabelMap:
 
     def describe(self) -> str:
         """``"model class 0 'POSITIVE' -> positive, 1 'NEGATIVE' -> negative (SST-2 order: negative, positive)"``."""
-        pairs = ", ".join(
-            f"{i} {name!r} -> {self.task_names[t]}"
-            for i, (name, t) in enumerate(zip(self.model_names, self.model_to_task))
-        )
+        pairs = ", ".join(f"{i} {name!r} -> {self.task_names[t]}"
+                          for i, (name, t) in enumerate(zip(self.model_names, self.model_to_task)))
         return f"model class {pairs} ({self.task} order: {', '.join(self.task_names)})"
 
     def as_dict(self) -> dict:
@@ -171,13 +169,8 @@ def resolve_label_map(
             target = given.get(normalize_label(name), given.get(str(i)))
             index = None if target is None else _task_index(target, task_names, synonyms=False)
             if index is None:
-                raise _mismatch(
-                    glue_task,
-                    model_names,
-                    task_names,
-                    f"label_map gives no task label for class {i} {name!r}",
-                    recorded_task,
-                )
+                raise _mismatch(glue_task, model_names, task_names,
+                                f"label_map gives no task label for class {i} {name!r}", recorded_task)
             mapping.append(index)
     else:
         mapping = []
@@ -185,7 +178,8 @@ def resolve_label_map(
             generic = _GENERIC.match(normalize_label(name))
             index = int(generic.group(1)) if generic else _task_index(name, task_names)
             if index is None or index >= len(task_names):
-                raise _mismatch(glue_task, model_names, task_names, f"no task label is called {name!r}", recorded_task)
+                raise _mismatch(glue_task, model_names, task_names, f"no task label is called {name!r}",
+                                recorded_task)
             mapping.append(index)
     if sorted(mapping) != list(range(len(task_names))):
         raise _mismatch(glue_task, model_names, task_names, "two classes map to the same label", recorded_task)
@@ -199,12 +193,8 @@ def output_layer(model: nn.Module) -> nn.Linear:
     adapter = adapter_for(model)
     config: Any = model.config
     num_labels = int(config.num_labels)
-    found = [
-        module
-        for name in adapter.classifier_modules
-        for module in getattr(model, name).modules()
-        if isinstance(module, nn.Linear) and module.out_features == num_labels
-    ]
+    found = [module for name in adapter.classifier_modules for module in getattr(model, name).modules()
+             if isinstance(module, nn.Linear) and module.out_features == num_labels]
     if not found:
         raise ValueError(f"{type(model).__name__} has no linear layer with {num_labels} outputs to reorder")
     return found[-1]
@@ -273,10 +263,8 @@ def warn_if_other_task(model: nn.Module, task: str | GlueTask) -> str | None:
         return None
     if other is None or other.name == glue_task.name:
         return None
-    message = (
-        f"this model was fine-tuned on {other.display_name} but is scored on {glue_task.display_name}; "
-        f"expect a meaningless score unless that is what you want"
-    )
+    message = (f"this model was fine-tuned on {other.display_name} but is scored on {glue_task.display_name}; "
+               f"expect a meaningless score unless that is what you want")
     warnings.warn(message, TaskMismatchWarning, stacklevel=3)
     return message
 
@@ -301,32 +289,18 @@ def parse_label_map(text: str | None) -> dict | None:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"--label-map is not valid JSON ({exc.msg}); write e.g. NEGATIVE=negative,POSITIVE=positive"
-            ) from None
+            raise ValueError(f"--label-map is not valid JSON ({exc.msg}); "
+                             f"write e.g. NEGATIVE=negative,POSITIVE=positive") from None
         if not isinstance(value, dict):
-            raise ValueError('--label-map must be a JSON object like {"NEGATIVE": "negative"}')
+            raise ValueError("--label-map must be a JSON object like {\"NEGATIVE\": \"negative\"}")
         return {str(k): str(v) for k, v in value.items()}
     pairs = [p for p in text.split(",") if p.strip()]
     if not pairs or any(p.count("=") != 1 for p in pairs):
-        raise ValueError(
-            f"--label-map {text!r}: write MODEL_LABEL=TASK_LABEL pairs separated by commas, "
-            f"e.g. NEGATIVE=negative,POSITIVE=positive"
-        )
+        raise ValueError(f"--label-map {text!r}: write MODEL_LABEL=TASK_LABEL pairs separated by commas, "
+                         f"e.g. NEGATIVE=negative,POSITIVE=positive")
     return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
 
 
-__all__ = [
-    "SYNONYMS",
-    "LabelMap",
-    "TaskMismatchWarning",
-    "align_labels",
-    "applied_label_map",
-    "label_notice",
-    "normalize_label",
-    "output_layer",
-    "parse_label_map",
-    "recorded_task",
-    "resolve_label_map",
-    "warn_if_other_task",
-]
+__all__ = ["SYNONYMS", "LabelMap", "TaskMismatchWarning", "align_labels", "applied_label_map", "label_notice",
+           "normalize_label", "output_layer",
+           "parse_label_map", "recorded_task", "resolve_label_map", "warn_if_other_task"]

@@ -138,10 +138,10 @@ class LayerwiseRunner:
                 captured[index] = (args, kwargs)
                 if index == stop_at:
                     raise _StopAtFirstLayer
-
             return hook
 
-        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True) for i in first_of_kind.values()]
+        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+                   for i in first_of_kind.values()]
         try:
             with self._autocast():
                 self.model(**inputs, use_cache=False) if self.adapter.causal else self.model(**inputs)
@@ -153,14 +153,8 @@ class LayerwiseRunner:
         args, kwargs = captured[0]
         hidden = [args[0]] + [None] * len(self.layers)
         extra = {kind: (tuple(captured[i][0][1:]), dict(captured[i][1])) for kind, i in first_of_kind.items()}
-        return LayerCache(
-            inputs=inputs,
-            layer_args=tuple(args[1:]),
-            layer_kwargs=dict(kwargs),
-            hidden=hidden,
-            mask=torch.full(self.shape, float("nan")),
-            kind_args=extra,
-        )
+        return LayerCache(inputs=inputs, layer_args=tuple(args[1:]), layer_kwargs=dict(kwargs),
+                          hidden=hidden, mask=torch.full(self.shape, float("nan")), kind_args=extra)
 
     @torch.inference_mode()
     def run(self, cache: LayerCache, mask: torch.Tensor) -> torch.Tensor:
@@ -196,8 +190,7 @@ class LayerwiseRunner:
         handle = None
         if i == len(self.layers) - 1 and self.adapter.pooled_rows_from:
             handle = get_submodule(self.layers[i], self.adapter.pooled_rows_from).register_forward_pre_hook(
-                _first_row_only
-            )
+                _first_row_only)
         try:
             layer_args, layer_kwargs = cache.kind_args[self._kinds[i]]
             out = self.layers[i](h, *layer_args, **layer_kwargs)
@@ -256,7 +249,5 @@ class CacheBudget:
         if not self.refused:
             return ""
         total = self.kept + self.refused
-        return (
-            f"cache budget {self.limit_mb:g} MB: {self.kept} of {total} batches keep their layer cache; "
-            f"the other {self.refused} are re-scored in full on every change (raise cache_mb to keep more)"
-        )
+        return (f"cache budget {self.limit_mb:g} MB: {self.kept} of {total} batches keep their layer cache; "
+                f"the other {self.refused} are re-scored in full on every change (raise cache_mb to keep more)")

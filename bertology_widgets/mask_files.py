@@ -45,10 +45,8 @@ def load_mask(path: PathLike) -> np.ndarray:
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no mask file at {path}; `bertology mask` writes one (head_mask.npy), and the "
-            f"dashboard's export buttons too"
-        )
+        raise FileNotFoundError(f"no mask file at {path}; `bertology mask` writes one (head_mask.npy), and the "
+                                f"dashboard's export buttons too")
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -61,10 +59,8 @@ def load_mask(path: PathLike) -> np.ndarray:
         try:
             mask = np.asarray(data, dtype=np.float32)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"{path} must hold a (layers, heads) grid of numbers, every row as long, "
-                f"1 keep / 0 mask, such as [[1, 0], [1, 1]]"
-            ) from None
+            raise ValueError(f"{path} must hold a (layers, heads) grid of numbers, every row as long, "
+                             f"1 keep / 0 mask, such as [[1, 0], [1, 1]]") from None
     else:
         try:
             mask = np.load(path, allow_pickle=False).astype(np.float32)

@@ -116,49 +116,24 @@ def _scorer(model, tokenizer, examples, task, batch_size, max_length, processes=
     metric_names = task_of(model, task).metrics
 
     def score(mask) -> dict:
-        result = evaluate(
-            model,
-            tokenizer,
-            examples,
-            mask=mask,
-            batch_size=batch_size,
-            max_length=max_length,
-            task=task,
-            processes=processes,
-        )
+        result = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size,
+                          max_length=max_length, task=task, processes=processes)
         return {name: float(result[name]) for name in metric_names}
 
     return score
 
 
 def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
-    return {
-        "step": step,
-        "heads_masked": int((mask == 0).sum()),
-        "fraction_masked": float((mask == 0).mean()),
-        "score": score,
-        "kept": bool(kept),
-        "mask": mask.tolist(),
-    }
+    return {"step": step, "heads_masked": int((mask == 0).sum()), "fraction_masked": float((mask == 0).mean()),
+            "score": score, "kept": bool(kept), "mask": mask.tolist()}
 
 
-def masking_curve(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    *,
-    masking_amount: float = 0.1,
-    masking_threshold: float = 0.9,
-    metric: str | None = None,
-    importance: np.ndarray | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-    progress: Progress = False,
-    on_step: Callable[[dict], None] | None = None,
-    processes: Processes = ONE_PROCESS,
-    **importance_kwargs: Any,
-) -> MaskingCurve:
+def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                  masking_amount: float = 0.1, masking_threshold: float = 0.9, metric: str | None = None,
+                  importance: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None, progress: Progress = False,
+                  on_step: Callable[[dict], None] | None = None, processes: Processes = ONE_PROCESS,
+                  **importance_kwargs: Any) -> MaskingCurve:
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
     Each step masks the ``heads_per_step`` least important heads still
@@ -206,9 +181,8 @@ def masking_curve(
     num_layers, num_heads = model_shape(model)
     per_step = heads_per_step(num_layers * num_heads, masking_amount)
     importance_batch_size = importance_kwargs.pop("importance_batch_size", None)
-    importance_kwargs.update(
-        compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size, processes=processes
-    )
+    importance_kwargs.update(compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size,
+                             processes=processes)
 
     def measure(mask):
         return head_importance(model, tokenizer, examples, mask, **importance_kwargs).importance
@@ -221,9 +195,8 @@ def masking_curve(
     threshold = original[metric] * masking_threshold
     curve = [_step(0, mask, original, True)]
     final_mask = mask
-    report = progress_reporter(
-        progress, (mask.size - 1) // per_step, show_bar=processes.is_main, desc="masking heads", unit="step"
-    )
+    report = progress_reporter(progress, (mask.size - 1) // per_step, show_bar=processes.is_main,
+                               desc="masking heads", unit="step")
     with report:
         while int(mask.sum()) > per_step:
             ranked = np.argsort(np.where(mask > 0, current, np.inf).reshape(-1), kind="stable")
@@ -242,35 +215,18 @@ def masking_curve(
             if int(mask.sum()) > per_step:
                 current = measure(mask)
     return MaskingCurve(
-        original_score=original,
-        metric=metric,
-        masking_threshold=float(masking_threshold),
-        masking_amount=float(masking_amount),
-        heads_per_step=per_step,
-        curve=curve,
-        final_mask=final_mask,
-        importance=first_importance,
-        seconds=time.perf_counter() - start,
+        original_score=original, metric=metric, masking_threshold=float(masking_threshold),
+        masking_amount=float(masking_amount), heads_per_step=per_step, curve=curve,
+        final_mask=final_mask, importance=first_importance, seconds=time.perf_counter() - start,
     )
 
 
-def random_masking_curve(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    *,
-    masking_amount: float = 0.1,
-    masking_threshold: float = 0.9,
-    seeds: Iterable[int] = (0, 1, 2),
-    min_steps: int = 0,
-    metric: str | None = None,
-    original_score: dict | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-    progress: Progress = False,
-    processes: Processes = ONE_PROCESS,
-) -> dict:
+def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+                         masking_amount: float = 0.1, masking_threshold: float = 0.9, seeds: Iterable[int] = (0, 1, 2),
+                         min_steps: int = 0, metric: str | None = None, original_score: dict | None = None,
+                         batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                         task: str | None = None, progress: Progress = False,
+                         processes: Processes = ONE_PROCESS) -> dict:
     """The baseline for :func:`masking_curve`: heads masked in a random order.
 
     Every seed masks ``heads_per_step`` more heads per step, in the order of
@@ -303,9 +259,8 @@ def random_masking_curve(
     dropped = [False] * len(seeds)
     final_fraction = [0.0] * len(seeds)
     steps = [_aggregate(0, 0, total, [original[metric]] * len(seeds))]
-    report = progress_reporter(
-        progress, (total - 1) // per_step, show_bar=processes.is_main, desc="random masking", unit="step"
-    )
+    report = progress_reporter(progress, (total - 1) // per_step, show_bar=processes.is_main,
+                               desc="random masking", unit="step")
     with report:
         while total - steps[-1]["heads_masked"] > per_step:
             if all(dropped) and len(steps) - 1 >= min_steps:
@@ -323,42 +278,22 @@ def random_masking_curve(
                     dropped[i] = True
             steps.append(_aggregate(len(steps), masked, total, values))
             report.update(1)
-    return {
-        "seeds": seeds,
-        "metric": metric,
-        "heads_per_step": per_step,
-        "steps": steps,
-        "final_fraction_masked": final_fraction,
-        "final_fraction_masked_mean": float(np.mean(final_fraction)),
-    }
+    return {"seeds": seeds, "metric": metric, "heads_per_step": per_step, "steps": steps,
+            "final_fraction_masked": final_fraction,
+            "final_fraction_masked_mean": float(np.mean(final_fraction))}
 
 
 def _aggregate(step: int, masked: int, total: int, values) -> dict:
     values = np.asarray(values, dtype=np.float64)
-    return {
-        "step": step,
-        "heads_masked": int(masked),
-        "fraction_masked": masked / total,
-        "scores": values.tolist(),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "min": float(values.min()),
-        "max": float(values.max()),
-    }
+    return {"step": step, "heads_masked": int(masked), "fraction_masked": masked / total,
+            "scores": values.tolist(), "mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "max": float(values.max())}
 
 
-def keep_one_head_per_layer(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    importance: np.ndarray,
-    *,
-    metric: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-    processes: Processes = ONE_PROCESS,
-) -> dict:
+def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                            importance: np.ndarray, *, metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                            max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
+                            processes: Processes = ONE_PROCESS) -> dict:
     """Score the model with only the most important head of each layer left.
 
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
@@ -367,29 +302,20 @@ def keep_one_head_per_layer(
     task, metric = _metric_name(model, examples, metric, task)
     importance = np.asarray(importance, dtype=np.float64)
     if importance.shape != model_shape(model):
-        raise ValueError(
-            f"importance has shape {importance.shape}; this model has "
-            f"{model_shape(model)[0]} layers x {model_shape(model)[1]} heads"
-        )
+        raise ValueError(f"importance has shape {importance.shape}; this model has "
+                         f"{model_shape(model)[0]} layers x {model_shape(model)[1]} heads")
     mask = np.zeros(importance.shape, dtype=np.float32)
     mask[np.arange(mask.shape[0]), importance.argmax(1)] = 1.0
     result = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)(mask)
-    return {
-        "mask": mask.tolist(),
-        "score": result,
-        "metric": metric,
-        "heads_kept": int(mask.sum()),
-        "fraction_masked": float((mask == 0).mean()),
-    }
+    return {"mask": mask.tolist(), "score": result, "metric": metric, "heads_kept": int(mask.sum()),
+            "fraction_masked": float((mask == 0).mean())}
 
 
 def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> float:
     """Median wall-clock seconds of ``repeats`` forward passes over pre-collated batches."""
     device = next(model.parameters()).device
-    inputs = [
-        collate(encoded, indices, pad_token_id(model, tokenizer), device, uses_token_types(model))
-        for indices in batches
-    ]
+    inputs = [collate(encoded, indices, pad_token_id(model, tokenizer), device, uses_token_types(model))
+              for indices in batches]
     times = []
     with torch.inference_mode(), mask_heads(model, mask):
         for _ in range(repeats):
@@ -402,18 +328,10 @@ def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> 
     return float(np.median(times))
 
 
-def prune_and_compare(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    mask: HeadMaskLike,
-    *,
-    metric: str | None = None,
-    repeats: int = 3,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    task: str | None = None,
-) -> dict:
+def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                      mask: HeadMaskLike, *, metric: str | None = None, repeats: int = 3,
+                      batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
+                      task: str | None = None) -> dict:
     """Prune the heads ``mask`` removes from a copy of ``model``; compare size, score and speed.
 
     The caller's model is left as it was. Times are forward passes only
@@ -446,17 +364,14 @@ def prune_and_compare(
         seconds_before = _forward_seconds(model, tokenizer, encoded, batches, mask, repeats)
     seconds_after = _forward_seconds(pruned.eval(), tokenizer, encoded, batches, None, repeats)
     return {
-        "params_before": report.params_before,
-        "params_after": report.params_after,
+        "params_before": report.params_before, "params_after": report.params_after,
         "params_removed": report.params_removed,
-        "heads_before": report.heads_before,
-        "heads_after": report.heads_after,
+        "heads_before": report.heads_before, "heads_after": report.heads_after,
         "metric": metric,
         "score_masked": {name: float(masked[name]) for name in metric_names},
         "score_pruned": {name: float(after[name]) for name in metric_names},
         "predictions_agree": float(np.mean(masked["predictions"] == after["predictions"])),
-        "seconds_before": seconds_before,
-        "seconds_after": seconds_after,
+        "seconds_before": seconds_before, "seconds_after": seconds_after,
         "speedup": seconds_before / seconds_after if seconds_after > 0 else float("inf"),
         "speedup_definition": "seconds_before / seconds_after (forward passes, median of repeats)",
     }

@@ -46,10 +46,8 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
         For ``None``: the default model is :func:`bertology_widgets.default_model.resolve_model`'s business.
     """
     if name_or_path is None:
-        raise ValueError(
-            "load_model needs a model name or folder; for the default fine-tuned model use "
-            "bertology_widgets.default_model.load_default_or(None) (or default_model_dir())"
-        )
+        raise ValueError("load_model needs a model name or folder; for the default fine-tuned model use "
+                         "bertology_widgets.default_model.load_default_or(None) (or default_model_dir())")
     name = str(name_or_path)
     if name in (OFFLINE_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm") and not os.path.isdir(name):
         return minilm_dir()
@@ -88,10 +86,8 @@ def load_config(path: str, offline: str | None = None, **kwargs: Any) -> Pretrai
     from transformers import AutoConfig
 
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(
-            f"the model folder {path} has no config.json, so it holds no saved model; give a "
-            f"folder written by save_pretrained (for example by `bertology finetune --out`)"
-        )
+        raise FileNotFoundError(f"the model folder {path} has no config.json, so it holds no saved model; give a "
+                                f"folder written by save_pretrained (for example by `bertology finetune --out`)")
     if offline:
         kwargs["local_files_only"] = True
     try:
@@ -106,10 +102,8 @@ def load_config(path: str, offline: str | None = None, **kwargs: Any) -> Pretrai
         ) from None
     except OSError as exc:
         if offline:
-            raise FileNotFoundError(
-                f"{path!r} is not a local folder, and {offline}; give a model folder (for "
-                f"example one made by `bertology finetune`) or connect to the internet"
-            ) from None
+            raise FileNotFoundError(f"{path!r} is not a local folder, and {offline}; give a model folder (for "
+                                    f"example one made by `bertology finetune`) or connect to the internet") from None
         raise FileNotFoundError(
             f"could not load a model config from {path!r}: give a folder written by save_pretrained "
             f"(for example one made by `bertology finetune`) or a hub name when online ({exc.__class__.__name__})"
@@ -216,9 +210,8 @@ def load_model(
         config.pad_token_id = tokenizer.pad_token_id
     with warnings.catch_warnings(), quiet_loading():
         warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, trust_remote_code=False, attn_implementation=attention_for(config), **hub
-        )
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, trust_remote_code=False,
+                                                                   attn_implementation=attention_for(config), **hub)
     recorded = getattr(model.config, "bertology_task", None) or getattr(model.config, "finetuning_task", None)
     if task is not None and not recorded:
         model.config.bertology_task = task

@@ -49,10 +49,8 @@ def normalised_logit_difference(patched: np.ndarray, clean: np.ndarray, corrupte
     ld_clean, ld_corrupted = logit_difference(clean, target), logit_difference(corrupted, target)
     denominator = ld_clean - ld_corrupted
     if abs(denominator) < 1e-9:
-        raise ValueError(
-            "the clean and corrupted inputs give the same logit difference "
-            f"({ld_clean:.4g}); pick a corrupted input the model treats differently"
-        )
+        raise ValueError("the clean and corrupted inputs give the same logit difference "
+                         f"({ld_clean:.4g}); pick a corrupted input the model treats differently")
     return (logit_difference(patched, target) - ld_corrupted) / denominator
 
 
@@ -88,16 +86,10 @@ class PatchingResult:
         """JSON-ready (NaN -> None)."""
         grid = np.where(np.isfinite(self.grid), self.grid, np.nan).astype(object)
         grid[~np.isfinite(self.grid)] = None
-        return {
-            "grid": grid.tolist(),
-            "per_position": self.per_position,
-            "clean_tokens": self.clean_tokens,
-            "corrupted_tokens": self.corrupted_tokens,
-            "clean_logits": self.clean_logits.tolist(),
-            "corrupted_logits": self.corrupted_logits.tolist(),
-            "clean_prediction": self.clean_prediction,
-            "corrupted_prediction": self.corrupted_prediction,
-        }
+        return {"grid": grid.tolist(), "per_position": self.per_position,
+                "clean_tokens": self.clean_tokens, "corrupted_tokens": self.corrupted_tokens,
+                "clean_logits": self.clean_logits.tolist(), "corrupted_logits": self.corrupted_logits.tolist(),
+                "clean_prediction": self.clean_prediction, "corrupted_prediction": self.corrupted_prediction}
 
 
 def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, plans: dict):
@@ -106,7 +98,6 @@ def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, p
     ``plans["select"]`` is ``(rows, layers, heads, pos)`` float (1 = take the
     clean value); ``clean[layer_index]`` is ``(1, pos, kept * d_head)``.
     """
-
     def hook(module, args):
         x = args[0]
         select = plans["select"][:, layer_index, kept]  # (rows, kept, pos)
@@ -123,17 +114,9 @@ def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, p
 
 
 @torch.inference_mode()
-def run_patching(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    clean: str,
-    corrupted: str,
-    *,
-    metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
-    per_position: bool = False,
-    mask: HeadMaskLike = None,
-    batch_size: int = 72,
-) -> PatchingResult:
+def run_patching(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *,
+                 metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> PatchingResult:
     """Patch every head's clean output into the corrupted run; see :func:`patch_heads`."""
     adapter = adapter_for(model)
     if not adapter.is_task_model(model):
@@ -149,10 +132,8 @@ def run_patching(
     corrupt_in = {k: v.to(device) for k, v in _model_inputs(model, corrupt_batch).items()}
     n_clean, n_corrupt = clean_in["input_ids"].shape[1], corrupt_in["input_ids"].shape[1]
     if per_position and n_clean != n_corrupt:
-        raise ValueError(
-            f"per-position patching needs inputs of the same token length; the clean input has "
-            f"{n_clean} tokens and the corrupted one {n_corrupt}"
-        )
+        raise ValueError(f"per-position patching needs inputs of the same token length; the clean input has "
+                         f"{n_clean} tokens and the corrupted one {n_corrupt}")
     layers = adapter.layer_modules(model)
     extra = {"use_cache": False} if adapter.causal else {}
     cached: list = [None] * num_layers
@@ -161,47 +142,34 @@ def run_patching(
     def grab(layer_index):
         def hook(module, args):
             cached[layer_index] = args[0].detach().clone()
-
         return hook
 
     was_training = model.training
     model.eval()
     try:
         with mask_heads(model, mask):
-            handles = [
-                adapter.out_projection(layers[i]).register_forward_pre_hook(grab(i))
-                for i in range(num_layers)
-                if kept[i]
-            ]
+            handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(grab(i))
+                       for i in range(num_layers) if kept[i]]
             try:
                 clean_logits = model(**clean_in, **extra).logits[0].float().cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()
-            handles = [
-                adapter.out_projection(layers[i]).register_forward_pre_hook(
-                    _patch_hook(i, kept[i], head_dim, cached, plans)
-                )
-                for i in range(num_layers)
-                if kept[i]
-            ]
+            handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(
+                _patch_hook(i, kept[i], head_dim, cached, plans)) for i in range(num_layers) if kept[i]]
             try:
                 corrupted_logits = model(**corrupt_in, **extra).logits[0].float().cpu().numpy()
-                jobs = [
-                    (layer, head, p)
-                    for layer in range(num_layers)
-                    for head in kept[layer]
-                    for p in (range(n_corrupt) if per_position else [None])
-                ]
+                jobs = [(layer, head, p) for layer in range(num_layers) for head in kept[layer]
+                        for p in (range(n_corrupt) if per_position else [None])]
                 patched = np.zeros((len(jobs), clean_logits.shape[0]), dtype=np.float64)
                 for start in range(0, len(jobs), batch_size):
-                    chunk = jobs[start : start + batch_size]
+                    chunk = jobs[start:start + batch_size]
                     select = torch.zeros(len(chunk), num_layers, num_heads, n_corrupt)
                     for row, (layer, head, p) in enumerate(chunk):
                         select[row, layer, head, slice(None) if p is None else p] = 1.0
                     plans["select"] = select.to(device)
                     inputs = {k: v.expand(len(chunk), -1) for k, v in corrupt_in.items()}
-                    patched[start : start + len(chunk)] = model(**inputs, **extra).logits.float().cpu().numpy()
+                    patched[start:start + len(chunk)] = model(**inputs, **extra).logits.float().cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()
@@ -212,27 +180,14 @@ def run_patching(
     for (layer, head, p), value in zip(jobs, values):
         grid[(layer, head) if p is None else (layer, head, p)] = value
     ids = tokenizer.convert_ids_to_tokens
-    return PatchingResult(
-        grid=grid,
-        clean_logits=clean_logits,
-        corrupted_logits=corrupted_logits,
-        clean_tokens=ids(clean_in["input_ids"][0].tolist()),
-        corrupted_tokens=ids(corrupt_in["input_ids"][0].tolist()),
-        per_position=per_position,
-    )
+    return PatchingResult(grid=grid, clean_logits=clean_logits, corrupted_logits=corrupted_logits,
+                          clean_tokens=ids(clean_in["input_ids"][0].tolist()),
+                          corrupted_tokens=ids(corrupt_in["input_ids"][0].tolist()), per_position=per_position)
 
 
-def patch_heads(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    clean: str,
-    corrupted: str,
-    *,
-    metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
-    per_position: bool = False,
-    mask: HeadMaskLike = None,
-    batch_size: int = 72,
-) -> np.ndarray:
+def patch_heads(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *,
+                metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> np.ndarray:
     """Activation patching of every head from a clean into a corrupted run.
 
     Parameters
@@ -259,9 +214,8 @@ def patch_heads(
         ``(layers, heads)``, or ``(layers, heads, pos)`` with ``per_position``.
         Use :func:`run_patching` for the logits and tokens too.
     """
-    return run_patching(
-        model, tokenizer, clean, corrupted, metric=metric, per_position=per_position, mask=mask, batch_size=batch_size
-    ).grid
+    return run_patching(model, tokenizer, clean, corrupted, metric=metric, per_position=per_position,
+                        mask=mask, batch_size=batch_size).grid
 
 
 __all__ = ["PatchingResult", "logit_difference", "normalised_logit_difference", "patch_heads", "run_patching"]

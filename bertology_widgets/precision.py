@@ -122,7 +122,8 @@ def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:
     """
     shared = _shared_bf16_state(model)
     memo: dict = {}
-    named = itertools.chain(model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False))
+    named = itertools.chain(model.named_parameters(remove_duplicate=False),
+                            model.named_buffers(remove_duplicate=False))
     for name, tensor in named:
         if id(tensor) in memo:
             continue
@@ -164,8 +165,7 @@ def _shared_bf16_state(model) -> dict | None:
         shared = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
         same = shared.keys() == state.keys() and all(
             shared[name].shape == t.shape and torch.equal(shared[name], t.to(torch.bfloat16))
-            for name, t in state.items()
-        )
+            for name, t in state.items())
         return shared if same else None
     except (OSError, RuntimeError, ValueError):  # a read-only or broken cache only costs memory
         return None

@@ -99,10 +99,8 @@ def class_labels(examples: Iterable[Example], what: str) -> np.ndarray:
         raise ValueError(f"the {what} examples have no labels (a GLUE test split?); probes need labelled data")
     array = np.asarray(labels)
     if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
-        raise ValueError(
-            f"the {what} labels are real numbers (a regression task such as STS-B); "
-            "layer probes support classification tasks only"
-        )
+        raise ValueError(f"the {what} labels are real numbers (a regression task such as STS-B); "
+                         "layer probes support classification tasks only")
     return array.astype(np.int64)
 
 
@@ -116,22 +114,10 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: in
     return probe.fit(train_x, train_y)
 
 
-def layer_probe(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    train_examples: Sequence[Example],
-    dev_examples: Sequence[Example],
-    mask: HeadMaskLike = None,
-    pooling: str = "cls",
-    max_train: int | None = 2000,
-    C: float = 1.0,
-    seed: int = 0,
-    progress: Progress = False,
-    *,
-    max_dev: int | None = None,
-    batch_size: int = 32,
-    max_length: int = 128,
-) -> ProbeResult:
+def layer_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_examples: Sequence[Example],
+                dev_examples: Sequence[Example], mask: HeadMaskLike = None, pooling: str = "cls",
+                max_train: int | None = 2000, C: float = 1.0, seed: int = 0, progress: Progress = False, *,
+                max_dev: int | None = None, batch_size: int = 32, max_length: int = 128) -> ProbeResult:
     """Fit a linear probe on every layer's pooled states and score it on dev examples.
 
     Parameters

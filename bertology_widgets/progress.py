@@ -76,15 +76,9 @@ def shows_bar(progress: Progress | None) -> bool:
     return bool(progress) and not callable(progress)
 
 
-def progress_reporter(
-    progress: Progress | None,
-    total: int,
-    *,
-    desc: str | None = None,
-    unit: str = "it",
-    show_bar: bool = True,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ProgressReporter:
+def progress_reporter(progress: Progress | None, total: int, *, desc: str | None = None, unit: str = "it",
+                      show_bar: bool = True, on_progress: Callable[[int, int], None] | None = None
+                      ) -> ProgressReporter:
     """Turn a ``progress=`` argument (see :data:`Progress`) into a :class:`ProgressReporter`.
 
     Parameters

@@ -74,9 +74,8 @@ def check_prunable(model: nn.Module) -> ArchitectureAdapter:
     adapter = adapter_for(model)
     if not adapter.prunable:
         why = f" ({adapter.not_prunable_because})" if adapter.not_prunable_because else ""
-        raise ValueError(
-            f"pruning is not implemented for {adapter.name}{why}; head masking works (bertology_widgets.mask_heads)"
-        )
+        raise ValueError(f"pruning is not implemented for {adapter.name}{why}; head masking works "
+                         f"(bertology_widgets.mask_heads)")
     return adapter
 
 
@@ -84,7 +83,8 @@ def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _slice_linear(linear: Any, index: torch.Tensor, dim: int, conv1d: bool, scale: torch.Tensor | None = None) -> None:
+def _slice_linear(linear: Any, index: torch.Tensor, dim: int, conv1d: bool,
+                  scale: torch.Tensor | None = None) -> None:
     """Keep ``index`` along ``dim`` ('out' = 0, 'in' = 1 in ``nn.Linear`` terms) of ``linear``, in place.
 
     ``linear`` is an ``nn.Linear`` or transformers' ``Conv1D`` (GPT-2).
@@ -101,9 +101,8 @@ def _slice_linear(linear: Any, index: torch.Tensor, dim: int, conv1d: bool, scal
         new_weight = new_weight * scale.to(new_weight).view(shape)
     linear.weight = nn.Parameter(new_weight, requires_grad=linear.weight.requires_grad)
     if dim == 0 and getattr(linear, "bias", None) is not None:
-        linear.bias = nn.Parameter(
-            linear.bias.data.index_select(0, index.to(weight.device)).clone(), requires_grad=linear.bias.requires_grad
-        )
+        linear.bias = nn.Parameter(linear.bias.data.index_select(0, index.to(weight.device)).clone(),
+                                   requires_grad=linear.bias.requires_grad)
     if conv1d:
         linear.nf = new_weight.shape[1]
     else:
@@ -117,15 +116,8 @@ def _feature_index(heads: list[int], head_dim: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads])
 
 
-def _prune_layer(
-    adapter: ArchitectureAdapter,
-    layer: nn.Module,
-    present: list[int],
-    keep_positions: list[int],
-    gates: torch.Tensor,
-    head_dim: int,
-    hidden_size: int,
-) -> None:
+def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[int], keep_positions: list[int],
+                 gates: torch.Tensor, head_dim: int, hidden_size: int) -> None:
     """Prune one layer. ``keep_positions`` index into ``present`` (the heads there now)."""
     core_path = adapter.attention_core
     out_proj = adapter.out_projection(layer)

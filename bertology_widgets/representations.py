@@ -107,16 +107,9 @@ def pooling_positions(attention_mask: torch.Tensor, pooling: str, causal: bool) 
 
 
 @torch.inference_mode()
-def pooled_states(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    mask: HeadMaskLike = None,
-    pooling: str = "cls",
-    batch_size: int = 32,
-    max_length: int = 128,
-    progress: Progress = False,
-) -> np.ndarray:
+def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                  mask: HeadMaskLike = None, pooling: str = "cls", batch_size: int = 32, max_length: int = 128,
+                  progress: Progress = False) -> np.ndarray:
     """One vector per example and layer: the pooled hidden states under a head mask.
 
     Parameters

@@ -88,11 +88,8 @@ def weights_digest(model: PreTrainedModel) -> str:
 def model_fingerprint(model: PreTrainedModel) -> dict:
     """What a result depends on in the model: weights digest, config and dtype."""
     param = next(model.parameters())
-    return {
-        "weights": weights_digest(model),
-        "config": model.config.to_json_string(use_diff=False),
-        "dtype": str(param.dtype),
-    }
+    return {"weights": weights_digest(model), "config": model.config.to_json_string(use_diff=False),
+            "dtype": str(param.dtype)}
 
 
 def examples_digest(examples: Sequence[Example]) -> str:

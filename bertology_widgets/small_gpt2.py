@@ -38,13 +38,8 @@ class ScratchRecipe:
 
 SCRATCH_CONFIGS = {
     "gpt2-small-config": ScratchRecipe("a small GPT-2 (4 layers x 4 heads, hidden 256) trained from scratch"),
-    "gpt2-tiny-config": ScratchRecipe(
-        "a tiny GPT-2 (2 layers x 2 heads, hidden 64) trained from scratch",
-        n_layer=2,
-        n_head=2,
-        n_embd=64,
-        vocab_size=2000,
-    ),
+    "gpt2-tiny-config": ScratchRecipe("a tiny GPT-2 (2 layers x 2 heads, hidden 64) trained from scratch",
+                                      n_layer=2, n_head=2, n_embd=64, vocab_size=2000),
 }
 
 
@@ -55,14 +50,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> GPT2TokenizerF
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS])
-    tokenizer = GPT2TokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        eos_token=EOS,
-        bos_token=EOS,
-        unk_token=EOS,
-        pad_token=EOS,
-        model_max_length=128,
-    )
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS,
+                                  pad_token=EOS, model_max_length=128)
     return tokenizer
 
 
@@ -90,15 +79,9 @@ def scratch_builder(
         texts = (f"{ex.text_a} {ex.text_b}" if ex.text_b else ex.text_a for ex in train)
         tokenizer = train_bpe_tokenizer(texts, recipe.vocab_size)
         config = GPT2Config(
-            vocab_size=len(tokenizer),
-            n_layer=recipe.n_layer,
-            n_head=recipe.n_head,
-            n_embd=recipe.n_embd,
-            n_positions=recipe.n_positions,
-            num_labels=glue_task.num_labels,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            vocab_size=len(tokenizer), n_layer=recipe.n_layer, n_head=recipe.n_head, n_embd=recipe.n_embd,
+            n_positions=recipe.n_positions, num_labels=glue_task.num_labels, pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         )
         config.bertology_origin = recipe.description
         torch.manual_seed(0)
@@ -108,13 +91,8 @@ def scratch_builder(
     return build
 
 
-def ensure_scratch_model(
-    name: str = "gpt2-small-config",
-    task: str = "sst2",
-    glue_dir: PathLike | None = None,
-    max_train_examples: int = 20_000,
-    progress: bool = True,
-) -> Path:
+def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", glue_dir: PathLike | None = None,
+                         max_train_examples: int = 20_000, progress: bool = True) -> Path:
     """Train the named from-scratch model on ``task`` once, into the user cache; return its folder.
 
     The folder is ``<cache>/<name>-<task>`` (see
@@ -126,15 +104,8 @@ def ensure_scratch_model(
 
     def build(staging):
         config = FinetuneConfig(learning_rate=5e-4, max_length=64, max_train_examples=max_train_examples)
-        result = finetune(
-            None,
-            task,
-            staging,
-            glue_dir=glue_dir,
-            config=config,
-            progress=progress,
-            from_scratch_config=scratch_builder(name, glue_dir=glue_dir),
-        )
+        result = finetune(None, task, staging, glue_dir=glue_dir, config=config, progress=progress,
+                          from_scratch_config=scratch_builder(name, glue_dir=glue_dir))
         result.pop("out", None)
         return {"build": result, "origin": SCRATCH_CONFIGS[name].description}
 

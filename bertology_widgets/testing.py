@@ -23,17 +23,9 @@ TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama
 TINY_EXTRA_ARCHITECTURES = ("deberta-v2", "modernbert")
 
 
-def tiny_config(
-    arch: str,
-    *,
-    num_layers: int = 3,
-    num_heads: int = 4,
-    hidden: int = 32,
-    num_labels: int = 2,
-    vocab_size: int = 30522,
-    attn_implementation: str = "sdpa",
-    initializer_range: float | None = None,
-) -> PretrainedConfig:
+def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: int = 32,
+                num_labels: int = 2, vocab_size: int = 30522, attn_implementation: str = "sdpa",
+                initializer_range: float | None = None) -> PretrainedConfig:
     """A transformers config for a tiny ``arch`` sequence classifier.
 
     ``initializer_range`` (the std of the random weights; transformers' default
@@ -46,98 +38,43 @@ def tiny_config(
     if arch in ("bert", "roberta", "electra"):
         extra = {"embedding_size": hidden} if arch == "electra" else {}
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            intermediate_size=2 * hidden,
-            max_position_embeddings=130,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-            **extra,
-            **common,
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **extra, **common,
         )
     elif arch == "distilbert":
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            dim=hidden,
-            n_layers=num_layers,
-            n_heads=num_heads,
-            hidden_dim=2 * hidden,
-            max_position_embeddings=128,
-            dropout=0.0,
-            attention_dropout=0.0,
-            seq_classif_dropout=0.0,
-            **common,
+            arch, vocab_size=vocab_size, dim=hidden, n_layers=num_layers, n_heads=num_heads,
+            hidden_dim=2 * hidden, max_position_embeddings=128, dropout=0.0, attention_dropout=0.0,
+            seq_classif_dropout=0.0, **common,
         )
     elif arch == "gpt2":
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            n_embd=hidden,
-            n_layer=num_layers,
-            n_head=num_heads,
-            n_positions=128,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            bos_token_id=101,
-            eos_token_id=102,
+            arch, vocab_size=vocab_size, n_embd=hidden, n_layer=num_layers, n_head=num_heads,
+            n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102,
             **common,
         )
     elif arch == "llama":
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            num_key_value_heads=num_heads,
-            intermediate_size=2 * hidden,
-            max_position_embeddings=128,
-            **common,
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, num_key_value_heads=num_heads, intermediate_size=2 * hidden,
+            max_position_embeddings=128, **common,
         )
     elif arch == "deberta-v2":  # DeBERTa-v3's layout: relative attention with shared keys, c2p + p2c
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            intermediate_size=2 * hidden,
-            max_position_embeddings=130,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-            relative_attention=True,
-            position_buckets=16,
-            max_relative_positions=-1,
-            pos_att_type=["p2c", "c2p"],
-            share_att_key=True,
-            norm_rel_ebd="layer_norm",
-            position_biased_input=False,
-            type_vocab_size=0,
-            pooler_hidden_size=hidden,
-            pooler_dropout=0.0,
-            **common,
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, relative_attention=True,
+            position_buckets=16, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], share_att_key=True,
+            norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0,
+            pooler_hidden_size=hidden, pooler_dropout=0.0, **common,
         )
     elif arch == "modernbert":  # a short local window, so the sliding layers differ from the global ones
         config = AutoConfig.for_model(
-            arch,
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            intermediate_size=2 * hidden,
-            max_position_embeddings=130,
-            local_attention=8,
-            global_attn_every_n_layers=2,
-            bos_token_id=101,
-            cls_token_id=101,
-            eos_token_id=102,
-            sep_token_id=102,
-            **common,
+            arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
+            num_attention_heads=num_heads, intermediate_size=2 * hidden, max_position_embeddings=130,
+            local_attention=8, global_attn_every_n_layers=2, bos_token_id=101, cls_token_id=101,
+            eos_token_id=102, sep_token_id=102, **common,
         )
     else:
         raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES + TINY_EXTRA_ARCHITECTURES}")
@@ -164,10 +101,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
-WORDS = (
-    "good bad great awful film movie plot actors boring brilliant dull fun charming mess "
-    "story ending music scenes long short funny sad"
-).split()
+WORDS = ("good bad great awful film movie plot actors boring brilliant dull fun charming mess "
+         "story ending music scenes long short funny sad").split()
 
 
 def tiny_examples(n: int = 80, seed: int = 0, pair: bool = False) -> list:

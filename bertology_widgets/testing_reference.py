@@ -81,15 +81,8 @@ def out_projection(model: nn.Module, arch: str, layer: int) -> nn.Linear | Conv1
 @functools.lru_cache(maxsize=None)
 def shared_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedModel:
     """The session's tiny ``arch`` classifier in eval mode, for tests that only run it (and mask it)."""
-    return tiny_model(
-        arch,
-        seed=seed,
-        attn_implementation=attn,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden=HIDDEN,
-        initializer_range=INIT_STD,
-    )
+    return tiny_model(arch, seed=seed, attn_implementation=attn, num_layers=LAYERS, num_heads=HEADS,
+                      hidden=HIDDEN, initializer_range=INIT_STD)
 
 
 def make_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedModel:
@@ -121,9 +114,8 @@ def layers_run(layers: Iterable[nn.Module]) -> Iterator[list[int]]:
     Yields the list the indices are appended to, in call order.
     """
     ran: list[int] = []
-    handles = [
-        layer.register_forward_hook(lambda module, args, out, i=i: ran.append(i)) for i, layer in enumerate(layers)
-    ]
+    handles = [layer.register_forward_hook(lambda module, args, out, i=i: ran.append(i))
+               for i, layer in enumerate(layers)]
     try:
         yield ran
     finally:
@@ -184,8 +176,7 @@ def last_layer_output(model: nn.Module, last_layer: nn.Module, batch: dict) -> t
     """``(output of last_layer, the model's logits)`` for ``batch``: what a classifier head reads, and its answer."""
     outputs = []
     hook = last_layer.register_forward_hook(
-        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output)
-    )
+        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
     try:
         with torch.no_grad():
             expected = model(**batch).logits

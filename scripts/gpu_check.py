@@ -34,15 +34,12 @@ def run(command, timeout: float) -> dict:
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=max(1.0, timeout))
-        out = {"ok": done.returncode == 0, "returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+        out = {"ok": done.returncode == 0, "returncode": done.returncode, "stdout": done.stdout,
+               "stderr": done.stderr}
     except subprocess.TimeoutExpired as exc:
-        out = {
-            "ok": False,
-            "returncode": None,
-            "error": f"timed out after {timeout:.0f} s",
-            "stdout": exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or ""),
-            "stderr": exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or ""),
-        }
+        out = {"ok": False, "returncode": None, "error": f"timed out after {timeout:.0f} s",
+               "stdout": exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or ""),
+               "stderr": exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")}
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 
@@ -79,20 +76,8 @@ def save_random_model(folder: Path, shape: dict, tok) -> None:
 
 
 def bench(model_dir: Path, device: str, dry_run: bool, timeout: float) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "bertology_widgets.cli",
-        "bench",
-        "--model",
-        str(model_dir),
-        "--json",
-        "--device",
-        device,
-        "--no-bert-base",
-        "--task",
-        "sst2",
-    ]
+    command = [sys.executable, "-m", "bertology_widgets.cli", "bench", "--model", str(model_dir), "--json",
+               "--device", device, "--no-bert-base", "--task", "sst2"]
     if dry_run:  # the CPU only checks that every step runs; BERT-base's naive loop would take minutes there
         command += ["--max-examples", "24", "--repeats", "1"]
         command += ["--no-naive"] if "bert_base" in model_dir.name else []
@@ -122,26 +107,16 @@ def main() -> int:
 
         cuda = torch.cuda.is_available()
         dry_run = args.dry_run or not cuda
-        summary.update(
-            torch=torch.__version__,
-            cuda_available=cuda,
-            python=sys.version.split()[0],
-            gpu=torch.cuda.get_device_name(0) if cuda else None,
-            mode="cpu dry run" if dry_run else "cuda",
-        )
+        summary.update(torch=torch.__version__, cuda_available=cuda, python=sys.version.split()[0],
+                       gpu=torch.cuda.get_device_name(0) if cuda else None,
+                       mode="cpu dry run" if dry_run else "cuda")
         device = "cpu" if dry_run else "cuda"
 
-        tests = run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", "tests/test_gpu.py"],
-            left(150),
-        )
+        tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
+                     "tests/test_gpu.py"], left(150))
         lines = (tests["stdout"] or "").strip().splitlines()
-        parts["gpu_tests"] = {
-            "ok": tests["ok"],
-            "seconds": tests["seconds"],
-            "result": lines[-1] if lines else "",
-            **({} if tests["ok"] else {"output": tail(tests["stdout"] + tests["stderr"], 3000)}),
-        }
+        parts["gpu_tests"] = {"ok": tests["ok"], "seconds": tests["seconds"], "result": lines[-1] if lines else "",
+                              **({} if tests["ok"] else {"output": tail(tests["stdout"] + tests["stderr"], 3000)})}
 
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-"))
         tok, summary["tokenizer"] = tokenizer()
@@ -150,11 +125,8 @@ def main() -> int:
                 save_random_model(folder / name, shape, tok)
                 parts[f"bench_{name}"] = bench(folder / name, device, dry_run, left(150))
             except Exception as exc:  # noqa: BLE001 - reported in the JSON, the next part still runs
-                parts[f"bench_{name}"] = {
-                    "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": tail(traceback.format_exc()),
-                }
+                parts[f"bench_{name}"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": tail(traceback.format_exc())}
     except Exception as exc:  # noqa: BLE001
         summary["error"] = f"{type(exc).__name__}: {exc}"
         summary["traceback"] = tail(traceback.format_exc())

@@ -11,15 +11,8 @@ from bertology_widgets.evaluation import predict_logits
 from bertology_widgets.heads import mask_heads
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
-from bertology_widgets.testing_reference import (
-    HEAD_DIM,
-    HEADS,
-    LAYERS,
-    count_pre_hooks,
-    model_inputs,
-    out_projection,
-    shared_model,
-)
+from bertology_widgets.testing_reference import (HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection,
+                                                  shared_model)
 
 ARCHS = ("bert", "distilbert", "gpt2")
 
@@ -38,12 +31,9 @@ def reference_means(model, arch, tokenizer, examples) -> np.ndarray:
     """Mean of each head's slice of the out-projection input, one unpadded example at a time."""
     sums, count = np.zeros((LAYERS, HEADS, HEAD_DIM)), 0
     store = {}
-    handles = [
-        out_projection(model, arch, layer).register_forward_pre_hook(
-            lambda module, args, layer=layer: store.__setitem__(layer, args[0][0].detach().numpy())
-        )
-        for layer in range(LAYERS)
-    ]
+    handles = [out_projection(model, arch, layer).register_forward_pre_hook(
+        lambda module, args, layer=layer: store.__setitem__(layer, args[0][0].detach().numpy()))
+        for layer in range(LAYERS)]
     try:
         for ex in examples:
             batch = model_inputs(arch, tokenizer(ex.text_a, return_tensors="pt"))
@@ -60,7 +50,6 @@ def reference_means(model, arch, tokenizer, examples) -> np.ndarray:
 
 def replaced_by_hand(model, arch, batch, gates, means):
     """Logits with each head's slice set to ``g * x + (1 - g) * mean``, by a hook written here."""
-
     def make(layer):
         def hook(module, args):
             x = args[0].clone().view(*args[0].shape[:-1], HEADS, HEAD_DIM)
@@ -68,7 +57,6 @@ def replaced_by_hand(model, arch, batch, gates, means):
                 g = float(gates[layer, head])
                 x[..., head, :] = g * x[..., head, :] + (1 - g) * torch.as_tensor(means[layer, head])
             return (x.view(args[0].shape),)
-
         return hook
 
     handles = [out_projection(model, arch, layer).register_forward_pre_hook(make(layer)) for layer in range(LAYERS)]
@@ -157,23 +145,12 @@ def test_importance_follows_the_default_ablation(tokenizer, examples):
     means = head_output_means(model, tokenizer, examples)
     mask = np.ones((LAYERS, HEADS), dtype=np.float32)
     mask[1, :2] = 0.0
-    zero = head_importance(
-        model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False, normalize_global=False
-    ).raw_importance
+    zero = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                           normalize_global=False).raw_importance
     with ablation_mode(model, "mean", means):
-        per_example = head_importance(
-            model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False, normalize_global=False
-        ).raw_importance
-        shared = head_importance(
-            model,
-            tokenizer,
-            examples,
-            mask,
-            task="sst2",
-            normalize_by_layer=False,
-            normalize_global=False,
-            batch_size=1,
-            per_example=False,
-        ).raw_importance
+        per_example = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                                      normalize_global=False).raw_importance
+        shared = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
+                                 normalize_global=False, batch_size=1, per_example=False).raw_importance
     np.testing.assert_allclose(per_example, shared, rtol=1e-4, atol=1e-7)
     assert not np.allclose(per_example, zero, rtol=1e-3)

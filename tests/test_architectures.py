@@ -17,25 +17,11 @@ from bertology_widgets.architectures import (
 from bertology_widgets.capturing import capture
 from bertology_widgets.heads import mask_heads, model_shape
 from bertology_widgets.pruning import prune_heads
-from bertology_widgets.testing_reference import (
-    ARCHS,
-    HEAD_DIM,
-    HEADS,
-    HIDDEN,
-    LAYERS,
-    last_layer_output,
-    layer_module,
-    shared_model,
-)
+from bertology_widgets.testing_reference import (ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, last_layer_output,
+                                               layer_module, shared_model)
 
-NAMES = {
-    "bert": "BERT",
-    "roberta": "RoBERTa",
-    "distilbert": "DistilBERT",
-    "electra": "ELECTRA",
-    "gpt2": "GPT-2",
-    "llama": "Llama",
-}
+NAMES = {"bert": "BERT", "roberta": "RoBERTa", "distilbert": "DistilBERT", "electra": "ELECTRA",
+         "gpt2": "GPT-2", "llama": "Llama"}
 
 
 def projection_dims(module) -> tuple[int, int]:
@@ -81,9 +67,8 @@ def test_classifier_head_reproduces_the_models_logits(arch, batch_for):
 def tiny_t5():
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.for_model(
-        "t5", vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4
-    )
+    config = AutoConfig.for_model("t5", vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1,
+                                  num_decoder_layers=1, num_heads=4)
     return AutoModel.from_config(config)
 
 
@@ -102,15 +87,12 @@ def assert_names_the_supported_architectures(error: Exception, model_type: str):
         assert name in message
 
 
-@pytest.mark.parametrize(
-    "make,model_type",
-    [
-        pytest.param(tiny_t5, "t5", id="tiny-t5"),
-        pytest.param(lambda: PlainModule("t5"), "t5", id="plain-module-t5"),
-        pytest.param(lambda: PlainModule("mamba"), "mamba", id="plain-module-mamba"),
-        pytest.param(lambda: nn.Linear(2, 2), None, id="no-config"),
-    ],
-)
+@pytest.mark.parametrize("make,model_type", [
+    pytest.param(tiny_t5, "t5", id="tiny-t5"),
+    pytest.param(lambda: PlainModule("t5"), "t5", id="plain-module-t5"),
+    pytest.param(lambda: PlainModule("mamba"), "mamba", id="plain-module-mamba"),
+    pytest.param(lambda: nn.Linear(2, 2), None, id="no-config"),
+])
 def test_unsupported_architectures_are_refused_by_name(make, model_type, tokenizer):
     model = make()
     for action in (

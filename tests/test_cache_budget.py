@@ -13,9 +13,8 @@ from bertology_widgets.testing import tiny_examples, tiny_model
 
 def open_session(tokenizer, cache_mb):
     model = tiny_model("bert", initializer_range=1.0, seed=1)
-    return ModelSession(
-        model, tokenizer, tiny_examples(48, seed=3), task="sst2", batch_size=8, live=False, cache_mb=cache_mb
-    )
+    return ModelSession(model, tokenizer, tiny_examples(48, seed=3), task="sst2", batch_size=8, live=False,
+                        cache_mb=cache_mb)
 
 
 def test_a_tiny_budget_gives_the_same_scores(tokenizer):
@@ -45,9 +44,8 @@ def test_zero_budget_keeps_no_cache(tokenizer):
 
 
 def test_budget_admits_until_full():
-    cache = LayerCache(
-        inputs={}, layer_args=(), layer_kwargs={}, hidden=[torch.zeros(256, 256)], mask=torch.ones(1, 1)
-    )  # 256 KiB
+    cache = LayerCache(inputs={}, layer_args=(), layer_kwargs={}, hidden=[torch.zeros(256, 256)],
+                       mask=torch.ones(1, 1))  # 256 KiB
     budget = CacheBudget(0.6)
     assert [budget.admit(cache) for _ in range(3)] == [True, True, False]
     assert budget.used == 2 * 2**18 and "2 of 3 batches" in budget.notice

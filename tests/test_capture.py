@@ -144,16 +144,13 @@ def test_short_text_is_not_truncated(tokenizer):
     assert not cap.truncated
 
 
-@pytest.mark.parametrize(
-    "text,pair,message",
-    [
-        ("", None, "text is empty"),
-        ("   \n\t", None, "text is empty"),
-        ("Fine.", "  ", "text_pair is empty"),
-        (None, None, "text must be a string"),
-        (["a list"], None, "text must be a string"),
-    ],
-)
+@pytest.mark.parametrize("text,pair,message", [
+    ("", None, "text is empty"),
+    ("   \n\t", None, "text is empty"),
+    ("Fine.", "  ", "text_pair is empty"),
+    (None, None, "text must be a string"),
+    (["a list"], None, "text must be a string"),
+])
 def test_empty_or_non_text_input_is_rejected(text, pair, message, tokenizer):
     model = shared_model("bert")
     with pytest.raises(ValueError, match=message):

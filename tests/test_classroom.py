@@ -14,14 +14,9 @@ from bertology_widgets.commands import classroom_harness as classroom
 def test_breakdown_is_the_uss_growth_from_stage_to_stage():
     uss = dict(zip(("start", *classroom.STAGES), (10.0, 150.0, 180.0, 200.0, 260.0, 261.0, 258.5)))
     stages = {name: {"uss_mib": value, "rss_mib": 2 * value} for name, value in uss.items()}
-    assert classroom.breakdown(stages) == {
-        "imports_torch_transformers": 140.0,
-        "imports_bertology_widgets": 30.0,
-        "weights": 20.0,
-        "session": 60.0,
-        "dashboard": 1.0,
-        "layer0_toggle": -2.5,
-    }
+    assert classroom.breakdown(stages) == {"imports_torch_transformers": 140.0, "imports_bertology_widgets": 30.0,
+                                           "weights": 20.0, "session": 60.0, "dashboard": 1.0,
+                                           "layer0_toggle": -2.5}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")

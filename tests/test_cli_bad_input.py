@@ -59,180 +59,82 @@ def out(root):
 # (id, argv built from the files' root, words the one line must hold)
 CASES = [
     # -- wrong type
-    (
-        "evaluate-max-examples-word",
-        lambda r: ["evaluate", "--task", "sst2", "--max-examples", "ten"],
-        ["--max-examples", "expected an integer", "'ten'"],
-    ),
-    (
-        "finetune-epochs-word",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "two"],
-        ["--epochs", "'two'"],
-    ),
-    (
-        "mask-threshold-word",
-        lambda r: ["mask", "--task", "sst2", *out(r), "--masking-threshold", "high"],
-        ["--masking-threshold", "'high'"],
-    ),
+    ("evaluate-max-examples-word", lambda r: ["evaluate", "--task", "sst2", "--max-examples", "ten"],
+     ["--max-examples", "expected an integer", "'ten'"]),
+    ("finetune-epochs-word", lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "two"],
+     ["--epochs", "'two'"]),
+    ("mask-threshold-word", lambda r: ["mask", "--task", "sst2", *out(r), "--masking-threshold", "high"],
+     ["--masking-threshold", "'high'"]),
     ("bench-repeats-float", lambda r: ["bench", "--repeats", "2.5"], ["--repeats", "'2.5'"]),
     ("demo-port-word", lambda r: ["demo", "--port", "http"], ["--port", "'http'"]),
     # -- out of range
-    (
-        "evaluate-max-examples-0",
-        lambda r: ["evaluate", "--task", "sst2", "--max-examples", "0"],
-        ["--max-examples", "at least 1", "got 0", "leave the option out"],
-    ),
-    (
-        "evaluate-max-examples-negative",
-        lambda r: ["evaluate", "--task", "sst2", "--max-examples", "-5"],
-        ["--max-examples", "at least 1", "got -5", "leave the option out"],
-    ),
+    ("evaluate-max-examples-0", lambda r: ["evaluate", "--task", "sst2", "--max-examples", "0"],
+     ["--max-examples", "at least 1", "got 0", "leave the option out"]),
+    ("evaluate-max-examples-negative", lambda r: ["evaluate", "--task", "sst2", "--max-examples", "-5"],
+     ["--max-examples", "at least 1", "got -5", "leave the option out"]),
     ("evaluate-batch-size-0", lambda r: ["evaluate", "--task", "sst2", "--batch-size", "0"], ["--batch-size", "got 0"]),
-    (
-        "finetune-epochs-0",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "0"],
-        ["--epochs", "above 0", "got 0"],
-    ),
-    (
-        "finetune-epochs-negative",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "-1"],
-        ["--epochs", "got -1"],
-    ),
-    (
-        "finetune-epochs-inf",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "inf"],
-        ["--epochs", "finite", "'inf'"],
-    ),
-    (
-        "mask-amount-nan",
-        lambda r: ["mask", "--task", "sst2", *out(r), "--masking-amount", "nan"],
-        ["--masking-amount", "finite", "'nan'"],
-    ),
-    (
-        "finetune-learning-rate-0",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--learning-rate", "0"],
-        ["--learning-rate", "got 0"],
-    ),
-    (
-        "finetune-max-train-examples-0",
-        lambda r: ["finetune", "--task", "sst2", *out(r), "--max-train-examples", "0"],
-        ["--max-train-examples", "got 0"],
-    ),
-    (
-        "importance-batch-size-0",
-        lambda r: ["importance", "--task", "sst2", *out(r), "--batch-size", "0"],
-        ["--batch-size", "got 0"],
-    ),
-    (
-        "mask-threshold-negative",
-        lambda r: ["mask", "--task", "sst2", *out(r), "--masking-threshold", "-1"],
-        ["--masking-threshold", "at most 1", "got -1"],
-    ),
-    (
-        "mask-amount-above-1",
-        lambda r: ["mask", "--task", "sst2", *out(r), "--masking-amount", "2"],
-        ["--masking-amount", "got 2"],
-    ),
+    ("finetune-epochs-0", lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "0"],
+     ["--epochs", "above 0", "got 0"]),
+    ("finetune-epochs-negative", lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "-1"],
+     ["--epochs", "got -1"]),
+    ("finetune-epochs-inf", lambda r: ["finetune", "--task", "sst2", *out(r), "--epochs", "inf"],
+     ["--epochs", "finite", "'inf'"]),
+    ("mask-amount-nan", lambda r: ["mask", "--task", "sst2", *out(r), "--masking-amount", "nan"],
+     ["--masking-amount", "finite", "'nan'"]),
+    ("finetune-learning-rate-0", lambda r: ["finetune", "--task", "sst2", *out(r), "--learning-rate", "0"],
+     ["--learning-rate", "got 0"]),
+    ("finetune-max-train-examples-0", lambda r: ["finetune", "--task", "sst2", *out(r), "--max-train-examples", "0"],
+     ["--max-train-examples", "got 0"]),
+    ("importance-batch-size-0", lambda r: ["importance", "--task", "sst2", *out(r), "--batch-size", "0"],
+     ["--batch-size", "got 0"]),
+    ("mask-threshold-negative", lambda r: ["mask", "--task", "sst2", *out(r), "--masking-threshold", "-1"],
+     ["--masking-threshold", "at most 1", "got -1"]),
+    ("mask-amount-above-1", lambda r: ["mask", "--task", "sst2", *out(r), "--masking-amount", "2"],
+     ["--masking-amount", "got 2"]),
     ("prune-repeats-0", lambda r: ["prune", "--task", "sst2", *out(r), "--repeats", "0"], ["--repeats", "got 0"]),
     ("bench-repeats-0", lambda r: ["bench", "--repeats", "0"], ["--repeats", "got 0"]),
     ("evaluate-unknown-task", lambda r: ["evaluate", *model_args(r)[:2], "--task", "sst3"], ["sst3"]),
     # -- missing file
-    (
-        "evaluate-missing-mask",
-        lambda r: ["evaluate", *model_args(r), "--mask", str(r / "nope.npy")],
-        ["no mask file at", "nope.npy", "`bertology mask` writes one"],
-    ),
-    (
-        "prune-missing-mask",
-        lambda r: ["prune", *model_args(r), *out(r), "--mask", str(r / "nope.json")],
-        ["no mask file at", "nope.json"],
-    ),
-    (
-        "evaluate-mask-suffix",
-        lambda r: ["evaluate", *model_args(r), "--mask", str(r / "mask.txt")],
-        ["mask.txt", ".npy or .json"],
-    ),
-    (
-        "evaluate-missing-glue-dir",
-        lambda r: ["evaluate", *model_args(r)[:4], "--glue-dir", str(r / "nowhere")],
-        ["nowhere", "does not exist", "--glue-dir"],
-    ),
-    (
-        "importance-glue-dir-is-a-file",
-        lambda r: ["importance", *model_args(r)[:4], "--glue-dir", str(r / "a_file"), *out(r)],
-        ["a_file is a file, not a folder", "--glue-dir"],
-    ),
-    (
-        "evaluate-empty-model-folder",
-        lambda r: ["evaluate", "--model", str(r / "empty_model"), "--task", "sst2", "--glue-dir", str(r / "glue")],
-        ["empty_model", "no config.json", "save_pretrained"],
-    ),
-    (
-        "evaluate-unknown-hub-name",
-        lambda r: ["evaluate", "--model", "nobody/no-such-model-here", "--task", "sst2", "--glue-dir", str(r / "glue")],
-        ["nobody/no-such-model-here", "not a local folder"],
-    ),
-    (
-        "finetune-missing-train-file",
-        lambda r: ["finetune", "--task", "sst2", "--glue-dir", str(r / "glue"), *out(r)],
-        ["train.tsv"],
-    ),
+    ("evaluate-missing-mask", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "nope.npy")],
+     ["no mask file at", "nope.npy", "`bertology mask` writes one"]),
+    ("prune-missing-mask", lambda r: ["prune", *model_args(r), *out(r), "--mask", str(r / "nope.json")],
+     ["no mask file at", "nope.json"]),
+    ("evaluate-mask-suffix", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "mask.txt")],
+     ["mask.txt", ".npy or .json"]),
+    ("evaluate-missing-glue-dir", lambda r: ["evaluate", *model_args(r)[:4], "--glue-dir", str(r / "nowhere")],
+     ["nowhere", "does not exist", "--glue-dir"]),
+    ("importance-glue-dir-is-a-file", lambda r: ["importance", *model_args(r)[:4], "--glue-dir", str(r / "a_file"),
+                                                 *out(r)],
+     ["a_file is a file, not a folder", "--glue-dir"]),
+    ("evaluate-empty-model-folder", lambda r: ["evaluate", "--model", str(r / "empty_model"), "--task", "sst2",
+                                               "--glue-dir", str(r / "glue")],
+     ["empty_model", "no config.json", "save_pretrained"]),
+    ("evaluate-unknown-hub-name", lambda r: ["evaluate", "--model", "nobody/no-such-model-here", "--task", "sst2",
+                                             "--glue-dir", str(r / "glue")],
+     ["nobody/no-such-model-here", "not a local folder"]),
+    ("finetune-missing-train-file", lambda r: ["finetune", "--task", "sst2", "--glue-dir", str(r / "glue"), *out(r)],
+     ["train.tsv"]),
     # -- wrong shape or content
-    (
-        "evaluate-mask-wrong-shape",
-        lambda r: ["evaluate", *model_args(r), "--mask", str(r / "wrong_shape.npy")],
-        ["wrong_shape.npy", "shape (2, 2)", "give a mask of shape"],
-    ),
-    (
-        "prune-mask-wrong-shape",
-        lambda r: ["prune", *model_args(r), *out(r), "--mask", str(r / "wrong_shape.npy")],
-        ["wrong_shape.npy", "give a mask of shape"],
-    ),
-    (
-        "evaluate-ragged-json-mask",
-        lambda r: ["evaluate", *model_args(r), "--mask", str(r / "ragged.json")],
-        ["ragged.json", "grid of numbers"],
-    ),
-    (
-        "evaluate-string-json-mask",
-        lambda r: ["evaluate", *model_args(r), "--mask", str(r / "strings.json")],
-        ["strings.json", "grid of numbers"],
-    ),
-    (
-        "evaluate-header-only-tsv",
-        lambda r: ["evaluate", *model_args(r)[:4], "--glue-dir", str(r / "header_only")],
-        ["header_only/SST-2/dev.tsv", "holds no examples"],
-    ),
-    (
-        "mask-not-utf8-tsv",
-        lambda r: ["mask", *model_args(r)[:4], "--glue-dir", str(r / "latin1"), *out(r)],
-        ["latin1/SST-2/dev.tsv", "not UTF-8", "save it as UTF-8"],
-    ),
+    ("evaluate-mask-wrong-shape", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "wrong_shape.npy")],
+     ["wrong_shape.npy", "shape (2, 2)", "give a mask of shape"]),
+    ("prune-mask-wrong-shape", lambda r: ["prune", *model_args(r), *out(r), "--mask", str(r / "wrong_shape.npy")],
+     ["wrong_shape.npy", "give a mask of shape"]),
+    ("evaluate-ragged-json-mask", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "ragged.json")],
+     ["ragged.json", "grid of numbers"]),
+    ("evaluate-string-json-mask", lambda r: ["evaluate", *model_args(r), "--mask", str(r / "strings.json")],
+     ["strings.json", "grid of numbers"]),
+    ("evaluate-header-only-tsv", lambda r: ["evaluate", *model_args(r)[:4], "--glue-dir", str(r / "header_only")],
+     ["header_only/SST-2/dev.tsv", "holds no examples"]),
+    ("mask-not-utf8-tsv", lambda r: ["mask", *model_args(r)[:4], "--glue-dir", str(r / "latin1"), *out(r)],
+     ["latin1/SST-2/dev.tsv", "not UTF-8", "save it as UTF-8"]),
     # -- unwritable output (the model folder is empty: the output is checked before anything loads)
-    *[
-        (
-            f"{cmd}-out-is-a-file",
-            lambda r, cmd=cmd: [cmd, "--model", str(r / "empty_model"), "--task", "sst2", "--out", str(r / "a_file")],
-            ["--out", "a_file is a file"],
-        )
-        for cmd in ("importance", "mask", "prune", "finetune")
-    ],
-    *[
-        (
-            f"{cmd}-out-under-a-file",
-            lambda r, cmd=cmd: [
-                cmd,
-                "--model",
-                str(r / "empty_model"),
-                "--task",
-                "sst2",
-                "--out",
-                str(r / "a_file" / "results"),
-            ],
-            ["--out", "a_file is a file, so no folder can be made under it"],
-        )
-        for cmd in ("importance", "mask", "prune", "finetune")
-    ],
+    *[(f"{cmd}-out-is-a-file", lambda r, cmd=cmd: [cmd, "--model", str(r / "empty_model"), "--task", "sst2",
+                                                   "--out", str(r / "a_file")], ["--out", "a_file is a file"])
+      for cmd in ("importance", "mask", "prune", "finetune")],
+    *[(f"{cmd}-out-under-a-file", lambda r, cmd=cmd: [cmd, "--model", str(r / "empty_model"), "--task", "sst2",
+                                                      "--out", str(r / "a_file" / "results")],
+       ["--out", "a_file is a file, so no folder can be made under it"])
+      for cmd in ("importance", "mask", "prune", "finetune")],
 ]
 
 
@@ -264,25 +166,19 @@ def test_bad_input_exits_2_with_one_line(files, argv, words, capsys, monkeypatch
 
 def test_a_read_only_folder_is_refused_before_any_work(tmp_path):
     """On a read-only mount (root writes into ``chmod 555`` folders, so that is no test) ``--out`` fails first."""
-    if (
-        shutil.which("unshare") is None
-        or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0
-    ):
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
         pytest.skip("cannot make a read-only mount here (unshare -rm is unavailable)")
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     (tmp_path / "empty_model").mkdir()
-    command = (
-        f"mount -t tmpfs -o ro tmpfs {readonly} && exec {sys.executable} -m bertology_widgets.cli "
-        f"importance --task sst2 --model {tmp_path / 'empty_model'} --out {readonly / 'results'}"
-    )
+    command = (f"mount -t tmpfs -o ro tmpfs {readonly} && exec {sys.executable} -m bertology_widgets.cli "
+               f"importance --task sst2 --model {tmp_path / 'empty_model'} --out {readonly / 'results'}")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, env=env)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"bertology importance: error: --out {readonly / 'results'}: cannot write "
-        f"there (Read-only file system); name a folder you can write to"
-    ]
+    assert done.stderr.splitlines() == [f"bertology importance: error: --out {readonly / 'results'}: cannot write "
+                                        f"there (Read-only file system); name a folder you can write to"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a chmod 555 folder; the read-only mount test covers it")

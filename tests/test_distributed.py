@@ -131,11 +131,8 @@ def _free_port() -> int:
 
 
 def _env() -> dict:
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     env.pop("WORLD_SIZE", None)
     return env
 
@@ -176,24 +173,10 @@ def test_accelerate_launch_on_a_tiny_model(saved_tiny, tmp_path):
     pytest.importorskip("accelerate")
     args = [*saved_tiny, "--batch-size", "4"]
     for n in (1, 2):
-        bertology(
-            "mask",
-            *args,
-            "--out",
-            str(tmp_path / f"mask{n}"),
-            "--masking-amount",
-            "0.25",
-            "--masking-threshold",
-            "0.6",
-            "--random-seeds",
-            "0,1",
-            "--eval-batch-size",
-            "4",
-            processes=n,
-        )
-    assert_same_outputs(
-        tmp_path / "mask1", tmp_path / "mask2", ["head_importance.npy", "attn_entropy.npy", "head_mask.npy"]
-    )
+        bertology("mask", *args, "--out", str(tmp_path / f"mask{n}"), "--masking-amount", "0.25",
+                  "--masking-threshold", "0.6", "--random-seeds", "0,1", "--eval-batch-size", "4", processes=n)
+    assert_same_outputs(tmp_path / "mask1", tmp_path / "mask2",
+                        ["head_importance.npy", "attn_entropy.npy", "head_mask.npy"])
     curve1, curve2 = (json.loads((tmp_path / f"mask{n}" / "curve.json").read_text()) for n in (1, 2))
     assert [s["score"] for s in curve1["steps"]] == [s["score"] for s in curve2["steps"]]
     assert curve1["random_baseline"]["steps"] == curve2["random_baseline"]["steps"]
@@ -214,9 +197,8 @@ def test_accelerate_launch_on_the_default_model(tmp_path):
     args = ["--task", "sst2", "--glue-dir", glue_dir, "--max-examples", "200"]
     for n in (1, 2):
         bertology("mask", *args, "--out", str(tmp_path / f"mask{n}"), "--random-seeds", "", processes=n)
-    assert_same_outputs(
-        tmp_path / "mask1", tmp_path / "mask2", ["head_importance.npy", "attn_entropy.npy", "head_mask.npy"]
-    )
+    assert_same_outputs(tmp_path / "mask1", tmp_path / "mask2",
+                        ["head_importance.npy", "attn_entropy.npy", "head_mask.npy"])
     one, two = (json.loads(bertology("evaluate", *args, "--json", processes=n)) for n in (1, 2))
     assert one == two
 

@@ -36,11 +36,8 @@ def test_a_tsv_that_is_not_utf8_names_the_file_and_the_fix(tmp_path):
 
 def test_a_glue_dir_that_is_a_file_says_so(tmp_path):
     (tmp_path / "glue").write_text("")
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"glue is a file, not a folder; the folder came from glue_dir= "
-        r"\(--glue-dir on the command line\)",
-    ):
+    with pytest.raises(FileNotFoundError, match=r"glue is a file, not a folder; the folder came from glue_dir= "
+                                                r"\(--glue-dir on the command line\)"):
         load_glue("sst2", glue_dir=tmp_path / "glue")
 
 
@@ -66,11 +63,8 @@ def test_an_unknown_hub_name_offline_fails_in_one_line_without_retries(monkeypat
     from bertology_widgets.models import load_model
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"'nobody/no-such-model' is not a local folder, and hub access "
-        r"is off \(HF_HUB_OFFLINE\)",
-    ):
+    with pytest.raises(FileNotFoundError, match=r"'nobody/no-such-model' is not a local folder, and hub access "
+                                                r"is off \(HF_HUB_OFFLINE\)"):
         load_model("nobody/no-such-model")
 
 
@@ -83,16 +77,12 @@ def test_the_hub_probe_names_an_unreachable_host(monkeypatch):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
-    assert (
-        hub_unreachable("nobody/no-such-model")
-        == "the Hugging Face hub (huggingface.co) cannot be reached: Name or service not known"
-    )
+    assert hub_unreachable("nobody/no-such-model") == \
+        "the Hugging Face hub (huggingface.co) cannot be reached: Name or service not known"
 
 
-@pytest.mark.parametrize(
-    "field, value",
-    [("epochs", 0), ("epochs", -1), ("learning_rate", 0.0), ("batch_size", 0), ("max_train_examples", 0)],
-)
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("epochs", -1), ("learning_rate", 0.0), ("batch_size", 0),
+                                          ("max_train_examples", 0)])
 def test_finetune_refuses_settings_that_train_nothing(field, value):
     from bertology_widgets.finetune import FinetuneConfig
 
@@ -104,9 +94,8 @@ def test_bench_text_output_rounds_its_figures(monkeypatch, capsys):
     from bertology_widgets.commands import bench_harness as bench
     from bertology_widgets.cli import main
 
-    monkeypatch.setattr(
-        bench, "run_benchmark", lambda *a, **k: {"task": "sst2", "n": 872, "exact_median_s": 1.2345678912}
-    )
+    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: {"task": "sst2", "n": 872,
+                                                                 "exact_median_s": 1.2345678912})
     assert main(["bench"]) == 0
     out = capsys.readouterr().out
     assert "exact_median_s" in out and "1.235" in out and "1.2345678" not in out

@@ -45,23 +45,8 @@ def write_tsv(path: Path, lines: list[str], *, bom: bool = False) -> Path:
 
 def mnli_row(index: int, premise: str, hypothesis: str, label1: str, gold: str) -> str:
     parses = ["( x )", "( y )", "(ROOT x)", "(ROOT y)"]
-    return "\t".join(
-        [
-            str(index),
-            "31193",
-            f"{index}n",
-            "fiction",
-            *parses,
-            premise,
-            hypothesis,
-            label1,
-            label1,
-            gold,
-            gold,
-            gold,
-            gold,
-        ]
-    )
+    return "\t".join([str(index), "31193", f"{index}n", "fiction", *parses, premise, hypothesis,
+                      label1, label1, gold, gold, gold, gold])
 
 
 def texts_and_labels(split: GlueSplit) -> list[tuple]:
@@ -72,15 +57,12 @@ def texts_and_labels(split: GlueSplit) -> list[tuple]:
 
 
 def test_sst2_keeps_text_exactly_and_survives_unbalanced_quotes(tmp_path):
-    write_tsv(
-        tmp_path / "SST-2" / "dev.tsv",
-        [
-            "sentence\tlabel",
-            "it 's a charming and often affecting journey . \t1",
-            'He said "hi \t0',
-            "after the quote , rows still split on tabs\t1",
-        ],
-    )
+    write_tsv(tmp_path / "SST-2" / "dev.tsv", [
+        "sentence\tlabel",
+        "it 's a charming and often affecting journey . \t1",
+        'He said "hi \t0',
+        "after the quote , rows still split on tabs\t1",
+    ])
     dev = load_glue("sst2", "validation", glue_dir=tmp_path)
     assert texts_and_labels(dev) == [
         ("it 's a charming and often affecting journey . ", None, 1),
@@ -92,13 +74,10 @@ def test_sst2_keeps_text_exactly_and_survives_unbalanced_quotes(tmp_path):
 
 
 def test_cola_train_and_dev_have_no_header(tmp_path):
-    write_tsv(
-        tmp_path / "CoLA" / "dev.tsv",
-        [
-            "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
-            "gj04\t0\t*\tThey drank the pub.",
-        ],
-    )
+    write_tsv(tmp_path / "CoLA" / "dev.tsv", [
+        "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one we propose.",
+        "gj04\t0\t*\tThey drank the pub.",
+    ])
     dev = load_glue("cola", glue_dir=tmp_path)
     assert texts_and_labels(dev) == [
         ("Our friends won't buy this analysis, let alone the next one we propose.", None, 1),
@@ -114,15 +93,11 @@ def test_cola_test_file_has_a_header_and_no_labels(tmp_path):
 
 
 def test_mrpc_byte_order_mark_label_first_and_quotes(tmp_path):
-    write_tsv(
-        tmp_path / "MRPC" / "dev.tsv",
-        [
-            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
-            "1\t1355540\t1355592\tHe said the pie business doesn't fit.\t\"The pie business does not fit.",
-            '0\t2029631\t2029565\tMagnarelli said "100 percent" too\tHis wife said he was "100 percent behind"',
-        ],
-        bom=True,
-    )
+    write_tsv(tmp_path / "MRPC" / "dev.tsv", [
+        "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+        "1\t1355540\t1355592\tHe said the pie business doesn't fit.\t\"The pie business does not fit.",
+        '0\t2029631\t2029565\tMagnarelli said "100 percent" too\tHis wife said he was "100 percent behind"',
+    ], bom=True)
     dev = load_glue("mrpc", glue_dir=tmp_path)
     assert texts_and_labels(dev) == [
         ("He said the pie business doesn't fit.", '"The pie business does not fit.', 1),
@@ -131,14 +106,11 @@ def test_mrpc_byte_order_mark_label_first_and_quotes(tmp_path):
 
 
 def test_qqp_reads_questions_and_is_duplicate(tmp_path):
-    write_tsv(
-        tmp_path / "QQP" / "dev.tsv",
-        [
-            "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
-            "201359\t303345\t303346\tWhy are African-Americans so beautiful?\tWhy are hispanics so beautiful?\t0",
-            "263843\t69383\t380476\tI want to pursue PhD in Computer Science?\tHow can I do a PhD in CS?\t1",
-        ],
-    )
+    write_tsv(tmp_path / "QQP" / "dev.tsv", [
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+        "201359\t303345\t303346\tWhy are African-Americans so beautiful?\tWhy are hispanics so beautiful?\t0",
+        "263843\t69383\t380476\tI want to pursue PhD in Computer Science?\tHow can I do a PhD in CS?\t1",
+    ])
     dev = load_glue("qqp", glue_dir=tmp_path)
     assert texts_and_labels(dev) == [
         ("Why are African-Americans so beautiful?", "Why are hispanics so beautiful?", 0),
@@ -147,16 +119,13 @@ def test_qqp_reads_questions_and_is_duplicate(tmp_path):
 
 
 def test_stsb_reads_float_score_from_last_column(tmp_path):
-    write_tsv(
-        tmp_path / "STS-B" / "dev.tsv",
-        [
-            STSB_HEADER,
-            "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\tA man with a hard hat is dancing.\t"
-            "A man wearing a hard hat is dancing.\t5.000",
-            "1\tmain-captions\tMSRvid\t2012test\t0002\tnone\tnone\tA young child is riding a horse.\t"
-            "A child is riding a horse.\t4.750",
-        ],
-    )
+    write_tsv(tmp_path / "STS-B" / "dev.tsv", [
+        STSB_HEADER,
+        "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\tA man with a hard hat is dancing.\t"
+        "A man wearing a hard hat is dancing.\t5.000",
+        "1\tmain-captions\tMSRvid\t2012test\t0002\tnone\tnone\tA young child is riding a horse.\t"
+        "A child is riding a horse.\t4.750",
+    ])
     dev = load_glue("sts-b", glue_dir=tmp_path)
     assert texts_and_labels(dev) == [
         ("A man with a hard hat is dancing.", "A man wearing a hard hat is dancing.", 5.0),
@@ -166,21 +135,15 @@ def test_stsb_reads_float_score_from_last_column(tmp_path):
 
 
 def write_mnli(glue_dir: Path) -> None:
-    write_tsv(
-        glue_dir / "MNLI" / "dev_matched.tsv",
-        [
-            MNLI_DEV_HEADER,
-            mnli_row(0, "The new rights are nice enough", "Everyone really likes the rights.", "neutral", "neutral"),
-            mnli_row(1, 'He said "hi', "He spoke.", "neutral", "entailment"),
-        ],
-    )
-    write_tsv(
-        glue_dir / "MNLI" / "dev_mismatched.tsv",
-        [
-            MNLI_DEV_HEADER,
-            mnli_row(0, "Your contribution helped.", "Your contributions were of no help.", "neutral", "contradiction"),
-        ],
-    )
+    write_tsv(glue_dir / "MNLI" / "dev_matched.tsv", [
+        MNLI_DEV_HEADER,
+        mnli_row(0, "The new rights are nice enough", "Everyone really likes the rights.", "neutral", "neutral"),
+        mnli_row(1, 'He said "hi', "He spoke.", "neutral", "entailment"),
+    ])
+    write_tsv(glue_dir / "MNLI" / "dev_mismatched.tsv", [
+        MNLI_DEV_HEADER,
+        mnli_row(0, "Your contribution helped.", "Your contributions were of no help.", "neutral", "contradiction"),
+    ])
 
 
 def test_mnli_matched_and_mismatched_take_gold_label(tmp_path):
@@ -203,17 +166,11 @@ def test_mnli_matched_and_mismatched_take_gold_label(tmp_path):
 
 
 def test_mnli_test_file_without_labels(tmp_path):
-    header = (
-        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2"
-    )
-    write_tsv(
-        tmp_path / "MNLI" / "test_mismatched.tsv",
-        [
-            header,
-            "0\t1\t1n\tletters\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tPremise here.\tHypothesis here.",
-        ],
-    )
+    header = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t" \
+             "sentence1_parse\tsentence2_parse\tsentence1\tsentence2"
+    write_tsv(tmp_path / "MNLI" / "test_mismatched.tsv", [
+        header, "0\t1\t1n\tletters\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tPremise here.\tHypothesis here.",
+    ])
     test = load_glue("mnli-mm", "test", glue_dir=tmp_path)
     assert test.split == "test_mismatched"
     assert texts_and_labels(test) == [("Premise here.", "Hypothesis here.", None)]
@@ -231,7 +188,7 @@ def test_mnli_test_file_without_labels(tmp_path):
     ],
 )
 def test_index_first_pair_tasks(tmp_path, folder, task, header, label_token, expected_label):
-    write_tsv(tmp_path / folder / "dev.tsv", [header, f'0\tFirst "text\tSecond text.\t{label_token}'])
+    write_tsv(tmp_path / folder / "dev.tsv", [header, f"0\tFirst \"text\tSecond text.\t{label_token}"])
     dev = load_glue(task, glue_dir=tmp_path)
     assert texts_and_labels(dev) == [('First "text', "Second text.", expected_label)]
 
@@ -254,11 +211,8 @@ def test_max_examples_takes_the_first_n(tmp_path):
     assert [e.text_a for e in load_glue("sst2", glue_dir=tmp_path, max_examples=2)] == ["a", "b"]
     assert len(load_glue("sst2", glue_dir=tmp_path, max_examples=10)) == 4
     for bad in (0, -1, 2.5):  # one message for every bad count, naming the fix
-        with pytest.raises(
-            ValueError,
-            match=rf"max_examples must be an integer of at least 1 \(or None for every "
-            rf"example\), got {bad}",
-        ):
+        with pytest.raises(ValueError, match=rf"max_examples must be an integer of at least 1 \(or None for every "
+                                             rf"example\), got {bad}"):
             load_glue("sst2", glue_dir=tmp_path, max_examples=bad)
 
 
@@ -284,27 +238,15 @@ def test_blank_lines_are_ignored(tmp_path):
 @pytest.mark.parametrize(
     "folder, task, lines, message",
     [
-        (
-            "SST-2",
-            "sst2",
-            ["sentence\tlabel", "fine\t1", "no label here"],
-            "line 3: expected 2 tab-separated columns, found 1",
-        ),
+        ("SST-2", "sst2", ["sentence\tlabel", "fine\t1", "no label here"],
+         "line 3: expected 2 tab-separated columns, found 1"),
         ("SST-2", "sst2", ["sentence\tlabel", "fine\t2"], "line 2: unknown SST-2 label '2'"),
         ("RTE", "rte", ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\tmaybe"], "line 2: unknown RTE label 'maybe'"),
-        (
-            "STS-B",
-            "stsb",
-            [STSB_HEADER, "0\tg\tf\t2012\t1\tnone\tnone\ta\tb\tn/a"],
-            "line 2: score 'n/a' is not a number",
-        ),
+        ("STS-B", "stsb", [STSB_HEADER, "0\tg\tf\t2012\t1\tnone\tnone\ta\tb\tn/a"],
+         "line 2: score 'n/a' is not a number"),
         ("SST-2", "sst2", ["text\tlabel", "fine\t1"], "line 1: header has no column 'sentence'"),
-        (
-            "CoLA",
-            "cola",
-            ["gj04\t1\t\tok.", "gj04\t1\tonly three"],
-            "line 2: expected 4 tab-separated columns, found 3",
-        ),
+        ("CoLA", "cola", ["gj04\t1\t\tok.", "gj04\t1\tonly three"],
+         "line 2: expected 4 tab-separated columns, found 3"),
     ],
 )
 def test_bad_row_names_file_and_line(tmp_path, folder, task, lines, message):
@@ -360,10 +302,8 @@ def test_missing_file_under_environment_folder_says_where_the_folder_came_from(t
     assert f"came from {GLUE_DIR_ENV}" in message
 
 
-@pytest.mark.parametrize(
-    "task, split, wanted",
-    [("rte", "validation", "<glue_dir>/RTE/dev.tsv"), ("sst2", "test", "<glue_dir>/SST-2/test.tsv")],
-)
+@pytest.mark.parametrize("task, split, wanted", [("rte", "validation", "<glue_dir>/RTE/dev.tsv"),
+                                                  ("sst2", "test", "<glue_dir>/SST-2/test.tsv")])
 def test_no_folder_and_no_datasets_package(monkeypatch, task, split, wanted):
     monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
@@ -417,9 +357,8 @@ def test_hub_path_when_no_folder_is_set(monkeypatch):
 def test_hub_test_split_labels_become_none(monkeypatch):
     calls = []
     monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
-    monkeypatch.setitem(
-        sys.modules, "datasets", fake_datasets_module([{"sentence": "s", "label": -1, "idx": 0}], calls)
-    )
+    monkeypatch.setitem(sys.modules, "datasets",
+                        fake_datasets_module([{"sentence": "s", "label": -1, "idx": 0}], calls))
     assert texts_and_labels(load_glue("sst2", "test")) == [("s", None, None)]
     assert calls == [("nyu-mll/glue", "sst2", "test")]
 
@@ -477,9 +416,8 @@ def test_a_folder_or_the_variable_wins_over_the_embedded_copy(tmp_path, monkeypa
 
 def test_hub_split_describes_itself(monkeypatch):
     monkeypatch.delenv(GLUE_DIR_ENV, raising=False)
-    monkeypatch.setitem(
-        sys.modules, "datasets", fake_datasets_module([{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}], [])
-    )
+    monkeypatch.setitem(sys.modules, "datasets", fake_datasets_module([{"sentence1": "a", "sentence2": "b",
+                                                                        "label": 0, "idx": 0}], []))
     dev = load_glue("rte")
     assert dev.origin == "hub" and dev.describe() == "RTE dev: hub nyu-mll/glue:rte (1 examples)"
 
@@ -492,9 +430,8 @@ def real_glue_dir(folder: str) -> Path:
     configured = os.environ.get(GLUE_DIR_ENV, "").strip()
     root = Path(configured) if configured else SHARED_GLUE
     if not (root / folder).is_dir():
-        pytest.skip(
-            f"needs the real {folder} data: set {GLUE_DIR_ENV} to a GLUE folder that has {folder}/ (looked in {root})"
-        )
+        pytest.skip(f"needs the real {folder} data: set {GLUE_DIR_ENV} to a GLUE folder that has {folder}/ "
+                    f"(looked in {root})")
     return root
 
 

@@ -77,9 +77,7 @@ def test_spearman_differs_from_pearson_on_nonlinear_data():
 
 def test_results_are_plain_python_floats():
     for task, predictions, labels in [
-        ("cola", [1, 0], [1, 0]),
-        ("mrpc", [1, 0], [1, 1]),
-        ("stsb", [0.1, 0.9], [0.0, 5.0]),
+        ("cola", [1, 0], [1, 0]), ("mrpc", [1, 0], [1, 1]), ("stsb", [0.1, 0.9], [0.0, 5.0]),
     ]:
         assert all(type(value) is float for value in compute_metrics(task, predictions, labels).values())
 
@@ -150,9 +148,8 @@ def test_counting_metrics_are_bitwise_scikit_learns(seed):
     predictions = np.where(rng.random(n) < 0.8, labels, 1 - labels) if seed < 4 else np.ones(n, dtype=int)
     assert compute_metrics("sst2", predictions, labels)["accuracy"] == accuracy_score(labels, predictions)
     assert compute_metrics("mrpc", predictions, labels)["f1"] == f1_score(labels, predictions, zero_division=0.0)
-    assert compute_metrics("cola", predictions, labels)["matthews_correlation"] == matthews_corrcoef(
-        labels, predictions
-    )
+    assert compute_metrics("cola", predictions, labels)["matthews_correlation"] == matthews_corrcoef(labels,
+                                                                                                     predictions)
 
 
 def test_scoring_a_classification_task_imports_no_sklearn():
@@ -160,12 +157,10 @@ def test_scoring_a_classification_task_imports_no_sklearn():
     import subprocess
     import sys
 
-    code = (
-        "import sys; from bertology_widgets.glue import compute_metrics; "
-        "compute_metrics('cola', [0, 1, 1], [0, 1, 0]); compute_metrics('mrpc', [0, 1, 1], [0, 1, 0]); "
-        "import numpy as np; from bertology_widgets.session import estimates; "
-        "estimates.estimate('sst2', np.array([0, 1]), np.array([1, 1]), 10); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))"
-    )
+    code = ("import sys; from bertology_widgets.glue import compute_metrics; "
+            "compute_metrics('cola', [0, 1, 1], [0, 1, 0]); compute_metrics('mrpc', [0, 1, 1], [0, 1, 0]); "
+            "import numpy as np; from bertology_widgets.session import estimates; "
+            "estimates.estimate('sst2', np.array([0, 1]), np.array([1, 1]), 10); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "sklearn" not in out

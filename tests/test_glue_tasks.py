@@ -38,15 +38,8 @@ METRICS = {
 }
 
 FOLDERS = {
-    "cola": "CoLA",
-    "sst2": "SST-2",
-    "mrpc": "MRPC",
-    "qqp": "QQP",
-    "stsb": "STS-B",
-    "mnli": "MNLI",
-    "qnli": "QNLI",
-    "rte": "RTE",
-    "wnli": "WNLI",
+    "cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B",
+    "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI",
 }
 
 
@@ -76,15 +69,8 @@ def test_folder_and_display_name(name):
 
 def test_num_labels_regression_and_pairs():
     assert {name: t.num_labels for name, t in GLUE_TASKS.items()} == {
-        "cola": 2,
-        "sst2": 2,
-        "mrpc": 2,
-        "qqp": 2,
-        "stsb": 1,
-        "mnli": 3,
-        "qnli": 2,
-        "rte": 2,
-        "wnli": 2,
+        "cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1,
+        "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2,
     }
     assert [name for name, t in GLUE_TASKS.items() if t.is_regression] == ["stsb"]
     assert [name for name, t in GLUE_TASKS.items() if not t.is_pair] == ["cola", "sst2"]
@@ -92,9 +78,7 @@ def test_num_labels_regression_and_pairs():
 
 def test_split_files_standard_and_mnli():
     assert dict(GLUE_TASKS["rte"].split_files) == {
-        "train": "train.tsv",
-        "validation": "dev.tsv",
-        "test": "test.tsv",
+        "train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv",
     }
     mnli = GLUE_TASKS["mnli"]
     assert dict(mnli.split_files) == {
@@ -112,18 +96,9 @@ def test_split_files_standard_and_mnli():
 @pytest.mark.parametrize(
     "alias, expected",
     [
-        ("sst-2", "sst2"),
-        ("SST-2", "sst2"),
-        ("sst_2", "sst2"),
-        ("SST2", "sst2"),
-        ("sts-b", "stsb"),
-        ("STS-B", "stsb"),
-        ("CoLA", "cola"),
-        ("  qqp ", "qqp"),
-        ("MNLI", "mnli"),
-        ("mnli-m", "mnli"),
-        ("mnli-mm", "mnli"),
-        ("mnli_mismatched", "mnli"),
+        ("sst-2", "sst2"), ("SST-2", "sst2"), ("sst_2", "sst2"), ("SST2", "sst2"),
+        ("sts-b", "stsb"), ("STS-B", "stsb"), ("CoLA", "cola"), ("  qqp ", "qqp"),
+        ("MNLI", "mnli"), ("mnli-m", "mnli"), ("mnli-mm", "mnli"), ("mnli_mismatched", "mnli"),
     ],
 )
 def test_get_task_accepts_aliases(alias, expected):

@@ -35,12 +35,8 @@ def test_logits_and_importance_on_cuda_match_the_cpu(pair, tokenizer):
     examples = tiny_examples(40, seed=2)
     mask = np.ones((3, 4), dtype=np.float32)
     mask[1, 2] = 0
-    np.testing.assert_allclose(
-        predict_logits(gpu, tokenizer, examples, mask),
-        predict_logits(cpu, tokenizer, examples, mask),
-        rtol=1e-3,
-        atol=1e-4,
-    )
+    np.testing.assert_allclose(predict_logits(gpu, tokenizer, examples, mask),
+                               predict_logits(cpu, tokenizer, examples, mask), rtol=1e-3, atol=1e-4)
     on_gpu, on_cpu = head_importance(gpu, tokenizer, examples), head_importance(cpu, tokenizer, examples)
     np.testing.assert_allclose(on_gpu.raw_importance, on_cpu.raw_importance, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(on_gpu.entropy, on_cpu.entropy, rtol=1e-3, atol=1e-5)
@@ -74,9 +70,8 @@ def test_from_pretrained_and_cli_on_cuda(pair, tokenizer, tmp_path):
     rows = "".join(f"{e.text_a}\t{y}\n" for e, y in zip(texts, labels))
     (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")
     # fp32: the bf16 guard's margin bound is set for trained models, and this one has random weights
-    session = ModelSession.from_pretrained(
-        str(tmp_path / "model"), glue_dir=str(tmp_path / "glue"), device="cuda", precision="fp32"
-    )
+    session = ModelSession.from_pretrained(str(tmp_path / "model"), glue_dir=str(tmp_path / "glue"), device="cuda",
+                                           precision="fp32")
     try:
         assert next(session.model.parameters()).is_cuda and session.precision == "fp32"
         reference = evaluate(session.model, tokenizer, texts, session.mask, task="sst2", precision="fp32")
@@ -84,16 +79,8 @@ def test_from_pretrained_and_cli_on_cuda(pair, tokenizer, tmp_path):
         assert session.score["accuracy"] >= 0.8  # against the CPU's predictions: near-zero margins may flip
     finally:
         session.close()
-    common = [
-        "--model",
-        str(tmp_path / "model"),
-        "--task",
-        "sst2",
-        "--glue-dir",
-        str(tmp_path / "glue"),
-        "--device",
-        "cuda",
-    ]
+    common = ["--model", str(tmp_path / "model"), "--task", "sst2", "--glue-dir", str(tmp_path / "glue"),
+              "--device", "cuda"]
     assert main(["importance", *common, "--out", str(tmp_path / "out")]) == 0
     assert np.load(tmp_path / "out" / "head_importance.npy").shape == (3, 4)
 

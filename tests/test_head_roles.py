@@ -11,25 +11,14 @@ import pytest
 
 from bertology_widgets.capturing import capture
 from bertology_widgets.glue import Example
-from bertology_widgets.head_roles import (
-    BROAD_ENTROPY_THRESHOLD,
-    ROLE_SHARE_THRESHOLD,
-    ROLES,
-    HeadRoles,
-    assign_roles,
-    head_roles,
-)
+from bertology_widgets.head_roles import (BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, ROLES, HeadRoles,
+                                          assign_roles, head_roles)
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
 from bertology_widgets.testing_reference import HEADS, LAYERS, shared_model
 
-TEXTS = [
-    "a good film , with a dull ending .",
-    "great actors !",
-    "the plot is long ; the music is fun",
-    "boring",
-    "a charming , funny and sad story about music and scenes",
-]
+TEXTS = ["a good film , with a dull ending .", "great actors !", "the plot is long ; the music is fun",
+         "boring", "a charming , funny and sad story about music and scenes"]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +28,8 @@ def tokenizer():
 
 def reference(model, tokenizer, texts, causal: bool) -> dict:
     """Mean over all query tokens of all texts, one text at a time, by explicit loops."""
-    sums = {
-        k: np.zeros((LAYERS, HEADS)) for k in ("cls", "sep", "punct", "prev", "next", "self", "entropy", "distance")
-    }
+    sums = {k: np.zeros((LAYERS, HEADS)) for k in ("cls", "sep", "punct", "prev", "next", "self", "entropy",
+                                                    "distance")}
     counts = {k: 0 for k in sums}
     for text in texts:
         cap = capture(model, tokenizer, text)
@@ -87,10 +75,8 @@ def test_batched_measures_match_unbatched_loops(arch, tokenizer):
 
 def test_roles_follow_the_documented_thresholds():
     shape = (1, 4)
-    measures = {
-        k: np.zeros(shape)
-        for k in ("cls", "sep", "punct", "prev", "next", "self", "entropy", "entropy_ratio", "distance")
-    }
+    measures = {k: np.zeros(shape) for k in ("cls", "sep", "punct", "prev", "next", "self", "entropy",
+                                              "entropy_ratio", "distance")}
     measures["sep"][0, 0] = ROLE_SHARE_THRESHOLD + 0.1  # dominant share
     measures["prev"][0, 1] = ROLE_SHARE_THRESHOLD - 0.1  # below the share threshold, focused
     measures["entropy_ratio"][0, 1] = BROAD_ENTROPY_THRESHOLD - 0.1

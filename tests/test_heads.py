@@ -29,10 +29,8 @@ from bertology_widgets.testing_reference import (
 )
 
 REFERENCE_MASKS = [
-    *(
-        pytest.param(one_head_mask(layer, head), id=f"layer{layer}-head{head}")
-        for layer, head in [(0, 0), (1, 2), (2, 3)]
-    ),
+    *(pytest.param(one_head_mask(layer, head), id=f"layer{layer}-head{head}")
+      for layer, head in [(0, 0), (1, 2), (2, 3)]),
     pytest.param(torch.tensor([[0.5, 1.0, 0.0, 0.25], [1.0, 0.75, 1.0, 1.0], [0.1, 1.0, 1.0, 0.9]]), id="fractional"),
 ]
 
@@ -44,15 +42,12 @@ def assert_no_hooks(model, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize(
-    "ones",
-    [
-        pytest.param(lambda: np.ones((LAYERS, HEADS)), id="numpy"),
-        pytest.param(lambda: [[1] * HEADS] * LAYERS, id="list-int"),
-        pytest.param(lambda: torch.ones(LAYERS, HEADS, dtype=torch.bool), id="bool"),
-        pytest.param(lambda: torch.ones(LAYERS, HEADS, requires_grad=True), id="tensor-grad"),
-    ],
-)
+@pytest.mark.parametrize("ones", [
+    pytest.param(lambda: np.ones((LAYERS, HEADS)), id="numpy"),
+    pytest.param(lambda: [[1] * HEADS] * LAYERS, id="list-int"),
+    pytest.param(lambda: torch.ones(LAYERS, HEADS, dtype=torch.bool), id="bool"),
+    pytest.param(lambda: torch.ones(LAYERS, HEADS, requires_grad=True), id="tensor-grad"),
+])
 def test_all_ones_mask_is_exactly_the_unmodified_model(arch, ones, batch_for):
     model, batch = shared_model(arch), batch_for(arch)
     assert torch.equal(masked_logits(model, batch, ones()), logits_of(model, batch))
@@ -205,17 +200,14 @@ def test_valid_masks_are_converted_to_float():
     assert torch.equal(as_head_mask(None, LAYERS, HEADS), torch.ones(LAYERS, HEADS))
 
 
-@pytest.mark.parametrize(
-    "layer,head,message",
-    [
-        (LAYERS, None, "layers 0..2"),
-        (-1, None, "layers 0..2"),
-        (0, HEADS, "heads 0..3"),
-        (1, -1, "heads 0..3"),
-        (1.5, None, "integer"),
-        ("0", 1, "integer"),
-    ],
-)
+@pytest.mark.parametrize("layer,head,message", [
+    (LAYERS, None, "layers 0..2"),
+    (-1, None, "layers 0..2"),
+    (0, HEADS, "heads 0..3"),
+    (1, -1, "heads 0..3"),
+    (1.5, None, "integer"),
+    ("0", 1, "integer"),
+])
 def test_validate_layer_head_rejects_out_of_range(layer, head, message):
     for shape in ((LAYERS, HEADS), shared_model("distilbert")):
         with pytest.raises(ValueError) as info:
@@ -249,9 +241,8 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_batch_of_masks_gates_each_example_as_its_own_mask_would(arch, batch_for):
     model, batch = shared_model(arch), batch_for(arch)
-    masks = torch.stack(
-        [one_head_mask(0, 0), one_head_mask(1, 2), torch.tensor([[0.5, 1.0, 0.0, 0.25]] * LAYERS)]
-    )  # (batch, layers, heads)
+    masks = torch.stack([one_head_mask(0, 0), one_head_mask(1, 2),
+                         torch.tensor([[0.5, 1.0, 0.0, 0.25]] * LAYERS)])  # (batch, layers, heads)
     together = masked_logits(model, batch, masks)
     for b, mask in enumerate(masks):
         torch.testing.assert_close(together[b], masked_logits(model, batch, mask)[b], atol=1e-5, rtol=1e-4)

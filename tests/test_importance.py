@@ -43,7 +43,6 @@ def gated(model, arch, gate):
     """Multiply head ``h`` of layer ``l``'s output by ``gate[l, h]`` (written apart from the package)."""
     handles = []
     for layer in range(LAYERS):
-
         def hook(module, args, layer=layer):
             x = args[0]
             g = gate[layer].repeat_interleave(HEAD_DIM)
@@ -66,20 +65,20 @@ def encode(tokenizer, arch, examples):
 
 
 def min_max_layer_norm(raw):
-    per_layer = raw / np.sqrt((raw**2).sum(-1, keepdims=True))
+    per_layer = raw / np.sqrt((raw ** 2).sum(-1, keepdims=True))
     return (per_layer - per_layer.min()) / (per_layer.max() - per_layer.min())
 
 
 def reference_compat(model, tokenizer, arch, examples, batch_size=1, mask=None):
     """run_bertology.py's loop: one gate tensor whose .grad is never zeroed; abs of it summed per batch."""
     model = copy.deepcopy(model)
-    head_mask = torch.ones(LAYERS, HEADS) if mask is None else torch.tensor(mask, dtype=torch.float32)
+    head_mask = (torch.ones(LAYERS, HEADS) if mask is None else torch.tensor(mask, dtype=torch.float32))
     head_mask.requires_grad_(True)
     importance = torch.zeros(LAYERS, HEADS)
     tokens = 0.0
     with gated(model, arch, head_mask):
         for i in range(0, len(examples), batch_size):
-            inputs, labels = encode(tokenizer, arch, examples[i : i + batch_size])
+            inputs, labels = encode(tokenizer, arch, examples[i:i + batch_size])
             model(**inputs, labels=labels).loss.backward()
             importance += head_mask.grad.abs().detach()
             tokens += inputs["attention_mask"].float().sum().item()
@@ -90,7 +89,7 @@ def reference_per_example(model, tokenizer, arch, examples, mask=None):
     """Mean over examples of |dL(x)/dg|, one example at a time."""
     total = torch.zeros(LAYERS, HEADS)
     for ex in examples:
-        gate = torch.ones(LAYERS, HEADS) if mask is None else torch.tensor(mask, dtype=torch.float32)
+        gate = (torch.ones(LAYERS, HEADS) if mask is None else torch.tensor(mask, dtype=torch.float32))
         gate.requires_grad_(True)
         inputs, labels = encode(tokenizer, arch, [ex])
         with gated(model, arch, gate):
@@ -131,26 +130,18 @@ def test_compat_keeps_the_never_zeroed_gradient_quirk(bert, tokenizer):
 
 
 def test_compat_batches_in_file_order_with_the_batch_mean_loss(bert, tokenizer):
-    result = head_importance(bert, tokenizer, EXAMPLES, compat=True, batch_size=2, task="sst2", compute_entropy=False)
-    np.testing.assert_allclose(
-        result.raw_importance, reference_compat(bert, tokenizer, "bert", EXAMPLES, 2), rtol=1e-4, atol=1e-8
-    )
+    result = head_importance(bert, tokenizer, EXAMPLES, compat=True, batch_size=2, task="sst2",
+                             compute_entropy=False)
+    np.testing.assert_allclose(result.raw_importance, reference_compat(bert, tokenizer, "bert", EXAMPLES, 2),
+                               rtol=1e-4, atol=1e-8)
 
 
 @pytest.mark.parametrize("by_layer, global_", [(False, False), (True, False), (False, True)])
 def test_normalisations_switch_off(bert, tokenizer, by_layer, global_):
-    result = head_importance(
-        bert,
-        tokenizer,
-        EXAMPLES,
-        compat=True,
-        normalize_by_layer=by_layer,
-        normalize_global=global_,
-        task="sst2",
-        compute_entropy=False,
-    )
+    result = head_importance(bert, tokenizer, EXAMPLES, compat=True, normalize_by_layer=by_layer,
+                             normalize_global=global_, task="sst2", compute_entropy=False)
     raw = reference_compat(bert, tokenizer, "bert", EXAMPLES)
-    expected = raw / np.sqrt((raw**2).sum(-1, keepdims=True)) if by_layer else raw
+    expected = raw / np.sqrt((raw ** 2).sum(-1, keepdims=True)) if by_layer else raw
     if global_:
         expected = (expected - expected.min()) / (expected.max() - expected.min())
     np.testing.assert_allclose(result.importance, expected, rtol=1e-4, atol=1e-7)
@@ -166,38 +157,30 @@ def test_per_example_is_the_mean_of_per_example_gradients(tokenizer, arch):
 
 
 def test_per_batch_takes_the_gradient_of_each_batch_mean(bert, tokenizer):
-    one = head_importance(
-        bert, tokenizer, EXAMPLES, per_example=False, batch_size=len(EXAMPLES), task="sst2", compute_entropy=False
-    )
-    np.testing.assert_allclose(
-        one.raw_importance,
-        reference_compat(bert, tokenizer, "bert", EXAMPLES, len(EXAMPLES)) * one.tokens,
-        rtol=1e-4,
-        atol=1e-7,
-    )
-    singles = head_importance(
-        bert, tokenizer, EXAMPLES, per_example=False, batch_size=1, task="sst2", compute_entropy=False
-    )
-    np.testing.assert_allclose(
-        singles.raw_importance, reference_per_example(bert, tokenizer, "bert", EXAMPLES), rtol=1e-4, atol=1e-7
-    )
+    one = head_importance(bert, tokenizer, EXAMPLES, per_example=False, batch_size=len(EXAMPLES), task="sst2",
+                          compute_entropy=False)
+    np.testing.assert_allclose(one.raw_importance,
+                               reference_compat(bert, tokenizer, "bert", EXAMPLES, len(EXAMPLES)) * one.tokens,
+                               rtol=1e-4, atol=1e-7)
+    singles = head_importance(bert, tokenizer, EXAMPLES, per_example=False, batch_size=1, task="sst2",
+                              compute_entropy=False)
+    np.testing.assert_allclose(singles.raw_importance, reference_per_example(bert, tokenizer, "bert", EXAMPLES),
+                               rtol=1e-4, atol=1e-7)
 
 
 def test_per_example_under_a_mask(bert, tokenizer):
     mask = np.ones((LAYERS, HEADS), dtype=np.float32)
     mask[0, 1] = mask[2, 3] = 0.0
     result = head_importance(bert, tokenizer, EXAMPLES, mask=mask, task="sst2", compute_entropy=False)
-    np.testing.assert_allclose(
-        result.raw_importance, reference_per_example(bert, tokenizer, "bert", EXAMPLES, mask), rtol=1e-4, atol=1e-7
-    )
+    np.testing.assert_allclose(result.raw_importance, reference_per_example(bert, tokenizer, "bert", EXAMPLES, mask),
+                               rtol=1e-4, atol=1e-7)
 
 
 def test_regression_uses_squared_error(tokenizer):
     model = tiny_model("bert", seed=1, initializer_range=0.5, num_labels=1)
     result = head_importance(model, tokenizer, PAIRS, batch_size=2, task="stsb", compute_entropy=False)
-    np.testing.assert_allclose(
-        result.raw_importance, reference_per_example(model, tokenizer, "bert", PAIRS), rtol=1e-4, atol=1e-7
-    )
+    np.testing.assert_allclose(result.raw_importance, reference_per_example(model, tokenizer, "bert", PAIRS),
+                               rtol=1e-4, atol=1e-7)
 
 
 def test_entropy_matches_output_attentions(bert, tokenizer):
@@ -221,9 +204,8 @@ def test_compat_entropy_of_a_masked_head_is_zero_as_head_mask_left_it(bert, toke
 def test_leaves_the_model_as_it_was(bert, tokenizer):
     model = copy.deepcopy(bert).train()
     calls = []
-    head_importance(
-        model, tokenizer, EXAMPLES, task="sst2", batch_size=2, on_progress=lambda d, t: calls.append((d, t))
-    )
+    head_importance(model, tokenizer, EXAMPLES, task="sst2", batch_size=2,
+                    on_progress=lambda d, t: calls.append((d, t)))
     assert model.training
     assert model.config._attn_implementation == "sdpa"
     assert count_pre_hooks(model) == 0

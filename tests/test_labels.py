@@ -31,22 +31,19 @@ from bertology_widgets.testing import tiny_examples, tiny_model
 
 
 # -- matching names ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "id2label,task,expected",
-    [
-        ({0: "NEGATIVE", 1: "POSITIVE"}, "sst2", (0, 1)),
-        ({0: "POSITIVE", 1: "NEGATIVE"}, "sst2", (1, 0)),
-        ({0: "pos", 1: "neg"}, "sst2", (1, 0)),
-        ({0: "LABEL_0", 1: "LABEL_1"}, "sst2", (0, 1)),
-        ({}, "mrpc", (0, 1)),
-        ({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}, "mnli", (2, 1, 0)),  # roberta-large-mnli
-        ({0: "NOT_ENTAILMENT", 1: "ENTAILMENT"}, "rte", (1, 0)),
-        ({0: "Not Entailment", 1: "entailment"}, "wnli", (0, 1)),
-        ({"0": "equivalent", "1": "not_equivalent"}, "mrpc", (1, 0)),
-        ({0: "Acceptable", 1: "Unacceptable"}, "cola", (1, 0)),
-        ({0: "duplicate", 1: "not_duplicate"}, "qqp", (1, 0)),
-    ],
-)
+@pytest.mark.parametrize("id2label,task,expected", [
+    ({0: "NEGATIVE", 1: "POSITIVE"}, "sst2", (0, 1)),
+    ({0: "POSITIVE", 1: "NEGATIVE"}, "sst2", (1, 0)),
+    ({0: "pos", 1: "neg"}, "sst2", (1, 0)),
+    ({0: "LABEL_0", 1: "LABEL_1"}, "sst2", (0, 1)),
+    ({}, "mrpc", (0, 1)),
+    ({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}, "mnli", (2, 1, 0)),  # roberta-large-mnli
+    ({0: "NOT_ENTAILMENT", 1: "ENTAILMENT"}, "rte", (1, 0)),
+    ({0: "Not Entailment", 1: "entailment"}, "wnli", (0, 1)),
+    ({"0": "equivalent", "1": "not_equivalent"}, "mrpc", (1, 0)),
+    ({0: "Acceptable", 1: "Unacceptable"}, "cola", (1, 0)),
+    ({0: "duplicate", 1: "not_duplicate"}, "qqp", (1, 0)),
+])
 def test_names_are_matched_case_insensitively_with_synonyms(id2label, task, expected):
     assert resolve_label_map(id2label, task).model_to_task == expected
 
@@ -55,13 +52,8 @@ def test_unmatched_names_are_refused_with_both_lists_and_the_fix():
     with pytest.raises(ValueError) as info:
         resolve_label_map({0: "bad", 1: "good"}, "sst2", recorded_task="imdb")
     message = str(info.value)
-    for part in (
-        "['bad', 'good']",
-        "['negative', 'positive']",
-        "label_map={'bad': 'negative', 'good': 'positive'}",
-        "--label-map bad=negative,good=positive",
-        "'imdb'",
-    ):
+    for part in ("['bad', 'good']", "['negative', 'positive']", "label_map={'bad': 'negative', 'good': 'positive'}",
+                 "--label-map bad=negative,good=positive", "'imdb'"):
         assert part in message
     with pytest.raises(ValueError, match="same label"):
         resolve_label_map({0: "positive", 1: "pos"}, "sst2")
@@ -75,14 +67,11 @@ def test_a_user_label_map_overrides_the_names():
         resolve_label_map({0: "x", 1: "y"}, "sst2", {"x": "positive"})
 
 
-@pytest.mark.parametrize(
-    "text,expected",
-    [
-        ("LABEL_0=positive,LABEL_1=negative", {"LABEL_0": "positive", "LABEL_1": "negative"}),
-        ('{"0": "positive", "1": "negative"}', {"0": "positive", "1": "negative"}),
-        (None, None),
-    ],
-)
+@pytest.mark.parametrize("text,expected", [
+    ("LABEL_0=positive,LABEL_1=negative", {"LABEL_0": "positive", "LABEL_1": "negative"}),
+    ('{"0": "positive", "1": "negative"}', {"0": "positive", "1": "negative"}),
+    (None, None),
+])
 def test_label_map_option_parses(text, expected):
     assert parse_label_map(text) == expected
 
@@ -150,8 +139,7 @@ def test_permuted_copy_scores_and_ranks_heads_exactly_like_the_original(saved_pa
     np.testing.assert_array_equal(a["predictions"], b["predictions"])
     assert applied_label_map(original) is None
     assert applied_label_map(permuted).describe() == (
-        "model class 0 'POSITIVE' -> positive, 1 'NEGATIVE' -> negative (SST-2 order: negative, positive)"
-    )
+        "model class 0 'POSITIVE' -> positive, 1 'NEGATIVE' -> negative (SST-2 order: negative, positive)")
     assert permuted.config.id2label == {0: "negative", 1: "positive"}
     ia = head_importance(original, tokenizer, examples[:16], task="sst2")
     ib = head_importance(permuted, tokenizer, examples[:16], task="sst2")
@@ -207,9 +195,8 @@ def test_session_takes_a_label_map(tokenizer):
     model.config.id2label = {0: "bad", 1: "good"}
     with pytest.raises(ValueError, match="label_map="):
         ModelSession(copy.deepcopy(model), tokenizer, tiny_examples(8), task="sst2", live=False)
-    session = ModelSession(
-        model, tokenizer, tiny_examples(8), task="sst2", live=False, label_map={"bad": "positive", "good": "negative"}
-    )
+    session = ModelSession(model, tokenizer, tiny_examples(8), task="sst2", live=False,
+                           label_map={"bad": "positive", "good": "negative"})
     try:
         assert "'bad' -> positive" in session.notice
     finally:
@@ -221,12 +208,8 @@ def test_cli_evaluate_scores_the_permuted_copy_like_the_original(saved_pair, cap
     root, _ = saved_pair
     scores = {}
     for name in ("original", "permuted"):
-        assert (
-            main(
-                ["evaluate", "--model", str(root / name), "--task", "sst2", "--glue-dir", str(root / "glue"), "--json"]
-            )
-            == 0
-        )
+        assert main(["evaluate", "--model", str(root / name), "--task", "sst2",
+                     "--glue-dir", str(root / "glue"), "--json"]) == 0
         captured = capsys.readouterr()
         scores[name] = json.loads(captured.out)
     assert scores["original"]["accuracy"] == scores["permuted"]["accuracy"]
@@ -246,10 +229,8 @@ def test_cli_refuses_unknown_names_and_takes_label_map(tmp_path, tokenizer, save
     err = capsys.readouterr().err
     assert "--label-map bad=negative,good=positive" in err and "Traceback" not in err
     assert main([*common, "--label-map", "bad=negative,good=positive"]) == 0
-    assert (
-        main(["importance", *common[1:-1], "--label-map", "bad=negative,good=positive", "--out", str(tmp_path / "imp")])
-        == 0
-    )
+    assert main(["importance", *common[1:-1], "--label-map", "bad=negative,good=positive",
+                 "--out", str(tmp_path / "imp")]) == 0
 
 
 def test_a_model_scored_on_another_task_is_warned_about(saved_pair, tokenizer, tmp_path, capsys):
@@ -293,8 +274,7 @@ def test_permuted_default_model_scores_0_876_on_sst2(tmp_path, capsys):
     assert round(results["copy"]["accuracy"], 3) == 0.876
     assert "'POSITIVE' -> positive, 1 'NEGATIVE' -> negative" in captured.err
     examples = __import__("bertology_widgets.glue", fromlist=["load_glue"]).load_glue(
-        "sst2", "validation", glue_dir=GLUE_DIR, max_examples=32
-    )
+        "sst2", "validation", glue_dir=GLUE_DIR, max_examples=32)
     original, _ = load_model(str(folder), device="cpu")
     copy_, _ = load_model(str(tmp_path / "copy"), device="cpu")
     ia = head_importance(original, tokenizer, examples, task="sst2", compute_entropy=False)

@@ -80,12 +80,8 @@ def import_graph() -> dict[str, set[str]]:
 VIEW_ENGINE_NAMES = {
     "bertology_widgets.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
     "bertology_widgets.probe": {"ProbeResult"},  # the type of session.probe
-    "bertology_widgets.representations": {
-        "POOLINGS",  # a constant; the rest: numpy over session.hidden_states
-        "layer_to_layer_cosine",
-        "pca_2d",
-        "token_norms",
-    },
+    "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
+                                          "layer_to_layer_cosine", "pca_2d", "token_norms"},
     "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
 }
 
@@ -101,9 +97,8 @@ def engine_names_imported_by_views() -> set[tuple[str, str, str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = resolve(importer, path.name == "__init__.py", node)
                 found |= {(importer, base, alias.name) for alias in node.names}
-    return {
-        (view, module, name) for view, module, name in found if module.startswith(NAME) and layer_of(module) == "engine"
-    }
+    return {(view, module, name) for view, module, name in found
+            if module.startswith(NAME) and layer_of(module) == "engine"}
 
 
 def test_views_import_from_the_engine_only_constants_types_and_array_helpers():
@@ -121,12 +116,8 @@ def test_the_walk_sees_lazy_imports():
 
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
     graph = import_graph()
-    upward = sorted(
-        (a, b)
-        for a, targets in graph.items()
-        for b in targets
-        if LAYERS.index(layer_of(b)) > LAYERS.index(layer_of(a)) and (a, b) not in ALLOWED
-    )
+    upward = sorted((a, b) for a, targets in graph.items() for b in targets
+                    if LAYERS.index(layer_of(b)) > LAYERS.index(layer_of(a)) and (a, b) not in ALLOWED)
     assert upward == []
 
 
@@ -139,7 +130,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt) :] + [nxt])
+                cycles.append(stack[stack.index(nxt):] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2

@@ -39,17 +39,13 @@ class Recorder:
 
     def off_main(self):
         main = threading.main_thread()
-        return ([n for n in self.notifications if n[-1] is not main], [m for m in self.messages if m[-1] is not main])
+        return ([n for n in self.notifications if n[-1] is not main],
+                [m for m in self.messages if m[-1] is not main])
 
     def updates_of(self, widget, key=None):
         """``comm_msg`` updates sent for ``widget`` (that set ``key``, if given)."""
-        return [
-            m
-            for m in self.messages
-            if m[0] == widget.model_id
-            and m[1].get("method") == "update"
-            and (key is None or key in m[1].get("state", {}))
-        ]
+        return [m for m in self.messages if m[0] == widget.model_id and m[1].get("method") == "update"
+                and (key is None or key in m[1].get("state", {}))]
 
 
 @pytest.fixture()
@@ -173,13 +169,8 @@ def test_in_a_kernel_results_arrive_through_the_event_loop(tokenizer, monkeypatc
     outcome = {}
 
     def kernel():
-        s = ModelSession(
-            tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0),
-            tokenizer,
-            tiny_examples(48),
-            task="sst2",
-            batch_size=16,
-        )
+        s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0), tokenizer,
+                         tiny_examples(48), task="sst2", batch_size=16)
         try:
             outcome["loop"] = s._dispatcher.loop
             s.toggle_head(0, 1)
@@ -223,14 +214,8 @@ def count_captures(monkeypatch):
 @pytest.mark.parametrize("pair", [False, True], ids=["single", "pair"])
 @pytest.mark.parametrize("live", [False, True], ids=["sync", "live"])
 def test_choosing_an_example_runs_one_capture(tokenizer, count_captures, pair, live):
-    s = ModelSession(
-        tiny_model("bert", num_layers=LAYERS, num_heads=HEADS),
-        tokenizer,
-        tiny_examples(24, pair=pair),
-        task="mrpc" if pair else "sst2",
-        batch_size=8,
-        live=live,
-    )
+    s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS), tokenizer,
+                     tiny_examples(24, pair=pair), task="mrpc" if pair else "sst2", batch_size=8, live=live)
     try:
         count_captures.clear()
         s.example_index = 5

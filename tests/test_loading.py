@@ -12,18 +12,11 @@ from bertology_widgets.testing import tiny_model
 
 
 def test_a_checkpoint_that_needs_its_own_code_is_refused_without_running_it(tmp_path, monkeypatch):
-    (tmp_path / "config.json").write_text(
-        json.dumps(
-            {
-                "model_type": "mybert",
-                "architectures": ["MyBert"],
-                "auto_map": {
-                    "AutoConfig": "configuration_mybert.MyBertConfig",
-                    "AutoModelForSequenceClassification": "modeling_mybert.MyBert",
-                },
-            }
-        )
-    )
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "mybert", "architectures": ["MyBert"],
+        "auto_map": {"AutoConfig": "configuration_mybert.MyBertConfig",
+                     "AutoModelForSequenceClassification": "modeling_mybert.MyBert"},
+    }))
     ran = tmp_path / "ran"
     (tmp_path / "configuration_mybert.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
     monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("transformers asked whether to run the code"))

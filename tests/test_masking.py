@@ -15,31 +15,18 @@ import torch
 from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
 from bertology_widgets.importance import head_importance
-from bertology_widgets.masking import (
-    heads_per_step,
-    keep_one_head_per_layer,
-    masking_curve,
-    prune_and_compare,
-    random_masking_curve,
-)
+from bertology_widgets.masking import (heads_per_step, keep_one_head_per_layer, masking_curve, prune_and_compare,
+                                       random_masking_curve)
 from bertology_widgets.pruning import expected_params_after
 from bertology_widgets.testing import tiny_model
 
 from bertology_widgets.testing_reference import HEADS, LAYERS, num_params
 
 TEXTS = [
-    "the movie was wonderful and moving",
-    "a dull , lifeless mess",
-    "i loved every minute of it",
-    "the plot makes no sense at all",
-    "brilliant acting from the whole cast",
-    "boring",
-    "an instant classic that will be remembered",
-    "the worst film of the year , by far",
-    "funny , warm and clever",
-    "it drags on forever without a point",
-    "hello there",
-    "what a ride !",
+    "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
+    "the plot makes no sense at all", "brilliant acting from the whole cast", "boring",
+    "an instant classic that will be remembered", "the worst film of the year , by far",
+    "funny , warm and clever", "it drags on forever without a point", "hello there", "what a ride !",
 ]
 
 
@@ -86,9 +73,8 @@ def test_curve_is_monotone_and_respects_the_threshold(curve, model, tokenizer, e
 def test_each_step_masks_the_least_important_heads_under_the_current_mask(curve, model, tokenizer, examples):
     mask = np.ones((LAYERS, HEADS), dtype=np.float32)
     for step in curve.curve[1:]:
-        importance = head_importance(
-            model, tokenizer, examples, mask=mask, task="sst2", compute_entropy=False
-        ).importance
+        importance = head_importance(model, tokenizer, examples, mask=mask, task="sst2",
+                                     compute_entropy=False).importance
         active = np.flatnonzero(mask.reshape(-1) > 0)
         expected = active[np.argsort(importance.reshape(-1)[active], kind="stable")[:3]]
         newly = np.flatnonzero((mask.reshape(-1) > 0) & (np.asarray(step["mask"]).reshape(-1) == 0))
@@ -97,16 +83,8 @@ def test_each_step_masks_the_least_important_heads_under_the_current_mask(curve,
 
 
 def test_without_a_threshold_it_masks_until_one_step_is_left(model, tokenizer, examples):
-    curve = masking_curve(
-        model,
-        tokenizer,
-        examples,
-        masking_amount=0.25,
-        masking_threshold=0.0,
-        task="sst2",
-        compat=True,
-        normalize_global=False,
-    )
+    curve = masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.0, task="sst2",
+                          compat=True, normalize_global=False)
     assert [s["heads_masked"] for s in curve.curve] == [0, 3, 6, 9]  # 3 heads left: no full step more
     assert all(s["kept"] for s in curve.curve)
     assert curve.final_fraction_masked == 0.75
@@ -115,17 +93,8 @@ def test_without_a_threshold_it_masks_until_one_step_is_left(model, tokenizer, e
 def test_given_importance_orders_the_first_step(model, tokenizer, examples):
     importance = np.arange(LAYERS * HEADS, dtype=np.float32)[::-1].reshape(LAYERS, HEADS)
     seen = []
-    curve = masking_curve(
-        model,
-        tokenizer,
-        examples,
-        masking_amount=0.1,
-        masking_threshold=2.0,
-        task="sst2",
-        importance=importance,
-        on_step=seen.append,
-        metric="acc",
-    )
+    curve = masking_curve(model, tokenizer, examples, masking_amount=0.1, masking_threshold=2.0, task="sst2",
+                          importance=importance, on_step=seen.append, metric="acc")
     assert len(curve.curve) == 2 and not curve.curve[1]["kept"]  # threshold above any score: one step
     assert np.asarray(curve.curve[1]["mask"])[-1, -1] == 0 and curve.curve[1]["heads_masked"] == 1
     assert seen == curve.curve[1:] and curve.metric == "accuracy"
@@ -134,17 +103,9 @@ def test_given_importance_orders_the_first_step(model, tokenizer, examples):
 
 
 def test_random_baseline_uses_the_same_step_sizes(model, tokenizer, examples, curve):
-    baseline = random_masking_curve(
-        model,
-        tokenizer,
-        examples,
-        masking_amount=0.25,
-        masking_threshold=0.6,
-        seeds=(0, 1, 2),
-        min_steps=len(curve.curve) - 1,
-        task="sst2",
-        original_score=curve.original_score,
-    )
+    baseline = random_masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.6,
+                                    seeds=(0, 1, 2), min_steps=len(curve.curve) - 1, task="sst2",
+                                    original_score=curve.original_score)
     steps = baseline["steps"]
     assert len(steps) >= len(curve.curve)
     assert [s["heads_masked"] for s in steps] == [3 * i for i in range(len(steps))]
@@ -152,16 +113,9 @@ def test_random_baseline_uses_the_same_step_sizes(model, tokenizer, examples, cu
         assert len(step["scores"]) == 3
         assert step["min"] <= step["mean"] <= step["max"]
         assert step["std"] == pytest.approx(np.std(step["scores"]))
-    again = random_masking_curve(
-        model,
-        tokenizer,
-        examples,
-        masking_amount=0.25,
-        masking_threshold=0.6,
-        seeds=(1,),
-        task="sst2",
-        min_steps=len(steps) - 1,
-    )
+    again = random_masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.6,
+                                 seeds=(1,), task="sst2",
+                                 min_steps=len(steps) - 1)
     assert [s["scores"][0] for s in again["steps"]] == [s["scores"][1] for s in steps]
     order = np.random.default_rng(1).permutation(LAYERS * HEADS)
     mask = np.ones(LAYERS * HEADS, dtype=np.float32)

@@ -45,9 +45,8 @@ def test_release_freed_memory_runs_at_most_twice_a_second():
 def test_a_session_with_a_sparser_layer_cache_scores_the_same(tokenizer):
     def open_session(every):
         model = tiny_model("bert", num_layers=4, num_heads=4, initializer_range=1.0, seed=0)
-        return ModelSession(
-            model, tokenizer, tiny_examples(24), task="sst2", batch_size=8, live=False, cache_every=every
-        )
+        return ModelSession(model, tokenizer, tiny_examples(24), task="sst2", batch_size=8, live=False,
+                            cache_every=every)
 
     dense, sparse = open_session(1), open_session(2)
     for layer, head in [(3, 0), (1, 2), (2, 1), (0, 3), (3, 0)]:

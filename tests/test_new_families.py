@@ -25,17 +25,8 @@ from bertology_widgets.pruning import prune_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
 
-from bertology_widgets.testing_reference import (
-    HEAD_DIM,
-    HEADS,
-    HIDDEN,
-    INIT_STD,
-    LAYERS,
-    SENTENCES,
-    count_pre_hooks,
-    last_layer_output,
-    layers_run,
-)
+from bertology_widgets.testing_reference import (HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES,
+                                                  count_pre_hooks, last_layer_output, layers_run)
 
 FAMILIES = TINY_EXTRA_ARCHITECTURES
 NAMES = {"deberta-v2": "DeBERTa-v2/v3", "modernbert": "ModernBERT"}
@@ -106,18 +97,9 @@ def test_importance_matches_finite_differences(arch, tokenizer):
     model = family_model(arch)
     examples = tiny_examples(12, seed=2)
     base = torch.full((LAYERS, HEADS), 0.9)  # the gradient is taken there; +-eps stays inside [0, 1]
-    result = head_importance(
-        model,
-        tokenizer,
-        examples,
-        base,
-        per_example=False,
-        batch_size=len(examples),
-        compute_entropy=False,
-        normalize_by_layer=False,
-        normalize_global=False,
-        task="sst2",
-    )
+    result = head_importance(model, tokenizer, examples, base, per_example=False, batch_size=len(examples),
+                             compute_entropy=False, normalize_by_layer=False, normalize_global=False,
+                             task="sst2")
     batch = batch_of(tokenizer, [ex.text_a for ex in examples])
     labels = torch.tensor([ex.label for ex in examples])
 
@@ -244,9 +226,8 @@ def test_cli_evaluate_importance_and_mask(arch, tokenizer, tmp_path, capsys):
     assert main(["importance", *common, "--out", str(tmp_path / "imp")]) == 0
     assert main(["mask", *common, "--out", str(tmp_path / "mask"), "--masking-threshold", "0.5"]) == 0
     assert (tmp_path / "imp").is_dir() and (tmp_path / "mask").is_dir()
-    reloaded = evaluate(
-        model, tokenizer, [Example(t, None, int(y), i) for i, (t, y) in enumerate(zip(texts, labels))], task="sst2"
-    )
+    reloaded = evaluate(model, tokenizer, [Example(t, None, int(y), i) for i, (t, y) in
+                                           enumerate(zip(texts, labels))], task="sst2")
     assert reloaded["accuracy"] == 1.0
 
 
@@ -269,19 +250,8 @@ def test_cli_prune_refuses_before_any_work(tokenizer, tmp_path, capsys):
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
-    code = main(
-        [
-            "prune",
-            "--model",
-            str(tmp_path / "model"),
-            "--task",
-            "sst2",
-            "--glue-dir",
-            str(tmp_path / "glue"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = main(["prune", "--model", str(tmp_path / "model"), "--task", "sst2", "--glue-dir", str(tmp_path / "glue"),
+                 "--out", str(tmp_path / "out")])
     assert code == 2
     assert "pruning is not implemented for ModernBERT" in capsys.readouterr().err
     assert not (tmp_path / "out" / "head_importance.npy").exists()

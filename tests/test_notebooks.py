@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.minilm]
 FINAL_CHECKS = {
     # Step 1's dashboard stays on Step 1's state: later steps work on sessions of their own.
     "05_teaching": "assert (session.mask == 1).all() and (session.layer, session.head) == (0, 0), "
-    "(session.mask, session.layer, session.head)\n"
-    "assert session.example_index == 0 and session.importance is None and session.curve == {}",
+                   "(session.mask, session.layer, session.head)\n"
+                   "assert session.example_index == 0 and session.importance is None and session.curve == {}",
 }
 
 
@@ -46,9 +46,8 @@ def test_notebook_executes_cleanly(path, tmp_path):
         notebook.cells.append(nbformat.v4.new_code_cell(check))
         code_cells.append(notebook.cells[-1])
     start = time.perf_counter()
-    NotebookClient(
-        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     print(f"\n{path.name}: {time.perf_counter() - start:.0f} s")
 
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]

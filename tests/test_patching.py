@@ -24,12 +24,8 @@ def brute_force(model, arch, tokenizer, clean, corrupted, per_position: bool):
     clean_in = model_inputs(arch, tokenizer(clean, return_tensors="pt"))
     corrupt_in = model_inputs(arch, tokenizer(corrupted, return_tensors="pt"))
     store = {}
-    handles = [
-        out_projection(model, arch, layer).register_forward_pre_hook(
-            lambda module, args, layer=layer: store.__setitem__(layer, args[0].clone())
-        )
-        for layer in range(LAYERS)
-    ]
+    handles = [out_projection(model, arch, layer).register_forward_pre_hook(
+        lambda module, args, layer=layer: store.__setitem__(layer, args[0].clone())) for layer in range(LAYERS)]
     with torch.no_grad():
         clean_logits = model(**clean_in).logits[0].numpy()
     for handle in handles:
@@ -47,14 +43,12 @@ def brute_force(model, arch, tokenizer, clean, corrupted, per_position: bool):
     for layer in range(LAYERS):
         for head in range(HEADS):
             for i, p in enumerate(positions):
-
                 def hook(module, args, layer=layer, head=head, p=p):
                     x = args[0].clone()
                     cols = slice(head * HEAD_DIM, (head + 1) * HEAD_DIM)
                     rows = slice(None) if p is None else slice(p, p + 1)
                     x[:, rows, cols] = store[layer][:, rows, cols]
                     return (x,)
-
                 handle = out_projection(model, arch, layer).register_forward_pre_hook(hook)
                 with torch.no_grad():
                     z = model(**corrupt_in).logits[0].numpy()

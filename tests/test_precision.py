@@ -72,9 +72,8 @@ def test_the_environment_fixes_what_auto_means(amx, monkeypatch):
 @pytest.mark.parametrize("fast", [False, True], ids=["no-amx", "amx"])
 def test_session_shows_the_precision_it_picked(tokenizer, amx, fast):
     amx(fast)
-    s = ModelSession(
-        tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(16), task="sst2", batch_size=8, live=False
-    )
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(16), task="sst2",
+                     batch_size=8, live=False)
     try:
         assert s.precision == ("bf16" if fast else "fp32")
         assert s.precision in ScoreReadout(s).html.value
@@ -207,24 +206,9 @@ def test_where_auto_means_bf16_the_live_score_equals_bertology_evaluate_mask(mon
         s.close()
     np.save(tmp_path / "mask.npy", mask)
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bertology_widgets.cli",
-            "evaluate",
-            "--task",
-            "sst2",
-            "--mask",
-            str(tmp_path / "mask.npy"),
-            "--max-examples",
-            "128",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-        env=dict(os.environ),
+        [sys.executable, "-m", "bertology_widgets.cli", "evaluate", "--task", "sst2", "--mask",
+         str(tmp_path / "mask.npy"), "--max-examples", "128", "--json"],
+        capture_output=True, text=True, timeout=600, check=True, env=dict(os.environ),
     ).stdout
     cli = json.loads(out.strip().splitlines()[-1])
     assert cli["precision"] == "bf16" and cli["accuracy"] == live

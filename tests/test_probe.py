@@ -48,16 +48,8 @@ def test_probe_reads_a_separable_label_and_respects_the_mask(tokenizer):
     fractions = []
     mask = np.ones((LAYERS, HEADS))
     mask[0] = 0
-    masked = layer_probe(
-        model,
-        tokenizer,
-        train,
-        dev,
-        mask=mask,
-        pooling="mean",
-        max_train=150,
-        progress=lambda done, total: fractions.append(done / total),
-    )
+    masked = layer_probe(model, tokenizer, train, dev, mask=mask, pooling="mean", max_train=150,
+                         progress=lambda done, total: fractions.append(done / total))
     assert masked.heads_masked == HEADS
     assert masked.accuracy[0] == result.accuracy[0]  # the embeddings come before any mask
     assert fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0) and fractions == sorted(fractions)
@@ -82,9 +74,8 @@ def test_subsample_is_seeded_and_keeps_order():
 
 @pytest.fixture()
 def session(tokenizer):
-    s = ModelSession(
-        tiny_model("bert", num_layers=LAYERS, num_heads=HEADS), tokenizer, tiny_examples(30), task="sst2", live=False
-    )
+    s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS), tokenizer, tiny_examples(30),
+                     task="sst2", live=False)
     yield s
     s.close()
 

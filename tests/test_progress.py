@@ -28,10 +28,8 @@ def test_update_to_never_goes_back():
     assert heard == [40, 40, 100]
 
 
-@pytest.mark.parametrize(
-    "progress,bar",
-    [(True, True), (False, False), (None, False), pytest.param(lambda done, total: None, False, id="callable")],
-)
+@pytest.mark.parametrize("progress,bar", [(True, True), (False, False), (None, False),
+                                          pytest.param(lambda done, total: None, False, id="callable")])
 def test_only_true_asks_for_a_bar(progress, bar, capsys):
     assert shows_bar(progress) is bar
     with progress_reporter(progress, 2, desc="work") as report:

@@ -22,18 +22,10 @@ from bertology_widgets.testing import tiny_model
 from bertology_widgets.testing_reference import HEADS, LAYERS
 
 SENTENCES = [
-    "the movie was wonderful and moving",
-    "a dull , lifeless mess",
-    "i loved every minute of it",
-    "the plot makes no sense at all",
-    "brilliant acting from the whole cast",
-    "boring",
-    "an instant classic that will be remembered",
-    "the worst film of the year , by far",
-    "funny , warm and clever",
-    "it drags on forever without a point",
-    "hello there",
-    "what a ride !",
+    "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
+    "the plot makes no sense at all", "brilliant acting from the whole cast", "boring",
+    "an instant classic that will be remembered", "the worst film of the year , by far",
+    "funny , warm and clever", "it drags on forever without a point", "hello there", "what a ride !",
 ]
 FLAGS = ["--masking_amount", "0.25", "--masking-threshold", "0.6", "--random-seeds", "0,1"]
 
@@ -55,9 +47,8 @@ def saved(tmp_path_factory, tokenizer):
 
 def cli(saved, command, out, *extra):
     model_dir, glue_dir = saved
-    code = main(
-        [command, "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(out), *extra]
-    )
+    code = main([command, "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--out", str(out), *extra])
     assert code == 0
 
 
@@ -84,18 +75,11 @@ def test_a_sub_command_that_fails_to_import_is_an_error_not_a_missing_command(mo
 
 
 def test_importance_files_round_trip(saved, tmp_path, capsys):
-    cli(
-        saved,
-        "importance",
-        tmp_path,
-        "--compat",
-        "--dont_normalize_importance_by_layer",
-        "--dont-normalize-global-importance",
-    )
+    cli(saved, "importance", tmp_path, "--compat", "--dont_normalize_importance_by_layer",
+        "--dont-normalize-global-importance")
     model, tokenizer, examples = api_inputs(saved)
-    expected = head_importance(
-        model, tokenizer, examples, compat=True, normalize_by_layer=False, normalize_global=False
-    )
+    expected = head_importance(model, tokenizer, examples, compat=True, normalize_by_layer=False,
+                               normalize_global=False)
     importance, entropy = np.load(tmp_path / "head_importance.npy"), np.load(tmp_path / "attn_entropy.npy")
     assert importance.shape == entropy.shape == (LAYERS, HEADS) and importance.dtype == np.float32
     np.testing.assert_allclose(importance, expected.raw_importance, rtol=1e-5)
@@ -116,20 +100,17 @@ def test_mask_writes_curve_and_mask(saved, tmp_path):
     np.testing.assert_array_equal(head_mask, record["final_mask"])
     np.testing.assert_array_equal(head_mask, expected.final_mask)
     assert record["original_score"] == expected.original_score and record["masking_threshold"] == 0.6
-    assert [(s["heads_masked"], s["score"], s["kept"]) for s in record["steps"]] == [
-        (s["heads_masked"], s["score"], s["kept"]) for s in expected.curve
-    ]
+    assert [(s["heads_masked"], s["score"], s["kept"]) for s in record["steps"]] == \
+        [(s["heads_masked"], s["score"], s["kept"]) for s in expected.curve]
     assert record["threshold_score"] == pytest.approx(0.6 * record["original_score"]["accuracy"])
     random_steps = record["random_baseline"]["steps"]
     assert record["random_baseline"]["seeds"] == [0, 1] and len(random_steps) >= len(record["steps"])
-    assert [s["heads_masked"] for s in random_steps[: len(record["steps"])]] == [
-        s["heads_masked"] for s in record["steps"]
-    ]
+    assert [s["heads_masked"] for s in random_steps[:len(record["steps"])]] == \
+        [s["heads_masked"] for s in record["steps"]]
     keep_one = np.asarray(record["keep_one_head_per_layer"]["mask"])
     assert (keep_one.sum(1) == 1).all()
-    np.testing.assert_allclose(
-        np.load(tmp_path / "head_importance.npy"), head_importance(model, tokenizer, examples).importance, rtol=1e-5
-    )
+    np.testing.assert_allclose(np.load(tmp_path / "head_importance.npy"),
+                               head_importance(model, tokenizer, examples).importance, rtol=1e-5)
     summary = (tmp_path / "summary.txt").read_text()
     assert "Final head mask" in summary and "Random order" in summary and "Keep one head per layer" in summary
 
@@ -165,21 +146,8 @@ def test_prune_masks_first_without_a_mask(saved, tmp_path):
 def test_errors_are_reported_not_raised(saved, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.ones((2, 2)))
     model_dir, glue_dir = saved
-    code = main(
-        [
-            "prune",
-            "--model",
-            str(model_dir),
-            "--task",
-            "sst2",
-            "--glue-dir",
-            str(glue_dir),
-            "--out",
-            str(tmp_path),
-            "--mask",
-            str(tmp_path / "bad.npy"),
-        ]
-    )
+    code = main(["prune", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--out", str(tmp_path), "--mask", str(tmp_path / "bad.npy")])
     assert code == 2 and "give a mask of shape (3, 4)" in capsys.readouterr().err
 
 
@@ -188,17 +156,8 @@ def test_evaluate_says_which_mask_it_applied(saved, tmp_path, capsys):
     mask[1, 2] = mask[2, 0] = 0
     np.save(tmp_path / "mine.npy", mask)
     model_dir, glue_dir = saved
-    argv = [
-        "evaluate",
-        "--model",
-        str(model_dir),
-        "--task",
-        "sst2",
-        "--glue-dir",
-        str(glue_dir),
-        "--mask",
-        str(tmp_path / "mine.npy"),
-    ]
+    argv = ["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+            "--mask", str(tmp_path / "mine.npy")]
     assert main(argv) == 0
     expected = f"(n=12) with the mask {tmp_path / 'mine.npy'}, 2 of {LAYERS * HEADS} heads masked: accuracy"
     assert expected in capsys.readouterr().out
@@ -234,10 +193,8 @@ def test_roles_writes_npz_json_and_a_table(saved, tmp_path, capsys):
 def test_patch_prints_and_writes_the_grid(saved, tmp_path, capsys):
     model_dir, _ = saved
     clean, corrupted = "a charming and affecting journey", "a dull and boring journey"
-    assert (
-        main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", corrupted, "--out", str(tmp_path)])
-        == 0
-    )
+    assert main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", corrupted,
+                 "--out", str(tmp_path)]) == 0
     model, tokenizer, _ = api_inputs(saved)
     grid = np.load(tmp_path / "patching.npy")
     assert grid.shape == (LAYERS, HEADS)
@@ -245,9 +202,8 @@ def test_patch_prints_and_writes_the_grid(saved, tmp_path, capsys):
     record = json.loads((tmp_path / "patching.json").read_text())
     assert record["clean_tokens"][0] == "[CLS]" and not record["per_position"]
     assert "normalised logit difference" in capsys.readouterr().out
-    assert (
-        main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", "dull", "--per-position"]) == 2
-    )  # lengths differ: a readable error, not a traceback
+    assert main(["patch", "--model", str(model_dir), "--clean", clean, "--corrupted", "dull",
+                 "--per-position"]) == 2  # lengths differ: a readable error, not a traceback
 
 
 @pytest.mark.parametrize("command", ["evaluate", "mask"])
@@ -259,22 +215,8 @@ def test_ablation_mean_follows_the_head_means(saved, tmp_path, command, capsys):
     model, tokenizer, examples = api_inputs(saved)
     means = head_output_means(model, tokenizer, examples)
     if command == "evaluate":
-        code = main(
-            [
-                "evaluate",
-                "--model",
-                str(model_dir),
-                "--task",
-                "sst2",
-                "--glue-dir",
-                str(glue_dir),
-                "--mask",
-                str(tmp_path / "layer.npy"),
-                "--ablation",
-                "mean",
-                "--json",
-            ]
-        )
+        code = main(["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                     "--mask", str(tmp_path / "layer.npy"), "--ablation", "mean", "--json"])
         assert code == 0
         got = json.loads(capsys.readouterr().out)
         with ablation_mode(model, "mean", means):

@@ -87,9 +87,8 @@ def test_masking_a_pruned_model_uses_original_head_indices(arch, batch_for):
     first, second = random_mask(4), random_mask(5)
     model, reference = make_model(arch), shared_model(arch)
     prune_heads(model, first)
-    torch.testing.assert_close(
-        masked_logits(model, batch, second), masked_logits(reference, batch, first * second), atol=1e-4, rtol=0
-    )
+    torch.testing.assert_close(masked_logits(model, batch, second),
+                               masked_logits(reference, batch, first * second), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("arch", PRUNABLE)

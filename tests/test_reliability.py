@@ -25,9 +25,8 @@ LAYERS, HEADS = 3, 4
 
 @pytest.fixture(scope="module")
 def shared_session(tokenizer):
-    s = ModelSession(
-        tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(40), task="sst2", batch_size=8, lru_size=16
-    )
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(40), task="sst2",
+                     batch_size=8, lru_size=16)
     yield s
     s.close()
 
@@ -38,14 +37,8 @@ def scorer_threads():
 
 def assert_settled_and_right(session):
     assert session.wait(60), session.score_error
-    reference = evaluate(
-        session.model,
-        session.tokenizer,
-        session.examples,
-        session.mask,
-        batch_size=session.batch_size,
-        task=session.task,
-    )
+    reference = evaluate(session.model, session.tokenizer, session.examples, session.mask,
+                         batch_size=session.batch_size, task=session.task)
     assert session.score == {k: reference[k] for k in session.metric_names}
     np.testing.assert_array_equal(session.predictions, reference["predictions"])
 
@@ -56,9 +49,8 @@ actions = st.one_of(
     st.tuples(st.just("head"), st.integers(0, HEADS - 1)),
     st.tuples(st.just("head_masked"), st.booleans()),
     st.tuples(st.just("toggle"), st.tuples(st.integers(0, LAYERS - 1), st.integers(0, HEADS - 1))),
-    st.tuples(
-        st.just("mask"), st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=LAYERS * HEADS, max_size=LAYERS * HEADS)
-    ),
+    st.tuples(st.just("mask"), st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=LAYERS * HEADS,
+                                         max_size=LAYERS * HEADS)),
     st.tuples(st.just("reset"), st.none()),
     st.tuples(st.just("example_index"), st.integers(0, 39)),
     st.tuples(st.just("text"), st.sampled_from(["good film", "a dull and long movie", "fun", "  "])),
@@ -99,17 +91,8 @@ def test_5000_toggles_and_20_sessions_stay_bounded(tokenizer):
     gc.collect()
     threads_before = len(scorer_threads())
     rss_before = process.memory_info().rss
-    sessions = [
-        ModelSession(
-            tiny_model("bert", initializer_range=1.0, seed=i),
-            tokenizer,
-            tiny_examples(24, seed=i),
-            task="sst2",
-            batch_size=8,
-            lru_size=32,
-        )
-        for i in range(20)
-    ]
+    sessions = [ModelSession(tiny_model("bert", initializer_range=1.0, seed=i), tokenizer, tiny_examples(24, seed=i),
+                             task="sst2", batch_size=8, lru_size=32) for i in range(20)]
     assert len(scorer_threads()) == threads_before + 20
     rng = np.random.default_rng(0)
     start = time.perf_counter()
@@ -132,11 +115,9 @@ def test_5000_toggles_and_20_sessions_stay_bounded(tokenizer):
     assert len(scorer_threads()) == threads_before
     gc.collect()
     rss_after = process.memory_info().rss
-    print(
-        f"\n5000 toggles in {loop_seconds:.2f} s ({5000 / loop_seconds:.0f} toggles/s) over 20 live sessions; "
-        f"RSS before {rss_before / 2**20:.0f} MiB, peak {peak_rss / 2**20:.0f} MiB, "
-        f"after {rss_after / 2**20:.0f} MiB"
-    )
+    print(f"\n5000 toggles in {loop_seconds:.2f} s ({5000 / loop_seconds:.0f} toggles/s) over 20 live sessions; "
+          f"RSS before {rss_before / 2**20:.0f} MiB, peak {peak_rss / 2**20:.0f} MiB, "
+          f"after {rss_after / 2**20:.0f} MiB")
     assert peak_rss - rss_before < 600 * 2**20
 
 
@@ -149,7 +130,8 @@ def test_toggle_storm_on_one_session_settles_on_the_last_mask(shared_session):
 
 # -- faults -----------------------------------------------------------------------------------------
 def test_exception_inside_a_forward_is_shown_and_the_next_toggle_works(tokenizer):
-    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2", batch_size=8)
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2",
+                     batch_size=8)
     try:
         layer = s.scorer.runner.layers[1]
 
@@ -170,11 +152,9 @@ def test_exception_inside_a_forward_is_shown_and_the_next_toggle_works(tokenizer
 
 
 def test_keyboard_interrupt_while_scoring_leaves_the_session_usable(tokenizer):
-    s = ModelSession(
-        tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2", batch_size=8, live=False
-    )
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2",
+                     batch_size=8, live=False)
     try:
-
         def interrupt(number):
             if number == 1:
                 raise KeyboardInterrupt
@@ -191,7 +171,8 @@ def test_keyboard_interrupt_while_scoring_leaves_the_session_usable(tokenizer):
 
 
 def test_keyboard_interrupt_in_the_worker_is_reported_not_fatal(tokenizer):
-    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2", batch_size=8)
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2",
+                     batch_size=8)
     try:
         with faulty_batches(s.scorer, lambda number: (_ for _ in ()).throw(KeyboardInterrupt())):
             s.toggle_head(1, 1)
@@ -206,14 +187,12 @@ def test_keyboard_interrupt_in_the_worker_is_reported_not_fatal(tokenizer):
 
 def _fake_build(model_dir, tokenizer):
     """Stand-in for the 3-minute fine-tune: saves a tiny classifier where the real build would."""
-
     def build(model, task, out, glue_dir=None, config=None, progress=True):
         net = tiny_model("bert")
         net.config.bertology_task = task
         net.save_pretrained(out)
         tokenizer.save_pretrained(out)
         return {"task": task, "accuracy": 0.5}
-
     return build
 
 
@@ -302,17 +281,10 @@ def test_very_long_text_is_truncated_with_a_notice(shared_session):
     assert not s.truncated and s.notice == ""
 
 
-@pytest.mark.parametrize(
-    "mask",
-    [
-        np.full((LAYERS, HEADS), np.nan),
-        np.ones((HEADS, LAYERS)),
-        np.ones((LAYERS, HEADS, 1)),
-        np.array([["x"] * HEADS] * LAYERS),
-        np.full((LAYERS, HEADS), 1 + 0j),
-        [[1, 1], [1]],
-    ],
-)
+@pytest.mark.parametrize("mask", [
+    np.full((LAYERS, HEADS), np.nan), np.ones((HEADS, LAYERS)), np.ones((LAYERS, HEADS, 1)),
+    np.array([["x"] * HEADS] * LAYERS), np.full((LAYERS, HEADS), 1 + 0j), [[1, 1], [1]],
+])
 def test_bad_masks_leave_the_session_unchanged(shared_session, mask):
     before = shared_session.mask.copy()
     with pytest.raises(TraitError, match="mask"):

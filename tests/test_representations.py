@@ -95,9 +95,8 @@ def test_masking_changes_later_layers_only(tokenizer):
 
 @pytest.fixture()
 def session(tokenizer):
-    s = ModelSession(
-        tiny_model("bert", num_layers=LAYERS, num_heads=HEADS), tokenizer, tiny_examples(12), task="sst2", live=False
-    )
+    s = ModelSession(tiny_model("bert", num_layers=LAYERS, num_heads=HEADS), tokenizer, tiny_examples(12),
+                     task="sst2", live=False)
     yield s
     s.close()
 

@@ -94,9 +94,8 @@ def test_processes_starting_at_once_compute_a_result_once(tmp_path):
         print(value["value"], hit)
     """)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
     outputs = [p.communicate(timeout=120)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert log.read_text().count("x") == 1
@@ -113,15 +112,8 @@ def test_the_weights_digest_follows_the_tensors():
 
 
 def open_session(tokenizer, **kwargs):
-    return ModelSession(
-        tiny_model("bert", num_layers=2, num_heads=4, initializer_range=1.0, seed=0),
-        tokenizer,
-        tiny_examples(16),
-        task="sst2",
-        batch_size=8,
-        live=False,
-        **kwargs,
-    )
+    return ModelSession(tiny_model("bert", num_layers=2, num_heads=4, initializer_range=1.0, seed=0), tokenizer,
+                        tiny_examples(16), task="sst2", batch_size=8, live=False, **kwargs)
 
 
 def test_a_second_session_gets_importance_and_the_curve_from_the_cache(tokenizer, monkeypatch):
@@ -153,12 +145,6 @@ def test_a_second_session_gets_importance_and_the_curve_from_the_cache(tokenizer
 def test_another_model_finds_nothing(tokenizer):
     first = open_session(tokenizer)
     first.compute_importance(background=False)
-    other = ModelSession(
-        tiny_model("bert", num_layers=2, num_heads=4, initializer_range=1.0, seed=1),
-        tokenizer,
-        tiny_examples(16),
-        task="sst2",
-        batch_size=8,
-        live=False,
-    )
+    other = ModelSession(tiny_model("bert", num_layers=2, num_heads=4, initializer_range=1.0, seed=1), tokenizer,
+                         tiny_examples(16), task="sst2", batch_size=8, live=False)
     assert other.load_shared_results() == [] and other.importance is None and not other.analysis_cached

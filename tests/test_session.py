@@ -181,16 +181,13 @@ def test_bad_index_raises_trait_error_and_changes_nothing(session, trait, value)
     assert getattr(session, trait) == before
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        (np.ones((3, 5)), "shape"),
-        (np.ones(3), "shape"),
-        (np.full((3, 4), np.nan), "non-finite"),
-        (np.full((3, 4), 2.0), r"\[0, 1\]"),
-        (np.array([["a"] * 4] * 3), "dtype"),
-    ],
-)
+@pytest.mark.parametrize("bad, message", [
+    (np.ones((3, 5)), "shape"),
+    (np.ones(3), "shape"),
+    (np.full((3, 4), np.nan), "non-finite"),
+    (np.full((3, 4), 2.0), r"\[0, 1\]"),
+    (np.array([["a"] * 4] * 3), "dtype"),
+])
 def test_bad_mask_raises_trait_error_and_changes_nothing(session, bad, message):
     before = session.mask.copy()
     with pytest.raises(TraitError, match=message):
@@ -210,9 +207,8 @@ def test_state_round_trips(session, tmp_path, tokenizer):
     session.mask, session.layer, session.head, session.example_index = mask, 1, 3, 5
     path = tmp_path / "state.json"
     session.save_state(path)
-    other = ModelSession(
-        tiny_model("bert", initializer_range=1.0), tokenizer, make_examples(), task="sst2", batch_size=16, live=False
-    )
+    other = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, make_examples(), task="sst2",
+                         batch_size=16, live=False)
     try:
         other.load_state(path)
         np.testing.assert_array_equal(other.mask, mask)
@@ -231,13 +227,10 @@ def test_state_of_custom_text_round_trips(session, tmp_path):
     assert (session.example_index, session.text) == (-1, "a sentence of my own")
 
 
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        ("not json at all", "not a readable session file"),
-        (json.dumps({"hello": 1}), "not a bertology-widgets session file"),
-    ],
-)
+@pytest.mark.parametrize("content, message", [
+    ("not json at all", "not a readable session file"),
+    (json.dumps({"hello": 1}), "not a bertology-widgets session file"),
+])
 def test_bad_state_file_is_refused_and_changes_nothing(session, tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -249,9 +242,8 @@ def test_bad_state_file_is_refused_and_changes_nothing(session, tmp_path, conten
 
 
 def test_state_from_another_model_is_refused(session, tmp_path, tokenizer):
-    other = ModelSession(
-        tiny_model("bert", num_layers=2, initializer_range=1.0), tokenizer, make_examples(16), task="sst2", live=False
-    )
+    other = ModelSession(tiny_model("bert", num_layers=2, initializer_range=1.0), tokenizer, make_examples(16),
+                         task="sst2", live=False)
     try:
         other.save_state(tmp_path / "other.json")
     finally:
@@ -373,15 +365,12 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         s.close()
 
 
-@pytest.mark.parametrize(
-    "layer, head, match",
-    [
-        (3, 0, "layer 3 does not exist; this model has layers 0..2"),
-        (0, 4, "head 4 does not exist; this model has heads 0..3 per layer"),
-        (-1, 0, "layer -1 does not exist"),
-        (0.5, 0, "layer must be an integer index"),
-    ],
-)
+@pytest.mark.parametrize("layer, head, match", [
+    (3, 0, "layer 3 does not exist; this model has layers 0..2"),
+    (0, 4, "head 4 does not exist; this model has heads 0..3 per layer"),
+    (-1, 0, "layer -1 does not exist"),
+    (0.5, 0, "layer must be an integer index"),
+])
 def test_toggling_a_head_that_does_not_exist_says_which_exist(session, layer, head, match):
     before = session.mask.copy()
     with pytest.raises(TraitError, match=match):

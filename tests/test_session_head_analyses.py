@@ -22,7 +22,8 @@ def tokenizer():
 
 @pytest.fixture()
 def session(tokenizer):
-    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(), task="sst2", batch_size=16)
+    s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(), task="sst2",
+                     batch_size=16)
     yield s
     s.close()
 
@@ -41,12 +42,8 @@ def test_mean_ablation_is_computed_once_and_the_live_score_follows_it(session):
     zero_score = dict(session.score)
     finish(session, session.compute_head_means(background=True))
     means = session.head_means
-    np.testing.assert_allclose(
-        means,
-        head_output_means(session.model, session.tokenizer, session.examples, batch_size=16),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    np.testing.assert_allclose(means, head_output_means(session.model, session.tokenizer, session.examples,
+                                                        batch_size=16), rtol=1e-5, atol=1e-6)
     session.ablation = "mean"
     assert get_ablation(session.model) == "mean" and session.wait()
     with ablation_mode(session.model, "mean", means):
@@ -74,12 +71,8 @@ def test_roles_are_computed_like_the_engine(session):
 
 
 def test_a_corrupted_partner_is_suggested_and_patching_fills_the_trait(session, tokenizer):
-    examples = [
-        Example("a charming film", None, 1, 0),
-        Example("the plot is long and dull", None, 1, 1),
-        Example("a boring film", None, 0, 2),
-        Example("great", None, 0, 3),
-    ]
+    examples = [Example("a charming film", None, 1, 0), Example("the plot is long and dull", None, 1, 1),
+                Example("a boring film", None, 0, 2), Example("great", None, 0, 3)]
     s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, examples, task="sst2", live=False)
     try:
         assert s.corrupted_text == "a boring film"  # same token length, the other label

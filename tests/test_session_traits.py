@@ -12,21 +12,8 @@ from bertology_widgets.session import ModelSession
 from bertology_widgets.session.traits import array_trait
 from bertology_widgets.testing import tiny_examples, tiny_model
 
-ARRAY_TRAITS = (
-    "mask",
-    "token_type_ids",
-    "attention",
-    "attentions",
-    "hidden_states",
-    "scored_mask",
-    "predictions",
-    "baseline_predictions",
-    "labels",
-    "importance",
-    "entropy",
-    "head_means",
-    "roles",
-)
+ARRAY_TRAITS = ("mask", "token_type_ids", "attention", "attentions", "hidden_states", "scored_mask", "predictions",
+                "baseline_predictions", "labels", "importance", "entropy", "head_means", "roles")
 
 
 class Holder(HasTraits):

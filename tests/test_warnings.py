@@ -18,11 +18,8 @@ ENGINE_MODULES = ("capturing", "labels", "default_model")
 @pytest.mark.parametrize("name", ENGINE_MODULES)
 def test_every_warning_class_is_a_bertology_warning(name):
     module = importlib.import_module(f"bertology_widgets.{name}")
-    classes = [
-        c
-        for _, c in inspect.getmembers(module, inspect.isclass)
-        if issubclass(c, Warning) and c.__module__ == module.__name__
-    ]
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, Warning) and c.__module__ == module.__name__]
     assert classes and all(issubclass(c, BertologyWarning) for c in classes)
 
 

@@ -10,16 +10,8 @@ import pytest
 
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
-from bertology_widgets.widgets import (
-    AttentionGrid,
-    Controls,
-    Dashboard,
-    ExampleView,
-    HeadMaskGrid,
-    ScoreReadout,
-    load_mask,
-    save_mask,
-)
+from bertology_widgets.widgets import (AttentionGrid, Controls, Dashboard, ExampleView, HeadMaskGrid, ScoreReadout,
+                                       load_mask, save_mask)
 from bertology_widgets.widgets._grid import label_step
 from bertology_widgets.widgets.tokens import display_tokens
 
@@ -231,10 +223,9 @@ def test_mask_export_rejects_bad_files(tmp_path):
 
 def test_dashboard_composes_the_views_and_its_buttons_work(session, tmp_path):
     dashboard = Dashboard(session, export_dir=tmp_path)
-    assert {
-        type(v).__name__
-        for v in (dashboard.controls, dashboard.attention, dashboard.mask_grid, dashboard.readout, dashboard.example)
-    } == {"Controls", "AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView"}
+    assert {type(v).__name__ for v in (dashboard.controls, dashboard.attention, dashboard.mask_grid,
+                                       dashboard.readout, dashboard.example)} == {
+        "Controls", "AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView"}
     dashboard.controls.mask_head.value = True
     buttons = {b.description: b for b in dashboard.exports.children if hasattr(b, "click")}
     buttons["Mask .json"].click()
@@ -248,11 +239,8 @@ def test_dashboard_composes_the_views_and_its_buttons_work(session, tmp_path):
 
 @pytest.mark.parametrize("view", [Dashboard, AttentionGrid, ScoreReadout])
 def test_a_view_of_a_task_name_says_to_open_a_session(view):
-    with pytest.raises(
-        ValueError,
-        match=r"shows a ModelSession, not str 'sst2'; open one first: "
-        r".*\(ModelSession.from_pretrained\(task='sst2'\)\)",
-    ):
+    with pytest.raises(ValueError, match=r"shows a ModelSession, not str 'sst2'; open one first: "
+                                         r".*\(ModelSession.from_pretrained\(task='sst2'\)\)"):
         view("sst2")
 
 
@@ -361,9 +349,8 @@ def test_toggle_says_what_it_will_do_and_single_sentence_tasks_hide_the_pair(ses
     assert controls.mask_head.description == "Mask head"
     controls.mask_head.value = True
     assert controls.mask_head.description == "Unmask head"
-    single = ModelSession(
-        tiny_model("bert", num_layers=1, num_heads=2), tokenizer, tiny_examples(8), task="sst2", live=False
-    )
+    single = ModelSession(tiny_model("bert", num_layers=1, num_heads=2), tokenizer, tiny_examples(8), task="sst2",
+                          live=False)
     try:
         view = ExampleView(single)
         assert view.text_pair.layout.display == "none"

@@ -12,12 +12,8 @@ from bertology_widgets.testing import tiny_model
 from bertology_widgets.widgets import Dashboard, HeadMaskGrid, PatchingPanel
 from bertology_widgets.widgets.role_colours import ROLE_NAMES, ROLE_PALETTE
 
-EXAMPLES = [
-    Example("a charming film", None, 1, 0),
-    Example("a boring film", None, 0, 1),
-    Example("the plot is long and dull", None, 0, 2),
-    Example("great fun", None, 1, 3),
-]
+EXAMPLES = [Example("a charming film", None, 1, 0), Example("a boring film", None, 0, 1),
+            Example("the plot is long and dull", None, 0, 2), Example("great fun", None, 1, 3)]
 
 
 @pytest.fixture()

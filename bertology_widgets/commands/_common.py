@@ -16,9 +16,8 @@ def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint="")
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+            from None
     low_ok = value >= lowest if lowest_allowed else value > lowest
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
@@ -50,30 +49,15 @@ def fraction(text: str) -> float:
 
 
 def add_model_task_options(parser, task_required: bool = True) -> None:
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)",
-    )
-    parser.add_argument(
-        "--task", required=task_required, help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"
-    )
-    parser.add_argument(
-        "--glue-dir",
-        "--glue_dir",
-        dest="glue_dir",
-        default=None,
-        help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
-        "SST-2 for sst2, else the hub)",
-    )
-    parser.add_argument(
-        "--max-examples",
-        "--max_examples",
-        dest="max_examples",
-        type=example_count,
-        default=None,
-        help="use only the first N examples",
-    )
+    parser.add_argument("--model", default=None,
+                        help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
+    parser.add_argument("--task", required=task_required,
+                        help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
+    parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
+                        help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
+                             "SST-2 for sst2, else the hub)")
+    parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=example_count, default=None,
+                        help="use only the first N examples")
 
 
 def load_examples(args, task, split):
@@ -112,12 +96,8 @@ def launch_processes(args):
     processes = current_processes()
     args.device = processes.device(getattr(args, "device", None))
     if processes.num_processes > 1 and processes.is_main:
-        print(
-            f"bertology {args.command}: {processes.num_processes} processes, each scoring 1 batch in "
-            f"{processes.num_processes}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"bertology {args.command}: {processes.num_processes} processes, each scoring 1 batch in "
+              f"{processes.num_processes}", file=sys.stderr, flush=True)
     return processes
 
 
@@ -136,10 +116,8 @@ def mask_for_model(mask, path, model):
         return None
     shape = model_shape(model)
     if mask.shape != shape:
-        raise ValueError(
-            f"the mask in {path} has shape {mask.shape}, but this model has {shape[0]} layers x "
-            f"{shape[1]} heads; give a mask of shape {shape}"
-        )
+        raise ValueError(f"the mask in {path} has shape {mask.shape}, but this model has {shape[0]} layers x "
+                         f"{shape[1]} heads; give a mask of shape {shape}")
     return mask
 
 
@@ -154,14 +132,9 @@ def jsonable(result: dict) -> dict:
 
 
 def add_label_map_option(parser) -> None:
-    parser.add_argument(
-        "--label-map",
-        "--label_map",
-        dest="label_map",
-        default=None,
-        help="which of the model's classes is which task label, when config.id2label does not "
-        "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative",
-    )
+    parser.add_argument("--label-map", "--label_map", dest="label_map", default=None,
+                        help="which of the model's classes is which task label, when config.id2label does not "
+                             "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative")
 
 
 def align_model_labels(args, model, task):
@@ -184,12 +157,8 @@ def align_model_labels(args, model, task):
 
 
 def add_ablation_option(parser) -> None:
-    parser.add_argument(
-        "--ablation",
-        choices=("zero", "mean"),
-        default="zero",
-        help="what a masked head outputs: zeros (default) or its mean output over the examples",
-    )
+    parser.add_argument("--ablation", choices=("zero", "mean"), default="zero",
+                        help="what a masked head outputs: zeros (default) or its mean output over the examples")
 
 
 def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> None:

@@ -16,25 +16,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-bert-base", dest="bert_base", action="store_false", help="skip the BERT-base-sized model")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
     p.add_argument("--device", default=None)
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="the live session's precision (auto: bf16 on CUDA or a CPU with AMX or AVX512-BF16, else fp32)",
-    )
-    p.add_argument(
-        "--no-bf16-check",
-        dest="bf16",
-        action="store_false",
-        help="skip comparing bf16 (guarded) predictions with fp32's",
-    )
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the live session's precision (auto: bf16 on CUDA or a CPU with AMX or AVX512-BF16, else fp32)")
+    p.add_argument("--no-bf16-check", dest="bf16", action="store_false",
+                   help="skip comparing bf16 (guarded) predictions with fp32's")
     p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
-    p.add_argument(
-        "--classroom",
-        action="store_true",
-        help="instead: memory of one more student's kernel (two dashboard kernels on the default model; "
-        "uss_mib_per_extra_session)",
-    )
+    p.add_argument("--classroom", action="store_true",
+                   help="instead: memory of one more student's kernel (two dashboard kernels on the default model; "
+                        "uss_mib_per_extra_session)")
     p.set_defaults(run=run)
 
 
@@ -44,19 +33,9 @@ def run(args) -> int:
     from .bench_harness import run_benchmark
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    result = run_benchmark(
-        args.model,
-        task=args.task,
-        glue_dir=args.glue_dir,
-        max_examples=args.max_examples,
-        repeats=args.repeats,
-        bert_base=args.bert_base,
-        naive=args.naive,
-        device=args.device,
-        log=log,
-        precision=args.precision,
-        bf16=args.bf16,
-    )
+    result = run_benchmark(args.model, task=args.task, glue_dir=args.glue_dir, max_examples=args.max_examples,
+                           repeats=args.repeats, bert_base=args.bert_base, naive=args.naive,
+                           device=args.device, log=log, precision=args.precision, bf16=args.bf16)
     if args.json:
         print(json.dumps(result))
     else:

@@ -31,9 +31,8 @@ import torch
 from ..capturing import attention_implementation
 
 
-def naive_reevaluation_seconds(
-    model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True, backward: bool = True
-) -> float:
+def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,
+                               backward: bool = True) -> float:
     """One full re-scoring pass as ``run_bertology.py`` makes it; returns seconds.
 
     ``run_bertology.py`` scores every mask with ``compute_heads_importance``:
@@ -55,9 +54,8 @@ def naive_reevaluation_seconds(
     start = time.perf_counter()
     with grad_mode, attention_implementation(model, "eager"), mask_heads(model, gates):
         for ex in examples:
-            enc = tokenizer(
-                ex.text_a, ex.text_b, truncation=True, max_length=max_length, padding=padding, return_tensors="pt"
-            )
+            enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, padding=padding,
+                            return_tensors="pt")
             if drop_types:
                 enc.pop("token_type_ids", None)
             enc = {k: v.to(device) for k, v in enc.items()}
@@ -89,15 +87,9 @@ def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.normal(SST2_WORDS_MEAN, SST2_WORDS_STD, size=(n, 2)).round(), 2, 55).astype(int)
-    return [
-        Example(
-            text_a=" ".join(rng.choice(WORDS, size=a)),
-            label=int(rng.integers(2)),
-            idx=i,
-            text_b=" ".join(rng.choice(WORDS, size=b)) if pair else None,
-        )
-        for i, (a, b) in enumerate(lengths)
-    ]
+    return [Example(text_a=" ".join(rng.choice(WORDS, size=a)), label=int(rng.integers(2)), idx=i,
+                    text_b=" ".join(rng.choice(WORDS, size=b)) if pair else None)
+            for i, (a, b) in enumerate(lengths)]
 
 
 def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[list, str]:
@@ -109,10 +101,8 @@ def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[list, st
     except (FileNotFoundError, OSError, ImportError) as exc:
         n = SST2_DEV_SIZE if max_examples is None else max_examples
         examples = synthetic_examples(n, pair=get_task(task).is_pair)
-        return examples, (
-            f"synthetic: {n} random-word examples with SST-2 dev-like lengths "
-            f"(no {task} dev data here: {type(exc).__name__})"
-        )
+        return examples, (f"synthetic: {n} random-word examples with SST-2 dev-like lengths "
+                          f"(no {task} dev data here: {type(exc).__name__})")
 
 
 class _Timer:
@@ -205,7 +195,8 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
         dashboard = Dashboard(session)
         session.wait(timeout)
         rng = np.random.default_rng(seed)
-        clicks = [(int(rng.integers(session.num_layers)), int(rng.integers(session.num_heads))) for _ in range(toggles)]
+        clicks = [(int(rng.integers(session.num_layers)), int(rng.integers(session.num_heads)))
+                  for _ in range(toggles)]
         session.scorer.lru.clear()
         _CountingComm.sent = 0
         start = time.perf_counter()
@@ -221,11 +212,8 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
         comm.create_comm = real
     session.reset_mask()
     session.wait(timeout)
-    return {
-        "kernel_ms_per_toggle": (last - start) * 1e3 / toggles,
-        "burst_settle_s": settled - last,
-        "messages_per_toggle": messages / toggles,
-    }
+    return {"kernel_ms_per_toggle": (last - start) * 1e3 / toggles, "burst_settle_s": settled - last,
+            "messages_per_toggle": messages / toggles}
 
 
 def bert_base_random(num_labels: int = 2):
@@ -237,19 +225,8 @@ def bert_base_random(num_labels: int = 2):
     return BertForSequenceClassification(config).eval()
 
 
-def run_benchmark(
-    model=None,
-    task="sst2",
-    glue_dir=None,
-    max_examples=None,
-    repeats=3,
-    bert_base=True,
-    naive=True,
-    bf16=True,
-    device=None,
-    log=print,
-    precision="auto",
-) -> dict:
+def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, repeats=3, bert_base=True,
+                  naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
     from ..evaluation import evaluate
     from ..default_model import load_default_or
@@ -257,14 +234,8 @@ def run_benchmark(
 
     net, tokenizer = load_default_or(model, device=device, task=task)
     examples, data = benchmark_examples(task, glue_dir, max_examples)
-    result = {
-        "task": task,
-        "n": len(examples),
-        "data": data,
-        "model": str(net.config._name_or_path),
-        "device": str(next(net.parameters()).device),
-        "threads": torch.get_num_threads(),
-    }
+    result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
+              "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}
     log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()
@@ -272,15 +243,11 @@ def run_benchmark(
     result["session_open_s"] = time.perf_counter() - t0
     result["precision"] = session.precision
     result.update(time_mask_changes(session, repeats))
-    log(
-        f"[{session.precision}] exact median {result['exact_median_s']:.3f} s, "
-        f"first estimate {result['first_estimate_median_s']:.3f} s"
-    )
+    log(f"[{session.precision}] exact median {result['exact_median_s']:.3f} s, "
+        f"first estimate {result['first_estimate_median_s']:.3f} s")
     result.update(time_burst(session))
-    log(
-        f"burst of 50: {result['kernel_ms_per_toggle']:.2f} ms kernel time per toggle, settled "
-        f"{result['burst_settle_s']:.2f} s after the last, {result['messages_per_toggle']:.1f} messages per toggle"
-    )
+    log(f"burst of 50: {result['kernel_ms_per_toggle']:.2f} ms kernel time per toggle, settled "
+        f"{result['burst_settle_s']:.2f} s after the last, {result['messages_per_toggle']:.1f} messages per toggle")
     result["guard_rescored_fraction"] = session.scorer.guard.fraction if session.precision == "bf16" else None
     session.close()
     if session.precision == "fp32":
@@ -308,9 +275,8 @@ def run_benchmark(
         log("lighter variants of the naive loop: forward only; forward only without padding ...")
         result["naive_forward_only_s"] = naive_reevaluation_seconds(net, tokenizer, examples, backward=False)
         result["speedup_vs_naive_forward_only"] = result["naive_forward_only_s"] / result["exact_median_s"]
-        result["naive_unpadded_s"] = naive_reevaluation_seconds(
-            net, tokenizer, examples, pad_to_max=False, backward=False
-        )
+        result["naive_unpadded_s"] = naive_reevaluation_seconds(net, tokenizer, examples, pad_to_max=False,
+                                                                backward=False)
         result["speedup_vs_unpadded_naive"] = result["naive_unpadded_s"] / result["exact_median_s"]
     if bert_base:
         log("BERT-base-sized model (random weights) ...")

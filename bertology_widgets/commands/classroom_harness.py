@@ -18,7 +18,8 @@ import sys
 import time
 
 MIB = 1 << 20
-STAGES = ("imports_torch_transformers", "imports_bertology_widgets", "weights", "session", "dashboard", "layer0_toggle")
+STAGES = ("imports_torch_transformers", "imports_bertology_widgets", "weights", "session", "dashboard",
+          "layer0_toggle")
 
 
 def memory() -> dict:
@@ -92,13 +93,8 @@ def kernel(cache_every: int | None = None) -> None:
 
 def spawn(cache_every: int | None) -> subprocess.Popen:
     every = [] if cache_every is None else ["--cache-every", str(cache_every)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "bertology_widgets.commands.classroom_harness", *every],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+    return subprocess.Popen([sys.executable, "-m", "bertology_widgets.commands.classroom_harness", *every],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
 def breakdown(stages: dict) -> dict:
@@ -125,20 +121,14 @@ def classroom_memory(cache_every: int | None = None, log=print) -> dict:
     finally:
         first.stdin.close()
         first.wait(60)
-    return {
-        "uss_mib_per_extra_session": b["layer0_toggle"]["uss_mib"],
-        "rss_mib_per_session": b["layer0_toggle"]["rss_mib"],
-        "uss_mib_first_session": a["layer0_toggle"]["uss_mib"],
-        "layer_cache_mib": b["layer_cache_mib"],
-        "precision": b["precision"],
-        "cache_every": b["cache_every"],
-        "weights_private_mib": b["weights_file"].get("private_mib"),
-        "weights_shared_mib": b["weights_file"].get("shared_mib"),
-        "breakdown_mib": breakdown(b),
-        "shared_results_found": b["shared_results"]["found"],
-        "shared_results_s": b["shared_results"]["seconds"],
-        "stages_second": b,
-    }
+    return {"uss_mib_per_extra_session": b["layer0_toggle"]["uss_mib"],
+            "rss_mib_per_session": b["layer0_toggle"]["rss_mib"],
+            "uss_mib_first_session": a["layer0_toggle"]["uss_mib"],
+            "layer_cache_mib": b["layer_cache_mib"], "precision": b["precision"], "cache_every": b["cache_every"],
+            "weights_private_mib": b["weights_file"].get("private_mib"),
+            "weights_shared_mib": b["weights_file"].get("shared_mib"), "breakdown_mib": breakdown(b),
+            "shared_results_found": b["shared_results"]["found"],
+            "shared_results_s": b["shared_results"]["seconds"], "stages_second": b}
 
 
 def run_classroom(cache_every=None, log=print) -> dict:
@@ -149,9 +139,8 @@ def run_classroom(cache_every=None, log=print) -> dict:
     everies = list(cache_every or [None])
     runs = [classroom_memory(every, log) for every in everies]
     result = dict(runs[0])
-    result["by_cache_every"] = {
-        str(run["cache_every"]): {k: v for k, v in run.items() if k != "stages_second"} for run in runs
-    }
+    result["by_cache_every"] = {str(run["cache_every"]): {k: v for k, v in run.items() if k != "stages_second"}
+                                for run in runs}
     return result
 
 

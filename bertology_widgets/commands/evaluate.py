@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 
-from ._common import (
-    add_ablation_option,
-    add_label_map_option,
-    add_model_task_options,
-    align_model_labels,
-    apply_ablation,
-    jsonable,
-    launch_processes,
-    load_examples,
-    load_mask_file,
-    mask_for_model,
-    positive_int,
-    scale_out_help,
-)
+from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, align_model_labels,
+                      apply_ablation, jsonable, launch_processes, load_examples, load_mask_file, mask_for_model,
+                      positive_int, scale_out_help)
 from ..precision import resolve_precision
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
-        help="score a model on a GLUE dev set (optionally with heads masked)",
-        epilog=scale_out_help("evaluate"),
-    )
+    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)",
+                              epilog=scale_out_help("evaluate"))
     add_model_task_options(p)
     add_label_map_option(p)
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
@@ -34,14 +20,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
     p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
-        "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
-        "score; fp32 elsewhere",
-    )
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
+                        "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
+                        "score; fp32 elsewhere")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ablation_option(p)
     p.set_defaults(run=run, shards_batches=True)
@@ -61,18 +43,9 @@ def run(args) -> int:
     mapping = align_model_labels(args, model, task)
     mask = mask_for_model(mask, args.mask, model)
     apply_ablation(args, model, tokenizer, examples, progress=not args.json and processes.is_main)
-    result = evaluate(
-        model,
-        tokenizer,
-        examples,
-        mask=mask,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        task=task.name,
-        progress=not args.json,
-        precision=args.precision,
-        processes=processes,
-    )
+    result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
+                      max_length=args.max_length, task=task.name, progress=not args.json,
+                      precision=args.precision, processes=processes)
     if not processes.is_main:
         return 0
     result = jsonable(result)
@@ -85,11 +58,8 @@ def run(args) -> int:
         print(json.dumps(result))
     else:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k in task.metrics)
-        under = (
-            ""
-            if mask is None
-            else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} heads masked")
-        )
+        under = "" if mask is None else (f" with the mask {args.mask}, {result['heads_masked']} of {mask.size} "
+                                         f"heads masked")
         ablation = " (mean ablation)" if args.ablation == "mean" else ""
         guard = ", bf16 with the fp32 guard" if result["precision"] == "bf16" else ""
         print(f"{task.display_name} {args.split} (n={result['n']}){under}{ablation}{guard}: {metrics}")

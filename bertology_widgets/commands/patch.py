@@ -18,19 +18,11 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("patch", help="activation patching: which heads carry the decision for this input?")
     p.add_argument("--clean", required=True, help="the clean input text")
     p.add_argument("--corrupted", required=True, help="the corrupted input text (best: same token length)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)",
-    )
+    p.add_argument("--model", default=None,
+                   help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
     p.add_argument("--out", default=None, help="folder for patching.npy and patching.json")
-    p.add_argument(
-        "--per-position",
-        "--per_position",
-        dest="per_position",
-        action="store_true",
-        help="patch one position at a time: a (layers, heads, positions) grid (needs equal lengths)",
-    )
+    p.add_argument("--per-position", "--per_position", dest="per_position", action="store_true",
+                   help="patch one position at a time: a (layers, heads, positions) grid (needs equal lengths)")
     p.add_argument("--mask", default=None, help="head mask applied to every run (.npy or .json)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.set_defaults(run=run)
@@ -44,9 +36,8 @@ def run(args) -> int:
     from ..patching import run_patching
 
     model, tokenizer = load_default_or(args.model, device=args.device)
-    result = run_patching(
-        model, tokenizer, args.clean, args.corrupted, per_position=args.per_position, mask=load_mask_file(args.mask)
-    )
+    result = run_patching(model, tokenizer, args.clean, args.corrupted, per_position=args.per_position,
+                          mask=load_mask_file(args.mask))
     labels = getattr(model.config, "id2label", {}) or {}
     name = lambda i: labels.get(i, str(i))  # noqa: E731
     print(f"clean: {' '.join(result.clean_tokens)} -> {name(result.clean_prediction)}")

@@ -30,21 +30,12 @@ def run(args) -> int:
     folder = results_dir()
     if folder is None:
         raise ValueError("the results cache is turned off (BERTOLOGY_RESULTS_DIR=off); nothing to precompute")
-    session = ModelSession.from_pretrained(
-        args.model,
-        task=args.task,
-        glue_dir=args.glue_dir,
-        split=args.split,
-        max_examples=args.max_examples,
-        device=args.device,
-        live=False,
-        shared_results=False,
-    )
+    session = ModelSession.from_pretrained(args.model, task=args.task, glue_dir=args.glue_dir, split=args.split,
+                                           max_examples=args.max_examples, device=args.device, live=False,
+                                           shared_results=False)
     try:
-        for name, compute in (
-            ("head importance", session.compute_importance),
-            ("masking curve", session.compute_masking_curve),
-        ):
+        for name, compute in (("head importance", session.compute_importance),
+                              ("masking curve", session.compute_masking_curve)):
             start = time.perf_counter()
             compute(background=False)
             if session.analysis_error:

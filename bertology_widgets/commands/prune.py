@@ -17,16 +17,12 @@ from .mask import add_masking_options, run_masking
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "prune", help="prune heads (by default the mask `bertology mask` finds) and compare parameters, score and speed"
-    )
+    p = subparsers.add_parser("prune", help="prune heads (by default the mask `bertology mask` finds) and "
+                                            "compare parameters, score and speed")
     add_masking_options(p)
-    p.add_argument(
-        "--mask",
-        default=None,
-        help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
-        "(default: run the masking procedure first)",
-    )
+    p.add_argument("--mask", default=None,
+                   help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
+                        "(default: run the masking procedure first)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed forward passes per model; the median counts")
     p.set_defaults(run=run, shards_batches=True)
 
@@ -47,43 +43,20 @@ def run(args) -> int:
         mask = run_masking(args, model, tokenizer, examples, task, out)
     if not is_main(args):  # pruning and timing one copy is the main process's job
         return 0
-    report = prune_and_compare(
-        model,
-        tokenizer,
-        examples,
-        mask,
-        metric=args.metric,
-        repeats=args.repeats,
-        batch_size=args.eval_batch_size,
-        max_length=args.max_length,
-        task=task.name,
-    )
+    report = prune_and_compare(model, tokenizer, examples, mask, metric=args.metric, repeats=args.repeats,
+                               batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
     report.update(task=task.name, split=args.split, n_examples=len(examples), mask=np.asarray(mask).tolist())
     (out / "prune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     metric = report["metric"]
-    print(
-        write_text(
-            out / "prune.txt",
-            [
-                (
-                    f"Pruning on {task.display_name} {args.split} ({len(examples)} examples)",
-                    "\n".join(
-                        [
-                            f"heads: {report['heads_before']} -> {report['heads_after']}",
-                            f"parameters: {report['params_before']:.3e} -> {report['params_after']:.3e} "
-                            f"({report['params_after'] / report['params_before']:.1%} kept; {report['params_removed']} "
-                            f"removed)",
-                            f"{metric} with masking: {report['score_masked'][metric]:.5f}, with pruning: "
-                            f"{report['score_pruned'][metric]:.5f} (predictions agree on "
-                            f"{report['predictions_agree']:.1%})",
-                            f"forward time: {report['seconds_before']:.3f} s masked -> {report['seconds_after']:.3f} s "
-                            f"pruned "
-                            f"(median of {args.repeats}); speed-up (time before / time after) {report['speedup']:.2f}x",
-                        ]
-                    ),
-                ),
-            ],
-        ),
-        end="",
-    )
+    print(write_text(out / "prune.txt", [
+        (f"Pruning on {task.display_name} {args.split} ({len(examples)} examples)", "\n".join([
+            f"heads: {report['heads_before']} -> {report['heads_after']}",
+            f"parameters: {report['params_before']:.3e} -> {report['params_after']:.3e} "
+            f"({report['params_after'] / report['params_before']:.1%} kept; {report['params_removed']} removed)",
+            f"{metric} with masking: {report['score_masked'][metric]:.5f}, with pruning: "
+            f"{report['score_pruned'][metric]:.5f} (predictions agree on {report['predictions_agree']:.1%})",
+            f"forward time: {report['seconds_before']:.3f} s masked -> {report['seconds_after']:.3f} s pruned "
+            f"(median of {args.repeats}); speed-up (time before / time after) {report['speedup']:.2f}x",
+        ])),
+    ]), end="")
     return 0

@@ -13,13 +13,11 @@ from ._common import add_model_task_options
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "roles", help="attention statistics and a role per head ([CLS], [SEP], previous token, ...)"
-    )
+    p = subparsers.add_parser("roles", help="attention statistics and a role per head "
+                                            "([CLS], [SEP], previous token, ...)")
     add_model_task_options(p)
-    p.add_argument(
-        "--out", "--output-dir", dest="out", required=True, help="folder for the results (created if missing)"
-    )
+    p.add_argument("--out", "--output-dir", dest="out", required=True,
+                   help="folder for the results (created if missing)")
     p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16)
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
@@ -34,26 +32,14 @@ def run(args) -> int:
     model, tokenizer, examples, task = load_inputs(args)
     out = output_folder(args)
     start = time.perf_counter()
-    result = head_roles(
-        model, tokenizer, examples, batch_size=args.batch_size, max_length=args.max_length, progress=True
-    )
+    result = head_roles(model, tokenizer, examples, batch_size=args.batch_size, max_length=args.max_length,
+                        progress=True)
     seconds = time.perf_counter() - start
     npz, js = result.save(out)
-    print(
-        write_text(
-            out / "head_roles.txt",
-            [
-                (
-                    f"Head roles on {task.display_name} {args.split}: {result.n_examples} examples, {result.n_queries} "
-                    f"query "
-                    f"tokens, {seconds:.1f} s. Role = the largest attention share if >= {ROLE_SHARE_THRESHOLD}, else "
-                    f"'broad' "
-                    f"if entropy / log(keys) >= {BROAD_ENTROPY_THRESHOLD}, else 'mixed'.",
-                    result.table(),
-                ),
-            ],
-        ),
-        end="",
-    )
+    print(write_text(out / "head_roles.txt", [
+        (f"Head roles on {task.display_name} {args.split}: {result.n_examples} examples, {result.n_queries} query "
+         f"tokens, {seconds:.1f} s. Role = the largest attention share if >= {ROLE_SHARE_THRESHOLD}, else 'broad' "
+         f"if entropy / log(keys) >= {BROAD_ENTROPY_THRESHOLD}, else 'mixed'.", result.table()),
+    ]), end="")
     print(f"wrote {npz}, {js}, {out / 'head_roles.txt'}")
     return 0

@@ -77,9 +77,8 @@ def _missing_file_message(path: Path, origin: str) -> str:
 def _check_max_examples(max_examples: int | None) -> None:
     valid = isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 1
     if max_examples is not None and not valid:
-        raise ValueError(
-            f"max_examples must be an integer of at least 1 (or None for every example), got {max_examples!r}"
-        )
+        raise ValueError(f"max_examples must be an integer of at least 1 (or None for every example), "
+                         f"got {max_examples!r}")
 
 
 def load_glue(
@@ -131,21 +130,18 @@ def load_glue(
         path = glue_file_path(spec, canonical, folder)
         if not path.is_file():
             raise FileNotFoundError(_missing_file_message(path, origin))
-        examples = read_glue_tsv(path, spec, canonical, max_examples=max_examples, skip_bad_rows=skip_bad_rows)
+        examples = read_glue_tsv(
+            path, spec, canonical, max_examples=max_examples, skip_bad_rows=skip_bad_rows
+        )
         if not examples:
             raise ValueError(f"{path} holds no examples (a header at most); give a GLUE file with rows")
         return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(path))
     embedded = embedded_file(spec, canonical)
     if embedded is not None:
-        examples = read_glue_tsv(
-            embedded,
-            spec,
-            canonical,
-            max_examples=max_examples,
-            skip_bad_rows=skip_bad_rows,
-            location=f"{spec.folder}/{spec.file_for(canonical)}",
-        )
-        return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(embedded), origin="embedded")
+        examples = read_glue_tsv(embedded, spec, canonical, max_examples=max_examples, skip_bad_rows=skip_bad_rows,
+                                 location=f"{spec.folder}/{spec.file_for(canonical)}")
+        return GlueSplit(task=spec, split=canonical, examples=tuple(examples), source=str(embedded),
+                         origin="embedded")
     wanted = f"<glue_dir>/{spec.folder}/{spec.file_for(canonical)}"
     try:
         examples = load_from_hub(spec, canonical, max_examples=max_examples)

@@ -57,8 +57,8 @@ def _matthews(labels: np.ndarray, predictions: np.ndarray) -> float:
     n_correct = np.trace(confusion, dtype=np.float64)
     n_samples = p_sum.sum()
     cov_ytyp = n_correct * n_samples - np.dot(t_sum, p_sum)
-    cov_ypyp = n_samples**2 - np.dot(p_sum, p_sum)
-    cov_ytyt = n_samples**2 - np.dot(t_sum, t_sum)
+    cov_ypyp = n_samples ** 2 - np.dot(p_sum, p_sum)
+    cov_ytyt = n_samples ** 2 - np.dot(t_sum, t_sum)
     product = cov_ypyp * cov_ytyt
     return float(cov_ytyp / np.sqrt(product)) if product else 0.0
 
@@ -149,7 +149,9 @@ def compute_metrics(task: str | GlueTask, predictions: npt.ArrayLike, labels: np
     return {name: float(_METRICS[name](labels, predictions)) for name in spec.metrics}
 
 
-def compute_mnli_metrics(matched: tuple[Sequence, Sequence], mismatched: tuple[Sequence, Sequence]) -> dict[str, float]:
+def compute_mnli_metrics(
+    matched: tuple[Sequence, Sequence], mismatched: tuple[Sequence, Sequence]
+) -> dict[str, float]:
     """MNLI accuracy on both dev sets.
 
     Parameters

@@ -146,10 +146,8 @@ def read_glue_tsv(
     try:
         return _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows)
     except UnicodeDecodeError as exc:
-        raise BadRowError(
-            f"{path} is not UTF-8 text (it holds the byte {exc.object[exc.start]:#04x}); "
-            f"save it as UTF-8, e.g. with iconv -t utf-8"
-        ) from None
+        raise BadRowError(f"{path} is not UTF-8 text (it holds the byte {exc.object[exc.start]:#04x}); "
+                          f"save it as UTF-8, e.g. with iconv -t utf-8") from None
 
 
 def _read_rows(path, task, labelled, has_header, location, max_examples, skip_bad_rows) -> list[Example]:

@@ -72,12 +72,8 @@ class AnalysisMixin(HasTraits):
         if getattr(self, "_fingerprint", None) is None:
             with self.model_lock:
                 self._fingerprint = model_fingerprint(self.model)
-        return {
-            "model": self._fingerprint,
-            "task": self.task,
-            "examples": examples_digest(examples),
-            "options": options,
-        }
+        return {"model": self._fingerprint, "task": self.task, "examples": examples_digest(examples),
+                "options": options}
 
     def _run_analysis(self, name: str, compute, apply, background: bool = True, cache=None):
         """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
@@ -155,9 +151,8 @@ class AnalysisMixin(HasTraits):
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
 
         def compute(model, report):
-            result = head_importance(
-                model, self.tokenizer, examples, mask, task=self.task, on_progress=report, **options
-            )
+            result = head_importance(model, self.tokenizer, examples, mask, task=self.task, on_progress=report,
+                                     **options)
             return result.importance, result.entropy
 
         def apply(result):
@@ -173,9 +168,8 @@ class AnalysisMixin(HasTraits):
     def _curve_key(self, examples, random_seeds, options):
         return self._results_key(examples, random_seeds=list(random_seeds or ()), **options)
 
-    def compute_masking_curve(
-        self, max_examples: int | None = None, background: bool = True, random_seeds=(0, 1, 2), **options
-    ):
+    def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
+                              random_seeds=(0, 1, 2), **options):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
         from ..masking import heads_per_step, masking_curve, random_masking_curve
 
@@ -196,17 +190,11 @@ class AnalysisMixin(HasTraits):
             report(1, 2)
             data = result.to_dict()
             if random_seeds:
-                baseline = random_masking_curve(
-                    model,
-                    self.tokenizer,
-                    examples,
-                    task=self.task,
-                    seeds=random_seeds,
-                    masking_amount=result.masking_amount,
-                    masking_threshold=result.masking_threshold,
-                    original_score=result.original_score,
-                    min_steps=len(result.curve) - 1,
-                )
+                baseline = random_masking_curve(model, self.tokenizer, examples, task=self.task, seeds=random_seeds,
+                                                masking_amount=result.masking_amount,
+                                                masking_threshold=result.masking_threshold,
+                                                original_score=result.original_score,
+                                                min_steps=len(result.curve) - 1)
                 data["random_baseline"] = baseline
             return result.importance, data
 
@@ -243,19 +231,9 @@ class AnalysisMixin(HasTraits):
                 self.analysis_status, self.analysis_cached = f"{' and '.join(found)}: from the shared cache", True
         return found
 
-    def compute_probe(
-        self,
-        train_examples=None,
-        *,
-        glue_dir=None,
-        train_pool: int = 20000,
-        max_train: int = 2000,
-        max_dev: int = 1000,
-        pooling: str = "cls",
-        C: float = 1.0,
-        seed: int = 0,
-        background: bool = True,
-    ):
+    def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
+                      max_dev: int = 1000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                      background: bool = True):
         """Linear probes of the task on every layer under the current mask.
 
         See :func:`~bertology_widgets.probe.layer_probe`.
@@ -275,21 +253,9 @@ class AnalysisMixin(HasTraits):
                 from ..glue import load_glue
 
                 train = list(load_glue(task, "train", glue_dir=glue_dir, max_examples=train_pool))
-            return layer_probe(
-                model,
-                self.tokenizer,
-                train,
-                dev,
-                mask,
-                pooling,
-                max_train,
-                C,
-                seed,
-                progress=report,
-                max_dev=max_dev,
-                batch_size=self.batch_size,
-                max_length=self.max_length,
-            )
+            return layer_probe(model, self.tokenizer, train, dev, mask, pooling, max_train, C, seed,
+                               progress=report, max_dev=max_dev,
+                               batch_size=self.batch_size, max_length=self.max_length)
 
         def apply(result):
             self.probe = result

@@ -45,19 +45,12 @@ def _bootstrap_values(metric: str, pred: np.ndarray, gold: np.ndarray) -> np.nda
                 gold = rankdata(gold, axis=-1)
             pc = pred - pred.mean(-1, keepdims=True)
             gc = gold - gold.mean(-1, keepdims=True)
-            return np.nan_to_num((pc * gc).sum(-1) / np.sqrt((pc**2).sum(-1) * (gc**2).sum(-1)))
+            return np.nan_to_num((pc * gc).sum(-1) / np.sqrt((pc ** 2).sum(-1) * (gc ** 2).sum(-1)))
     raise ValueError(f"no bootstrap for metric {metric!r}")
 
 
-def estimate(
-    task: str,
-    predictions: np.ndarray,
-    labels: np.ndarray,
-    population: int,
-    resamples: int = 200,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[dict, dict]:
+def estimate(task: str, predictions: np.ndarray, labels: np.ndarray, population: int,
+             resamples: int = 200, level: float = 0.95, seed: int = 0) -> tuple[dict, dict]:
     """Point estimates and intervals from a sample.
 
     Parameters

@@ -19,24 +19,10 @@ from .traits import array_trait
 
 # Sentiment words and their opposites, for "the same sentence with one word swapped".
 _SWAPS = {
-    "good": "bad",
-    "great": "awful",
-    "charming": "dull",
-    "brilliant": "boring",
-    "fun": "tedious",
-    "funny": "dreary",
-    "beautiful": "ugly",
-    "best": "worst",
-    "love": "hate",
-    "loved": "hated",
-    "wonderful": "terrible",
-    "moving": "lifeless",
-    "clever": "stupid",
-    "enjoyable": "tiresome",
-    "affecting": "boring",
-    "delightful": "dreadful",
-    "excellent": "poor",
-    "fascinating": "tedious",
+    "good": "bad", "great": "awful", "charming": "dull", "brilliant": "boring", "fun": "tedious",
+    "funny": "dreary", "beautiful": "ugly", "best": "worst", "love": "hate", "loved": "hated",
+    "wonderful": "terrible", "moving": "lifeless", "clever": "stupid", "enjoyable": "tiresome",
+    "affecting": "boring", "delightful": "dreadful", "excellent": "poor", "fascinating": "tedious",
 }
 _SWAPS.update({v: k for k, v in list(_SWAPS.items()) if v not in _SWAPS})
 
@@ -76,14 +62,8 @@ class HeadAnalysesMixin(HasTraits):
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            return head_output_means(
-                model,
-                self.tokenizer,
-                examples,
-                batch_size=self.batch_size,
-                max_length=self.max_length,
-                on_progress=report,
-            )
+            return head_output_means(model, self.tokenizer, examples, batch_size=self.batch_size,
+                                     max_length=self.max_length, on_progress=report)
 
         def apply(means):
             self.head_means = means
@@ -198,5 +178,5 @@ def _swap_sentiment_word(text: str) -> str:
         swap = _SWAPS.get(word.lower())
         if swap is not None:
             swap = swap.capitalize() if word[0].isupper() else swap
-            return text[: match.start()] + swap + text[match.end() :]
+            return text[:match.start()] + swap + text[match.end():]
     return ""

@@ -128,30 +128,13 @@ class LiveScorer:
         (:class:`~bertology_widgets.layerwise.LayerwiseRunner`'s ``keep_every``; default 3).
     """
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        encoded,
-        labels,
-        task,
-        model_lock,
-        *,
-        batch_size=32,
-        precision="fp32",
-        autocast_dtype=None,
-        lru_size=128,
-        debounce_s=0.02,
-        estimate_every_s=0.25,
-        seed=0,
-        cache_mb=DEFAULT_CACHE_MB,
-        cache_every=DEFAULT_CACHE_EVERY,
-    ):
+    def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
+                 autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0,
+                 cache_mb=DEFAULT_CACHE_MB, cache_every=DEFAULT_CACHE_EVERY):
         self.runner32 = LayerwiseRunner(model, autocast_dtype=autocast_dtype, keep_every=cache_every)
         self.precision = precision
-        self.runner = (
-            LayerwiseRunner(bf16_copy(model), keep_every=cache_every) if precision == "bf16" else self.runner32
-        )
+        self.runner = (LayerwiseRunner(bf16_copy(model), keep_every=cache_every) if precision == "bf16"
+                       else self.runner32)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
@@ -205,9 +188,8 @@ class LiveScorer:
                 self.guard.add(rescored, len(self.batches[number]))
         return logits
 
-    def score(
-        self, mask: np.ndarray, *, is_current=lambda: True, on_estimate=None, between_batches=None
-    ) -> tuple[dict, np.ndarray]:
+    def score(self, mask: np.ndarray, *, is_current=lambda: True, on_estimate=None,
+              between_batches=None) -> tuple[dict, np.ndarray]:
         """Score ``mask`` (``(layers, heads)``); raises :class:`Cancelled` once ``is_current()`` is False.
 
         ``on_estimate(values, intervals, progress)`` gets a running estimate at
@@ -349,9 +331,7 @@ class LiveScorer:
             post = self._post
             try:
                 score, predictions = self.score(
-                    mask,
-                    is_current=is_current,
-                    between_batches=self._run_capture,
+                    mask, is_current=is_current, between_batches=self._run_capture,
                     on_estimate=lambda v, i, p: post(listener._on_estimate, generation, v, i, p),
                 )
                 post(listener._on_result, generation, mask, score, predictions)

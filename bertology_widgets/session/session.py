@@ -105,11 +105,8 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
     metric_names = List(read_only=True)
     data_source = Unicode(read_only=True)
     causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
-    layer_notes = List(
-        Unicode(),
-        read_only=True,
-        help="Per layer, what is special about its attention ('' for most families), for titles",
-    )
+    layer_notes = List(Unicode(), read_only=True,
+                       help="Per layer, what is special about its attention ('' for most families), for titles")
 
     layer = Int(0)
     head = Int(0)
@@ -148,24 +145,10 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
     notice = Unicode("")
     precision = Unicode("fp32", read_only=True)
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        examples,
-        task=None,
-        *,
-        batch_size=DEFAULT_BATCH_SIZE,
-        max_length=DEFAULT_MAX_LENGTH,
-        precision="auto",
-        live=True,
-        lru_size=128,
-        debounce_s=0.02,
-        capture_lru_size=16,
-        label_map=None,
-        cache_mb=DEFAULT_CACHE_MB,
-        cache_every=DEFAULT_CACHE_EVERY,
-    ):
+    def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
+                 max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
+                 capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB,
+                 cache_every=DEFAULT_CACHE_EVERY):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
@@ -177,9 +160,8 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length = batch_size, max_length
-        self.set_trait(
-            "precision", resolve_precision(precision, next(model.parameters()).device, glue_task.is_regression)
-        )
+        self.set_trait("precision", resolve_precision(precision, next(model.parameters()).device,
+                                                      glue_task.is_regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
         self._captures = LRU(capture_lru_size)  # (text, pair, mask) -> the capture's traits
@@ -196,20 +178,10 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         self._set_architecture_traits(model, layers)
         self._capture = None
         self._unmasked_logits = None
-        self.scorer = LiveScorer(
-            model,
-            tokenizer,
-            encode_examples(tokenizer, self.examples, max_length),
-            labels,
-            glue_task.name,
-            self.model_lock,
-            batch_size=batch_size,
-            precision=self.precision,
-            lru_size=lru_size,
-            debounce_s=debounce_s,
-            cache_mb=cache_mb,
-            cache_every=cache_every,
-        )
+        self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
+                                 glue_task.name, self.model_lock, batch_size=batch_size,
+                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
+                                 cache_mb=cache_mb, cache_every=cache_every)
         ones = np.ones((layers, heads), dtype=np.float32)
         baseline, base_pred = self.scorer.score(ones)
         release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
@@ -228,18 +200,8 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     # -- construction ------------------------------------------------------------
     @classmethod
-    def from_pretrained(
-        cls,
-        model=None,
-        task="sst2",
-        glue_dir=None,
-        split="validation",
-        max_examples=None,
-        device=None,
-        precision="auto",
-        shared_results=True,
-        **kwargs,
-    ) -> "ModelSession":
+    def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
+                        device=None, precision="auto", shared_results=True, **kwargs) -> "ModelSession":
         """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
 
         With ``shared_results`` the importance and masking curve already in
@@ -361,26 +323,13 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         (same batches, same precision rule, so the numbers agree exactly)."""
         mask = self.mask if mask is None else mask
         with self.model_lock:
-            return evaluate(
-                self.model,
-                self.tokenizer,
-                self.examples,
-                mask,
-                self.batch_size,
-                self.max_length,
-                task=self.task,
-                precision=self.precision,
-            )
+            return evaluate(self.model, self.tokenizer, self.examples, mask, self.batch_size, self.max_length,
+                            task=self.task, precision=self.precision)
 
     def settled(self) -> bool:
         """Whether the score belongs to the current mask and the shown capture is up to date."""
-        return (
-            not self.busy
-            and not self._capture_pending
-            and self._dispatcher.pending() == 0
-            and self.scored_mask is not None
-            and np.array_equal(self.scored_mask, self.mask)
-        )
+        return (not self.busy and not self._capture_pending and self._dispatcher.pending() == 0
+                and self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask))
 
     def wait(self, timeout: float = 60.0, analysis: bool = False) -> bool:
         """Apply the workers' results until the session has settled (see :meth:`settled`).
@@ -389,7 +338,6 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         ``analysis=True`` it also waits for a running analysis. True if it
         settled, False on timeout or when scoring failed (``score_error``).
         """
-
         def done():
             failed = bool(self.score_error) and not self.busy and not self._capture_pending
             return (failed or self.settled()) and not (analysis and self.analysis_busy)

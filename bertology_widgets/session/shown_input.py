@@ -53,11 +53,8 @@ class ShownInputMixin(HasTraits):
             return
 
         def compute():
-            return (
-                key,
-                self._run_capture(text, pair, mask),
-                (self._unmasked(text, pair, mask) if need_unmasked else None),
-            )
+            return key, self._run_capture(text, pair, mask), (self._unmasked(text, pair, mask)
+                                                              if need_unmasked else None)
 
         if self._live_ready():
             self._capture_pending = True

@@ -53,7 +53,7 @@ def read_state(path, session) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable session file ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f'{path} is not a bertology-widgets session file (no \'"format": "{FORMAT}"\')')
+        raise ValueError(f"{path} is not a bertology-widgets session file (no '\"format\": \"{FORMAT}\"')")
     if data.get("version") != VERSION:
         raise ValueError(f"{path} has session format version {data.get('version')!r}; this version reads {VERSION}")
     missing = [k for k in ("model", "task", "mask", "layer", "head", "example_index") if k not in data]

@@ -22,26 +22,21 @@ KIND_NAMES = {"f": "float", "i": "int", "u": "unsigned int", "b": "bool", "U": "
 
 def array_axes(*axes: str):
     """Validator: the array has ``len(axes)`` dimensions (``axes`` name them, for the message)."""
-
     def validator(trait, value):
         if value.ndim != len(axes):
-            raise TraitError(
-                f"{trait.name} must be an array of shape ({', '.join(axes)}); got shape {tuple(value.shape)}"
-            )
+            raise TraitError(f"{trait.name} must be an array of shape ({', '.join(axes)}); "
+                             f"got shape {tuple(value.shape)}")
         return value
-
     return validator
 
 
 def array_kinds(kinds: str):
     """Validator: the array's dtype kind is one of ``kinds`` (numpy's codes: ``"f"`` float, ``"i"`` int ...)."""
-
     def validator(trait, value):
         if value.dtype.kind not in kinds:
             names = " or ".join(KIND_NAMES.get(k, k) for k in kinds)
             raise TraitError(f"{trait.name} must hold {names} values; got dtype {value.dtype}")
         return value
-
     return validator
 
 
@@ -69,11 +64,8 @@ class HeadMaskTrait(TraitType):
     info_text = "a (layers, heads) head mask"
 
     def __init__(self, **kwargs):
-        kwargs.setdefault(
-            "help",
-            "1 keeps a head, 0 masks it (np.ndarray of shape (layers, heads), float32, "
-            "read-only; assign a new array, tensor or nested list to change it)",
-        )
+        kwargs.setdefault("help", "1 keeps a head, 0 masks it (np.ndarray of shape (layers, heads), float32, "
+                                  "read-only; assign a new array, tensor or nested list to change it)")
         super().__init__(None, allow_none=True, **kwargs)
 
     def validate(self, obj, value):

@@ -20,17 +20,5 @@ from .layer_probe import LayerProbe
 from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
 
-__all__ = [
-    "AttentionGrid",
-    "HeadMaskGrid",
-    "ScoreReadout",
-    "ExampleView",
-    "Controls",
-    "Dashboard",
-    "ImportancePanel",
-    "HiddenStatesView",
-    "LayerProbe",
-    "save_mask",
-    "load_mask",
-    "PatchingPanel",
-]
+__all__ = ["AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView", "Controls", "Dashboard",
+           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask", "PatchingPanel"]

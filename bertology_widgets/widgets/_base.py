@@ -88,15 +88,10 @@ class SessionView(w.VBox):
     def __new__(cls, session=None, *args, **kwargs):
         # Refused here, not in __init__: a half-built widget would fail again in its __del__.
         if session is not None and not (isinstance(session, traitlets.HasTraits) and session.has_trait("mask")):
-            hint = (
-                f"ModelSession.from_pretrained(task={session!r})"
-                if isinstance(session, str)
-                else "ModelSession.from_pretrained(task='sst2')"
-            )
-            raise ValueError(
-                f"{cls.__name__} shows a ModelSession, not {type(session).__name__} "
-                f"{session!r}; open one first: {cls.__name__}({hint})"
-            )
+            hint = f"ModelSession.from_pretrained(task={session!r})" if isinstance(session, str) else \
+                "ModelSession.from_pretrained(task='sst2')"
+            raise ValueError(f"{cls.__name__} shows a ModelSession, not {type(session).__name__} "
+                             f"{session!r}; open one first: {cls.__name__}({hint})")
         return super().__new__(cls, session, *args, **kwargs)
 
     def __init__(self, session, **kwargs):
@@ -184,10 +179,8 @@ class SessionView(w.VBox):
 
 def error_html(text: str, colour: str, background: str) -> str:
     """``text`` in a coloured frame (HTML-escaped)."""
-    style = (
-        f"color:{colour};background:{background};border:1px solid {colour};"
-        "border-radius:3px;padding:4px 8px;margin:2px 0;white-space:pre-wrap"
-    )
+    style = (f"color:{colour};background:{background};border:1px solid {colour};"
+             "border-radius:3px;padding:4px 8px;margin:2px 0;white-space:pre-wrap")
     return f'<div style="{style}">{html.escape(text)}</div>'
 
 
@@ -195,8 +188,7 @@ def message_box(view: SessionView, trait: str, colour: str, background: str) -> 
     """An ``HTML`` box that shows ``session.<trait>`` in a coloured frame, hidden while empty."""
     box = w.HTML()
     box.add_class(f"bw-{trait}")
-    view._dlink(
-        (view.session, trait), (box, "value"), lambda text: error_html(text, colour, background) if text else ""
-    )
+    view._dlink((view.session, trait), (box, "value"),
+                lambda text: error_html(text, colour, background) if text else "")
     view._dlink((view.session, trait), (box.layout, "display"), lambda text: None if text else "none")
     return box

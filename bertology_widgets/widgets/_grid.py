@@ -26,11 +26,8 @@ from ._base import SessionView, held
 class _GridHeatMap(GridHeatMap):
     """bqplot's ``GridHeatMap`` without squeezing ``color``: a 1 x n grid (one token, one layer) stays 2-d."""
 
-    color = (
-        Array(None, allow_none=True)
-        .tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis", **array_serialization)
-        .valid(array_dimension_bounds(2, 2))
-    )
+    color = Array(None, allow_none=True).tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis",
+                                             **array_serialization).valid(array_dimension_bounds(2, 2))
 
 
 def _centres(n: int) -> np.ndarray:
@@ -39,11 +36,9 @@ def _centres(n: int) -> np.ndarray:
 
 LABEL_PITCH_PX = 14  # the least distance between two tick labels of 11 px text
 # Masked heads, in every colouring: a white halo under a dark frame, and a hatch across the cell.
-MASKED_OVERLAYS = {
-    "masked_halo": {"colors": ["white"], "stroke_width": 5},
-    "masked": {"colors": ["#111827"], "stroke_width": 2.5},
-    "masked_hatch": {"colors": ["#111827"], "stroke_width": 1.5, "opacities": [0.8]},
-}
+MASKED_OVERLAYS = {"masked_halo": {"colors": ["white"], "stroke_width": 5},
+                   "masked": {"colors": ["#111827"], "stroke_width": 2.5},
+                   "masked_hatch": {"colors": ["#111827"], "stroke_width": 1.5, "opacities": [0.8]}}
 
 
 def _tick_labels(labels, step: int = 1) -> tuple[np.ndarray, dict]:
@@ -68,19 +63,15 @@ def _px(value, default: float) -> float:
 
 def frame(row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of a closed rectangle around cell ``(row, col)``."""
-    return (
-        np.array([col, col + 1, col + 1, col, col], dtype=float),
-        np.array([row, row, row + 1, row + 1, row], dtype=float),
-    )
+    return (np.array([col, col + 1, col + 1, col, col], dtype=float),
+            np.array([row, row, row + 1, row + 1, row], dtype=float))
 
 
 def frames(cells) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)``, shape ``(cells, 5)``: a closed rectangle around each ``(row, col)`` cell."""
     xy = [frame(row, col) for row, col in cells]
-    return (
-        np.array([x for x, _ in xy], dtype=float).reshape(-1, 5),
-        np.array([y for _, y in xy], dtype=float).reshape(-1, 5),
-    )
+    return (np.array([x for x, _ in xy], dtype=float).reshape(-1, 5),
+            np.array([y for _, y in xy], dtype=float).reshape(-1, 5))
 
 
 def crosses(cells) -> tuple[np.ndarray, np.ndarray]:
@@ -113,44 +104,18 @@ class GridFigure:
         Tick labels are words (tokens): slant the column labels, leave room.
     """
 
-    def __init__(
-        self,
-        color_scale: ColorScale,
-        *,
-        title: str = "",
-        overlays=None,
-        tooltip=None,
-        axes: bool = True,
-        long_labels: bool = False,
-        row_label: str = "",
-        col_label: str = "",
-        colour_label: str = "",
-        value_format: str = ".3f",
-        layout=None,
-        fig_margin=None,
-    ):
+    def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
+                 axes: bool = True, long_labels: bool = False, row_label: str = "", col_label: str = "",
+                 colour_label: str = "", value_format: str = ".3f", layout=None, fig_margin=None):
         self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
         scales = {"row": self.rows, "column": self.cols, "color": color_scale}
         self.tooltip_names, self.value_format = tuple(tooltip or ()), value_format
         self.tooltip = w.HTML() if tooltip else None
-        self.heat = _GridHeatMap(
-            row=np.arange(3.0),
-            column=np.arange(3.0),
-            color=np.zeros((2, 2)),
-            scales=scales,
-            stroke="white",
-            tooltip=self.tooltip,
-            interactions={"hover": "tooltip"},
-        )
+        self.heat = _GridHeatMap(row=np.arange(3.0), column=np.arange(3.0), color=np.zeros((2, 2)), scales=scales,
+                                stroke="white", tooltip=self.tooltip, interactions={"hover": "tooltip"})
         self.overlays = {
-            name: Lines(
-                x=np.zeros(2),
-                y=np.zeros(2),
-                scales={"x": self.cols, "y": self.rows},
-                visible=False,
-                interactions={},
-                **style,
-            )
+            name: Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.cols, "y": self.rows}, visible=False,
+                        interactions={}, **style)
             for name, style in (overlays or {}).items()
         }
         self.axes = []
@@ -159,53 +124,24 @@ class GridFigure:
             # Long tick labels (tokens) slant and push the axis labels out of their way.
             slant = {"tick_rotate": -50, "tick_style": {**tick_style, "text-anchor": "end"}, "label_offset": "64px"}
             self.axes = [
-                Axis(
-                    scale=self.cols,
-                    side="bottom",
-                    label=col_label,
-                    grid_lines="none",
-                    **(slant if long_labels else {"tick_style": tick_style}),
-                ),
-                Axis(
-                    scale=self.rows,
-                    side="left",
-                    label=row_label,
-                    grid_lines="none",
-                    tick_style=tick_style,
-                    label_offset="76px" if long_labels else None,
-                ),
+                Axis(scale=self.cols, side="bottom", label=col_label, grid_lines="none",
+                     **(slant if long_labels else {"tick_style": tick_style})),
+                Axis(scale=self.rows, side="left", label=row_label, grid_lines="none", tick_style=tick_style,
+                     label_offset="76px" if long_labels else None),
             ]
         # Vertical, at the right. bqplot draws the bar 100 px short of each end of the plot, so a
         # figure needs a plot over ~300 px tall for a readable bar; a small multiple (axes=False)
         # cannot show one, and keeps it hidden (its caption states the scale instead).
-        self.colour_axis = ColorAxis(
-            scale=color_scale,
-            side="right",
-            label=colour_label,
-            num_ticks=5,
-            tick_format=".2~f",
-            tick_style={"font-size": "10px"},
-            visible=axes,
-        )
+        self.colour_axis = ColorAxis(scale=color_scale, side="right", label=colour_label, num_ticks=5,
+                                     tick_format=".2~f", tick_style={"font-size": "10px"}, visible=axes)
         margin = dict(fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
         layout = dict(layout or {})
-        self.fig = Figure(
-            marks=[self.heat, *self.overlays.values()],
-            axes=[*self.axes, self.colour_axis],
-            title=title,
-            padding_x=0,
-            padding_y=0,
-            animation_duration=0,
-            layout=layout,
-            fig_margin=margin,
-            display_toolbar=False,
-            title_style={"font-size": "13px"},
-        )
+        self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=[*self.axes, self.colour_axis],
+                          title=title, padding_x=0, padding_y=0, animation_duration=0, layout=layout,
+                          fig_margin=margin, display_toolbar=False, title_style={"font-size": "13px"})
         # Room for tick labels along each axis, in pixels (for thinning them).
-        self._room = (
-            _px(layout.get("height"), 300) - margin["top"] - margin["bottom"],
-            _px(layout.get("width"), 300) - margin["left"] - margin["right"],
-        )
+        self._room = (_px(layout.get("height"), 300) - margin["top"] - margin["bottom"],
+                      _px(layout.get("width"), 300) - margin["left"] - margin["right"])
         self._click_handler = None
         self._labels = None
         self._cell_labels = None
@@ -235,11 +171,9 @@ class GridFigure:
                 self._labels = labels
                 rows_room, cols_room = self._room
                 self.axes[0].tick_values, self.axes[0].tick_labels = _tick_labels(
-                    labels[1], label_step(n_cols, cols_room)
-                )
+                    labels[1], label_step(n_cols, cols_room))
                 self.axes[1].tick_values, self.axes[1].tick_labels = _tick_labels(
-                    labels[0], label_step(n_rows, rows_room)
-                )
+                    labels[0], label_step(n_rows, rows_room))
             if title is not None:
                 self.fig.title = title
 
@@ -271,11 +205,9 @@ class GridFigure:
         labels = self._cell_labels or (range(self._values.shape[0]), range(self._values.shape[1]))
         names = self.tooltip_names
         value = format(float(self._values[row, col]), self.value_format)
-        text = (
-            f"{html.escape(names[0])} <b>{html.escape(str(labels[0][row]))}</b><br>"
-            f"{html.escape(names[1])} <b>{html.escape(str(labels[1][col]))}</b><br>"
-            f"{html.escape(names[2])} <b>{value}</b>"
-        )
+        text = (f"{html.escape(names[0])} <b>{html.escape(str(labels[0][row]))}</b><br>"
+                f"{html.escape(names[1])} <b>{html.escape(str(labels[1][col]))}</b><br>"
+                f"{html.escape(names[2])} <b>{value}</b>")
         self.tooltip.value = f'<div style="padding:2px 6px;font-size:12px">{text}</div>'
 
     # -- clicks ------------------------------------------------------------------------------
@@ -309,15 +241,8 @@ class GridFigure:
     def close(self) -> None:
         self.heat.on_element_click(self._on_element_click, remove=True)
         self.heat.on_hover(self._on_hover, remove=True)
-        for widget in (
-            self.fig,
-            self.heat,
-            *self.overlays.values(),
-            *self.axes,
-            self.colour_axis,
-            self.rows,
-            self.cols,
-        ):
+        for widget in (self.fig, self.heat, *self.overlays.values(), *self.axes, self.colour_axis, self.rows,
+                       self.cols):
             widget.close()
         if self.tooltip is not None:
             self.tooltip.close()

@@ -18,11 +18,8 @@ ATTENTION_COLOURS = {"scheme": "Blues", "min": 0, "max": 1}
 SCALES = {"fixed": "0\u20131", "head": "per head", "row": "per row"}
 # The colour bar's label (short: it sits above the bar); the ticks give the range.
 SCALE_LABELS = {"fixed": "weight", "head": "weight", "row": "\u00f7 row max"}
-SCALE_TOOLTIPS = {
-    "fixed": "colour scale 0 to 1 for every head",
-    "head": "each head's largest weight is full colour",
-    "row": "each query's row divided by its largest weight",
-}
+SCALE_TOOLTIPS = {"fixed": "colour scale 0 to 1 for every head", "head": "each head's largest weight is full colour",
+                  "row": "each query's row divided by its largest weight"}
 SMALL_PX = 150  # one small map of the all-heads grid, frame included
 
 
@@ -99,41 +96,26 @@ class AttentionGrid(FigureView):
         super().__init__(session, **kwargs)
         self.add_class("bw-attention-grid")
         self.size = size
-        self.grid = GridFigure(
-            ColorScale(**ATTENTION_COLOURS),
-            overlays={"separators": SEPARATOR_STYLE},
-            tooltip=("query", "key", "weight"),
-            row_label="query",
-            col_label="key",
-            long_labels=True,
-            colour_label=SCALE_LABELS["head"],
-            layout={"width": f"{size + 70}px", "height": f"{size + 40}px"},
-            fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 80},
-        )
-        self.scale_picker = w.ToggleButtons(
-            options=[(label, value) for value, label in SCALES.items()],
-            description="scale",
-            tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
-            style={"button_width": "80px", "description_width": "40px"},
-        )
+        self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
+                               tooltip=("query", "key", "weight"), row_label="query", col_label="key",
+                               long_labels=True, colour_label=SCALE_LABELS["head"],
+                               layout={"width": f"{size + 70}px", "height": f"{size + 40}px"},
+                               fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 80})
+        self.scale_picker = w.ToggleButtons(options=[(label, value) for value, label in SCALES.items()],
+                                            description="scale", tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
+                                            style={"button_width": "80px", "description_width": "40px"})
         self.small = []
         per_row = max(1, (size + 70) // SMALL_PX)
-        self._small_box = w.GridBox(
-            layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)", "display": "none"}
-        )
+        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)",
+                                            "display": "none"})
         self._small_box.add_class("bw-all-heads")
         self._small_caption = w.HTML(layout={"max_width": f"{size + 70}px"})  # wraps, never widens the view
-        self.toggle_all = w.ToggleButton(
-            description="All heads", tooltip="Show every head of this layer", icon="th", layout={"width": "auto"}
-        )
+        self.toggle_all = w.ToggleButton(description="All heads", tooltip="Show every head of this layer",
+                                         icon="th", layout={"width": "auto"})
         self._link((self, "show_all_heads"), (self.toggle_all, "value"))
         self._link((self, "scale"), (self.scale_picker, "value"))
-        self.children = [
-            self.grid.fig,
-            w.HBox([self.scale_picker, self.toggle_all]),
-            self._small_caption,
-            self._small_box,
-        ]
+        self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self._small_caption,
+                         self._small_box]
         self._shown = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
         self._observe(self._redraw, ["scale"], owner=self, call_now=False)
@@ -167,12 +149,8 @@ class AttentionGrid(FigureView):
             return
         if s.attention is None:
             return
-        same_data = (
-            self._shown is not None
-            and shown[0] is self._shown[0]
-            and shown[1] is self._shown[1]
-            and shown[3] == self._shown[3]
-        )
+        same_data = (self._shown is not None and shown[0] is self._shown[0] and shown[1] is self._shown[1]
+                     and shown[3] == self._shown[3])
         self._shown = shown
         if same_data:  # only the title (masked or not) changed: one small message
             if self.grid.fig.title != title:
@@ -200,14 +178,10 @@ class AttentionGrid(FigureView):
 
     def _build_small(self) -> None:
         for head in range(self.session.num_heads):
-            small = GridFigure(
-                ColorScale(**ATTENTION_COLOURS),
-                title=f"head {head}",
-                axes=False,
-                tooltip=("query", "key", "weight"),
-                layout={"width": f"{SMALL_PX - 6}px", "height": f"{SMALL_PX - 6}px"},
-                fig_margin={"top": 22, "bottom": 28, "left": 6, "right": 6},
-            )
+            small = GridFigure(ColorScale(**ATTENTION_COLOURS), title=f"head {head}", axes=False,
+                               tooltip=("query", "key", "weight"),
+                               layout={"width": f"{SMALL_PX - 6}px", "height": f"{SMALL_PX - 6}px"},
+                               fig_margin={"top": 22, "bottom": 28, "left": 6, "right": 6})
             small.on_cell_click(self._guarded(lambda _row, _col, head=head: self.select_head(head)))
             self.small.append(small)
         self._small_box.children = [small.fig for small in self.small]
@@ -219,29 +193,18 @@ class AttentionGrid(FigureView):
         masked = np.asarray(s.mask)[s.layer] == 0
         self._small_caption.value = (
             f"<b>All heads of layer {s.layer}</b> &middot; {html.escape(SCALE_TOOLTIPS[self.scale])} "
-            "(white is 0) &middot; click a map to select its head; masked heads are dimmed, with a dashed outline"
-        )
+            "(white is 0) &middot; click a map to select its head; masked heads are dimmed, with a dashed outline")
         tokens = session_tokens(s)
         for head, small in enumerate(self.small):
             colour, low, high = scaled(s.attentions[head], self.scale)
             colours = small.heat.scales["color"]
             with colours.hold_sync():
                 colours.min, colours.max = low, high
-            small.show(
-                colour,
-                tokens,
-                tokens,
-                title=f"head {head}" + (" · masked" if masked[head] else ""),
-                values=s.attentions[head],
-            )
+            small.show(colour, tokens, tokens, title=f"head {head}" + (" · masked" if masked[head] else ""),
+                       values=s.attentions[head])
             small.heat.opacity = 0.35 if masked[head] else 1.0
-            border = (
-                "3px solid #e6550d"
-                if head == s.head
-                else "3px dashed #111827"
-                if masked[head]
-                else "3px solid transparent"
-            )
+            border = ("3px solid #e6550d" if head == s.head else
+                      "3px dashed #111827" if masked[head] else "3px solid transparent")
             small.fig.layout.border = border
 
     def select_head(self, head: int) -> None:

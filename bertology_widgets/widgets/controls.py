@@ -33,20 +33,15 @@ class Controls(SessionView):
         self.layer = w.Dropdown(options=numbered("Layer", session.num_layers), layout=narrow)
         self.head = w.Dropdown(options=numbered("Head", session.num_heads), layout=narrow)
         fit = {"width": "auto"}  # buttons as wide as their labels
-        self.mask_head = w.ToggleButton(
-            description="Mask head", icon="ban", tooltip="Mask (zero) the selected head's output", layout=fit
-        )
+        self.mask_head = w.ToggleButton(description="Mask head", icon="ban",
+                                        tooltip="Mask (zero) the selected head's output", layout=fit)
         self.reset = w.Button(description="Reset mask", icon="undo", tooltip="Keep every head", layout=fit)
         self._link((session, "layer"), (self.layer, "value"))
         self._link((session, "head"), (self.head, "value"))
         self._link((session, "head_masked"), (self.mask_head, "value"))
-        self._dlink(
-            (session, "head_masked"), (self.mask_head, "button_style"), lambda masked: "danger" if masked else ""
-        )
-        self._dlink(
-            (session, "head_masked"),
-            (self.mask_head, "description"),
-            lambda masked: "Unmask head" if masked else "Mask head",
-        )
+        self._dlink((session, "head_masked"), (self.mask_head, "button_style"),
+                    lambda masked: "danger" if masked else "")
+        self._dlink((session, "head_masked"), (self.mask_head, "description"),
+                    lambda masked: "Unmask head" if masked else "Mask head")
         self._on_click(self.reset, session.reset_mask)
         self.children = [w.HBox([self.layer, self.head, self.mask_head, self.reset])]

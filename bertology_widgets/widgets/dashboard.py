@@ -68,24 +68,16 @@ class Dashboard(SessionView):
         self.hidden_states = HiddenStatesView(session)
         self.probe = LayerProbe(session)
         self.patching = PatchingPanel(session)
-        self.panels = w.Accordion(
-            selected_index=None, children=[self.importance, self.hidden_states, self.probe, self.patching]
-        )
-        for index, title in enumerate(
-            (
-                "Head importance and masking curve",
-                "Hidden states",
-                "Which layer knows the label? (layer probe)",
-                "Patching: which heads carry the decision?",
-            )
-        ):
+        self.panels = w.Accordion(selected_index=None,
+                                  children=[self.importance, self.hidden_states, self.probe, self.patching])
+        for index, title in enumerate(("Head importance and masking curve", "Hidden states",
+                                       "Which layer knows the label? (layer probe)",
+                                       "Patching: which heads carry the decision?")):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
-        header = w.HTML(
-            f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
-            f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
-            f"{len(session.examples)} examples"
-        )
+        header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
+                        f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
+                        f"{len(session.examples)} examples")
         side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "400px"})
         # Wraps (the mask grid goes under the attention map) rather than clip in a narrow column.
         self.main_row = w.HBox([self.attention, side], layout={"flex_flow": "row wrap"})
@@ -99,12 +91,12 @@ class Dashboard(SessionView):
     def _export_bar(self) -> w.HBox:
         self.export_status = w.HTML()
         buttons = []
-        for label, action in (
-            ("Attention PNG", lambda: self.attention.save_png(self._picture_name("attention", "png"))),
-            ("Mask grid SVG", lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
-            ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
-            ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json")),
-        ):
+        for label, action in (("Attention PNG",
+                               lambda: self.attention.save_png(self._picture_name("attention", "png"))),
+                              ("Mask grid SVG",
+                               lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
+                              ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
+                              ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json"))):
             button = w.Button(description=label, icon="download", layout={"width": "auto"})
             self._on_click(button, action)
             buttons.append(button)
@@ -129,17 +121,8 @@ class Dashboard(SessionView):
         self.mask_grid.save_svg(filename)
 
     def close(self) -> None:
-        for view in (
-            self.controls,
-            self.attention,
-            self.mask_grid,
-            self.readout,
-            self.example,
-            self.importance,
-            self.hidden_states,
-            self.probe,
-            self.patching,
-        ):
+        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.importance,
+                     self.hidden_states, self.probe, self.patching):
             view.close()
         super().close()
         if self._owns_session:

@@ -51,19 +51,14 @@ class ExampleView(SessionView):
     def __init__(self, session, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-example")
-        self.index = w.BoundedIntText(
-            min=-1,
-            max=len(session.examples) - 1,
-            description="Example",
-            tooltip="dev example (-1: your own text)",
-            layout={"width": "180px"},
-        )
+        self.index = w.BoundedIntText(min=-1, max=len(session.examples) - 1, description="Example",
+                                      tooltip="dev example (-1: your own text)", layout={"width": "180px"})
         wide = {"width": "100%", "max_width": "640px"}
         self.text = w.Text(description="Text", continuous_update=False, layout=wide)
-        self.text_pair = w.Text(
-            description="Pair", placeholder="(optional second sentence)", continuous_update=False, layout=wide
-        )
-        self.analyse = w.Button(description="Analyse", icon="search", button_style="primary", layout={"width": "auto"})
+        self.text_pair = w.Text(description="Pair", placeholder="(optional second sentence)",
+                                continuous_update=False, layout=wide)
+        self.analyse = w.Button(description="Analyse", icon="search", button_style="primary",
+                                layout={"width": "auto"})
         self.source = w.HTML()
         self.prediction = w.HTML()
         self.prediction.add_class("bw-prediction")
@@ -73,30 +68,18 @@ class ExampleView(SessionView):
         self._link((session, "text"), (self.text, "value"))
         self._link((session, "text_pair"), (self.text_pair, "value"), (lambda t: t or "", lambda t: t or None))
         pairs = any(example.text_b is not None for example in session.examples)
-        self._dlink(
-            (session, "text_pair"), (self.text_pair.layout, "display"), lambda pair: None if pairs or pair else "none"
-        )
-        self._dlink(
-            (session, "example_index"),
-            (self.source, "value"),
-            lambda i: (
-                f"<small>dev example {i} of {len(session.examples)}</small>"
-                if i >= 0
-                else "<small>your own text (not a dev example, so no gold label)</small>"
-            ),
-        )
+        self._dlink((session, "text_pair"), (self.text_pair.layout, "display"),
+                    lambda pair: None if pairs or pair else "none")
+        self._dlink((session, "example_index"), (self.source, "value"),
+                    lambda i: (f"<small>dev example {i} of {len(session.examples)}</small>" if i >= 0
+                               else "<small>your own text (not a dev example, so no gold label)</small>"))
         self._on_click(self.analyse, self.submit)
         self._observe(self._show_flipped_choice, ["value"], owner=self.flipped, call_now=False)
         self._observe(self._redraw_prediction, ["example_label", "example_prediction", "example_baseline_prediction"])
         self._observe(self._redraw_flipped, ["flipped", "example_index"])
-        self.children = [
-            w.HBox([self.index, self.source, self.analyse], layout={"align_items": "center"}),
-            self.text,
-            self.text_pair,
-            self.prediction,
-            self.notice,
-            self.flipped,
-        ]
+        self.children = [w.HBox([self.index, self.source, self.analyse], layout={"align_items": "center"}),
+                         self.text, self.text_pair, self.prediction,
+                         self.notice, self.flipped]
 
     def submit(self) -> None:
         """Show the typed text (and pair) in one go; what "Analyse" does."""
@@ -110,10 +93,8 @@ class ExampleView(SessionView):
         now, base = s.example_prediction, s.example_baseline_prediction
         flip = ' <b style="color:#b91c1c">(flipped)</b>' if now is not None and now != base else ""
         label = "" if s.example_index < 0 else f"label: <b>{label_text(s.example_label, names)}</b> &middot; "
-        self.prediction.value = (
-            f"{label}prediction: <b>{label_text(now, names)}</b>{flip}"
-            f" &middot; unmasked: <b>{label_text(base, names)}</b>"
-        )
+        self.prediction.value = (f"{label}prediction: <b>{label_text(now, names)}</b>{flip}"
+                                 f" &middot; unmasked: <b>{label_text(base, names)}</b>")
 
     def _redraw_flipped(self, _change) -> None:
         s = self.session

@@ -15,12 +15,10 @@ MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # mas
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
 COLOUR_BY = ("mask", "importance", "entropy", "role")
 # colour_by -> (figure title, colour bar label)
-TITLES = {
-    "mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
-    "importance": ("Head importance (masked heads outlined)", "importance"),
-    "entropy": ("Attention entropy in nats (masked heads outlined)", "nats"),
-    "role": ("Head roles (masked heads outlined)", "role"),
-}
+TITLES = {"mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
+          "importance": ("Head importance (masked heads outlined)", "importance"),
+          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats"),
+          "role": ("Head roles (masked heads outlined)", "role")}
 
 
 class HeadMaskGrid(FigureView):
@@ -61,39 +59,29 @@ class HeadMaskGrid(FigureView):
         super().__init__(session, **kwargs)
         self.add_class("bw-mask-grid")
         self.colours = ColorScale(**MASK_COLOURS)
-        self.grid = GridFigure(
-            self.colours,
-            title=TITLES["mask"][0],
-            colour_label=TITLES["mask"][1],
-            overlays={**MASKED_OVERLAYS, "selected": {"colors": ["#e6550d"], "stroke_width": 3}},
-            tooltip=("layer", "head", "value"),
-            row_label="layer",
-            col_label="head",
-            layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
-            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76},
-        )
+        self.grid = GridFigure(self.colours, title=TITLES["mask"][0], colour_label=TITLES["mask"][1],
+                               overlays={**MASKED_OVERLAYS, "selected": {"colors": ["#e6550d"], "stroke_width": 3}},
+                               tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
+                               layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
+                               fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
-        self.colour_selector = w.ToggleButtons(
-            options=[(name.capitalize(), name) for name in COLOUR_BY], style={"button_width": "auto"}
-        )
+        self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
+                                               style={"button_width": "auto"})
         self.note = w.HTML()
         # bqplot's hover tooltip follows the pointer: it must never take a click meant for the cell below it.
-        self.hint = w.HTML(
-            "<style>.bqplot_tooltip_div { pointer-events: none; }</style>"
-            "<small>Click a cell to mask or unmask that head.</small>"
-        )
+        self.hint = w.HTML("<style>.bqplot_tooltip_div { pointer-events: none; }</style>"
+                           "<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
-        self.ablation_selector = w.ToggleButtons(
-            options=[("Zero", "zero"), ("Mean", "mean")],
-            description="masked heads output",
-            style={"button_width": "60px", "description_width": "initial"},
-        )
+        self.ablation_selector = w.ToggleButtons(options=[("Zero", "zero"), ("Mean", "mean")],
+                                                 description="masked heads output",
+                                                 style={"button_width": "60px", "description_width": "initial"})
         self._link((session, "ablation"), (self.ablation_selector, "value"))
         self.legend = w.HTML()
         self._value_tooltip = self.grid.heat.tooltip
         self.role_tooltip = RoleTooltip(lambda: self.session.roles)
         self.grid.heat.on_hover(self._guarded(self.role_tooltip.on_hover))
-        self.children = [self.grid.fig, self.hint, self.colour_selector, self.legend, self.note, self.ablation_selector]
+        self.children = [self.grid.fig, self.hint, self.colour_selector, self.legend, self.note,
+                         self.ablation_selector]
         self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
         self._observe(self._frame_selected, ["layer", "head"])

@@ -34,7 +34,8 @@ def state_labels(num_layers: int) -> list[str]:
 
 def row_frame(row: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of a closed rectangle around row ``row`` of a grid ``n_cols`` wide."""
-    return (np.array([0, n_cols, n_cols, 0, 0], dtype=float), np.array([row, row, row + 1, row + 1, row], dtype=float))
+    return (np.array([0, n_cols, n_cols, 0, 0], dtype=float),
+            np.array([row, row, row + 1, row + 1, row], dtype=float))
 
 
 class HiddenStatesView(SessionView):
@@ -78,61 +79,31 @@ class HiddenStatesView(SessionView):
         self.add_class("bw-hidden-states")
         layout = {"width": f"{size}px", "height": f"{size}px"}  # tall enough for a colour bar
         margin = {"top": 40, "bottom": 90, "left": 60, "right": 76}
-        grid_kwargs = dict(
-            overlays={"selected": HIGHLIGHT_STYLE},
-            row_label="layer",
-            col_label="token",
-            long_labels=True,
-            layout=layout,
-            fig_margin=margin,
-        )
-        self.norms = GridFigure(
-            ColorScale(scheme="viridis"),
-            title="Norm of each token's state",
-            tooltip=("layer", "token", "norm"),
-            colour_label="norm",
-            value_format=".2f",
-            **grid_kwargs,
-        )
-        self.cosine = GridFigure(
-            ColorScale(**cosine_colours([-1.0, 1.0])),
-            title="Cosine with the layer below",
-            tooltip=("layer", "token", "cosine"),
-            colour_label="cosine",
-            **grid_kwargs,
-        )
+        grid_kwargs = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
+                           long_labels=True, layout=layout, fig_margin=margin)
+        self.norms = GridFigure(ColorScale(scheme="viridis"), title="Norm of each token's state",
+                                tooltip=("layer", "token", "norm"), colour_label="norm", value_format=".2f",
+                                **grid_kwargs)
+        self.cosine = GridFigure(ColorScale(**cosine_colours([-1.0, 1.0])), title="Cosine with the layer below",
+                                 tooltip=("layer", "token", "cosine"), colour_label="cosine",
+                                 **grid_kwargs)
         x, y = LinearScale(), LinearScale()
-        self.scatter = Scatter(
-            x=np.zeros(1),
-            y=np.zeros(1),
-            names=[""],
-            display_names=True,
-            default_size=40,
-            scales={"x": x, "y": y, "color": ColorScale(scheme="viridis")},
-            color=np.zeros(1),
-            tooltip=Tooltip(fields=["name", "x", "y"], labels=["token", "PC 1", "PC 2"], formats=["", ".2f", ".2f"]),
-        )
-        self.pca_fig = Figure(
-            marks=[self.scatter],
-            axes=[
-                Axis(scale=x, label="PC 1", grid_lines="none"),
-                Axis(scale=y, side="left", label="PC 2", grid_lines="none"),
-            ],
-            animation_duration=0,
-            layout={"width": f"{size}px", "height": f"{size}px"},
-            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-        )
-        self.slider = w.SelectionSlider(
-            options=list(zip(state_labels(session.num_layers), range(session.num_layers + 1))),
-            description="PCA of",
-            layout={"width": f"{size}px"},
-        )
+        self.scatter = Scatter(x=np.zeros(1), y=np.zeros(1), names=[""], display_names=True, default_size=40,
+                               scales={"x": x, "y": y, "color": ColorScale(scheme="viridis")}, color=np.zeros(1),
+                               tooltip=Tooltip(fields=["name", "x", "y"], labels=["token", "PC 1", "PC 2"],
+                                               formats=["", ".2f", ".2f"]))
+        self.pca_fig = Figure(marks=[self.scatter], axes=[Axis(scale=x, label="PC 1", grid_lines="none"),
+                                                          Axis(scale=y, side="left", label="PC 2",
+                                                               grid_lines="none")],
+                              animation_duration=0, layout={"width": f"{size}px", "height": f"{size}px"},
+                              fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        self.slider = w.SelectionSlider(options=list(zip(state_labels(session.num_layers),
+                                                         range(session.num_layers + 1))),
+                                        description="PCA of", layout={"width": f"{size}px"})
         self._link((self, "pca_layer"), (self.slider, "value"))
         self._dlink((session, "layer"), (self, "pca_layer"), lambda layer: layer + 1)
-        self.children = [
-            w.HBox([self.norms.fig, self.cosine.fig], layout={"flex_flow": "row wrap"}),
-            w.VBox([self.slider, self.pca_fig]),
-        ]
+        self.children = [w.HBox([self.norms.fig, self.cosine.fig], layout={"flex_flow": "row wrap"}),
+                         w.VBox([self.slider, self.pca_fig])]
         self._drawn = None
         self._observe(self._redraw_grids, ["hidden_states", "tokens"])
         self._observe(self._redraw_selection, ["hidden_states", "tokens", "layer"])
@@ -153,9 +124,8 @@ class HiddenStatesView(SessionView):
     def _redraw_grids(self, _change) -> None:
         s = self.session
         # The session assigns a new array per capture: identity says whether anything is new.
-        if not self._ready() or (
-            self._drawn is not None and self._drawn[0] is s.hidden_states and self._drawn[1] == s.tokens
-        ):
+        if not self._ready() or (self._drawn is not None and self._drawn[0] is s.hidden_states
+                                 and self._drawn[1] == s.tokens):
             return
         self._drawn = (s.hidden_states, list(s.tokens))
         rows, tokens = state_labels(s.num_layers), session_tokens(s)

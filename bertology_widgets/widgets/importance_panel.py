@@ -39,11 +39,9 @@ def pruning_note(session) -> str:
     if masked == 0:
         return "<small>No head is masked; pruning would keep every parameter.</small>"
     before, after = session.pruned_params()
-    return (
-        f"<small>Pruning the {masked} masked heads would keep {after / 1e6:.1f} M of {before / 1e6:.1f} M "
-        f"parameters ({after / before:.0%}); prune for real with <code>bertology prune --mask</code> "
-        "on a mask saved with the dashboard's Mask .npy button.</small>"
-    )
+    return (f"<small>Pruning the {masked} masked heads would keep {after / 1e6:.1f} M of {before / 1e6:.1f} M "
+            f"parameters ({after / before:.0%}); prune for real with <code>bertology prune --mask</code> "
+            "on a mask saved with the dashboard's Mask .npy button.</small>")
 
 
 class ImportancePanel(SessionView):
@@ -115,9 +113,8 @@ class ImportancePanel(SessionView):
         self._syncing = False
         total = session.num_layers * session.num_heads
         fit = {"width": "auto"}  # buttons as wide as their labels
-        self.importance_button = w.Button(
-            description="Compute importance", icon="play", button_style="primary", layout=fit
-        )
+        self.importance_button = w.Button(description="Compute importance", icon="play", button_style="primary",
+                                          layout=fit)
         self.curve_button = w.Button(description="Masking curve", icon="line-chart", layout=fit)
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="analysis", layout={"width": "320px"})
         self.status = w.Label()
@@ -127,41 +124,25 @@ class ImportancePanel(SessionView):
         # Its own class: page selectors for the dashboard's mask grid must not find this one.
         self.importance_map.remove_class("bw-mask-grid")
         self.importance_map.add_class("bw-importance-map")
-        self.slider = w.IntSlider(
-            min=0,
-            max=total,
-            description="mask the N least important heads",
-            style={"description_width": "initial"},
-            continuous_update=False,
-            layout={"width": "480px"},
-        )
+        self.slider = w.IntSlider(min=0, max=total, description="mask the N least important heads",
+                                  style={"description_width": "initial"}, continuous_update=False,
+                                  layout={"width": "480px"})
         self.note = w.HTML()
         self._build_chart()
         for button in (self.importance_button, self.curve_button):
             self._dlink((session, "analysis_busy"), (button, "disabled"))
         self._dlink((session, "analysis_progress"), (self.progress, "value"))
-        self._dlink(
-            (session, "analysis_busy"),
-            (self.progress.layout, "visibility"),
-            lambda busy: "visible" if busy else "hidden",
-        )
+        self._dlink((session, "analysis_busy"), (self.progress.layout, "visibility"),
+                    lambda busy: "visible" if busy else "hidden")
         self._dlink((session, "analysis_status"), (self.status, "value"))
         self._dlink((session, "importance"), (self.slider, "disabled"), lambda importance: importance is None)
         self._on_click(self.importance_button, self.compute_importance)
         self._on_click(self.curve_button, self.compute_masking_curve)
-        self._dlink(
-            (session, "importance"),
-            (self.importance_map.layout, "display"),
-            lambda importance: "none" if importance is None else None,
-        )
-        self.children = [
-            w.HBox([self.importance_button, self.curve_button]),
-            w.HBox([self.progress, self.status]),
-            self.slider,
-            self.note,
-            self.pruning,
-            w.HBox([self.importance_map, self.fig], layout={"flex_flow": "row wrap"}),
-        ]
+        self._dlink((session, "importance"), (self.importance_map.layout, "display"),
+                    lambda importance: "none" if importance is None else None)
+        self.children = [w.HBox([self.importance_button, self.curve_button]), w.HBox([self.progress, self.status]),
+                         self.slider, self.note, self.pruning,
+                         w.HBox([self.importance_map, self.fig], layout={"flex_flow": "row wrap"})]
         self._observe(self._follow_mask, ["mask", "importance"])
         self._observe(self._redraw_pruning, ["mask"])
         self._observe(self._on_slider, ["value"], owner=self.slider, call_now=False)
@@ -171,71 +152,26 @@ class ImportancePanel(SessionView):
     def _build_chart(self) -> None:
         x, self.y_scale = LinearScale(min=0.0, max=1.0), LinearScale()
         scales = {"x": x, "y": self.y_scale}
-        self.random_band = Lines(
-            x=EMPTY,
-            y=np.zeros((2, 0)),
-            scales=scales,
-            fill="between",
-            colors=[RANDOM_COLOUR] * 2,
-            fill_colors=[RANDOM_COLOUR],
-            fill_opacities=[0.15],
-            stroke_width=0.5,
-            opacities=[0.4, 0.4],
-            visible=False,
-        )
-        self.random_line = Lines(
-            x=EMPTY,
-            y=EMPTY,
-            scales=scales,
-            colors=[RANDOM_COLOUR],
-            line_style="dashed",
-            labels=["random order (mean, min-max band)"],
-            display_legend=True,
-            visible=False,
-        )
-        self.curve_line = Lines(
-            x=EMPTY,
-            y=EMPTY,
-            scales=scales,
-            colors=[CURVE_COLOUR],
-            marker="circle",
-            marker_size=24,
-            stroke_width=2,
-            labels=["importance order"],
-            display_legend=True,
-            visible=False,
-        )
-        self.threshold_line = Lines(
-            x=[0.0, 1.0],
-            y=[0.0, 0.0],
-            scales=scales,
-            colors=[THRESHOLD_COLOUR],
-            line_style="dotted",
-            labels=["threshold"],
-            display_legend=True,
-            visible=False,
-            stroke_width=2,
-        )
-        self.current_point = Scatter(
-            x=[0.0],
-            y=[0.0],
-            scales=scales,
-            colors=[CURRENT_COLOUR],
-            default_size=80,
-            stroke="black",
-            labels=["current mask"],
-            display_legend=True,
-        )
+        self.random_band = Lines(x=EMPTY, y=np.zeros((2, 0)), scales=scales, fill="between", colors=[RANDOM_COLOUR] * 2,
+                                 fill_colors=[RANDOM_COLOUR], fill_opacities=[0.15], stroke_width=0.5,
+                                 opacities=[0.4, 0.4], visible=False)
+        self.random_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[RANDOM_COLOUR], line_style="dashed",
+                                 labels=["random order (mean, min-max band)"], display_legend=True, visible=False)
+        self.curve_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[CURVE_COLOUR], marker="circle",
+                                marker_size=24, stroke_width=2, labels=["importance order"], display_legend=True,
+                                visible=False)
+        self.threshold_line = Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales=scales, colors=[THRESHOLD_COLOUR],
+                                    line_style="dotted", labels=["threshold"], display_legend=True, visible=False,
+                                    stroke_width=2)
+        self.current_point = Scatter(x=[0.0], y=[0.0], scales=scales, colors=[CURRENT_COLOUR], default_size=80,
+                                     stroke="black", labels=["current mask"], display_legend=True)
         self.y_axis = Axis(scale=self.y_scale, side="left", label=self.metric, tick_format=".2f")
-        self.fig = Figure(
-            marks=[self.random_band, self.random_line, self.curve_line, self.threshold_line, self.current_point],
-            axes=[Axis(scale=x, label="fraction of heads masked", tick_format=".0%"), self.y_axis],
-            title="Masking curve",
-            legend_location="top-right",
-            animation_duration=0,
-            layout={"width": "520px", "height": "340px"},
-            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-        )
+        self.fig = Figure(marks=[self.random_band, self.random_line, self.curve_line, self.threshold_line,
+                                 self.current_point],
+                          axes=[Axis(scale=x, label="fraction of heads masked", tick_format=".0%"), self.y_axis],
+                          title="Masking curve", legend_location="top-right", animation_duration=0,
+                          layout={"width": "520px", "height": "340px"},
+                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
 
     @property
     def metric(self) -> str:
@@ -267,14 +203,8 @@ class ImportancePanel(SessionView):
             finally:
                 self._syncing = False
         other = s.importance is not None and not is_least_important(s.mask, s.importance)
-        text = (
-            (
-                f"<small><i>The mask is not the {masked} least important heads (changed elsewhere); "
-                "move the slider to mask by importance.</i></small>"
-            )
-            if other
-            else ""
-        )
+        text = (f"<small><i>The mask is not the {masked} least important heads (changed elsewhere); "
+                "move the slider to mask by importance.</i></small>") if other else ""
         if self.note.value != text:
             self.note.value = text
 
@@ -317,13 +247,6 @@ class ImportancePanel(SessionView):
     def close(self) -> None:
         super().close()
         self.importance_map.close()
-        for widget in (
-            self.fig,
-            self.curve_line,
-            self.random_line,
-            self.random_band,
-            self.threshold_line,
-            self.current_point,
-            *self.fig.axes,
-        ):
+        for widget in (self.fig, self.curve_line, self.random_line, self.random_band, self.threshold_line,
+                       self.current_point, *self.fig.axes):
             widget.close()

@@ -14,10 +14,8 @@ from ..representations import POOLINGS
 from ._base import SessionView
 from .hidden_states import state_labels
 
-ERROR_STYLE = (
-    "color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
-    "padding:4px 8px;margin:2px 0;white-space:pre-wrap"
-)
+ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
+               "padding:4px 8px;margin:2px 0;white-space:pre-wrap")
 BASELINE_COLOUR, CENTRE_COLOUR = "#6b7280", "#e6550d"
 
 
@@ -28,24 +26,15 @@ def probe_summary(result: ProbeResult, current_mask) -> str:
     centre = result.center_of_gravity
     labels = state_labels(len(result.accuracy) - 1)
     # Bar i is hidden state i: "emb", then layers from 0, so a position p is layer p - 1.
-    parts = [
-        f"{result.n_train} train / {result.n_dev} dev examples",
-        f"{result.pooling} pooling",
-        f"{result.heads_masked} of {mask.size} heads masked",
-        f"{result.seconds:.1f} s",
-        f"best: {labels[best]} ({result.accuracy[best]:.3f})",
-        "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"layer {centre - 1:.2f}"),
-        f"majority baseline {result.majority_baseline:.3f}",
-    ]
+    parts = [f"{result.n_train} train / {result.n_dev} dev examples", f"{result.pooling} pooling",
+             f"{result.heads_masked} of {mask.size} heads masked", f"{result.seconds:.1f} s",
+             f"best: {labels[best]} ({result.accuracy[best]:.3f})",
+             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"layer {centre - 1:.2f}"),
+             f"majority baseline {result.majority_baseline:.3f}"]
     used = np.ones_like(mask) if result.mask is None else np.asarray(result.mask)
-    stale = (
-        ""
-        if np.array_equal(used, mask)
-        else (
-            '<div class="bw-probe-stale" style="color:#b45309"><b>The mask has changed since</b>: '
-            "click Train probes to re-run under the current mask.</div>"
-        )
-    )
+    stale = "" if np.array_equal(used, mask) else (
+        '<div class="bw-probe-stale" style="color:#b45309"><b>The mask has changed since</b>: '
+        "click Train probes to re-run under the current mask.</div>")
     return f'<div class="bw-probe-status">{" &middot; ".join(parts)}</div>{stale}'
 
 
@@ -109,21 +98,9 @@ class LayerProbe(SessionView):
     pooling = Unicode("cls")
     error = Unicode("")
 
-    def __init__(
-        self,
-        session,
-        train_examples=None,
-        *,
-        glue_dir=None,
-        max_train: int = 2000,
-        max_dev: int = 1000,
-        train_pool: int = 20000,
-        pooling: str = "cls",
-        C: float = 1.0,
-        seed: int = 0,
-        background: bool = True,
-        **kwargs,
-    ):
+    def __init__(self, session, train_examples=None, *, glue_dir=None, max_train: int = 2000, max_dev: int = 1000,
+                 train_pool: int = 20000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                 background: bool = True, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-layer-probe")
         self.train_examples = None if train_examples is None else list(train_examples)
@@ -133,52 +110,25 @@ class LayerProbe(SessionView):
         states = session.num_layers + 1
         x, y = LinearScale(min=-0.6, max=states - 0.4), LinearScale(min=0.0, max=1.0)
         scales = {"x": x, "y": y}
-        self.bars = Bars(
-            x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=["#3182bd"], padding=0.2
-        )
-        self.baseline = Lines(
-            x=[-0.6, states - 0.4],
-            y=[0.0, 0.0],
-            scales=scales,
-            colors=[BASELINE_COLOUR],
-            line_style="dashed",
-            visible=False,
-        )
-        self.centre = Lines(
-            x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2, visible=False
-        )
-        self.notes = Label(
-            x=[0.0, 0.0],
-            y=[0.0, 0.0],
-            text=["", ""],
-            scales=scales,
-            colors=[BASELINE_COLOUR, CENTRE_COLOUR],
-            default_size=12,
-            x_offset=4,
-            y_offset=-4,
-            visible=False,
-        )
-        self.fig = Figure(
-            marks=[self.bars, self.baseline, self.centre, self.notes],
-            title="Layer probe accuracy",
-            axes=[
-                Axis(
-                    scale=x,
-                    label="hidden state (emb = embeddings)",
-                    tick_values=np.arange(states),
-                    grid_lines="none",
-                    tick_labels={str(i): label for i, label in enumerate(state_labels(session.num_layers))},
-                ),
-                Axis(scale=y, side="left", label="dev accuracy", tick_format=".1f"),
-            ],
-            animation_duration=0,
-            layout={"width": "520px", "height": "320px"},
-            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-        )
+        self.bars = Bars(x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=["#3182bd"],
+                         padding=0.2)
+        self.baseline = Lines(x=[-0.6, states - 0.4], y=[0.0, 0.0], scales=scales, colors=[BASELINE_COLOUR],
+                              line_style="dashed", visible=False)
+        self.centre = Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2,
+                            visible=False)
+        self.notes = Label(x=[0.0, 0.0], y=[0.0, 0.0], text=["", ""], scales=scales, colors=[BASELINE_COLOUR,
+                           CENTRE_COLOUR], default_size=12, x_offset=4, y_offset=-4, visible=False)
+        self.fig = Figure(marks=[self.bars, self.baseline, self.centre, self.notes], title="Layer probe accuracy",
+                          axes=[Axis(scale=x, label="hidden state (emb = embeddings)",
+                                     tick_values=np.arange(states), grid_lines="none",
+                                     tick_labels={str(i): label for i, label in
+                                                  enumerate(state_labels(session.num_layers))}),
+                                Axis(scale=y, side="left", label="dev accuracy", tick_format=".1f")],
+                          animation_duration=0, layout={"width": "520px", "height": "320px"},
+                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
         self.button = w.Button(description="Train probes", icon="play", button_style="primary")
-        self.pooling_picker = w.ToggleButtons(
-            options=list(POOLINGS), description="Pooling", style={"button_width": "60px"}
-        )
+        self.pooling_picker = w.ToggleButtons(options=list(POOLINGS), description="Pooling",
+                                              style={"button_width": "60px"})
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="training", layout={"visibility": "hidden"})
         self.status = w.HTML()
         self.error_box = w.HTML()
@@ -189,19 +139,11 @@ class LayerProbe(SessionView):
         self._dlink((self, "running"), (self.button, "disabled"))
         self._dlink((self, "running"), (self.pooling_picker, "disabled"))
         self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
-        self._dlink(
-            (self, "error"),
-            (self.error_box, "value"),
-            lambda text: f'<div style="{ERROR_STYLE}">{html.escape(text)}</div>' if text else "",
-        )
+        self._dlink((self, "error"), (self.error_box, "value"),
+                    lambda text: f'<div style="{ERROR_STYLE}">{html.escape(text)}</div>' if text else "")
         self._on_click(self.button, self.train)
-        self.children = [
-            w.HBox([self.button, self.pooling_picker]),
-            self.progress,
-            self.fig,
-            self.status,
-            self.error_box,
-        ]
+        self.children = [w.HBox([self.button, self.pooling_picker]), self.progress, self.fig, self.status,
+                         self.error_box]
         self._observe(self._redraw, ["result"], owner=self)
         self._observe(self._redraw_status, ["mask"])
 
@@ -229,17 +171,9 @@ class LayerProbe(SessionView):
         self._start(self.background)
 
     def _start(self, background: bool):
-        return self.session.compute_probe(
-            self.train_examples,
-            glue_dir=self.glue_dir,
-            train_pool=self.train_pool,
-            max_train=self.max_train,
-            max_dev=self.max_dev,
-            pooling=self.pooling,
-            C=self.C,
-            seed=self.seed,
-            background=background,
-        )
+        return self.session.compute_probe(self.train_examples, glue_dir=self.glue_dir, train_pool=self.train_pool,
+                                          max_train=self.max_train, max_dev=self.max_dev, pooling=self.pooling,
+                                          C=self.C, seed=self.seed, background=background)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Apply results until a background run has finished; True if none is running."""

@@ -42,36 +42,26 @@ class PatchingPanel(FigureView):
         super().__init__(session, **kwargs)
         self.add_class("bw-patching-panel")
         self.colours = ColorScale(**PATCH_COLOURS)
-        self.grid = GridFigure(
-            self.colours,
-            title="Activation patching (normalised logit difference)",
-            overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3}},
-            tooltip=("layer", "head", "restored"),
-            row_label="layer",
-            col_label="head",
-            colour_label="restored",
-            layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
-            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76},
-        )
+        self.grid = GridFigure(self.colours, title="Activation patching (normalised logit difference)",
+                               overlays={"selected": {"colors": ["#e6550d"], "stroke_width": 3}},
+                               tooltip=("layer", "head", "restored"), row_label="layer", col_label="head",
+                               colour_label="restored",
+                               layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
+                               fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.clean = w.HTML()
-        self.corrupted = w.Text(
-            description="corrupted",
-            placeholder="the input with one word changed",
-            continuous_update=False,
-            layout={"width": "520px"},
-        )
+        self.corrupted = w.Text(description="corrupted", placeholder="the input with one word changed",
+                                continuous_update=False, layout={"width": "520px"})
         self.patch_button = w.Button(description="Patch", icon="play", button_style="primary")
         self.predictions = w.HTML()
         self._dlink((session, "text"), (self.clean, "value"), lambda text: f"<b>clean</b>: {html.escape(text)}")
         self._link((session, "corrupted_text"), (self.corrupted, "value"))
         self._dlink((session, "analysis_busy"), (self.patch_button, "disabled"))
         self._on_click(self.patch_button, self.compute)
-        hint = w.HTML(
-            "<small>1: patching this head alone restores the clean prediction; 0: no change. "
-            "Click a cell to select that head.</small>"
-        )
-        self.children = [self.clean, w.HBox([self.corrupted, self.patch_button]), self.predictions, self.grid.fig, hint]
+        hint = w.HTML("<small>1: patching this head alone restores the clean prediction; 0: no change. "
+                      "Click a cell to select that head.</small>")
+        self.children = [self.clean, w.HBox([self.corrupted, self.patch_button]), self.predictions,
+                         self.grid.fig, hint]
         self._observe(self._redraw, ["patching"])
         self._observe(self._frame_selected, ["layer", "head"])
 
@@ -95,8 +85,7 @@ class PatchingPanel(FigureView):
             f"clean &rarr; <b>{html.escape(self._label(data['clean_prediction']))}</b>, corrupted &rarr; "
             f"<b>{html.escape(self._label(data['corrupted_prediction']))}</b>; "
             f"best head: layer {int(np.argmax(grid) // grid.shape[1])}, head {int(np.argmax(grid) % grid.shape[1])} "
-            f"({grid.max():.2f})"
-        )
+            f"({grid.max():.2f})")
 
     def _frame_selected(self, _change) -> None:
         self.grid.draw("selected", frame(self.session.layer, self.session.head))

@@ -16,15 +16,8 @@ from ..head_roles import ROLE_DESCRIPTIONS, ROLES
 
 ROLE_NAMES = ROLES + ("pruned",)
 ROLE_PALETTE = {
-    "cls": "#1f77b4",
-    "sep": "#9ca3af",
-    "punct": "#8c564b",
-    "prev": "#2ca02c",
-    "next": "#98df8a",
-    "self": "#ff7f0e",
-    "broad": "#9467bd",
-    "mixed": "#f3f4f6",
-    "pruned": "#111827",
+    "cls": "#1f77b4", "sep": "#9ca3af", "punct": "#8c564b", "prev": "#2ca02c", "next": "#98df8a",
+    "self": "#ff7f0e", "broad": "#9467bd", "mixed": "#f3f4f6", "pruned": "#111827",
 }
 ROLE_COLOURS = {"colors": [ROLE_PALETTE[name] for name in ROLE_NAMES], "min": 0.0, "max": float(len(ROLE_NAMES) - 1)}
 
@@ -43,8 +36,7 @@ def legend_html(roles) -> str:
         f'<span title="{html.escape(ROLE_DESCRIPTIONS.get(name, name))}" style="margin-right:8px;white-space:nowrap">'
         f'<span style="display:inline-block;width:10px;height:10px;background:{ROLE_PALETTE[name]};'
         f'border:1px solid #6b7280;margin-right:3px"></span>{html.escape(name)} ({present[name]})</span>'
-        for name in ROLE_NAMES
-        if name in present
+        for name in ROLE_NAMES if name in present
     ]
     return "<small>" + " ".join(items) + "</small>"
 
@@ -73,7 +65,5 @@ class RoleTooltip(w.HTML):
         roles = self._roles()
         role = "not computed" if roles is None else str(np.asarray(roles)[layer, head])
         meaning = ROLE_DESCRIPTIONS.get(role, "")
-        self.value = (
-            f"<div style='padding:2px 6px'>layer {layer}, head {head}<br><b>{html.escape(role)}</b>"
-            f"{'<br><small>' + html.escape(meaning) + '</small>' if meaning else ''}</div>"
-        )
+        self.value = (f"<div style='padding:2px 6px'>layer {layer}, head {head}<br><b>{html.escape(role)}</b>"
+                      f"{'<br><small>' + html.escape(meaning) + '</small>' if meaning else ''}</div>")

@@ -23,10 +23,8 @@ def score_html(session) -> str:
     """The readout of ``session``: a metric x (masked, baseline, delta) table and a status line."""
     score, baseline, interval = session.score, session.baseline_score, session.score_interval
     estimate = session.score_is_estimate
-    rows = [
-        f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
-        f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>'
-    ]
+    rows = [f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
+            f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>']
     for metric, base in baseline.items():
         value = score.get(metric)
         if value is None:
@@ -38,10 +36,8 @@ def score_html(session) -> str:
                 now += f' <span style="color:#6b7280">[{low:.3f}, {high:.3f}]</span>'
             diff = value - base
             delta = f'<span style="color:{_delta_colour(diff)}">{diff:+.4f}</span>'
-        rows.append(
-            f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
-            f'<td style="{CELL}">{base:.4f}</td><td style="{CELL}">{delta}</td></tr>'
-        )
+        rows.append(f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
+                    f'<td style="{CELL}">{base:.4f}</td><td style="{CELL}">{delta}</td></tr>')
     if estimate:
         kind = f"<b>estimate</b> from {session.progress:.0%} of the examples (95% interval in brackets)"
     elif session.busy:
@@ -50,7 +46,8 @@ def score_html(session) -> str:
         kind = f"<b>exact</b> on all {len(session.examples)} examples"
     kind += f" &middot; {session.precision}"
     mask = np.asarray(session.mask)
-    status = f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked &middot; {kind}</div>'
+    status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
+              f' &middot; {kind}</div>')
     return f'<table class="bw-score-table" style="{TABLE_STYLE}">{"".join(rows)}</table>{status}'
 
 
@@ -83,9 +80,8 @@ class ScoreReadout(SessionView):
         self.html.add_class("bw-score")
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
-        self._dlink(
-            (session, "busy"), (self.progress.layout, "visibility"), lambda busy: "visible" if busy else "hidden"
-        )
+        self._dlink((session, "busy"), (self.progress.layout, "visibility"),
+                    lambda busy: "visible" if busy else "hidden")
         self.error = w.HTML(layout={"display": "none"})
         self.error.add_class("bw-error")
         self.children = [self.html, self.progress, self.error]

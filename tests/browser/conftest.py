@@ -134,17 +134,10 @@ def voila_server(browser_root, jupyter_env, browser_home, _started_servers):
 
         def start(notebook, *extra_args: str) -> h.ServerProcess:
             nb = browser_root / notebook  # an absolute ``notebook`` wins
-            return stack.enter_context(
-                _running(
-                    _started_servers,
-                    "voila",
-                    lambda port: [*h.voila_argv(nb, port), *extra_args],
-                    h.VOILA_READY_PATH,
-                    nb.parent,
-                    jupyter_env,
-                    browser_home / "logs",
-                )
-            )
+            return stack.enter_context(_running(
+                _started_servers, "voila", lambda port: [*h.voila_argv(nb, port), *extra_args],
+                h.VOILA_READY_PATH, nb.parent, jupyter_env, browser_home / "logs",
+            ))
 
         yield start
 
@@ -160,8 +153,7 @@ def chromium_browser():
         pytest.skip(f"no Chromium at {h.CHROMIUM_PATH} (make chromium)")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=h.CHROMIUM_PATH,
-            headless=True,
+            executable_path=h.CHROMIUM_PATH, headless=True,
             args=[*h.CHROMIUM_ARGS, h.CHROMIUM_OFFLINE_ARG],
         )
         yield browser
@@ -185,14 +177,8 @@ class BrowserLog:
 
     def text(self) -> str:
         return "\n".join(
-            [
-                "# console",
-                *self.console,
-                "# page errors",
-                *self.page_errors,
-                "# external requests",
-                *self.external_requests,
-            ]
+            ["# console", *self.console, "# page errors", *self.page_errors,
+             "# external requests", *self.external_requests]
         )
 
 

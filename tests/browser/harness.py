@@ -39,7 +39,6 @@ def docs_screenshot(name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
-
 CHROMIUM_PATH = os.environ.get("BERTOLOGY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -145,11 +144,7 @@ def check_kernelspec(env: dict[str, str]) -> dict:
     """Assert the ``python3`` kernel the servers will use runs this venv's interpreter."""
     out = subprocess.run(
         [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+        env=env, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     specs = json.loads(out)["kernelspecs"]
     assert "python3" in specs, f"no python3 kernelspec; run `make setup-test` ({specs})"
@@ -237,7 +232,9 @@ def _is_running(p) -> bool:
         return False
 
 
-def wait_for_http_200(url: str, timeout_s: float, proc: subprocess.Popen | None = None, describe=lambda: "") -> None:
+def wait_for_http_200(
+    url: str, timeout_s: float, proc: subprocess.Popen | None = None, describe=lambda: ""
+) -> None:
     """Poll ``url`` until it answers 200; fail with ``describe()`` (the log) otherwise."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
@@ -281,13 +278,8 @@ def start_server(
         log_path = log_dir / f"{name}-{port}.log"
         log_file = open(log_path, "w")
         proc = subprocess.Popen(
-            argv_for_port(port),
-            cwd=root_dir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            argv_for_port(port), cwd=root_dir, env=env, stdout=log_file,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         server = ServerProcess(name, proc, f"http://127.0.0.1:{port}/", log_path, root_dir, log_file)
         try:
@@ -323,11 +315,7 @@ def _common_server_args(port: int, root_dir: Path) -> list[str]:
 
 def lab_argv(port: int, root_dir: Path) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        *_common_server_args(port, root_dir),
+        sys.executable, "-m", "jupyter", "lab", *_common_server_args(port, root_dir),
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
@@ -340,15 +328,8 @@ def nb7_argv(port: int, root_dir: Path) -> list[str]:
 
 def voila_argv(notebook: Path, port: int) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "voila",
-        str(notebook),
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--Voila.port_retries=0",
-        "--Voila.open_browser=False",
+        sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+        "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--Voila.open_browser=False",
         "--show_tracebacks=True",
     ]
 
@@ -384,15 +365,13 @@ def write_notebook(path: Path | str, cells: Sequence, kernel_name: str = "python
             nb.cells.append(nbformat.v4.new_code_cell(cell))
         elif isinstance(cell, tuple):
             kind, source = cell
-            maker = {
-                "code": nbformat.v4.new_code_cell,
-                "markdown": nbformat.v4.new_markdown_cell,
-                "raw": nbformat.v4.new_raw_cell,
-            }[kind]
+            maker = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
+                     "raw": nbformat.v4.new_raw_cell}[kind]
             nb.cells.append(maker(source))
         else:
             nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.validate(nb)
@@ -438,7 +417,8 @@ def open_notebook_lab(page, base_url: str, path: str, timeout_ms: int = KERNEL_T
 
     ``?reset`` drops the saved workspace, so tabs from earlier tests do not reopen.
     """
-    page.goto(_notebook_url(base_url, "/lab/tree/", path) + "?reset", wait_until="commit", timeout=UI_TIMEOUT_MS)
+    page.goto(_notebook_url(base_url, "/lab/tree/", path) + "?reset", wait_until="commit",
+              timeout=UI_TIMEOUT_MS)
     _wait_notebook_open(page, path, timeout_ms)
 
 
@@ -448,7 +428,8 @@ def open_notebook_nb7(page, base_url: str, path: str, timeout_ms: int = KERNEL_T
     _wait_notebook_open(page, path, timeout_ms)
 
 
-def open_notebook(page, flavour: Flavour, base_url: str, path: str, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
+def open_notebook(page, flavour: Flavour, base_url: str, path: str,
+                  timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
     """``open_notebook_lab`` or ``open_notebook_nb7`` depending on ``flavour``."""
     {"lab": open_notebook_lab, "nb7": open_notebook_nb7}[flavour](page, base_url, path, timeout_ms)
 
@@ -554,7 +535,8 @@ def error_outputs(page, since_count: int = 0) -> list[str]:
     return page.evaluate(_ERROR_OUTPUTS_JS, since_count)
 
 
-def run_all_cells(page, flavour: Flavour, timeout_ms: int = KERNEL_TIMEOUT_MS, raise_on_error: bool = True) -> None:
+def run_all_cells(page, flavour: Flavour, timeout_ms: int = KERNEL_TIMEOUT_MS,
+                  raise_on_error: bool = True) -> None:
     """Run every cell with the "Run" menu's "Run All Cells"; wait until the run is over.
 
     Works for JupyterLab (``flavour="lab"``) and Notebook 7 (``"nb7"``): both
@@ -574,15 +556,10 @@ def run_all_cells(page, flavour: Flavour, timeout_ms: int = KERNEL_TIMEOUT_MS, r
     item.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
     item.click()
     # Started: a cell is queued/running or already has a new count.
-    page.wait_for_function(
-        f"(floor) => {{ const s = ({_PROMPTS_JS})(floor); return s.running + s.fresh > 0; }}",
-        arg=floor,
-        polling=250,
-        timeout=UI_TIMEOUT_MS,
-    )
-    page.wait_for_function(
-        f"(floor) => ({_PROMPTS_JS})(floor).running === 0", arg=floor, polling=250, timeout=timeout_ms
-    )
+    page.wait_for_function(f"(floor) => {{ const s = ({_PROMPTS_JS})(floor); return s.running + s.fresh > 0; }}",
+                           arg=floor, polling=250, timeout=UI_TIMEOUT_MS)
+    page.wait_for_function(f"(floor) => ({_PROMPTS_JS})(floor).running === 0",
+                           arg=floor, polling=250, timeout=timeout_ms)
     wait_for_kernel_idle(page, timeout_ms=timeout_ms)
     state = page.evaluate(_PROMPTS_JS, floor)
     if raise_on_error and state["fresh"] < state["total"]:
@@ -622,8 +599,7 @@ def wait_for_voila_ready(page, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
     then mounts the page in ``#main``; wait for that and for a widget view."""
     page.wait_for_function(
         "() => !document.querySelector('#loading') && !!document.querySelector('#main')",
-        polling=250,
-        timeout=timeout_ms,
+        polling=250, timeout=timeout_ms,
     )
     page.wait_for_selector(".jupyter-widgets", timeout=timeout_ms)
 

@@ -117,21 +117,9 @@ def cli_accuracy(mask_path: Path) -> float:
     glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")  # unset: the embedded SST-2, as the kernels use
     env = {k: v for k, v in os.environ.items() if k != "BERTOLOGY_AUTO_PRECISION"}
     out = subprocess.run(
-        [
-            str(bertology),
-            "evaluate",
-            "--task",
-            "sst2",
-            "--mask",
-            str(mask_path),
-            "--json",
-            *(["--glue-dir", glue_dir] if glue_dir else []),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=MODEL_TIMEOUT_MS / 1000,
-        check=True,
-        env=env,
+        [str(bertology), "evaluate", "--task", "sst2", "--mask", str(mask_path), "--json",
+         *(["--glue-dir", glue_dir] if glue_dir else [])],
+        capture_output=True, text=True, timeout=MODEL_TIMEOUT_MS / 1000, check=True, env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])["accuracy"]
 
@@ -140,14 +128,14 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
     clicks = click_sequence()
     want = expected_mask(clicks)
     n_masked = int((want == 0).sum())
-    assert len(set(clicks)) < CLICKS and (want == 1).sum() > LAYERS * HEADS - len(set(clicks)), (
+    assert len(set(clicks)) < CLICKS and (want == 1).sum() > LAYERS * HEADS - len(set(clicks)), \
         "the pick must toggle some heads back"
-    )
     notebook, state_path, mask_path = burst_notebook(browser_root)
     run_notebook(page, "lab", lab_server, browser_root, notebook, MODEL_TIMEOUT_MS)
 
     rows = page.locator(".bw-mask-grid .heatmaprow")
-    page.wait_for_function(_SETTLED_JS, arg=f"0 of {LAYERS * HEADS} heads masked", polling=50, timeout=MODEL_TIMEOUT_MS)
+    page.wait_for_function(_SETTLED_JS, arg=f"0 of {LAYERS * HEADS} heads masked", polling=50,
+                           timeout=MODEL_TIMEOUT_MS)
     assert rows.count() == LAYERS and page.locator(".bw-mask-grid .bqplot .heatmapcell").count() == LAYERS * HEADS
     cells = [rows.nth(layer).locator(".heatmapcell").nth(head) for layer, head in clicks]
 
@@ -157,24 +145,17 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
     for cell in cells:
         cell.dispatch_event("click")
     last_click = time.perf_counter()
-    page.wait_for_function(
-        _SETTLED_JS, arg=f"{n_masked} of {LAYERS * HEADS} heads masked", polling=50, timeout=MODEL_TIMEOUT_MS
-    )
+    page.wait_for_function(_SETTLED_JS, arg=f"{n_masked} of {LAYERS * HEADS} heads masked", polling=50,
+                           timeout=MODEL_TIMEOUT_MS)
     settled = time.perf_counter() - last_click
     readout = page.locator(READOUT).inner_text()
     assert settled < SETTLE_BOUND_S, f"the readout settled {settled:.1f} s after the last click"
-    print(
-        f"\n[lab] {CLICKS} clicks on the head-mask grid in {last_click - start:.2f} s; "
-        f"last click -> exact score {settled:.2f} s; {n_masked} of {LAYERS * HEADS} heads masked"
-    )
+    print(f"\n[lab] {CLICKS} clicks on the head-mask grid in {last_click - start:.2f} s; "
+          f"last click -> exact score {settled:.2f} s; {n_masked} of {LAYERS * HEADS} heads masked")
 
     page.locator(SAVE_BUTTON).click()
-    page.wait_for_function(
-        "(sel) => (document.querySelector(sel)?.innerText || '').includes('save')",
-        arg=SAVED_NOTE,
-        polling=100,
-        timeout=MODEL_TIMEOUT_MS,
-    )
+    page.wait_for_function("(sel) => (document.querySelector(sel)?.innerText || '').includes('save')",
+                           arg=SAVED_NOTE, polling=100, timeout=MODEL_TIMEOUT_MS)
     assert page.locator(SAVED_NOTE).inner_text() == "saved (settled: True)"
     saved = np.load(mask_path)
     assert np.array_equal(saved, want), f"the kernel's mask is not the clicks' one:\n{saved}\n!=\n{want}"

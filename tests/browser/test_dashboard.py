@@ -75,9 +75,7 @@ def wait_for_readout(page, *needles: str, timeout_ms: int) -> str:
     page.wait_for_function(
         "([sel, needles]) => { const el = document.querySelector(sel);"
         " return !!el && needles.every(n => el.innerText.includes(n)); }",
-        arg=[READOUT, list(needles)],
-        polling=50,
-        timeout=timeout_ms,
+        arg=[READOUT, list(needles)], polling=50, timeout=timeout_ms,
     )
     return page.locator(READOUT).inner_text()
 
@@ -87,7 +85,7 @@ def exercise_dashboard(page, heads_total: int, head: int, timeout_ms: int) -> di
     page.wait_for_selector(ATTENTION_CELLS, timeout=timeout_ms)
     assert page.locator(MASK_CELLS).count() == heads_total
     n_cells = page.locator(ATTENTION_CELLS).count()
-    assert n_cells >= 4 and int(n_cells**0.5) ** 2 == n_cells, "the attention map is tokens x tokens"
+    assert n_cells >= 4 and int(n_cells ** 0.5) ** 2 == n_cells, "the attention map is tokens x tokens"
 
     before = wait_for_readout(page, f"0 of {heads_total} heads masked", "exact", timeout_ms=timeout_ms)
     masked, baseline, delta = readout_numbers(before)
@@ -96,9 +94,7 @@ def exercise_dashboard(page, heads_total: int, head: int, timeout_ms: int) -> di
     page.locator(HEAD_DROPDOWN).select_option(label=f"Head {head}")
     page.wait_for_function(
         "(t) => [...document.querySelectorAll('.bw-attention-grid .mainheading')].some(e => e.textContent.includes(t))",
-        arg=f"head {head}",
-        timeout=h.ROUNDTRIP_TIMEOUT_MS,
-    )
+        arg=f"head {head}", timeout=h.ROUNDTRIP_TIMEOUT_MS)
     kept_fill = page.evaluate(_CELL_FILL_JS, [0, head])
     assert not is_red(kept_fill), kept_fill
 
@@ -111,11 +107,8 @@ def exercise_dashboard(page, heads_total: int, head: int, timeout_ms: int) -> di
     assert readout_numbers(after)[1] == baseline, "the baseline must not move"
     assert after != before
 
-    page.wait_for_function(
-        f"([cell, kept]) => ({_CELL_FILL_JS})(cell) !== kept",
-        arg=[[0, head], kept_fill],
-        timeout=h.ROUNDTRIP_TIMEOUT_MS,
-    )
+    page.wait_for_function(f"([cell, kept]) => ({_CELL_FILL_JS})(cell) !== kept", arg=[[0, head], kept_fill],
+                           timeout=h.ROUNDTRIP_TIMEOUT_MS)
     masked_fill = page.evaluate(_CELL_FILL_JS, [0, head])
     assert is_red(masked_fill), f"a masked head is red, not {masked_fill}"
     assert page.evaluate(_CELL_FILL_JS, [0, 0]) == kept_fill, "only the masked head changes colour"
@@ -151,10 +144,8 @@ def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_ro
     run_notebook(page, flavour, jupyter_server(flavour), browser_root, notebook, MODEL_TIMEOUT_MS)
 
     timings = exercise_dashboard(page, heads_total=6 * 12, head=3, timeout_ms=MODEL_TIMEOUT_MS)
-    print(
-        f"\n[{flavour}] quickstart: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
-        f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})"
-    )
+    print(f"\n[{flavour}] quickstart: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
+          f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})")
     if flavour == "lab":
         save_screenshot(page, DOCS_SCREENSHOT)
         print(f"[{flavour}] screenshot {DOCS_SCREENSHOT} ({DOCS_SCREENSHOT.stat().st_size / 1024:.0f} KB)")
@@ -166,10 +157,8 @@ def test_tiny_dashboard_in_lab(jupyter_server, browser_root, page, browser_log):
     notebook = h.write_notebook(browser_root / "tiny" / "dashboard.ipynb", TINY_CELLS)
     run_notebook(page, "lab", jupyter_server("lab"), browser_root, notebook, h.KERNEL_TIMEOUT_MS)
     timings = exercise_dashboard(page, heads_total=16, head=2, timeout_ms=h.KERNEL_TIMEOUT_MS)
-    print(
-        f"\n[lab] tiny model: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
-        f"-> exact score {timings['exact'] * 1000:.0f} ms"
-    )
+    print(f"\n[lab] tiny model: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
+          f"-> exact score {timings['exact'] * 1000:.0f} ms")
 
     # A click on a head-mask cell toggles that head (layer 1, head 1 here).
     cell = page.locator(".bw-mask-grid .heatmaprow >> nth=1").locator(".heatmapcell >> nth=1")
@@ -177,15 +166,10 @@ def test_tiny_dashboard_in_lab(jupyter_server, browser_root, page, browser_log):
     wait_for_readout(page, "2 of 16 heads masked", timeout_ms=h.ROUNDTRIP_TIMEOUT_MS)
     # All heads: four small maps; clicking one selects its head.
     page.locator(".bw-attention-grid button:has-text('All heads')").click()
-    page.wait_for_function(
-        "() => document.querySelectorAll('.bw-all-heads .bqplot .heatmapcell').length >= 4",
-        timeout=h.ROUNDTRIP_TIMEOUT_MS,
-    )
+    page.wait_for_function("() => document.querySelectorAll('.bw-all-heads .bqplot .heatmapcell').length >= 4",
+                           timeout=h.ROUNDTRIP_TIMEOUT_MS)
     page.locator(".bw-all-heads .bqplot >> nth=3").locator(".heatmapcell >> nth=0").click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.bw-attention-grid .mainheading')]"
-        ".some(e => e.textContent.includes('head 3'))",
-        timeout=h.ROUNDTRIP_TIMEOUT_MS,
-    )
+    page.wait_for_function("() => [...document.querySelectorAll('.bw-attention-grid .mainheading')]"
+                           ".some(e => e.textContent.includes('head 3'))", timeout=h.ROUNDTRIP_TIMEOUT_MS)
     save_screenshot(page, h.ARTIFACTS_DIR / "dashboard-tiny.png")
     assert browser_log.unexpected_page_errors() == []

@@ -87,9 +87,8 @@ def test_dashboard_fits_the_notebook_column(width, jupyter_server, browser_root,
     open_file_browser(page)
     page.wait_for_selector(".bw-mask-grid .bqplot .heatmapcell", timeout=h.KERNEL_TIMEOUT_MS)
     page.locator(".bw-attention-grid button:has-text('All heads')").click()
-    page.wait_for_function(
-        f"() => document.querySelectorAll('.bw-all-heads .bqplot').length === {HEADS}", timeout=h.ROUNDTRIP_TIMEOUT_MS
-    )
+    page.wait_for_function(f"() => document.querySelectorAll('.bw-all-heads .bqplot').length === {HEADS}",
+                           timeout=h.ROUNDTRIP_TIMEOUT_MS)
     assert_nothing_clipped(page, width)
     h.screenshot(page, f"dashboard-layout-{width}")
 

@@ -100,7 +100,8 @@ def test_widgets_in_voila(voila_server, smoke_notebook, page, browser_log):
 
 
 def test_run_all_cells_stops_at_a_failing_cell(lab_server, browser_root, page):
-    h.write_notebook(browser_root / "smoke" / "fails.ipynb", ["x = 1", "raise ValueError('boom in cell 2')", "y = 2"])
+    h.write_notebook(browser_root / "smoke" / "fails.ipynb",
+                     ["x = 1", "raise ValueError('boom in cell 2')", "y = 2"])
     h.open_notebook_lab(page, lab_server.base_url, "smoke/fails.ipynb")
     with pytest.raises(AssertionError, match="boom in cell 2"):
         h.run_all_cells(page, "lab")
@@ -122,9 +123,8 @@ def test_lab_settings_keep_jupyterlab_offline_and_unwindowed(lab_server):
 
 def test_url_helpers():
     assert h.split_notebook_url("http://127.0.0.1:8888/lab/tree/a%20b/c.ipynb?reset") == (
-        "http://127.0.0.1:8888/",
-        "a b/c.ipynb",
-    )
-    assert h.split_notebook_url("http://127.0.0.1:9/base/notebooks/x.ipynb") == ("http://127.0.0.1:9/base/", "x.ipynb")
+        "http://127.0.0.1:8888/", "a b/c.ipynb")
+    assert h.split_notebook_url("http://127.0.0.1:9/base/notebooks/x.ipynb") == (
+        "http://127.0.0.1:9/base/", "x.ipynb")
     assert h.is_local_url("http://127.0.0.1:9/static/a.js") and h.is_local_url("data:image/png;base64,")
     assert not h.is_local_url("https://cdn.jsdelivr.net/npm/x.css")

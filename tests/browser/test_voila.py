@@ -37,9 +37,8 @@ _VISIBLE_CODE_JS = r"""() => {
       '.jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .cm-editor, .CodeMirror, .jp-InputPrompt')];
   return inputs.filter(shown).map(el => el.innerText.slice(0, 200));
 }"""
-TRACEBACK = re.compile(
-    r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+|^\w*(Error|Exception): ", re.MULTILINE
-)
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+|^\w*(Error|Exception): ",
+                       re.MULTILINE)
 
 
 def save_page_screenshot(page, path) -> None:
@@ -68,11 +67,9 @@ def test_quickstart_in_voila(default_model, voila_server, browser_root, page, br
     rendered = time.perf_counter() - start
 
     timings = exercise_dashboard(page, heads_total=HEADS, head=3, timeout_ms=MODEL_TIMEOUT_MS)
-    print(
-        f"\n[voila] quickstart rendered (exact baseline shown) {rendered:.1f} s after opening; "
-        f"click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
-        f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})"
-    )
+    print(f"\n[voila] quickstart rendered (exact baseline shown) {rendered:.1f} s after opening; "
+          f"click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
+          f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})")
 
     assert page.evaluate(_VISIBLE_CODE_JS) == [], "Voilà shows code"
     text = page.locator("body").inner_text()

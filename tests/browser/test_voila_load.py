@@ -77,13 +77,8 @@ class MemoryPeak(threading.Thread):
 
 
 def expected_accuracies(heads) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", EXPECTED_SCRIPT, json.dumps(heads)],
-        capture_output=True,
-        text=True,
-        timeout=MODEL_TIMEOUT_MS / 1000 * (1 + len(heads) / 2),
-        check=True,
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", EXPECTED_SCRIPT, json.dumps(heads)], capture_output=True,
+                         text=True, timeout=MODEL_TIMEOUT_MS / 1000 * (1 + len(heads) / 2), check=True).stdout
     return {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
 
@@ -167,16 +162,11 @@ def test_pages_at_once_each_settle_on_their_exact_score(default_model, voila_ser
         for context in contexts:
             context.close()
 
-    figures = {
-        "pages": PAGES,
-        "preheat": PREHEAT,
-        "pool_ready_s": pool_ready_s,
-        "first_render_s": {"median": sorted(rendered)[PAGES // 2], "max": max(rendered)},
-        "click_to_exact_s": {"median": sorted(exact)[PAGES // 2], "max": max(exact)},
-        "peak_rss_mib": round(memory.rss),
-        "peak_uss_mib": round(memory.uss),
-        "peak_uss_mib_per_page": round(memory.uss / PAGES),
-    }
+    figures = {"pages": PAGES, "preheat": PREHEAT, "pool_ready_s": pool_ready_s,
+               "first_render_s": {"median": sorted(rendered)[PAGES // 2], "max": max(rendered)},
+               "click_to_exact_s": {"median": sorted(exact)[PAGES // 2], "max": max(exact)},
+               "peak_rss_mib": round(memory.rss), "peak_uss_mib": round(memory.uss),
+               "peak_uss_mib_per_page": round(memory.uss / PAGES)}
     print(f"\n[voila-load] {json.dumps(figures)}")
     assert server.proc.poll() is None, "the Voilà server went down"
     assert [h.unexpected_page_errors(e) for e in errors] == [[]] * PAGES
