@@ -48,11 +48,8 @@ def default_model_dir() -> Path:
     return cache_root() / DEFAULT_NAME
 
 
-_digest = file_sha256
-
-
 def write_manifest(folder: Path, extra: dict | None = None) -> None:
-    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
+    files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
     atomic_write_text(folder / MANIFEST, json.dumps({"files": files, **(extra or {})}, indent=1))
 
@@ -76,7 +73,7 @@ def cache_problem(folder: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != meta["size"]:
             return f"{name} has {path.stat().st_size} bytes, expected {meta['size']}"
-        if _digest(path) != meta["sha256"]:
+        if file_sha256(path) != meta["sha256"]:
             return f"{name} does not match its SHA-256 digest"
     return None
 
