@@ -7,6 +7,12 @@ default model after a layer-0 toggle). With 30 kernels on one server that
 is most of the difference between fitting and swapping. ``malloc_trim(0)``
 returns those pages; it takes a few milliseconds, so it runs at most
 ``MIN_INTERVAL_S`` apart. Elsewhere (macOS, musl, Windows) it does nothing.
+
+:func:`cap_onednn_caches` bounds the caches of oneDNN, which runs torch's
+bf16 matmuls on the CPU. It keeps a compiled primitive per matmul shape (up
+to 1024), and every batch length gives new shapes: after one scoring of
+SST-2 dev in bf16 those caches held about 45 MiB per kernel. Sixteen entries
+cover the shapes of one batch (a layer's matmuls share them).
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import threading
 import time
 
 MIN_INTERVAL_S = 0.5
+# oneDNN's primitive cache, and ideep's (torch's oneDNN wrapper) cache of computations
+ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+ONEDNN_CACHE_ENTRIES = 16
 _last = [0.0]
 _lock = threading.Lock()
 
@@ -43,3 +53,18 @@ def release_freed_memory(force: bool = False) -> bool:
         _last[0] = now
     trim(0)
     return True
+
+
+def cap_onednn_caches(entries: int = ONEDNN_CACHE_ENTRIES) -> dict:
+    """Set oneDNN's cache capacities to ``entries`` where the user has not set them; returns what was set.
+
+    oneDNN and ideep read these variables once, when they first build a
+    primitive, so this takes effect only in a process that has not run a
+    oneDNN operation yet (``import bertology_widgets`` calls it). Set either
+    variable yourself to choose another size (1024 is oneDNN's default).
+    """
+    chosen = {}
+    for name in ONEDNN_CACHE_VARIABLES:
+        if name not in os.environ:
+            os.environ[name] = chosen[name] = str(entries)
+    return chosen

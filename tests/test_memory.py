@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -54,3 +56,48 @@ def test_a_session_with_a_sparser_layer_cache_scores_the_same(tokenizer):
         sparse.toggle_head(layer, head)
         assert sparse.score == dense.score and np.array_equal(sparse.predictions, dense.predictions)
     assert 0 < sparse.cache_bytes < dense.cache_bytes
+
+
+def test_cap_onednn_caches_sets_only_what_the_user_left_unset(monkeypatch):
+    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES, cap_onednn_caches
+
+    primitives, computations = ONEDNN_CACHE_VARIABLES
+    monkeypatch.delenv(primitives, raising=False)
+    monkeypatch.setenv(computations, "1024")
+    assert cap_onednn_caches(8) == {primitives: "8"}
+    assert os.environ[primitives] == "8" and os.environ[computations] == "1024"
+    assert cap_onednn_caches(4) == {}  # now both are set: nothing changes
+    assert os.environ[primitives] == "8"
+
+
+BF16_SHAPES = """
+import bertology_widgets, torch
+lin = torch.nn.Linear(64, 64).to(torch.bfloat16)
+with torch.no_grad():
+    for rows in [*range(2, 2 + {count}), 2]:  # {count} shapes, then the first one again
+        lin(torch.randn(rows, 64, dtype=torch.bfloat16))
+"""
+
+
+def onednn_creations(count: int, **env) -> list[str]:
+    """oneDNN's verbose "create" records (cache_hit / cache_miss) of a fresh process running bf16 linears."""
+    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES
+
+    environ = {k: v for k, v in os.environ.items() if k not in ONEDNN_CACHE_VARIABLES}
+    done = subprocess.run([sys.executable, "-c", BF16_SHAPES.format(count=count)], capture_output=True, text=True,
+                          env={**environ, "ONEDNN_VERBOSE": "profile_create", **env}, timeout=120, check=True)
+    return [line.split(",")[3] for line in done.stdout.splitlines() if ",create:" in line]
+
+
+def test_importing_the_package_caps_onednn_primitive_cache_unless_the_user_sized_it():
+    """oneDNN keeps a compiled primitive per bf16 matmul shape (1024 by default): ~45 MiB per scoring kernel.
+
+    After the cap's 16 shapes and 4 more, the first shape is built again;
+    with the user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY it is found in the cache.
+    """
+    capped = onednn_creations(20)
+    if not capped:
+        pytest.skip("torch runs bf16 linears without oneDNN on this CPU")
+    assert len(capped) == 21 and capped[-1] == "create:cache_miss"
+    assert onednn_creations(20, ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024")[-1] == "create:cache_hit"
+    assert onednn_creations(8)[-1] == "create:cache_hit"  # within the cap: reused
