@@ -141,6 +141,11 @@ def launched_processes() -> int:
         return 1
 
 
+def is_first_process() -> bool:
+    """True outside a launch, and in the launch's first process (``RANK`` 0): the one that talks to the user."""
+    return os.environ.get("RANK", "0") in ("0", "")
+
+
 def requested_cpu_processes() -> int:
     """N when ``accelerate launch --cpu --num_processes N`` started only this process, else 1.
 

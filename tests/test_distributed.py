@@ -83,6 +83,21 @@ def test_one_process_outside_a_launch(monkeypatch):
     assert current_processes() is ONE_PROCESS
 
 
+@pytest.mark.parametrize("rank, says", [(None, True), ("0", True), ("1", False)])
+def test_only_the_first_process_says_where_the_examples_came_from(monkeypatch, capsys, rank, says):
+    from types import SimpleNamespace
+
+    from bertology_widgets.commands._common import load_examples
+
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    examples = load_examples(SimpleNamespace(glue_dir=None, max_examples=3), "sst2", "validation")
+    assert len(examples) == 3
+    assert ("SST-2 dev" in capsys.readouterr().err) is says
+
+
 class Recorder(FakeProcesses):
     """Process 1 of 2 that keeps what it would send at each gather."""
 

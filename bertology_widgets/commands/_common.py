@@ -64,12 +64,15 @@ def load_examples(args, task, split):
     """The GLUE split a command runs on (``--glue-dir``, ``--max-examples``).
 
     Says where it came from in one line on stderr (stdout may be ``--json``),
-    e.g. ``SST-2 dev: embedded copy (872 examples)``.
+    e.g. ``SST-2 dev: embedded copy (872 examples)``; under ``accelerate
+    launch`` only the first process says it.
     """
+    from ..distributed import is_first_process
     from ..glue import load_glue
 
     examples = load_glue(task, split, glue_dir=args.glue_dir, max_examples=args.max_examples)
-    print(examples.describe(), file=sys.stderr, flush=True)
+    if is_first_process():
+        print(examples.describe(), file=sys.stderr, flush=True)
     return examples
 
 
