@@ -21,6 +21,7 @@ Figures are printed, never asserted: speed belongs to benchmarks, not tests.
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -235,7 +236,8 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     net, tokenizer = load_default_or(model, device=device, task=task)
     examples, data = benchmark_examples(task, glue_dir, max_examples)
     result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
-              "device": str(next(net.parameters()).device), "threads": torch.get_num_threads()}
+              "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
+              "onednn_cache_entries": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")}
     log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()
