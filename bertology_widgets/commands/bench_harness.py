@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..capturing import attention_implementation
+from ..memory import ONEDNN_CACHE_VARIABLES
 
 
 def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,
@@ -51,7 +52,6 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     device = next(model.parameters()).device
     gates = torch.ones(model_shape(model), device=device, requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()
-    device = next(model.parameters()).device
     start = time.perf_counter()
     with grad_mode, attention_implementation(model, "eager"), mask_heads(model, gates):
         for ex in examples:
@@ -237,7 +237,7 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     examples, data = benchmark_examples(task, glue_dir, max_examples)
     result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
-              "onednn_cache_entries": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")}
+              "onednn_cache_entries": os.environ.get(ONEDNN_CACHE_VARIABLES[0], "1024")}
     log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples ...")
     t0 = time.perf_counter()

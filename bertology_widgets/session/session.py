@@ -254,9 +254,6 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
             raise TraitError(str(exc)) from None
         return layer if head is None else head
 
-    def _check_mask(self, proposal):
-        return head_mask_array(proposal["value"], self.num_layers, self.num_heads)
-
     @validate("example_index")
     def _check_example(self, proposal):
         value = int(proposal["value"])
@@ -358,7 +355,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         """Restore a state saved by :meth:`save_state`; a bad file raises and changes nothing."""
         data = state_io.read_state(path, self)
         try:
-            mask = self._check_mask({"value": data["mask"]})
+            mask = head_mask_array(data["mask"], self.num_layers, self.num_heads)
             layer = self._check_layer({"value": data["layer"]})
             head = self._check_head({"value": data["head"]})
             example = self._check_example({"value": data["example_index"]})
