@@ -63,7 +63,8 @@ def labelled_task(
     check_num_labels(model, glue_task)
     warn_if_other_task(model, glue_task)
     if not glue_task.is_regression:
-        resolve_label_map(model.config.id2label, glue_task, label_map, recorded_task(model))
+        config: Any = model.config
+        resolve_label_map(config.id2label, glue_task, label_map, recorded_task(model))
     labels = labels_of(examples)
     if labels is None:
         raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")

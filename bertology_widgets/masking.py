@@ -398,6 +398,7 @@ def prune_and_compare_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLi
     metric_names = scored_task(bound, eval_set)[0].metrics
     pruned = bound.pruned(mask)
     report = pruned.prune_report
+    assert report is not None  # pruned() sets it
     masked = evaluate_set(bound, eval_set, mask=mask, batch_size=batch_size)
     after = evaluate_set(pruned, eval_set, batch_size=batch_size)
     batches = length_sorted_batches(eval_set.encoded.lengths, batch_size)
