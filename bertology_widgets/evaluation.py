@@ -43,34 +43,6 @@ def labels_of(examples: Sequence[Example]) -> np.ndarray | None:
     return np.asarray(labels)
 
 
-def labelled_task(
-    model: nn.Module, examples: Sequence[Example], task: str | None = None, label_map: dict | None = None
-) -> tuple[GlueTask, np.ndarray]:
-    """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``; the model is not changed.
-
-    The task is ``task``, else the examples', else the model's. Raises
-    ``ValueError`` for no examples, unlabelled examples (a test split), a
-    model whose label count does not fit the task, or class names
-    (``config.id2label``) that do not match the task's labels (``label_map``
-    overrides the matching by name). A model fine-tuned on another task gets a
-    :class:`~bertology_widgets.labels.TaskMismatchWarning`.
-    """
-    from .labels import check_num_labels, recorded_task, resolve_label_map, task_of, warn_if_other_task
-
-    if len(examples) == 0:
-        raise ValueError("no examples to score: the list of examples is empty")
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-    check_num_labels(model, glue_task)
-    warn_if_other_task(model, glue_task)
-    if not glue_task.is_regression:
-        config: Any = model.config
-        resolve_label_map(config.id2label, glue_task, label_map, recorded_task(model))
-    labels = labels_of(examples)
-    if labels is None:
-        raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
-    return glue_task, labels
-
-
 def bind_for(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, examples: Sequence[Example],
              task: str | None = None, label_map: dict | None = None) -> BoundModel:
     """Bind ``model`` for scoring ``examples``: the task is ``task``, else the examples', else the model's."""

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bertology_widgets.cli import main
-from bertology_widgets.evaluation import evaluate, labelled_task, predict_logits
+from bertology_widgets.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
 from bertology_widgets.importance import head_importance
 from bertology_widgets.architectures import adapter_for
@@ -275,10 +275,10 @@ def test_a_model_scored_on_another_task_is_warned_about(saved_pair, tokenizer, t
     model = tiny_model("bert", seed=2)  # LABEL_0 / LABEL_1: the names cannot tell
     model.config.bertology_task = "cola"
     with pytest.warns(TaskMismatchWarning, match="fine-tuned on CoLA but is scored on SST-2"):
-        labelled_task(model, tiny_examples(4), "sst2")
+        bind(model, tokenizer, "sst2")
     with warnings.catch_warnings():
         warnings.simplefilter("error", TaskMismatchWarning)
-        labelled_task(model, tiny_examples(4), "cola")  # its own task: no warning
+        bind(model, tokenizer, "cola")  # its own task: no warning
     model.save_pretrained(tmp_path / "m")
     tokenizer.save_pretrained(tmp_path / "m")
     root, _ = saved_pair
