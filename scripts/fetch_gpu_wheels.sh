@@ -20,7 +20,7 @@ for name in $PACKAGES; do
   python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 --platform any -d "$DEST" "$name==$version"
 done
-tokenizer_dir=$("$PY" -c "from bertology_widgets.testing import minilm_dir; print(minilm_dir())" 2>/dev/null || true)
+tokenizer_dir=$("$PY" -c "from bertology_widgets.models.loading import minilm_dir; print(minilm_dir())" 2>/dev/null || true)
 if [ -n "$tokenizer_dir" ]; then
   mkdir -p "$DEST/minilm-tokenizer"
   for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do

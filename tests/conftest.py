@@ -1,7 +1,7 @@
 """Shared fixtures for the test suite.
 
 The reference helpers the tests import (tiny-model sizes, where each head
-lives, gating references) are in :mod:`bertology_widgets.testing_reference`.
+lives, gating references) are in :mod:`reference`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from reference import *  # noqa: F403  (older tests' `from conftest import` keep working)
+from reference import SENTENCES, model_inputs
 
 from bertology_widgets.testing import tiny_tokenizer
-from bertology_widgets.testing_reference import *  # noqa: F403  (older tests' `from conftest import` keep working)
-from bertology_widgets.testing_reference import SENTENCES, model_inputs
 
 # Tiny models do microsecond-sized ops: intra-op threads only add overhead, and on
 # a busy machine they made this suite ~5x slower (35 s instead of 7 s).

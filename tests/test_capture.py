@@ -7,11 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
-from bertology_widgets.capturing import TextTruncatedWarning, capture
-from bertology_widgets.heads import mask_heads
-from bertology_widgets.pruning import prune_heads
-from bertology_widgets.testing_reference import (
+from reference import (
     ARCHS,
     HEADS,
     HIDDEN,
@@ -20,10 +16,14 @@ from bertology_widgets.testing_reference import (
     PRUNABLE,
     SENTENCES,
     make_model,
-    shared_model,
     model_inputs,
     one_head_mask,
+    shared_model,
 )
+
+from bertology_widgets.core.capturing import TextTruncatedWarning, capture
+from bertology_widgets.core.gating import mask_heads
+from bertology_widgets.core.pruning import prune_heads
 
 CAUSAL = ("gpt2", "llama")
 

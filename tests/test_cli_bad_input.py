@@ -6,7 +6,6 @@ range, unwritable output. A new option gets a new row.
 
 from __future__ import annotations
 
-
 import os
 import re
 import shutil

@@ -8,14 +8,19 @@ import string
 
 import numpy as np
 import pytest
+from reference import HEADS, LAYERS, shared_model
 
-from bertology_widgets.capturing import capture
+from bertology_widgets.analyses.head_roles import (
+    BROAD_ENTROPY_THRESHOLD,
+    ROLE_SHARE_THRESHOLD,
+    ROLES,
+    HeadRoles,
+    assign_roles,
+    head_roles,
+)
+from bertology_widgets.core.capturing import capture
 from bertology_widgets.glue import Example
-from bertology_widgets.head_roles import (BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, ROLES, HeadRoles,
-                                          assign_roles, head_roles)
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
-
-from bertology_widgets.testing_reference import HEADS, LAYERS, shared_model
 
 TEXTS = ["a good film , with a dull ending .", "great actors !", "the plot is long ; the music is fun",
          "boring", "a charming , funny and sad story about music and scenes"]

@@ -5,27 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import (
+    ARCHS,
+    ATTN_IMPLEMENTATIONS,
+    HEADS,
+    LAYERS,
+    count_pre_hooks,
+    logits_of,
+    make_model,
+    masked_logits,
+    one_head_mask,
+    out_projection,
+    reference_for_mask,
+    shared_model,
+)
 
-from bertology_widgets.heads import (
+from bertology_widgets.core.gating import (
     as_head_mask,
     kept_heads,
     mask_heads,
     model_shape,
     validate_layer_head,
-)
-from bertology_widgets.testing_reference import (
-    ARCHS,
-    ATTN_IMPLEMENTATIONS,
-    count_pre_hooks,
-    HEADS,
-    LAYERS,
-    logits_of,
-    make_model,
-    masked_logits,
-    shared_model,
-    one_head_mask,
-    out_projection,
-    reference_for_mask,
 )
 
 REFERENCE_MASKS = [
@@ -225,7 +225,7 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
     """As run_bertology.py does: one gate tensor, a backward after every batch, grads accumulating."""
     import torch
 
-    from bertology_widgets.heads import mask_heads
+    from bertology_widgets.core.gating import mask_heads
     from bertology_widgets.testing import tiny_model
 
     model = tiny_model("bert", initializer_range=0.1)

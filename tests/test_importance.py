@@ -14,13 +14,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+from reference import HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection
 
+from bertology_widgets.analyses.importance import format_head_table, head_importance, normalize_importance
+from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import format_head_table, head_importance, normalize_importance
-from bertology_widgets.pruning import prune_heads
 from bertology_widgets.testing import tiny_model
-
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection
 
 TEXTS = [
     "the movie was wonderful and moving",

@@ -14,10 +14,19 @@ import bertology_widgets
 PACKAGE = Path(bertology_widgets.__file__).parent
 NAME = "bertology_widgets"
 
-# Lowest first. A module may import from its own layer or a lower one.
-# engine: every top-level module but cli; session: session/; widgets: widgets/;
-# app: cli, __main__, commands/ (with the bench harness behind ``bertology bench``) and the package facade.
-LAYERS = ("engine", "session", "widgets", "app")
+# The layers, lowest first, one per folder of the package. A module may import from its own layer or a lower one.
+#   glue/      GLUE tasks, loaders and metrics
+#   runtime/   files, caches, processes, progress, memory (no model in sight; a cache key may name examples)
+#   core/      gating, adapters, capture, the layer-by-layer runner, pruning, labels, batching, precision,
+#              mask files, the bound model
+#   analyses/  evaluation, importance, masking curve, head roles, patching, ablation, probes, representations
+#   models/    loading, the default model, fine-tuning, the small GPT-2 (and testing.py's tiny models)
+#   session/   ModelSession: traitlets, no widgets
+#   widgets/   the views
+#   app        cli, __main__, commands/ (with the bench harness behind ``bertology bench``) and the package facade
+LAYERS = ("glue", "runtime", "core", "analyses", "models", "session", "widgets", "app")
+#: Top-level modules outside the folders, and their layer.
+TOP_LEVEL = {"_version": "runtime", "testing": "models", "cli": "app", "__main__": "app"}
 
 # Known edges that break the rules, each with its reason. Keep this short.
 ALLOWED: set[tuple[str, str]] = set()
@@ -27,11 +36,15 @@ def layer_of(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:  # the package's lazy facade re-exports every layer
         return "app"
-    if parts[0] in ("session", "widgets"):
-        return parts[0]
-    if parts[0] in ("commands", "cli", "__main__"):
+    if parts[0] == "commands":
         return "app"
-    return "engine"
+    if parts[0] in LAYERS:
+        return parts[0]
+    return TOP_LEVEL[parts[0]]  # a new top-level module must be given its layer here
+
+
+def test_every_module_has_a_layer():
+    assert {layer_of(module) for module in import_graph()} <= set(LAYERS)
 
 
 def module_name(path: Path) -> str:
@@ -78,11 +91,11 @@ def import_graph() -> dict[str, set[str]]:
 # and pure functions of arrays or mask files, which run no model and load no data. Anything a view
 # needs from the model (is it causal, a layer's note, parameter counts, a probe) is a session trait or method.
 VIEW_ENGINE_NAMES = {
-    "bertology_widgets.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
-    "bertology_widgets.probe": {"ProbeResult"},  # the type of session.probe
-    "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
+    "bertology_widgets.analyses.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
+    "bertology_widgets.analyses.probe": {"ProbeResult"},  # the type of session.probe
+    "bertology_widgets.analyses.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
                                           "layer_to_layer_cosine", "pca_2d", "token_norms"},
-    "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
+    "bertology_widgets.core.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
 }
 
 
@@ -98,19 +111,19 @@ def engine_names_imported_by_views() -> set[tuple[str, str, str]]:
                 base = resolve(importer, path.name == "__init__.py", node)
                 found |= {(importer, base, alias.name) for alias in node.names}
     return {(view, module, name) for view, module, name in found
-            if module.startswith(NAME) and layer_of(module) == "engine"}
+            if module.startswith(NAME) and LAYERS.index(layer_of(module)) < LAYERS.index("session")}
 
 
 def test_views_import_from_the_engine_only_constants_types_and_array_helpers():
     imported = engine_names_imported_by_views()
-    assert ("bertology_widgets.widgets.head_mask_grid", "bertology_widgets.mask_files", "save_mask") in imported
+    assert ("bertology_widgets.widgets.head_mask_grid", "bertology_widgets.core.mask_files", "save_mask") in imported
     refused = sorted(entry for entry in imported if entry[2] not in VIEW_ENGINE_NAMES.get(entry[1], ()))
     assert refused == []
 
 
 def test_the_walk_sees_lazy_imports():
     graph = import_graph()
-    assert "bertology_widgets.architectures" in graph["bertology_widgets.models"]
+    assert "bertology_widgets.core.architectures" in graph["bertology_widgets.models.loading"]
     assert graph["bertology_widgets.cli"]  # cli imports its commands by name, so at least _version
 
 

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import traitlets
 from comm.base_comm import BaseComm
+from reference import faulty_batches
 
 import bertology_widgets.session.dispatcher as dispatcher_module
 import bertology_widgets.session.shown_input as shown_input_module
 from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
+from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets import Dashboard
 
 LAYERS, HEADS = 4, 4

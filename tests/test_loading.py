@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bertology_widgets.architectures import UnsupportedArchitectureError
-from bertology_widgets.models import load_model
+from bertology_widgets.core.architectures import UnsupportedArchitectureError
+from bertology_widgets.models.loading import load_model
 from bertology_widgets.testing import tiny_model
 
 
@@ -38,14 +38,14 @@ def test_saved_tiny_models_load_with_the_attention_their_family_supports(arch, a
 
 
 def test_load_model_needs_a_name_and_says_where_the_default_model_is():
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     with pytest.raises(ValueError, match="default_model.load_default_or"):
         load_model(None)
 
 
 def test_none_means_the_default_model_only_in_default_model(monkeypatch, tmp_path):
-    from bertology_widgets import default_model
+    from bertology_widgets.models import default_model
 
     monkeypatch.setattr(default_model, "ensure_default_model", lambda: tmp_path)
     assert default_model.resolve_model(None) == str(tmp_path)
@@ -56,16 +56,16 @@ def test_none_means_the_default_model_only_in_default_model(monkeypatch, tmp_pat
     assert seen == {"path": str(tmp_path), "device": "cpu"}
 
 
-def test_minilm_dir_is_production_code_and_testing_re_exports_it():
-    from bertology_widgets import models, testing
+def test_testing_re_exports_nothing_and_imports_no_test_helper():
+    from bertology_widgets import testing
 
-    assert testing.minilm_dir is models.minilm_dir
+    assert not hasattr(testing, "minilm_dir") and not hasattr(testing, "faulty_batches")
 
 
 def test_eval_mode_restores_the_mode_the_model_was_in_even_after_an_error():
     import torch
 
-    from bertology_widgets.models import eval_mode
+    from bertology_widgets.core.modes import eval_mode
 
     model = torch.nn.Sequential(torch.nn.Dropout(0.5))
     with eval_mode(model) as same:

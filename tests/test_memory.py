@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bertology_widgets.memory import release_freed_memory
+from bertology_widgets.runtime.memory import release_freed_memory
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -26,7 +26,7 @@ def file_mappings(name: str) -> list[tuple[int, int]]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_loaded_weights_are_the_mapped_file_not_a_copy(tmp_path, tokenizer):
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     folder = tmp_path / "tiny"
     tiny_model("bert", num_layers=2, num_heads=4).save_pretrained(folder)
@@ -59,7 +59,7 @@ def test_a_session_with_a_sparser_layer_cache_scores_the_same(tokenizer):
 
 
 def test_cap_onednn_caches_sets_only_what_the_user_left_unset(monkeypatch):
-    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES, cap_onednn_caches
+    from bertology_widgets.runtime.memory import ONEDNN_CACHE_VARIABLES, cap_onednn_caches
 
     primitives, computations = ONEDNN_CACHE_VARIABLES
     monkeypatch.delenv(primitives, raising=False)
@@ -71,7 +71,13 @@ def test_cap_onednn_caches_sets_only_what_the_user_left_unset(monkeypatch):
 
 
 BF16_SHAPES = """
-import bertology_widgets, torch
+import os, torch
+import bertology_widgets
+from bertology_widgets.runtime.memory import ONEDNN_CACHE_VARIABLES
+from bertology_widgets.testing import tiny_examples, tiny_model, tiny_tokenizer
+assert not set(ONEDNN_CACHE_VARIABLES) & set(os.environ) - set({user_set}), "import alone set the cap"
+session = bertology_widgets.ModelSession(tiny_model(), tiny_tokenizer(), tiny_examples(4), task="sst2",
+                                         live=False, precision="fp32")
 lin = torch.nn.Linear(64, 64).to(torch.bfloat16)
 with torch.no_grad():
     for rows in [*range(2, 2 + {count}), 2]:  # {count} shapes, then the first one again
@@ -81,19 +87,21 @@ with torch.no_grad():
 
 def onednn_creations(count: int, **env) -> list[str]:
     """oneDNN's verbose "create" records (cache_hit / cache_miss) of a fresh process running bf16 linears."""
-    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES
+    from bertology_widgets.runtime.memory import ONEDNN_CACHE_VARIABLES
 
     environ = {k: v for k, v in os.environ.items() if k not in ONEDNN_CACHE_VARIABLES}
-    done = subprocess.run([sys.executable, "-c", BF16_SHAPES.format(count=count)], capture_output=True, text=True,
+    script = BF16_SHAPES.format(count=count, user_set=sorted(env))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**environ, "ONEDNN_VERBOSE": "profile_create", **env}, timeout=120, check=True)
     return [line.split(",")[3] for line in done.stdout.splitlines() if ",create:" in line]
 
 
-def test_importing_the_package_caps_onednn_primitive_cache_unless_the_user_sized_it():
+def test_opening_a_session_caps_onednn_primitive_cache_unless_the_user_sized_it():
     """oneDNN keeps a compiled primitive per bf16 matmul shape (1024 by default): ~45 MiB per scoring kernel.
 
-    After the cap's 16 shapes and 4 more, the first shape is built again;
-    with the user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY it is found in the cache.
+    Importing the package sets nothing; opening a session (the first place that may run bf16 work) sets the
+    cap. After the cap's 16 shapes and 4 more, the first shape is built again; with the user's own
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY it is found in the cache.
     """
     capped = onednn_creations(20)
     if not capped:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
 
-from bertology_widgets.patching import logit_difference, normalised_logit_difference, patch_heads, run_patching
+from bertology_widgets.analyses.patching import logit_difference, normalised_logit_difference, patch_heads, run_patching
 from bertology_widgets.testing import tiny_tokenizer
-
-from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model
 
 CLEAN, CORRUPTED = "a charming and affecting journey", "a dull and boring journey"
 

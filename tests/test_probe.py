@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import HEADS, LAYERS, shared_model
 
+from bertology_widgets.analyses.probe import ProbeResult, layer_probe, subsample
 from bertology_widgets.glue import Example
-from bertology_widgets.probe import ProbeResult, layer_probe, subsample
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.layer_probe import LayerProbe
-
-from bertology_widgets.testing_reference import HEADS, LAYERS, shared_model
 
 WORDS = "bad great awful film movie plot actors boring brilliant dull fun charming mess story".split()
 

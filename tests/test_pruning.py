@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bertology_widgets.heads import kept_heads
-from bertology_widgets.pruning import expected_params_after, prune_heads
-from bertology_widgets.testing_reference import (
+from reference import (
     ATTN_IMPLEMENTATIONS,
     HEADS,
     LAYERS,
@@ -15,10 +12,13 @@ from bertology_widgets.testing_reference import (
     logits_of,
     make_model,
     masked_logits,
-    shared_model,
     num_params,
     params_removed,
+    shared_model,
 )
+
+from bertology_widgets.core.gating import kept_heads
+from bertology_widgets.core.pruning import expected_params_after, prune_heads
 
 
 def random_mask(seed: int) -> torch.Tensor:

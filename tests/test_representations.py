@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import HEADS, LAYERS, model_inputs, shared_model
 
+from bertology_widgets.analyses.representations import layer_to_layer_cosine, pca_2d, pooled_states, token_norms
 from bertology_widgets.glue import Example
-from bertology_widgets.representations import layer_to_layer_cosine, pca_2d, pooled_states, token_norms
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.hidden_states import HiddenStatesView
-
-from bertology_widgets.testing_reference import HEADS, LAYERS, model_inputs, shared_model
 
 TEXTS = ["good film", "a long and boring plot with dull actors and a sad ending", "fun", "great music , bad story"]
 

@@ -7,15 +7,15 @@ import threading
 
 import numpy as np
 import pytest
+from reference import faulty_batches, layers_run
 from traitlets import TraitError
 
-from bertology_widgets.evaluation import evaluate
-from bertology_widgets.layerwise import LayerwiseRunner
+from bertology_widgets.analyses.evaluation import evaluate
+from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.live import Cancelled
 from bertology_widgets.testing import tiny_examples as make_examples
-from bertology_widgets.testing import faulty_batches, tiny_model
-from bertology_widgets.testing_reference import layers_run
+from bertology_widgets.testing import tiny_model
 
 
 @pytest.fixture()
@@ -347,7 +347,7 @@ def test_importance_and_masking_curve_run_in_the_background(tokenizer):
         assert s.analysis_error == "" and not s.analysis_busy and s.analysis_progress == 1.0
         assert s.importance.shape == (3, 4) and s.entropy.shape == (3, 4)
         assert s.wait(30)
-        from bertology_widgets.testing_reference import count_pre_hooks
+        from reference import count_pre_hooks
 
         assert count_pre_hooks(s.model) == 0  # gradients were taken on a private copy
         s.mask_least_important(5)

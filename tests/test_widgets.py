@@ -10,8 +10,16 @@ import pytest
 
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
-from bertology_widgets.widgets import (AttentionGrid, Controls, Dashboard, ExampleView, HeadMaskGrid, ScoreReadout,
-                                       load_mask, save_mask)
+from bertology_widgets.widgets import (
+    AttentionGrid,
+    Controls,
+    Dashboard,
+    ExampleView,
+    HeadMaskGrid,
+    ScoreReadout,
+    load_mask,
+    save_mask,
+)
 from bertology_widgets.widgets._grid import label_step
 from bertology_widgets.widgets.tokens import display_tokens
 

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (add_label_map_option, add_model_task_options, bind_model, launch_processes,
-                      load_examples, output_folder, positive_int, scale_out_help)
+from ._common import (
+    add_label_map_option,
+    add_model_task_options,
+    bind_model,
+    launch_processes,
+    load_examples,
+    output_folder,
+    positive_int,
+    scale_out_help,
+)
 
 
 def add_importance_options(p) -> None:
@@ -52,7 +60,7 @@ def load_inputs(args):
     launch`` the main process loads first, so it alone builds or downloads.
     """
     from ..glue import get_task
-    from ..default_model import load_default_or
+    from ..models.default_model import load_default_or
 
     args.processes = launch_processes(args)
     task = get_task(args.task)
@@ -64,7 +72,7 @@ def load_inputs(args):
 
 
 def importance_options(args) -> dict:
-    """Keyword arguments for :func:`~bertology_widgets.importance.head_importance` from the options."""
+    """Keyword arguments for :func:`~bertology_widgets.analyses.importance.head_importance` from the options."""
     return {
         "compat": args.compat,
         "normalize_by_layer": not args.dont_normalize_importance_by_layer,
@@ -75,7 +83,7 @@ def importance_options(args) -> dict:
 
 def processes_of(args):
     """The processes set by :func:`load_inputs` (one process when it has not run)."""
-    from ..distributed import ONE_PROCESS
+    from ..runtime.distributed import ONE_PROCESS
 
     return getattr(args, "processes", None) or ONE_PROCESS
 
@@ -94,7 +102,7 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 
 def compute_and_write_importance(args, bound, eval_set, task, out: Path):
     """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
-    from ..importance import format_head_table, head_importance_set
+    from ..analyses.importance import format_head_table, head_importance_set
 
     result = head_importance_set(bound, eval_set, batch_size=args.batch_size, progress=True,
                                  **importance_options(args))

@@ -11,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
-from .heads import mask_heads
-from .testing import TINY_ARCHITECTURES, tiny_model
+from bertology_widgets.core.gating import mask_heads
+from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_model
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
     from transformers.pytorch_utils import Conv1D
 
-    from .heads import HeadMaskLike
+    from bertology_widgets.core.gating import HeadMaskLike
 
 ARCHS = TINY_ARCHITECTURES
 PRUNABLE = tuple(a for a in ARCHS if a != "llama")  # Llama is masking-only
@@ -183,3 +183,24 @@ def last_layer_output(model: nn.Module, last_layer: nn.Module, batch: dict) -> t
     finally:
         hook.remove()
     return outputs[0], expected
+
+
+@contextlib.contextmanager
+def faulty_batches(scorer: Any, fault: Callable[[int], object]) -> Iterator[Any]:
+    """Inside the block, ``fault(number)`` runs before the live ``scorer`` scores each batch.
+
+    ``fault`` may raise (a failing batch, a ``KeyboardInterrupt``): the way to
+    test how the session reports a scoring failure. It runs on the scoring
+    thread, like the batch itself.
+    """
+    score_batch = scorer._batch_logits
+
+    def faulty(number, gates):
+        fault(number)
+        return score_batch(number, gates)
+
+    scorer._batch_logits = faulty
+    try:
+        yield scorer
+    finally:
+        del scorer._batch_logits

@@ -60,7 +60,9 @@ def cap_onednn_caches(entries: int = ONEDNN_CACHE_ENTRIES) -> dict:
 
     oneDNN and ideep read these variables once, when they first build a
     primitive, so this takes effect only in a process that has not run a
-    oneDNN operation yet (``import bertology_widgets`` calls it). Set either
+    oneDNN operation yet: :class:`~bertology_widgets.session.ModelSession` calls it
+    when it opens, and :func:`~bertology_widgets.core.precision.bf16_copy` before it
+    makes the bf16 weights (importing the package sets nothing). Set either
     variable yourself to choose another size (1024 is oneDNN's default).
     """
     chosen = {}
