@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -> .venv + package + offline default model, then the dashboard
 #   make test   -> .venv + package + test tools + Chromium, then the whole suite
+# The inner loop, once set up:
+#   make check  -> ruff, mypy and tests/unit in parallel (pytest-xdist), stopping at the first failure
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,7 +17,11 @@ ifneq ($(wildcard ../shared/glue/SST-2/train.tsv),)
 export BERTOLOGY_GLUE_DIR ?= $(abspath ../shared/glue)
 endif
 
-.PHONY: demo test setup setup-test chromium default-model bench clean
+.PHONY: demo test check setup setup-test chromium default-model bench clean
+
+# Unit tests run in parallel; the integration and browser tests start servers, kernels and subprocesses
+# that share ports, the default model's folder and the 2 cores, so they run one at a time.
+XDIST ?= -n auto
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +60,13 @@ demo: $(NOTEBOOK_STAMP) default-model
 test: setup-test default-model
 	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) --durations=25 tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 tests/integration tests/browser $(PYTEST_ARGS)
+
+check: $(TEST_STAMP)
+	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -x $(XDIST) tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/bertology bench --json

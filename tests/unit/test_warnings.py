@@ -12,7 +12,7 @@ import pytest
 import bertology_widgets
 from bertology_widgets.core.exceptions import BertologyWarning
 
-ENGINE_MODULES = ("capturing", "labels", "default_model")
+ENGINE_MODULES = ("core.capturing", "core.labels", "models.default_model")
 
 
 @pytest.mark.parametrize("name", ENGINE_MODULES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bertology_widgets.cli import build_parser
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_generator():

@@ -20,7 +20,7 @@ import pytest
 
 from bertology_widgets.cli import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 DOCS = sorted((README.parent / "docs").glob("*.md"))
 GLUE = README.parent.parent / "shared" / "glue"
 FEW_EXAMPLES = 24

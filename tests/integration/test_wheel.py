@@ -29,7 +29,7 @@ import torch
 
 from bertology_widgets.models.default_model import MANIFEST, cache_problem, default_model_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.minilm]
 

@@ -93,7 +93,7 @@ def test_processes_starting_at_once_compute_a_result_once(tmp_path):
         value, hit = cached_result("masking_curve", {{"model": "shared"}}, compute)
         print(value["value"], hit)
     """)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(4)]
     outputs = [p.communicate(timeout=120)[0].split() for p in procs]

@@ -21,7 +21,7 @@ import pytest
 from bertology_widgets.glue import GLUE_DIR_ENV, Example, GlueSplit, load_glue
 from bertology_widgets.glue.embedded import EMBEDDED_DIR
 
-SHARED_GLUE = Path(__file__).resolve().parents[2] / "shared" / "glue"
+SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "glue"
 # SHA-256 of the GLUE release's SST-2 files (as listed in shared/glue/README.md).
 SST2_SHA256 = {
     "train.tsv": "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",

@@ -19,7 +19,7 @@ import pytest
 from bertology_widgets.cli import main
 from bertology_widgets.testing import tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all"]
 
 
