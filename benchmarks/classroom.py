@@ -6,7 +6,7 @@
     python benchmarks/classroom.py --cache-every 3 1   # ModelSession(cache_every=...) values to compare
     python benchmarks/classroom.py --no-memory --voila 4  # Voilà only
 
-**Memory** (:mod:`bertology_widgets.commands.classroom_harness`, also ``bertology bench
+**Memory** (:mod:`bertology_widgets.benchmark.classroom`, also ``bertology bench
 --classroom --json``): two processes each open ``ModelSession.from_pretrained(task="sst2")``
 and a ``Dashboard`` on the default model and toggle a head in layer 0 (the
 layer cache fills). The second starts once the first is ready; its private
@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bertology_widgets.commands.classroom_harness import run_classroom  # noqa: E402 - after the path: this checkout's package
+from bertology_widgets.benchmark.classroom import run_classroom  # noqa: E402 - after the path: this checkout's package
 
 
 def voila_load(pages: int, log=print, preheat: bool = False) -> dict:

@@ -103,7 +103,7 @@ METRIC_ALIASES = {"acc": "accuracy", "mcc": "matthews_correlation"}
 
 def _metric_name(bound: BoundModel, eval_set: EvalSet, metric: str | None) -> str:
     glue_task, _ = scored_task(bound, eval_set)
-    metric = METRIC_ALIASES.get(metric, metric) if metric else glue_task.metrics[0]
+    metric = METRIC_ALIASES.get(metric, metric) if metric else glue_task.primary_metric
     if metric not in glue_task.metrics:
         raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")
     return metric

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
-
-from ..runtime.files import output_folder  # noqa: F401  (the commands import it from here)
 
 
 def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
@@ -173,3 +173,181 @@ def apply_ablation(args, bound, examples, progress: bool = True) -> None:
 
     means = head_output_means(bound.model, bound.tokenizer, examples, max_length=args.max_length, progress=progress)
     bound.set_ablation("mean", means)
+
+
+# -- importance, masking and pruning: what `importance`, `mask`, `prune` and `roles` share --------------
+def add_importance_options(p) -> None:
+    """Model, data and importance options (run_bertology.py's names are accepted too)."""
+    add_model_task_options(p)
+    add_label_map_option(p)
+    p.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=True,
+                   help="folder for the results (created if missing)")
+    p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=None,
+                   help="examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
+    p.add_argument("--max-length", "--max_length", "--max-seq-length", "--max_seq_length", dest="max_length",
+                   type=positive_int, default=128)
+    p.add_argument("--compat", action="store_true",
+                   help="reproduce run_bertology.py exactly: batch size 1, never-zeroed gradient, "
+                        "division by tokens (default: the paper's mean over examples of |dL/dg|)")
+    p.add_argument("--dont-normalize-importance-by-layer", "--dont_normalize_importance_by_layer",
+                   dest="dont_normalize_importance_by_layer", action="store_true",
+                   help="don't divide each layer's importance by its L2 norm")
+    p.add_argument("--dont-normalize-global-importance", "--dont_normalize_global_importance",
+                   dest="dont_normalize_global_importance", action="store_true",
+                   help="don't min-max scale all importance scores to [0, 1]")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def load_inputs(args):
+    """``(bound, eval_set, task)`` for the command-line options: the model bound once, the examples encoded once.
+
+    Sets ``args.processes`` (see :func:`launch_processes`); under ``accelerate
+    launch`` the main process loads first, so it alone builds or downloads.
+    """
+    from ..glue import get_task
+    from ..models.default_model import load_default_or
+
+    args.processes = launch_processes(args)
+    task = get_task(args.task)
+    with args.processes.main_process_first():
+        examples = load_examples(args, task, args.split)
+        model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
+    bound = bind_model(args, model, tokenizer, task)
+    return bound, bound.encode(examples, args.max_length), task
+
+
+def importance_options(args) -> dict:
+    """Keyword arguments for :func:`~bertology_widgets.analyses.importance.head_importance` from the options."""
+    return {
+        "compat": args.compat,
+        "normalize_by_layer": not args.dont_normalize_importance_by_layer,
+        "normalize_global": not args.dont_normalize_global_importance,
+        "processes": processes_of(args),
+    }
+
+
+def processes_of(args):
+    """The processes set by :func:`load_inputs` (one process when it has not run)."""
+    from ..runtime.distributed import ONE_PROCESS
+
+    return getattr(args, "processes", None) or ONE_PROCESS
+
+
+def is_main(args) -> bool:
+    """Whether this process writes files and prints (always, outside ``accelerate launch``)."""
+    return processes_of(args).is_main
+
+
+def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
+    """Write ``(title, body)`` sections to ``path``; return the text."""
+    text = "\n\n".join(f"{title}\n{body}" if body else title for title, body in sections) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def compute_and_write_importance(args, bound, eval_set, task, out: Path):
+    """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
+    from ..analyses.importance import format_head_table, head_importance_set
+
+    result = head_importance_set(bound, eval_set, batch_size=args.batch_size, progress=True,
+                                 **importance_options(args))
+    if not is_main(args):
+        return result
+    assert result.entropy is not None  # computed: compute_entropy is on by default
+    np.save(out / "head_importance.npy", result.importance.astype(np.float32))
+    np.save(out / "attn_entropy.npy", result.entropy.astype(np.float32))
+    mode = "compat (run_bertology.py)" if args.compat else "per example (mean |dL/dg|)"
+    write_text(out / "importance.txt", [
+        (f"Head importance on {task.display_name} {args.split}: {result.n_examples} examples, "
+         f"{result.tokens} tokens, {mode}, {result.seconds:.1f} s", ""),
+        ("Attention entropies", format_head_table(result.entropy)),
+        ("Head importance scores", format_head_table(result.importance)),
+        ("Head ranked by importance scores (0 = most important)", format_head_table(result.ranks)),
+    ])
+    return result
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--random-seeds takes comma-separated integers such as 0,1,2; got {text!r}") from None
+
+
+def add_masking_options(p) -> None:
+    add_importance_options(p)
+    p.add_argument("--masking-threshold", "--masking_threshold", dest="masking_threshold", type=fraction, default=0.9,
+                   help="stop masking when the metric < threshold x original (default 0.9)")
+    p.add_argument("--masking-amount", "--masking_amount", dest="masking_amount", type=fraction, default=0.1,
+                   help="fraction of all heads masked per step (default 0.1)")
+    p.add_argument("--metric-name", "--metric_name", "--metric", dest="metric", default=None,
+                   help="metric to hold (default: the task's first, e.g. accuracy for SST-2)")
+    p.add_argument("--random-seeds", "--random_seeds", dest="random_seeds", default="0,1,2",
+                   help="seeds of the random-order baseline, comma-separated; empty to skip it")
+    p.add_argument("--eval-batch-size", "--eval_batch_size", dest="eval_batch_size", type=positive_int, default=32,
+                   help="examples per scoring batch (default 32)")
+
+
+def _steps_table(curve, metric: str) -> str:
+    lines = ["step\theads masked\tfraction\t" + metric + "\tkept"]
+    lines += [f"{s['step']}\t{s['heads_masked']}\t{s['fraction_masked']:.3f}\t{s['score'][metric]:.5f}\t"
+              f"{'yes' if s['kept'] else 'no'}" for s in curve]
+    return "\n".join(lines)
+
+
+def _random_table(random_curve: dict) -> str:
+    lines = ["step\theads masked\tmean\tstd\tmin\tmax"]
+    lines += [f"{s['step']}\t{s['heads_masked']}\t{s['mean']:.5f}\t{s['std']:.5f}\t{s['min']:.5f}\t{s['max']:.5f}"
+              for s in random_curve["steps"]]
+    return "\n".join(lines)
+
+
+def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
+    """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
+    from ..analyses.importance import format_head_table
+    from ..analyses.masking_curve import keep_one_head_per_layer_set, masking_curve_set, random_masking_curve_set
+
+    seeds = _seeds(args.random_seeds)
+    processes = processes_of(args)
+    examples = eval_set.examples
+    importance = compute_and_write_importance(args, bound, eval_set, task, out)
+    curve = masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
+                              masking_threshold=args.masking_threshold, metric=args.metric,
+                              importance=importance.importance, importance_batch_size=args.batch_size,
+                              progress=True, batch_size=args.eval_batch_size, **importance_options(args))
+    random_curve = None
+    if seeds:
+        random_curve = random_masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
+                                                masking_threshold=args.masking_threshold, seeds=seeds,
+                                                min_steps=len(curve.curve) - 1, metric=curve.metric,
+                                                original_score=curve.original_score, progress=True,
+                                                processes=processes, batch_size=args.eval_batch_size)
+    keep_one = keep_one_head_per_layer_set(bound, eval_set, importance.importance, metric=curve.metric,
+                                           processes=processes, batch_size=args.eval_batch_size)
+    if not processes.is_main:
+        return curve.final_mask
+    np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
+    record = dict(curve.to_dict(), task=task.name, split=args.split, n_examples=len(examples),
+                  ablation=getattr(args, "ablation", "zero"),
+                  importance_mode="compat" if args.compat else "per_example",
+                  random_baseline=random_curve, keep_one_head_per_layer=keep_one)
+    (out / "curve.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+    metric = curve.metric
+    original = curve.original_score[metric]
+    sections = [
+        (f"Masking on {task.display_name} {args.split} ({len(examples)} examples): original {metric} "
+         f"{original:.5f}, threshold {args.masking_threshold} x original = {original * args.masking_threshold:.5f}, "
+         f"{curve.heads_per_step} heads per step", ""),
+        ("Steps (importance order)", _steps_table(curve.curve, metric)),
+        (f"Final head mask: {curve.final_fraction_masked:.1%} of heads masked (1 keep, 0 masked)",
+         format_head_table(curve.final_mask.astype(np.int64))),
+    ]
+    if random_curve is not None:
+        sections.append((f"Random order, seeds {list(seeds)}: {metric} per step; fraction masked at the threshold "
+                         f"{random_curve['final_fraction_masked_mean']:.1%} on average",
+                         _random_table(random_curve)))
+    sections.append((f"Keep one head per layer (the most important): {metric} {keep_one['score'][metric]:.5f}", ""))
+    print(write_text(out / "summary.txt", sections), end="")
+    return curve.final_mask

@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     if args.classroom:
         return run_classroom_command(args)
-    from .bench_harness import run_benchmark
+    from ..benchmark.live_scoring import run_benchmark
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = run_benchmark(args.model, task=args.task, glue_dir=args.glue_dir, max_examples=args.max_examples,
@@ -45,8 +45,8 @@ def run(args) -> int:
 
 
 def run_classroom_command(args) -> int:
-    """``bertology bench --classroom``: what :mod:`bertology_widgets.commands.classroom_harness` measures."""
-    from .classroom_harness import run_classroom
+    """``bertology bench --classroom``: what :mod:`bertology_widgets.benchmark.classroom` measures."""
+    from ..benchmark.classroom import run_classroom
 
     result = run_classroom(log=(lambda msg: print(msg, file=sys.stderr)) if args.json else print)
     result.pop("stages_second")

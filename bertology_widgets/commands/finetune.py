@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ._common import example_count, output_folder, positive_float, positive_int
+from ..runtime.files import output_folder
+from ._common import example_count, positive_float, positive_int
 
 
 def add_parser(subparsers) -> None:

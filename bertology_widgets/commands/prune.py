@@ -11,9 +11,17 @@ import json
 
 import numpy as np
 
-from ._common import load_mask_file, mask_for_model, positive_int
-from .importance import is_main, load_inputs, output_folder, write_text
-from .mask import add_masking_options, run_masking
+from ..runtime.files import output_folder
+from ._common import (
+    add_masking_options,
+    is_main,
+    load_inputs,
+    load_mask_file,
+    mask_for_model,
+    positive_int,
+    run_masking,
+    write_text,
+)
 
 
 def add_parser(subparsers) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from ..runtime.files import output_folder
 from ._common import add_model_task_options
 
 
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..analyses.head_roles import BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, head_roles
-    from .importance import load_inputs, output_folder, write_text
+    from ._common import load_inputs, write_text
 
     bound, eval_set, task = load_inputs(args)
     out = output_folder(args)

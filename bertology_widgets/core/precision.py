@@ -47,7 +47,6 @@ import itertools
 import os
 from typing import Callable
 
-import numpy as np
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -233,7 +232,3 @@ class GuardStats:
     @property
     def fraction(self) -> float:
         return self.rescored / self.scored if self.scored else 0.0
-
-
-def to_numpy(logits: torch.Tensor) -> np.ndarray:
-    return logits.float().cpu().numpy()

@@ -1,4 +1,4 @@
-"""Every test in tests/integration/ carries the ``integration`` marker, so ``-m integration`` selects the folder from anywhere."""
+"""Every test in tests/integration/ carries the ``integration`` marker (``-m integration`` selects them)."""
 
 from pathlib import Path
 

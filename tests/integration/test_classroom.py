@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bertology_widgets.commands import classroom_harness as classroom
+from bertology_widgets.benchmark import classroom
 
 
 def test_breakdown_is_the_uss_growth_from_stage_to_stage():

@@ -93,8 +93,8 @@ def test_finetune_refuses_settings_that_train_nothing(field, value):
 
 
 def test_bench_text_output_rounds_its_figures(monkeypatch, capsys):
+    from bertology_widgets.benchmark import live_scoring as bench
     from bertology_widgets.cli import main
-    from bertology_widgets.commands import bench_harness as bench
 
     monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: {"task": "sst2", "n": 872,
                                                                  "exact_median_s": 1.2345678912})

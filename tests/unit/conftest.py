@@ -1,4 +1,4 @@
-"""Every test in tests/unit/ carries the ``unit`` marker, so ``-m unit`` selects the folder from anywhere."""
+"""Every test in tests/unit/ carries the ``unit`` marker (``-m unit`` selects them)."""
 
 from pathlib import Path
 

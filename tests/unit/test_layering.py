@@ -23,7 +23,7 @@ NAME = "bertology_widgets"
 #   models/    loading, the default model, fine-tuning, the small GPT-2 (and testing.py's tiny models)
 #   session/   ModelSession: traitlets, no widgets
 #   widgets/   the views
-#   app        cli, __main__, commands/ (with the bench harness behind ``bertology bench``) and the package facade
+#   app        cli, __main__, commands/, benchmark/ (what ``bertology bench`` measures) and the package facade
 LAYERS = ("glue", "runtime", "core", "analyses", "models", "session", "widgets", "app")
 #: Top-level modules outside the folders, and their layer.
 TOP_LEVEL = {"_version": "runtime", "testing": "models", "cli": "app", "__main__": "app"}
@@ -36,7 +36,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:  # the package's lazy facade re-exports every layer
         return "app"
-    if parts[0] == "commands":
+    if parts[0] in ("commands", "benchmark"):
         return "app"
     if parts[0] in LAYERS:
         return parts[0]

@@ -25,6 +25,7 @@ import os
 import statistics
 import threading
 import time
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -76,6 +77,9 @@ def synchronize(device) -> None:
 
 #: Number of SST-2 dev examples, and its sentence lengths in words (mean and spread, roughly).
 SST2_DEV_SIZE, SST2_WORDS_MEAN, SST2_WORDS_STD = 872, 19, 9
+#: A movie-review vocabulary for the synthetic examples (every word is one WordPiece token).
+WORDS = ("good bad great awful film movie plot actors boring brilliant dull fun charming mess "
+         "story ending music scenes long short funny sad").split()
 
 
 def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0) -> list:
@@ -84,7 +88,6 @@ def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0
     Timings depend on token counts, not on which words they are.
     """
     from ..glue import Example
-    from ..testing import WORDS
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.normal(SST2_WORDS_MEAN, SST2_WORDS_STD, size=(n, 2)).round(), 2, 55).astype(int)
@@ -93,7 +96,7 @@ def synthetic_examples(n: int = SST2_DEV_SIZE, pair: bool = False, seed: int = 0
             for i, (a, b) in enumerate(lengths)]
 
 
-def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[list, str]:
+def benchmark_examples(task, glue_dir=None, max_examples=None) -> tuple[Sequence, str]:
     """``(examples, where from)``: the task's dev split, else :func:`synthetic_examples` (said in the string)."""
     from ..glue import get_task, load_glue
 
@@ -133,7 +136,8 @@ class _Timer:
 def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict:
     """Mask one head per layer (a different head each repeat) and time estimate and exact score."""
     timer = _Timer(session)
-    per_layer, estimates = {}, []
+    per_layer: dict[int, list] = {}
+    estimates: list = []
     for r in range(repeats):
         for layer in range(session.num_layers):
             head = (layer + 5 * r + 1) % session.num_heads
@@ -191,7 +195,7 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
     from ..widgets import Dashboard
 
     real = comm.create_comm
-    comm.create_comm = _CountingComm
+    comm.create_comm = _CountingComm  # type: ignore[assignment]  # a class that counts, called like the factory
     try:
         dashboard = Dashboard(session)
         session.wait(timeout)

@@ -93,7 +93,7 @@ def kernel(cache_every: int | None = None) -> None:
 
 def spawn(cache_every: int | None) -> subprocess.Popen:
     every = [] if cache_every is None else ["--cache-every", str(cache_every)]
-    return subprocess.Popen([sys.executable, "-m", "bertology_widgets.commands.classroom_harness", *every],
+    return subprocess.Popen([sys.executable, "-m", "bertology_widgets.benchmark.classroom", *every],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
@@ -109,10 +109,12 @@ def breakdown(stages: dict) -> dict:
 def classroom_memory(cache_every: int | None = None, log=print) -> dict:
     """Two kernels side by side; the second's memory is what one more student costs."""
     first = spawn(cache_every)
+    assert first.stdout is not None and first.stdin is not None  # spawn() opens both pipes
     try:
         a = json.loads(first.stdout.readline())
         log(f"first kernel ready: USS {a['layer0_toggle']['uss_mib']} MiB")
         second = spawn(cache_every)
+        assert second.stdout is not None and second.stdin is not None
         try:
             b = json.loads(second.stdout.readline())
         finally:
