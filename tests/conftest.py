@@ -6,6 +6,7 @@ lives, gating references) are in :mod:`reference`.
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from reference import *  # noqa: F403  (older tests' `from conftest import` keep working)
 from reference import SENTENCES, model_inputs
+from transformers import PreTrainedTokenizerBase
 
 from bertology_widgets.testing import tiny_tokenizer
 
@@ -65,3 +67,19 @@ def pytest_collection_modifyitems(config, items):
 def _private_results_cache(tmp_path_factory, monkeypatch):
     """Each test gets an empty shared-results folder, so no test reads another's results."""
     monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+
+
+@pytest.fixture
+def tokenizer_calls(monkeypatch):
+    """``{(text, truncated?): times}`` for every text any tokenizer is called on."""
+    calls: collections.Counter = collections.Counter()
+    original = PreTrainedTokenizerBase.__call__
+
+    def counting(self, text=None, text_pair=None, *args, **kwargs):
+        for one in (text if isinstance(text, (list, tuple)) else [text]):
+            if isinstance(one, str):
+                calls[(one, bool(kwargs.get("truncation")))] += 1
+        return original(self, text, text_pair, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", counting)
+    return calls

@@ -65,6 +65,19 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.encoded)
 
+    def head(self, n: int) -> EvalSet:
+        """The first ``n`` examples, without tokenizing them again."""
+        encoded = self.encoded
+        return EvalSet(
+            examples=self.examples[:n],
+            encoded=EncodedExamples(encoded.input_ids[:n],
+                                    None if encoded.token_type_ids is None else encoded.token_type_ids[:n],
+                                    encoded.truncated[:n]),
+            labels=None if self.labels is None else self.labels[:n],
+            task=self.task,
+            max_length=self.max_length,
+        )
+
     def require_labels(self) -> np.ndarray:
         """The labels ``(n,)``; raises ``ValueError`` for unlabelled examples (a GLUE test split)."""
         if self.labels is None:

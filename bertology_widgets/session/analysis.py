@@ -68,6 +68,10 @@ class AnalysisMixin(HasTraits):
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
 
+    def _analysis_set(self, max_examples):
+        """The session's encoded examples (the first ``max_examples``): no analysis tokenizes them again."""
+        return self.eval_set if max_examples is None else self.eval_set.head(max_examples)
+
     def _results_key(self, examples, **options) -> dict:
         """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
         from ..runtime.results_cache import examples_digest, model_fingerprint
@@ -150,13 +154,13 @@ class AnalysisMixin(HasTraits):
 
         Returns the worker thread (``background=True``) or None once done.
         """
-        from ..analyses.importance import head_importance
+        from ..analyses.importance import head_importance_set
 
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
+        eval_set = self._analysis_set(max_examples)
 
         def compute(model, report):
-            result = head_importance(model, self.tokenizer, examples, mask, task=self.task, on_progress=report,
-                                     **options)
+            result = head_importance_set(model, eval_set, mask, on_progress=report, **options)
             return result.importance, result.entropy
 
         def apply(result):
@@ -175,9 +179,10 @@ class AnalysisMixin(HasTraits):
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
-        from ..analyses.masking_curve import heads_per_step, masking_curve, random_masking_curve
+        from ..analyses.masking_curve import heads_per_step, masking_curve_set, random_masking_curve_set
 
         examples = self._analysis_examples(max_examples)
+        eval_set = self._analysis_set(max_examples)
 
         def compute(model, report):
             # The bar's first half follows the curve's steps (at most all heads but one, per_step at a time),
@@ -190,15 +195,15 @@ class AnalysisMixin(HasTraits):
                 done[0] += 1
                 report(min(done[0], steps), 2 * steps)
 
-            result = masking_curve(model, self.tokenizer, examples, task=self.task, on_step=on_step, **options)
+            result = masking_curve_set(model, eval_set, on_step=on_step, **options)
             report(1, 2)
             data = result.to_dict()
             if random_seeds:
-                baseline = random_masking_curve(model, self.tokenizer, examples, task=self.task, seeds=random_seeds,
-                                                masking_amount=result.masking_amount,
-                                                masking_threshold=result.masking_threshold,
-                                                original_score=result.original_score,
-                                                min_steps=len(result.curve) - 1)
+                baseline = random_masking_curve_set(model, eval_set, seeds=random_seeds,
+                                                    masking_amount=result.masking_amount,
+                                                    masking_threshold=result.masking_threshold,
+                                                    original_score=result.original_score,
+                                                    min_steps=len(result.curve) - 1)
                 data["random_baseline"] = baseline
             return result.importance, data
 
