@@ -113,7 +113,7 @@ def main() -> int:
         device = "cpu" if dry_run else "cuda"
 
         tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
-                     "tests/test_gpu.py"], left(150))
+                     "tests/integration/test_gpu.py"], left(150))
         lines = (tests["stdout"] or "").strip().splitlines()
         parts["gpu_tests"] = {"ok": tests["ok"], "seconds": tests["seconds"], "result": lines[-1] if lines else "",
                               **({} if tests["ok"] else {"output": tail(tests["stdout"] + tests["stderr"], 3000)})}
