@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ..core.architectures import adapter_for
-from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.bound import encoded_examples
 from ..core.gating import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ablation
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
@@ -28,11 +29,12 @@ from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from ..core.bound import EvalSet
     from ..glue import Example
 
 
 @torch.inference_mode()
-def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet, *,
                       batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
                       progress: Progress = False, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Each head's mean output at the gated point, over all non-padding tokens of ``examples``.
@@ -69,7 +71,7 @@ def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
             sums[layer_index, kept[layer_index]] += torch.einsum("bp,bphd->hd", weights, heads).cpu()
         return hook
 
-    encoded = encode_examples(tokenizer, examples, max_length)
+    encoded = encoded_examples(tokenizer, examples, max_length)
     batches = length_sorted_batches(encoded.lengths, batch_size)
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ..core.architectures import adapter_for
-from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.bound import encoded_examples
 from ..core.capturing import _attentions_per_layer, attention_implementation
 from ..core.gating import kept_heads, model_shape
 from ..core.modes import eval_mode
@@ -43,6 +44,7 @@ from .evaluation import DEFAULT_MAX_LENGTH
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from ..core.bound import EvalSet
     from ..glue import Example
     from ..runtime.files import PathLike
 
@@ -215,7 +217,7 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 
 
 @torch.inference_mode()
-def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet, *,
                batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
                on_progress: Callable[[int, int], None] | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
@@ -244,7 +246,7 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
     num_layers, num_heads = model_shape(model)
     kept = kept_heads(model)
     causal = adapter.causal
-    encoded = encode_examples(tokenizer, examples, max_length)
+    encoded = encoded_examples(tokenizer, examples, max_length)
     batches = length_sorted_batches(encoded.lengths, batch_size)
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)

@@ -165,13 +165,13 @@ def add_ablation_option(parser) -> None:
                         help="what a masked head outputs: zeros (default) or its mean output over the examples")
 
 
-def apply_ablation(args, bound, examples, progress: bool = True) -> None:
+def apply_ablation(args, bound, eval_set, progress: bool = True) -> None:
     """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the bound default."""
     if getattr(args, "ablation", "zero") != "mean":
         return
     from ..analyses.ablation import head_output_means
 
-    means = head_output_means(bound.model, bound.tokenizer, examples, max_length=args.max_length, progress=progress)
+    means = head_output_means(bound.model, bound.tokenizer, eval_set, max_length=args.max_length, progress=progress)
     bound.set_ablation("mean", means)
 
 

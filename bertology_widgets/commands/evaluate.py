@@ -53,8 +53,9 @@ def run(args) -> int:
         model, tokenizer = load_default_or(args.model, device=args.device)
     bound = bind_model(args, model, tokenizer, task)
     mask = mask_for_model(mask, args.mask, model)
-    apply_ablation(args, bound, examples, progress=not args.json and processes.is_main)
-    result = evaluate_set(bound, bound.encode(examples, args.max_length), mask=mask, batch_size=args.batch_size,
+    eval_set = bound.encode(examples, args.max_length)
+    apply_ablation(args, bound, eval_set, progress=not args.json and processes.is_main)
+    result = evaluate_set(bound, eval_set, mask=mask, batch_size=args.batch_size,
                           progress=not args.json, precision=args.precision, processes=processes)
     if not processes.is_main:
         return 0

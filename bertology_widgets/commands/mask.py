@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     out = output_folder(args.out)
     bound, eval_set, task = load_inputs(args)
-    apply_ablation(args, bound, eval_set.examples, progress=is_main(args))
+    apply_ablation(args, bound, eval_set, progress=is_main(args))
     run_masking(args, bound, eval_set, task, out)
     if not is_main(args):
         return 0

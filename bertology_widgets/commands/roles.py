@@ -33,7 +33,7 @@ def run(args) -> int:
     bound, eval_set, task = load_inputs(args)
     out = output_folder(args)
     start = time.perf_counter()
-    result = head_roles(bound.model, bound.tokenizer, eval_set.examples, batch_size=args.batch_size,
+    result = head_roles(bound.model, bound.tokenizer, eval_set, batch_size=args.batch_size,
                         max_length=args.max_length, progress=True)
     seconds = time.perf_counter() - start
     npz, js = result.save(out)

@@ -85,6 +85,14 @@ class EvalSet:
         return self.labels
 
 
+def encoded_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet,
+                     max_length: int) -> EncodedExamples:
+    """The token ids of ``examples``: an :class:`EvalSet`'s own (no second tokenization), else tokenized now."""
+    if isinstance(examples, EvalSet):
+        return examples.encoded
+    return encode_examples(tokenizer, examples, max_length)
+
+
 class BoundModel:
     """A model bound once for analysis (see the module docstring).
 
@@ -320,4 +328,4 @@ def bind(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | Non
     return BoundModel(model, tokenizer, task, label_map)
 
 
-__all__ = ["BoundModel", "EvalSet", "bind"]
+__all__ = ["BoundModel", "EvalSet", "bind", "encoded_examples"]

@@ -59,10 +59,10 @@ class HeadAnalysesMixin(HasTraits):
         """Each head's mean output over the dev examples (``head_means``); once per session."""
         from ..analyses.ablation import head_output_means
 
-        examples = self._analysis_examples(max_examples)
+        eval_set = self._analysis_set(max_examples)
 
         def compute(model, report):
-            return head_output_means(model.model, self.tokenizer, examples, batch_size=self.batch_size,
+            return head_output_means(model.model, self.tokenizer, eval_set, batch_size=self.batch_size,
                                      max_length=self.max_length, on_progress=report)
 
         def apply(means):
@@ -102,10 +102,10 @@ class HeadAnalysesMixin(HasTraits):
         """Attention statistics and a role per head (:func:`~bertology_widgets.analyses.head_roles.head_roles`)."""
         from ..analyses.head_roles import head_roles
 
-        examples = self._analysis_examples(max_examples)
+        eval_set = self._analysis_set(max_examples)
 
         def compute(model, report):
-            return head_roles(model.model, self.tokenizer, examples, max_length=self.max_length, on_progress=report)
+            return head_roles(model.model, self.tokenizer, eval_set, max_length=self.max_length, on_progress=report)
 
         def apply(result):
             with self.hold_trait_notifications():
