@@ -319,7 +319,7 @@ def test_permuted_default_model_scores_what_the_original_scores_on_sst2(tmp_path
     copy_, _ = load_model(str(tmp_path / "copy"), device="cpu")
     ia = head_importance(original, tokenizer, examples, task="sst2", compute_entropy=False)
     ib = head_importance(copy_, tokenizer, examples, task="sst2", compute_entropy=False)
-    np.testing.assert_array_equal(ia.raw_importance, ib.raw_importance)
+    np.testing.assert_allclose(ia.raw_importance, ib.raw_importance, rtol=1e-5)  # the backward sums in another order
 
 
 def test_session_notice_says_the_model_was_fine_tuned_on_another_task(tokenizer):
