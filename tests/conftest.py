@@ -18,6 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from bertology_widgets.testing import tiny_tokenizer
 
+pytest_plugins = ["interrupts"]  # SIGTERM tears down like Ctrl-C: servers and kernels started by fixtures stop
+
 # Tiny models do microsecond-sized ops: intra-op threads only add overhead, and on
 # a busy machine they made this suite ~5x slower (35 s instead of 7 s).
 torch.set_num_threads(1)
