@@ -19,7 +19,7 @@ from torch import nn
 from .architectures import adapter_for
 from .batching import uses_token_types
 from .exceptions import BertologyWarning
-from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
+from .heads import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
 from .models import eval_mode
 
 if TYPE_CHECKING:
@@ -50,6 +50,10 @@ class Capture:
         True when the text was cut to the model's maximum length.
     causal : bool
         True when the attention is causal (decoder models).
+    mask : np.ndarray, shape ``(layers, heads)``, or None
+        The head gates the pass ran under (``None``: all heads kept). Masking
+        gates a head's output, so its ``attentions`` are still there; analyses
+        that follow attention through the layers (rollout) need to know.
     """
 
     tokens: list
@@ -59,6 +63,7 @@ class Capture:
     token_type_ids: np.ndarray
     truncated: bool
     causal: bool
+    mask: np.ndarray | None = None
 
 
 @contextlib.contextmanager
@@ -188,6 +193,7 @@ def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, tex
         token_type_ids=np.asarray(token_type_ids),
         truncated=truncated,
         causal=adapter.causal,
+        mask=None if mask is None else as_head_mask(mask, num_layers, num_heads).detach().cpu().numpy(),
     )
 
 
