@@ -76,7 +76,7 @@ def check_norm_support(adapter) -> None:
 
 def _output_weight(adapter, out_proj: torch.nn.Module, kept: list[int], head_dim: int) -> torch.Tensor:
     """The output projection as ``(kept heads, d_head, hidden)``: ``W_O^h`` for each kept head."""
-    weight = out_proj.weight.float()
+    weight = torch.as_tensor(out_proj.weight).float()
     if not adapter.conv1d:  # nn.Linear stores (out, in); Conv1D stores (in, out)
         weight = weight.t()
     return weight.reshape(len(kept), head_dim, -1)

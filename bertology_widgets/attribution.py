@@ -63,7 +63,8 @@ class TokenAttribution:
     tokens : list of str
         ``pos`` tokens, special tokens included.
     token_scores : np.ndarray, shape ``(pos,)``
-        Special tokens score 0 for the gradient methods and occlusion.
+        Special tokens score 0 for Integrated Gradients (the baseline keeps
+        them) and occlusion (never occluded); gradient x input credits them too.
     words : list of str
         The input's words (sub-word groups), in order; special tokens are not words.
     word_scores : np.ndarray, shape ``(words,)``
