@@ -46,3 +46,10 @@ except ImportError:  # the bound model is not on this branch yet
 
     def bind(model, tokenizer, task=None, label_map=None):  # type: ignore[no-redef]
         return _StandIn(model, tokenizer)
+
+    import sys
+    import types
+
+    _module = types.ModuleType("bertology_widgets.bound")
+    _module.bind = bind  # type: ignore[attr-defined]
+    sys.modules.setdefault("bertology_widgets.bound", _module)  # the CLI's `from ..bound import bind`
