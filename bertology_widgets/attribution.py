@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -39,6 +39,10 @@ import torch
 from .attention_flow import attention_rollout, classification_position, layer_head_weights
 from .capturing import Capture, _model_inputs, capture, encode
 from .models import eval_mode
+
+class AttributionCancelled(Exception):
+    """``should_stop()`` said the attribution is no longer wanted (a newer request superseded it)."""
+
 
 GRADIENT_METHODS = ("grad_x_input", "integrated_gradients")
 ATTENTION_METHODS = ("rollout", "attention")
@@ -153,7 +157,7 @@ def _word_groups(batch, tokenizer, ids: list[int]) -> tuple[list[str], list[list
     return words, positions
 
 
-def _classifier(bound, batch: dict):
+def _classifier(bound, batch: dict, should_stop: Callable[[], bool] | None = None):
     """``forward(input_ids) -> (n, classes)`` task-order logits, through the word-embedding layer.
 
     The word embeddings are computed here and handed to the model as
@@ -166,6 +170,8 @@ def _classifier(bound, batch: dict):
     extra = {k: v for k, v in batch.items() if k != "input_ids"}
 
     def forward(input_ids: torch.Tensor) -> torch.Tensor:
+        if should_stop is not None and should_stop():
+            raise AttributionCancelled
         n = input_ids.shape[0]
         kwargs = {k: v.expand(n, *v.shape[1:]) for k, v in extra.items()}
         embeds = embed(input_ids)
@@ -208,7 +214,8 @@ def _check_target(target, classes: int) -> int:
 def token_attributions(bound, text: str, pair: str | None = None, method: str = "grad_x_input",
                        target: int | None = None, *, mask=None, ablation: str | None = None, means=None,
                        max_length: int | None = None, steps: int = DEFAULT_IG_STEPS,
-                       capture_: Capture | None = None) -> TokenAttribution:
+                       capture_: Capture | None = None, batch_size: int | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> TokenAttribution:
     """Attribute the target class's logit to the tokens and words of one input.
 
     Parameters
@@ -229,6 +236,11 @@ def token_attributions(bound, text: str, pair: str | None = None, method: str = 
     capture_ : Capture, optional
         For ``"rollout"`` / ``"attention"``: a capture of this input under
         ``mask`` already made (a session's), instead of a new forward pass.
+    batch_size : int, optional
+        Integrated Gradients runs its steps in batches of this size (default: all at once).
+    should_stop : callable, optional
+        Checked before every forward pass; once it returns True the call
+        raises :class:`AttributionCancelled` (a session's worker gives way to a newer request).
 
     Returns
     -------
@@ -244,7 +256,7 @@ def token_attributions(bound, text: str, pair: str | None = None, method: str = 
         raise ValueError("the text has no words to attribute (only special tokens)")
     device = bound.device
     inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
-    forward = _classifier(bound, inputs)
+    forward = _classifier(bound, inputs, should_stop)
     input_ids = inputs["input_ids"]
     tokens = tokenizer.convert_ids_to_tokens(ids)
     extras: dict = {}
@@ -258,7 +270,8 @@ def token_attributions(bound, text: str, pair: str | None = None, method: str = 
         elif method == "occlusion":
             token_scores, word_scores, extras = _occlusion(forward, input_ids, word_tokens, tokenizer, target, logit)
         else:
-            token_scores, extras = _gradient(bound, forward, input_ids, tokenizer, target, method, steps, logit)
+            token_scores, extras = _gradient(bound, forward, input_ids, tokenizer, target, method, steps, logit,
+                                             batch_size)
     if method != "occlusion":
         word_scores = np.array([token_scores[group].sum() for group in word_tokens], dtype=np.float32)
     return TokenAttribution(method=method, tokens=tokens, token_scores=np.asarray(token_scores, dtype=np.float32),
@@ -271,7 +284,7 @@ def _special_positions(tokenizer, ids: list[int]) -> list[int]:
     return [i for i, flag in enumerate(special) if flag]
 
 
-def _gradient(bound, forward, input_ids, tokenizer, target, method, steps, logit):
+def _gradient(bound, forward, input_ids, tokenizer, target, method, steps, logit, batch_size=None):
     from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
     embed_layer = bound.model.get_input_embeddings()
@@ -285,7 +298,7 @@ def _gradient(bound, forward, input_ids, tokenizer, target, method, steps, logit
         baseline[0, keep] = input_ids[0, keep]
         ig = LayerIntegratedGradients(forward, embed_layer)
         attributions = ig.attribute(input_ids, baselines=baseline, target=target, n_steps=int(steps),
-                                    internal_batch_size=int(steps))
+                                    internal_batch_size=int(batch_size or steps))
     with torch.no_grad():
         baseline_logit = float(forward(baseline)[0, target])
     scores = attributions[0].sum(-1).detach().cpu().numpy()
@@ -336,6 +349,7 @@ def _attention_scores(bound, text, pair, mask, max_length, method, capture_):
 
 __all__ = [
     "ATTENTION_METHODS",
+    "AttributionCancelled",
     "DEFAULT_IG_STEPS",
     "GRADIENT_METHODS",
     "METHODS",

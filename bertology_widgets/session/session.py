@@ -27,13 +27,14 @@ from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
+from .explanation_part import ExplanationPart, ExplanationTraits
 from .head_analyses import HeadAnalysesMixin
 from .shown_input import ShownInputMixin
 from .live import LRU, LiveScorer
 from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
 
 
-class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits):
+class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
@@ -191,6 +192,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
             self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
             self.mask = ones
             self.example_index = 0
+        self._explanation = self._explanation_part(label_map, live)
         self._live = False
         self._show_example(0)
         self._live = live
@@ -220,6 +222,27 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         if shared_results:
             session.load_shared_results()
         return session
+
+    def _explanation_part(self, label_map, live: bool) -> ExplanationPart:
+        """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
+        from ..heads import ABLATION_ATTR
+
+        def bind(*args, **kwargs):  # imported on first use: a session that never explains never binds
+            from ..bound import bind
+
+            return bind(*args, **kwargs)
+
+        me = weakref.ref(self)
+        model, tokenizer, scorer, task = self.model, self.tokenizer, self.scorer, self.task
+        part = ExplanationPart(
+            bound=lambda: bind(model, tokenizer, task=task, label_map=label_map),
+            model_lock=self.model_lock, post=self._dispatcher.post,
+            apply=lambda values: me()._apply_explanation(values),
+            work_generation=lambda: (scorer.generation, scorer.capture_generation),
+            current_key=lambda: me()._explanation_key(), max_length=self.max_length, live=live,
+            ablation=lambda: getattr(model, ABLATION_ATTR, None) or ("zero", None))
+        weakref.finalize(self, part.close)
+        return part
 
     def _set_architecture_traits(self, model, layers: int) -> None:
         try:
@@ -371,6 +394,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     def close(self) -> None:
         """Stop the background worker (also done when the session is garbage-collected)."""
+        self._explanation.close()
         self.scorer.close()
 
     @property
@@ -417,6 +441,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()
+        self._explain_shown()
         release_freed_memory()  # the layer states this score replaced
 
     def _on_error(self, generation, exc):
