@@ -83,6 +83,7 @@ VIEW_ENGINE_NAMES = {
     "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
                                           "layer_to_layer_cosine", "pca_2d", "token_norms"},
     "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
+    "bertology_widgets.attribution": {"METHOD_LABELS"},  # a constant: method names for people
 }
 
 

@@ -31,7 +31,7 @@ import threading
 import warnings
 
 import numpy as np
-from traitlets import Bool, Dict, HasTraits, TraitError, Unicode, observe, validate
+from traitlets import Bool, Dict, Enum, HasTraits, TraitError, Unicode, observe, validate
 
 from ..attention_flow import attention_rollout
 from ..attention_norms import attention_norms, check_norm_support
@@ -39,6 +39,8 @@ from ..attribution import METHOD_LABELS, AttributionCancelled, resolve_method, t
 from ..capturing import TextTruncatedWarning
 from .traits import array_trait
 
+#: What the attention view draws: the weights, ``||alpha f(x)||`` of the selected head, or the layer's rollout.
+ATTENTION_MEASURES = ("weight", "norm", "rollout")
 #: Integrated Gradients runs in batches of this many steps in a session, so a new toggle waits at most one batch.
 SESSION_IG_BATCH = 8
 
@@ -66,6 +68,8 @@ class ExplanationTraits(HasTraits):
         ``head`` ``(layers, heads, query, key)``: ``||alpha f(x)||``; ``layer``
         ``(layers, query, key)``: the heads' sum; ``ablation`` ``(layers, heads)``:
         the mean-ablation constants; ``{}`` when not available (``note`` says why).
+    attention_measure : {"weight", "norm", "rollout"}
+        What the attention view draws; "norm" and "rollout" compute the explanation too.
     explanation_busy : bool
     explanation_error : str
     """
@@ -77,6 +81,8 @@ class ExplanationTraits(HasTraits):
     unmasked_token_scores = Dict(help="The same attributions with no head masked")
     rollout = array_trait("layers", "query", "key", help="Attention rollout of the shown input under the mask")
     norms = Dict(help="||alpha f(x)|| per head ('head'), the layer's sum ('layer'), mean-ablation constants")
+    attention_measure = Enum(ATTENTION_MEASURES, default_value="weight",
+                             help="What the attention view draws: weights, ||alpha f(x)||, or the layer's rollout")
     explanation_busy = Bool(False)
     explanation_error = Unicode("")
 
@@ -87,7 +93,7 @@ class ExplanationTraits(HasTraits):
         except ValueError as exc:
             raise TraitError(str(exc)) from None
 
-    @observe("explain", "explain_method", "explain_unmasked")
+    @observe("explain", "explain_method", "explain_unmasked", "attention_measure")
     def _on_explain_settings(self, change):
         self._explain_shown()
 
@@ -101,7 +107,7 @@ class ExplanationTraits(HasTraits):
         part = getattr(self, "_explanation", None)
         if part is None:
             return
-        if not self.explain:
+        if not self.explain and self.attention_measure == "weight":
             part.supersede()
             if self.explanation_busy:
                 self.explanation_busy = False
