@@ -20,7 +20,6 @@ copied only when the result really has to be computed.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 
@@ -59,8 +58,12 @@ class AnalysisMixin(HasTraits):
 
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
+        return self.private_bound().model
+
+    def private_bound(self):
+        """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
         with self.model_lock:
-            return copy.deepcopy(self.model)
+            return self.bound.copy()
 
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
@@ -72,8 +75,9 @@ class AnalysisMixin(HasTraits):
         if getattr(self, "_fingerprint", None) is None:
             with self.model_lock:
                 self._fingerprint = model_fingerprint(self.model)
+        label_map = self.bound.label_map
         return {"model": self._fingerprint, "task": self.task, "examples": examples_digest(examples),
-                "options": options}
+                "labels": None if label_map is None else label_map.as_dict(), "options": options}
 
     def _run_analysis(self, name: str, compute, apply, background: bool = True, cache=None):
         """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
@@ -98,10 +102,10 @@ class AnalysisMixin(HasTraits):
 
         def run():
             if cache is None:
-                return compute(self.private_model(), report), False
+                return compute(self.private_bound(), report), False
             from ..results_cache import cached_result
 
-            return cached_result(cache[0], cache[1], lambda: compute(self.private_model(), report))
+            return cached_result(cache[0], cache[1], lambda: compute(self.private_bound(), report))
 
         def target():
             try:

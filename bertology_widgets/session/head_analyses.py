@@ -62,7 +62,7 @@ class HeadAnalysesMixin(HasTraits):
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            return head_output_means(model, self.tokenizer, examples, batch_size=self.batch_size,
+            return head_output_means(model.model, self.tokenizer, examples, batch_size=self.batch_size,
                                      max_length=self.max_length, on_progress=report)
 
         def apply(means):
@@ -84,16 +84,13 @@ class HeadAnalysesMixin(HasTraits):
 
     def _apply_ablation(self) -> None:
         """Make ``ablation`` the model's default; rescore and recapture under it."""
-        from ..ablation import get_ablation, set_ablation
-
         wanted = self.ablation if self.head_means is not None else "zero"
-        if get_ablation(self.model) == wanted:
+        if self.bound.ablation[0] == wanted:
             return
         self.scorer.supersede()
         means = self.head_means if wanted == "mean" else None
         with self.model_lock:
-            for model in {id(m): m for m in (self.model, self.scorer.runner.model)}.values():  # bf16 copy too
-                set_ablation(model, wanted, means)
+            self.bound.set_ablation(wanted, means)  # on the bound model: both runners (bf16 too) read it there
             self.scorer.invalidate()
         self._captures.clear()  # captures are keyed by (text, pair, mask): the ablation changes them all
         self._capture_key = None
@@ -108,7 +105,7 @@ class HeadAnalysesMixin(HasTraits):
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            return head_roles(model, self.tokenizer, examples, max_length=self.max_length, on_progress=report)
+            return head_roles(model.model, self.tokenizer, examples, max_length=self.max_length, on_progress=report)
 
         def apply(result):
             with self.hold_trait_notifications():
@@ -136,9 +133,7 @@ class HeadAnalysesMixin(HasTraits):
         """Token count of every dev example ``(n,)``, computed once."""
         lengths = getattr(self, "_token_lengths", None)
         if lengths is None:
-            from ..batching import encode_examples
-
-            lengths = encode_examples(self.tokenizer, self.examples, self.max_length).lengths
+            lengths = self.eval_set.encoded.lengths
             self._token_lengths = lengths
         return lengths
 

@@ -16,10 +16,9 @@ import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..architectures import adapter_for, layer_attention_note
-from ..batching import encode_examples
-from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import model_shape, validate_layer_head
-from ..labels import TaskMismatchWarning, label_notice
+from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
+from ..heads import validate_layer_head
+from ..labels import TaskMismatchWarning
 
 from ..memory import release_freed_memory
 from ..precision import PRECISIONS, resolve_precision
@@ -154,10 +153,13 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TaskMismatchWarning)
-            glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
+            bound = bind_for(model, tokenizer, examples, task, label_map)
         for warning in caught:  # shown once in the notebook, and kept in the notice
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        self._label_notice = "\n".join([str(w.message) for w in caught] + [label_notice(model)]).strip()
+        self._label_notice = "\n".join([str(w.message) for w in caught] + [bound.label_notice()]).strip()
+        self.bound = bound  # the model bound once: its label order is applied to the logits, the model is untouched
+        self.eval_set = bound.encode(examples, max_length)
+        glue_task, labels = scored_task(bound, self.eval_set)
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length = batch_size, max_length
@@ -168,7 +170,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         self._captures = LRU(capture_lru_size)  # (text, pair, mask) -> the capture's traits
         self._capture_key = None  # what the shown capture is, or is being made, for
         self._capture_pending = False
-        layers, heads = model_shape(model)
+        layers, heads = bound.shape
         self.set_trait("num_layers", layers)
         self.set_trait("num_heads", heads)
         self.set_trait("task", glue_task.name)
@@ -179,7 +181,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         self._set_architecture_traits(model, layers)
         self._capture = None
         self._unmasked_logits = None
-        self.scorer = LiveScorer(model, tokenizer, encode_examples(tokenizer, self.examples, max_length), labels,
+        self.scorer = LiveScorer(bound, self.eval_set.encoded, labels,
                                  glue_task.name, self.model_lock, batch_size=batch_size,
                                  precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
                                  cache_mb=cache_mb, cache_every=cache_every)
@@ -192,7 +194,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
             self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
             self.mask = ones
             self.example_index = 0
-        self._explanation = self._explanation_part(label_map, live)
+        self._explanation = self._explanation_part(live)
         self._live = False
         self._show_example(0)
         self._live = live
@@ -223,24 +225,16 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
             session.load_shared_results()
         return session
 
-    def _explanation_part(self, label_map, live: bool) -> ExplanationPart:
+    def _explanation_part(self, live: bool) -> ExplanationPart:
         """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
-        from ..heads import ABLATION_ATTR
-
-        def bind(*args, **kwargs):  # imported on first use: a session that never explains never binds
-            from ..bound import bind
-
-            return bind(*args, **kwargs)
-
         me = weakref.ref(self)
-        model, tokenizer, scorer, task = self.model, self.tokenizer, self.scorer, self.task
+        bound, scorer = self.bound, self.scorer
         part = ExplanationPart(
-            bound=lambda: bind(model, tokenizer, task=task, label_map=label_map),
-            model_lock=self.model_lock, post=self._dispatcher.post,
+            bound=lambda: bound, model_lock=self.model_lock, post=self._dispatcher.post,
             apply=lambda values: me()._apply_explanation(values),
             work_generation=lambda: (scorer.generation, scorer.capture_generation),
             current_key=lambda: me()._explanation_key(), max_length=self.max_length, live=live,
-            ablation=lambda: getattr(model, ABLATION_ATTR, None) or ("zero", None))
+            ablation=lambda: bound.ablation)
         weakref.finalize(self, part.close)
         return part
 
@@ -343,8 +337,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         (same batches, same precision rule, so the numbers agree exactly)."""
         mask = self.mask if mask is None else mask
         with self.model_lock:
-            return evaluate(self.model, self.tokenizer, self.examples, mask, self.batch_size, self.max_length,
-                            task=self.task, precision=self.precision)
+            return evaluate_set(self.bound, self.eval_set, mask, self.batch_size, precision=self.precision)
 
     def settled(self) -> bool:
         """Whether the score belongs to the current mask and the shown capture is up to date."""

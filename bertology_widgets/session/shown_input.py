@@ -73,7 +73,7 @@ class ShownInputMixin(HasTraits):
         """One capture (any thread; touches no trait): ``(Capture, notices)``."""
         with self.model_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TextTruncatedWarning)
-            result = capture(self.model, self.tokenizer, text, pair, mask, self.max_length)
+            result = capture(self.bound, None, text, pair, mask, self.max_length)
         notices = [str(w.message) for w in caught if issubclass(w.category, TextTruncatedWarning)]
         return result, notices
 
@@ -83,7 +83,7 @@ class ShownInputMixin(HasTraits):
             return None  # the masked capture is the unmasked one
         with self.model_lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", TextTruncatedWarning)  # the masked capture already made it a notice
-            return capture(self.model, self.tokenizer, text, pair, None, self.max_length).logits
+            return capture(self.bound, None, text, pair, None, self.max_length).logits
 
     def _apply_capture(self, generation, value) -> None:
         if generation is not None:
