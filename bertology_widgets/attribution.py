@@ -337,7 +337,7 @@ def _attention_scores(bound, text, pair, mask, max_length, method, capture_):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TextTruncatedWarning)  # encode() above has already warned
             with torch.no_grad():
-                capture_ = capture(bound.model, bound.tokenizer, text, pair, None, max_length)
+                capture_ = capture(bound, None, text, pair, None, max_length)  # gated by the caller
         capture_.mask = bound.gates(mask).detach().cpu().numpy()
     row = classification_position(capture_)
     if method == "rollout":

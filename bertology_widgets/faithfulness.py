@@ -139,7 +139,7 @@ def attribution_agreement(bound, examples: Sequence, methods: Sequence[str] = DE
             shared = None
             if any(m in ATTENTION_METHODS for m in methods):
                 with bound.masked(mask, ablation, means):
-                    shared = capture(bound.model, bound.tokenizer, example.text_a, example.text_b, None, max_length)
+                    shared = capture(bound, None, example.text_a, example.text_b, None, max_length)
                 shared.mask = bound.gates(mask).detach().cpu().numpy()
             for method in methods:
                 result = token_attributions(bound, example.text_a, example.text_b, method, reference.target,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from explain_bound import bind
+from bertology_widgets.bound import bind
 
 from bertology_widgets.architectures import adapter_for
 from bertology_widgets.attention_norms import attention_norms

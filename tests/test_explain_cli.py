@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from explain_bound import bind  # noqa: F401  (a stand-in bound model until the real one is on this branch)
 
 from bertology_widgets.cli import main
 from bertology_widgets.testing import tiny_model

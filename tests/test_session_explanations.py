@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 import traitlets
-from explain_bound import bind  # noqa: F401  (a stand-in bound model until the real one is on this branch)
 
 from bertology_widgets.attention_flow import attention_rollout
 from bertology_widgets.attribution import token_attributions
@@ -91,3 +90,16 @@ def test_every_explanation_write_is_on_the_main_thread(tokenizer, monkeypatch):
         assert [name for name, thread in seen if thread is not threading.main_thread()] == []
     finally:
         s.close()
+
+
+def test_rollout_leaves_the_masked_heads_out(session):
+    session.text = TEXT
+    session.explain = True
+    mask = np.ones((3, 4), dtype=np.float32)
+    mask[0, :3] = 0
+    session.mask = mask
+    assert session.wait_explained(60)
+    np.testing.assert_array_equal(session._capture.mask, mask)
+    attention = session._capture.attentions[0, 3]
+    first = 0.5 * attention + 0.5 * np.eye(len(session.tokens))
+    np.testing.assert_allclose(session.rollout[0], first / first.sum(-1, keepdims=True), atol=1e-6)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from explain_bound import bind
+from bertology_widgets.bound import bind
 
 from bertology_widgets.attribution import METHODS, token_attributions
 from bertology_widgets.capturing import TextTruncatedWarning

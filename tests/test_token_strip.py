@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-from explain_bound import bind  # noqa: F401  (a stand-in bound model until the real one is on this branch)
 from test_live_loop import recorder  # noqa: F401  (the comm-level recorder fixture)
 
 from bertology_widgets.session import ModelSession

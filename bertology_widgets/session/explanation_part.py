@@ -37,6 +37,7 @@ from ..attention_flow import attention_rollout
 from ..attention_norms import attention_norms, check_norm_support
 from ..attribution import METHOD_LABELS, AttributionCancelled, resolve_method, token_attributions
 from ..capturing import TextTruncatedWarning
+from .live import mask_key
 from .traits import array_trait
 
 #: What the attention view draws: the weights, ``||alpha f(x)||`` of the selected head, or the layer's rollout.
@@ -118,8 +119,10 @@ class ExplanationTraits(HasTraits):
             self._apply_explanation({"token_scores": {}, "unmasked_token_scores": {}, "rollout": None,
                                      "norms": {}, "explanation_busy": False})
             return
-        scored = self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask)
-        if getattr(self, "_capture_pending", False) or self.busy or not scored:
+        mask = np.array(self.mask)
+        scored = self.scored_mask is not None and np.array_equal(self.scored_mask, mask)
+        captured = getattr(self, "_capture_key", None) == (self.text, self.text_pair, mask_key(mask))
+        if getattr(self, "_capture_pending", False) or not captured or self.busy or not scored:
             return  # asked again when the score or the capture lands
         part.request(self._explanation_key(), self.text, self.text_pair, np.array(self.mask), self.explain_method,
                      bool(self.explain_unmasked), capture)
