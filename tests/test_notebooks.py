@@ -27,7 +27,7 @@ FINAL_CHECKS = {
 }
 
 
-def test_the_six_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "08"]
 
 
