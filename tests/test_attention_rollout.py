@@ -64,11 +64,11 @@ def test_classification_position_is_cls_or_last(tokenizer):
 
 def test_flow_is_bounded_by_rollout_capacities_and_refuses_long_inputs(tokenizer):
     cap = capture(tiny_model("bert", initializer_range=0.1), tokenizer, "a charming film")
-    flow = attention_flow(cap)
+    flow = attention_flow(cap, queries="all")
     pos = len(cap.tokens)
     assert flow.flow.shape == (pos, pos) and flow.seconds >= 0
     assert np.all(flow.flow >= -1e-6) and np.all(flow.flow <= 1 + 1e-6)
-    one_row = attention_flow(cap, queries=[0])
+    one_row = attention_flow(cap)  # the [CLS] row only
     np.testing.assert_allclose(one_row.flow[0], flow.flow[0], atol=1e-5)
     assert np.isnan(one_row.flow[1:]).all()
     long = Capture(tokens=["x"] * (DEFAULT_FLOW_MAX_TOKENS + 1), attentions=np.zeros((1, 1, 1, 1)),
