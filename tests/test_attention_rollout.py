@@ -78,3 +78,10 @@ def test_flow_is_bounded_by_rollout_capacities_and_refuses_long_inputs(tokenizer
         attention_flow(long)
     with pytest.raises(ValueError, match="limited to 2 tokens"):
         attention_flow(cap, max_tokens=2)
+
+
+def test_flow_through_one_layer_is_its_residual_attention(tokenizer):
+    cap = capture(tiny_model("bert", num_layers=1, initializer_range=0.1), tokenizer, "a charming film")
+    first = 0.5 * cap.attentions[0].mean(0) + 0.5 * np.eye(len(cap.tokens))
+    first = first / first.sum(-1, keepdims=True)
+    np.testing.assert_allclose(attention_flow(cap).flow[0], first[0], atol=1e-5)
