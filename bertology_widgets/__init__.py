@@ -53,6 +53,12 @@ _EXPORTS = {
     "ablation_mode": "ablation",
     "patch_heads": "patching",
     "run_patching": "patching",
+    # why this prediction: attributions, rollout and flow, norms, faithfulness
+    "token_attributions": "attribution",
+    "attention_rollout": "attention_flow",
+    "attention_flow": "attention_flow",
+    "attention_norms": "attention_norms",
+    "attribution_agreement": "faithfulness",
 }
 
 __all__ = ["__version__", *_EXPORTS]

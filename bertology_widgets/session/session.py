@@ -91,6 +91,9 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
 
     ablation, head_means, roles, role_measures, corrupted_text, patching
         Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalysesMixin`).
+    explain, explain_method, explain_unmasked, token_scores, unmasked_token_scores, rollout, norms, attention_measure
+        Why this prediction: attributions, rollout and norms of the shown input
+        (see :class:`~.explanation_part.ExplanationTraits`).
 
     Threads: only the thread that creates the session (the kernel's main
     thread) assigns traits. Scoring and captures run on one worker, analyses
