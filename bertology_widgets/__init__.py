@@ -53,10 +53,9 @@ _EXPORTS = {
     "ablation_mode": "ablation",
     "patch_heads": "patching",
     "run_patching": "patching",
-    # why this prediction: attributions, rollout and flow, norms, faithfulness
+    # why this prediction: attributions, rollout, norms, faithfulness (attention_flow: its module)
     "token_attributions": "attribution",
     "attention_rollout": "attention_flow",
-    "attention_flow": "attention_flow",
     "attention_norms": "attention_norms",
     "attribution_agreement": "faithfulness",
 }
