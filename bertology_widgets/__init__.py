@@ -53,10 +53,9 @@ _EXPORTS = {
     "ablation_mode": "ablation",
     "patch_heads": "patching",
     "run_patching": "patching",
-    # why this prediction: attributions, rollout, norms, faithfulness (attention_flow: its module)
+    # why this prediction: attributions, rollout, norms, faithfulness (attention_flow and attention_norms: from their modules, whose names they share)
     "token_attributions": "attribution",
     "attention_rollout": "attention_flow",
-    "attention_norms": "attention_norms",
     "attribution_agreement": "faithfulness",
 }
 
