@@ -53,7 +53,8 @@ _EXPORTS = {
     "ablation_mode": "ablation",
     "patch_heads": "patching",
     "run_patching": "patching",
-    # why this prediction: attributions, rollout, norms, faithfulness (attention_flow and attention_norms: from their modules, whose names they share)
+    # why this prediction (attention_flow and attention_norms are imported from their modules,
+    # whose names they share: a package attribute would return the module once it is loaded)
     "token_attributions": "attribution",
     "attention_rollout": "attention_flow",
     "attribution_agreement": "faithfulness",
