@@ -132,3 +132,9 @@ def test_spearman_is_undefined_for_constant_or_short_rankings():
     assert np.isnan(spearman([1, 2], [2, 1]))
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+
+
+def test_a_pair_gives_the_words_of_both_texts(bound):
+    result = token_attributions(bound, "a good film", "it was fun", method="occlusion")
+    assert result.words == ["a", "good", "film", "it", "was", "fun"]
+    assert all(len(group) == 1 for group in result.word_tokens)
