@@ -138,3 +138,17 @@ def test_a_pair_gives_the_words_of_both_texts(bound):
     result = token_attributions(bound, "a good film", "it was fun", method="occlusion")
     assert result.words == ["a", "good", "film", "it", "was", "fun"]
     assert all(len(group) == 1 for group in result.word_tokens)
+
+
+def test_without_a_mask_token_occlusion_uses_pad_then_end_of_text():
+    from types import SimpleNamespace
+
+    from bertology_widgets.attribution import baseline_token, replacement_token
+
+    gpt2_like = SimpleNamespace(mask_token_id=None, pad_token_id=None, eos_token_id=50256,
+                                eos_token="<|endoftext|>")
+    assert replacement_token(gpt2_like) == (50256, "<|endoftext|>") and baseline_token(gpt2_like) == 50256
+    padded = SimpleNamespace(mask_token_id=None, pad_token_id=0, pad_token="<pad>", eos_token_id=2)
+    assert replacement_token(padded) == (0, "<pad>") and baseline_token(padded) == 0
+    with pytest.raises(ValueError, match="no \\[MASK\\], pad or end-of-text token"):
+        replacement_token(SimpleNamespace())
