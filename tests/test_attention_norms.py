@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bertology_widgets.bound import bind
+from bertology_widgets.core.bound import bind
 
-from bertology_widgets.architectures import adapter_for
-from bertology_widgets.attention_norms import attention_norms
+from bertology_widgets.core.architectures import adapter_for
+from bertology_widgets.analyses.attention_norms import attention_norms
 from bertology_widgets.testing import tiny_model
 
 TEXT = "the film was a charming mess"
@@ -64,7 +64,7 @@ def test_head_norms_are_weight_times_vector_norm(tokenizer):
 
 
 def test_pruned_model_still_decomposes(tokenizer):
-    from bertology_widgets.pruning import prune_heads
+    from bertology_widgets.core.pruning import prune_heads
 
     model = tiny_model("bert", initializer_range=0.1)
     keep = np.ones((3, 4), dtype=np.float32)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertology_widgets.attention_flow import (
+from bertology_widgets.analyses.attention_flow import (
     DEFAULT_FLOW_MAX_TOKENS,
     FlowTooLongError,
     attention_flow,
     attention_rollout,
     classification_position,
 )
-from bertology_widgets.capturing import Capture, capture
+from bertology_widgets.core.capturing import Capture, capture
 from bertology_widgets.testing import tiny_model
 
 TEXT = "the film was a charming mess"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import traitlets
 
-from bertology_widgets.attention_flow import attention_rollout
-from bertology_widgets.attribution import token_attributions
+from bertology_widgets.analyses.attention_flow import attention_rollout
+from bertology_widgets.analyses.attribution import token_attributions
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 

@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from bertology_widgets.bound import bind
+from bertology_widgets.core.bound import bind
 
-from bertology_widgets.attribution import METHODS, token_attributions
-from bertology_widgets.capturing import TextTruncatedWarning
-from bertology_widgets.faithfulness import attribution_agreement, spearman
+from bertology_widgets.analyses.attribution import METHODS, token_attributions
+from bertology_widgets.core.capturing import TextTruncatedWarning
+from bertology_widgets.analyses.faithfulness import attribution_agreement, spearman
 from bertology_widgets.testing import tiny_examples, tiny_model
 
 TEXT = "a charming and affecting journey through unforgettable scenery"
@@ -143,7 +143,7 @@ def test_a_pair_gives_the_words_of_both_texts(bound):
 def test_without_a_mask_token_occlusion_uses_pad_then_end_of_text():
     from types import SimpleNamespace
 
-    from bertology_widgets.attribution import baseline_token, replacement_token
+    from bertology_widgets.analyses.attribution import baseline_token, replacement_token
 
     gpt2_like = SimpleNamespace(mask_token_id=None, pad_token_id=None, eos_token_id=50256,
                                 eos_token="<|endoftext|>")

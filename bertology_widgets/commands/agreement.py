@@ -27,9 +27,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..attribution import resolve_method
-    from ..default_model import load_default_or
-    from ..faithfulness import attribution_agreement
+    from ..analyses.attribution import resolve_method
+    from ..models.default_model import load_default_or
+    from ..analyses.faithfulness import attribution_agreement
     from ._common import load_examples, output_folder
     from .explain import bound_for
 

@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
 
 def bound_for(args, model, tokenizer, mask_path):
     """The bound model the command runs on, with ``--mask`` checked and ``--ablation mean`` applied."""
-    from ..bound import bind
+    from ..core.bound import bind
 
     if args.ablation == "mean" and not args.task:
         raise ValueError("--ablation mean averages each head's output over a task's examples; "
@@ -49,7 +49,7 @@ def bound_for(args, model, tokenizer, mask_path):
     bound = bind(model, tokenizer, task=args.task)
     mask = mask_for_model(load_mask_file(mask_path), mask_path, model)
     if args.ablation == "mean":
-        from ..ablation import head_output_means
+        from ..analyses.ablation import head_output_means
         from ..glue import load_glue
 
         examples = load_glue(args.task, getattr(args, "split", "validation"), glue_dir=args.glue_dir,
@@ -67,8 +67,8 @@ def label_name(bound, target: int) -> str:
 
 
 def run(args) -> int:
-    from ..attribution import DEFAULT_IG_STEPS, METHOD_LABELS, token_attributions
-    from ..default_model import load_default_or
+    from ..analyses.attribution import DEFAULT_IG_STEPS, METHOD_LABELS, token_attributions
+    from ..models.default_model import load_default_or
 
     model, tokenizer = load_default_or(args.model, device=args.device)
     bound, mask = bound_for(args, model, tokenizer, args.mask)

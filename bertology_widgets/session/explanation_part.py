@@ -33,10 +33,10 @@ import warnings
 import numpy as np
 from traitlets import Bool, Dict, Enum, HasTraits, TraitError, Unicode, observe, validate
 
-from ..attention_flow import attention_rollout
-from ..attention_norms import attention_norms, check_norm_support
-from ..attribution import METHOD_LABELS, AttributionCancelled, resolve_method, token_attributions
-from ..capturing import TextTruncatedWarning
+from ..analyses.attention_flow import attention_rollout
+from ..analyses.attention_norms import attention_norms, check_norm_support
+from ..analyses.attribution import METHOD_LABELS, AttributionCancelled, resolve_method, token_attributions
+from ..core.capturing import TextTruncatedWarning
 from .live import mask_key
 from .traits import array_trait
 

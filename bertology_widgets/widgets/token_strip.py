@@ -7,7 +7,7 @@ import html
 import ipywidgets as w
 import numpy as np
 
-from ..attribution import METHOD_LABELS
+from ..analyses.attribution import METHOD_LABELS
 from ._base import SessionView, message_box
 
 #: The methods the picker offers, in order.

@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from .attribution import ATTENTION_METHODS, METHOD_LABELS, resolve_method, token_attributions
-from .capturing import TextTruncatedWarning, capture
-from .progress import Progress, progress_reporter
+from ..core.capturing import TextTruncatedWarning, capture
+from ..runtime.progress import Progress, progress_reporter
 
 DEFAULT_AGREEMENT_METHODS = ("grad_x_input", "integrated_gradients", "rollout", "attention")
 
@@ -113,7 +113,7 @@ def attribution_agreement(bound, examples: Sequence, methods: Sequence[str] = DE
     mask, ablation, means
         The head mask every method runs under.
     progress : bool or callable
-        The :mod:`~bertology_widgets.progress` convention, in examples.
+        The :mod:`~bertology_widgets.runtime.progress` convention, in examples.
 
     Every method attributes the class occlusion targets (the prediction under the mask).
     """

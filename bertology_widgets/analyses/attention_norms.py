@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .architectures import BERT, DISTILBERT, ELECTRA, GPT2, ROBERTA, get_submodule
-from .capturing import _attentions_per_layer, _full_head_attention, _model_inputs, attention_implementation, encode
-from .heads import resolve_ablation
-from .models import eval_mode
+from ..core.architectures import BERT, DISTILBERT, ELECTRA, GPT2, ROBERTA, get_submodule
+from ..core.capturing import _attentions_per_layer, _full_head_attention, _model_inputs, attention_implementation, encode
+from ..core.gating import resolve_ablation
+from ..models.loading import eval_mode
 
 #: Families whose value projection and output projection this module knows how to split per head.
 NORM_ARCHITECTURES = (BERT, ROBERTA, ELECTRA, DISTILBERT, GPT2)

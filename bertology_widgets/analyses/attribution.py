@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from .attention_flow import attention_rollout, classification_position, layer_head_weights
-from .capturing import Capture, _model_inputs, capture, encode
-from .models import eval_mode
+from ..core.capturing import Capture, _model_inputs, capture, encode
+from ..models.loading import eval_mode
 
 class AttributionCancelled(Exception):
     """``should_stop()`` said the attribution is no longer wanted (a newer request superseded it)."""
@@ -332,7 +332,7 @@ def _attention_scores(bound, text, pair, mask, max_length, method, capture_):
     if capture_ is None:
         import warnings
 
-        from .capturing import TextTruncatedWarning
+        from ..core.capturing import TextTruncatedWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TextTruncatedWarning)  # encode() above has already warned

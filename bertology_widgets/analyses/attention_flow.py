@@ -8,7 +8,7 @@ problem per (output token, input token) pair.
 
 Masked heads move nothing, and pruned heads do not exist, so both are left
 out of each layer's head average (a fractional gate weighs its head by the
-gate). Everything here reads a :class:`~bertology_widgets.capturing.Capture`:
+gate). Everything here reads a :class:`~bertology_widgets.core.capturing.Capture`:
 no forward pass of its own.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .capturing import Capture
+from ..core.capturing import Capture
 
 #: Longest input :func:`attention_flow` accepts by default. One flow is a
 #: maximum-flow problem on ``(layers + 1) * pos`` nodes and ``layers * pos**2``
