@@ -50,6 +50,11 @@ _EXPORTS = {
     "ablation_mode": "analyses.ablation",
     "patch_heads": "analyses.patching",
     "run_patching": "analyses.patching",
+    # why this prediction (attention_flow and attention_norms are imported from their modules,
+    # whose names they share: a package attribute would return the module once it is loaded)
+    "token_attributions": "analyses.attribution",
+    "attention_rollout": "analyses.attention_flow",
+    "attribution_agreement": "analyses.faithfulness",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -175,6 +175,27 @@ def apply_ablation(args, bound, eval_set, progress: bool = True) -> None:
     bound.set_ablation("mean", means)
 
 
+def bound_for(args, model, tokenizer, mask_path):
+    """The bound model the command runs on, with ``--mask`` checked and ``--ablation mean`` applied."""
+    from ..core.bound import bind
+
+    if args.ablation == "mean" and not args.task:
+        raise ValueError("--ablation mean averages each head's output over a task's examples; "
+                         "name the task with --task (e.g. --task sst2)")
+    bound = bind(model, tokenizer, task=args.task)
+    mask = mask_for_model(load_mask_file(mask_path), mask_path, model)
+    if args.ablation == "mean":
+        from ..analyses.ablation import head_output_means
+        from ..glue import load_glue
+
+        examples = load_glue(args.task, getattr(args, "split", "validation"), glue_dir=args.glue_dir,
+                             max_examples=args.max_examples)
+        print(examples.describe(), file=sys.stderr, flush=True)
+        means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=not args.json)
+        bound.set_ablation("mean", means)
+    return bound, mask
+
+
 # -- importance, masking and pruning: what `importance`, `mask`, `prune` and `roles` share --------------
 def add_importance_options(p) -> None:
     """Model, data and importance options (run_bertology.py's names are accepted too)."""

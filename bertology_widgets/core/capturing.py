@@ -50,6 +50,10 @@ class Capture:
         True when the text was cut to the model's maximum length.
     causal : bool
         True when the attention is causal (decoder models).
+    mask : np.ndarray, shape ``(layers, heads)``, or None
+        The head gates the pass ran under (``None``: all heads kept). Masking
+        gates a head's output, so its ``attentions`` are still there; analyses
+        that follow attention through the layers (rollout) need to know.
     """
 
     tokens: list
@@ -59,6 +63,7 @@ class Capture:
     token_type_ids: np.ndarray
     truncated: bool
     causal: bool
+    mask: np.ndarray | None = None
 
 
 @contextlib.contextmanager
@@ -192,6 +197,7 @@ def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | 
         token_type_ids=np.asarray(token_type_ids),
         truncated=truncated,
         causal=adapter.causal,
+        mask=None if mask is None else bound.gates(mask).detach().cpu().numpy(),
     )
 
 

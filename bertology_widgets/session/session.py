@@ -25,13 +25,14 @@ from ..runtime.memory import cap_onednn_caches, release_freed_memory
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
+from .explanation_part import ExplanationPart, ExplanationTraits
 from .head_analyses import HeadAnalysesMixin
 from .live import LRU, LiveScorer
 from .shown_input import ShownInputMixin
 from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
 
 
-class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits):
+class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
@@ -89,6 +90,9 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     ablation, head_means, roles, role_measures, corrupted_text, patching
         Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalysesMixin`).
+    explain, explain_method, explain_unmasked, token_scores, unmasked_token_scores, rollout, norms, attention_measure
+        Why this prediction: attributions, rollout and norms of the shown input
+        (see :class:`~.explanation_part.ExplanationTraits`).
 
     Threads: only the thread that creates the session (the kernel's main
     thread) assigns traits. Scoring and captures run on one worker, analyses
@@ -193,6 +197,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
             self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
             self.mask = ones
             self.example_index = 0
+        self._explanation = self._explanation_part(live)
         self._live = False
         self._show_example(0)
         self._live = live
@@ -222,6 +227,19 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         if shared_results:
             session.load_shared_results()
         return session
+
+    def _explanation_part(self, live: bool) -> ExplanationPart:
+        """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
+        me = weakref.ref(self)
+        bound, scorer = self.bound, self.scorer
+        part = ExplanationPart(
+            bound=lambda: bound, model_lock=self.model_lock, post=self._dispatcher.post,
+            apply=lambda values: me()._apply_explanation(values),
+            work_generation=lambda: (scorer.generation, scorer.capture_generation),
+            current_key=lambda: me()._explanation_key(), max_length=self.max_length, live=live,
+            ablation=lambda: bound.ablation)
+        weakref.finalize(self, part.close)
+        return part
 
     def _set_architecture_traits(self, model, layers: int) -> None:
         try:
@@ -372,6 +390,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     def close(self) -> None:
         """Stop the background worker (also done when the session is garbage-collected)."""
+        self._explanation.close()
         self.scorer.close()
 
     @property
@@ -418,6 +437,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
             self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
             self.progress, self.busy, self.score_error = 1.0, False, ""
         self._update_example_predictions()
+        self._explain_shown()
         release_freed_memory()  # the layer states this score replaced
 
     def _on_error(self, generation, exc):

@@ -102,6 +102,7 @@ class ShownInputMixin(HasTraits):
             self.capture_error = ""
             self._slice_attention()
             self._update_example_predictions()
+        self._explain_shown()
 
     def _show_nothing(self, error: str) -> None:
         self.scorer.supersede_capture()
@@ -112,6 +113,7 @@ class ShownInputMixin(HasTraits):
             self.truncated, self.notice = False, ""
             self.example_prediction = self.example_baseline_prediction = None
             self.capture_error = error
+        self._explain_shown()
 
     def _capture_failed(self, generation, exc) -> None:
         if generation is not None:

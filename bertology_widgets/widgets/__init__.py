@@ -19,6 +19,8 @@ from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
 from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
+from .token_strip import TokenStrip
 
 __all__ = ["AttentionGrid", "HeadMaskGrid", "ScoreReadout", "ExampleView", "Controls", "Dashboard",
-           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask", "PatchingPanel"]
+           "ImportancePanel", "HiddenStatesView", "LayerProbe", "save_mask", "load_mask", "PatchingPanel",
+           "TokenStrip"]

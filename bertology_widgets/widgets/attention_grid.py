@@ -21,6 +21,10 @@ SCALE_LABELS = {"fixed": "weight", "head": "weight", "row": "\u00f7 row max"}
 SCALE_TOOLTIPS = {"fixed": "colour scale 0 to 1 for every head", "head": "each head's largest weight is full colour",
                   "row": "each query's row divided by its largest weight"}
 SMALL_PX = 150  # one small map of the all-heads grid, frame included
+# value -> label of the measure picker ("norm" and "rollout" come from session.norms / session.rollout)
+MEASURES = {"weight": "weight", "norm": "\u2016\u03b1 f(x)\u2016", "rollout": "rollout"}
+MEASURE_TOOLTIPS = {"weight": "the attention weights", "norm": "the norm of what each weight moves (Kobayashi et al.)",
+                    "rollout": "attention rollout up to this layer (all heads, with the residual)"}
 
 
 def scaled(attention, scale: str) -> tuple[np.ndarray, float, float]:
@@ -114,10 +118,18 @@ class AttentionGrid(FigureView):
                                          icon="th", layout={"width": "auto"})
         self._link((self, "show_all_heads"), (self.toggle_all, "value"))
         self._link((self, "scale"), (self.scale_picker, "value"))
-        self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self._small_caption,
-                         self._small_box]
+        self.measure_picker = w.ToggleButtons(options=[(label, value) for value, label in MEASURES.items()],
+                                              tooltips=[MEASURE_TOOLTIPS[v] for v in MEASURES],
+                                              style={"button_width": "70px"})
+        if session.has_trait("attention_measure"):
+            self._link((session, "attention_measure"), (self.measure_picker, "value"))
+        self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self.measure_picker,
+                         self._small_caption, self._small_box]
         self._shown = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
+        if session.has_trait("attention_measure"):
+            self._observe(self._redraw, ["attention_measure"], call_now=False)
+            self._observe(self._redraw_if_measured, ["norms", "rollout", "layer", "head"], call_now=False)
         self._observe(self._redraw, ["scale"], owner=self, call_now=False)
         self._observe(self._redraw_small, ["attentions", "head", "mask"])
         self._observe(self._redraw_small, ["scale"], owner=self, call_now=False)
@@ -136,8 +148,24 @@ class AttentionGrid(FigureView):
             parts.append("causal")
         return " · ".join(parts) + ": attention of each query to each key"
 
+    def measured(self):
+        """``(matrix (query, key) or None, what it is)``: what the main map draws for ``session.attention_measure``."""
+        s = self.session
+        measure = getattr(s, "attention_measure", "weight")
+        if measure == "norm":
+            norms = s.norms.get("head")
+            return (None if norms is None or norms.shape[-1] != len(s.tokens) else norms[s.layer, s.head]), "norm"
+        if measure == "rollout":
+            rollout = s.rollout
+            return (None if rollout is None or rollout.shape[-1] != len(s.tokens) else rollout[s.layer]), "rollout"
+        return s.attention, "weight"
+
     def _redraw(self, _change) -> None:
         s = self.session
+        matrix, measure = self.measured()
+        if measure != "weight":
+            self._redraw_measure(matrix, measure)
+            return
         title = self.title()
         # The session assigns new arrays on every change: identity says whether anything is new.
         shown = (s.attention, s.token_type_ids, title, self.scale)
@@ -165,6 +193,29 @@ class AttentionGrid(FigureView):
         self.grid.show(colour, tokens, tokens, title=title, values=s.attention)
         boundaries = segment_boundaries(s.token_type_ids) if s.text_pair is not None else []
         self.grid.draw("separators", separator_lines(boundaries, len(s.tokens)))
+
+    def _redraw_if_measured(self, change) -> None:
+        if getattr(self.session, "attention_measure", "weight") != "weight":
+            self._redraw(change)
+
+    def _redraw_measure(self, matrix, measure: str) -> None:
+        """The selected head's ``||alpha f(x)||`` or the layer's rollout, on a colour bar of its own."""
+        s = self.session
+        self._shown = None  # back to the weights redraws them in full
+        if matrix is None:
+            waiting = "computing" if s.explanation_busy else "not available"
+            note = s.norms.get("note", "") if measure == "norm" else ""
+            self.grid.fig.title = f"{MEASURES[measure]}: {note or waiting}"
+            return
+        colour, low, high = scaled(matrix, self.scale)
+        colours = self.grid.heat.scales["color"]
+        with colours.hold_sync(), self.grid.colour_axis.hold_sync():
+            colours.min, colours.max = low, high
+            self.grid.colour_axis.label = MEASURES[measure] if self.scale != "row" else SCALE_LABELS["row"]
+        tokens = session_tokens(s)
+        what = (f"Layer {s.layer}, head {s.head}: \u2016\u03b1 f(x)\u2016, what each weight moves"
+                if measure == "norm" else f"Rollout through layer {s.layer}: how much of each key reaches each query")
+        self.grid.show(colour, tokens, tokens, title=what, values=matrix)
 
     # -- all heads of the layer --------------------------------------------------------------
     def _on_show_all(self, _change) -> None:

@@ -17,6 +17,7 @@ from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
 from .patching_panel import PatchingPanel
 from .score_readout import ScoreReadout
+from .token_strip import TokenStrip
 
 
 def _model_name(session) -> str:
@@ -63,6 +64,7 @@ class Dashboard(SessionView):
         self.mask_grid = HeadMaskGrid(session)
         self.readout = ScoreReadout(session)
         self.example = ExampleView(session)
+        self.token_strip = TokenStrip(session)
         self.exports = self._export_bar()
         self.importance = ImportancePanel(session)
         self.hidden_states = HiddenStatesView(session)
@@ -81,7 +83,8 @@ class Dashboard(SessionView):
         side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "400px"})
         # Wraps (the mask grid goes under the attention map) rather than clip in a narrow column.
         self.main_row = w.HBox([self.attention, side], layout={"flex_flow": "row wrap"})
-        self.children = [header, self.controls, self.main_row, self.example, self.exports, self.panels]
+        self.children = [header, self.controls, self.main_row, self.example, self.token_strip, self.exports,
+                         self.panels]
 
     def _activate_panels(self, _change) -> None:
         """Folded panels compute and send nothing; the opened one catches up."""
@@ -121,7 +124,8 @@ class Dashboard(SessionView):
         self.mask_grid.save_svg(filename)
 
     def close(self) -> None:
-        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.importance,
+        for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.token_strip,
+                     self.importance,
                      self.hidden_states, self.probe, self.patching):
             view.close()
         super().close()

@@ -91,6 +91,7 @@ def import_graph() -> dict[str, set[str]]:
 # and pure functions of arrays or mask files, which run no model and load no data. Anything a view
 # needs from the model (is it causal, a layer's note, parameter counts, a probe) is a session trait or method.
 VIEW_ENGINE_NAMES = {
+    "bertology_widgets.analyses.attribution": {"METHOD_LABELS"},  # a constant: method names for people
     "bertology_widgets.analyses.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
     "bertology_widgets.analyses.probe": {"ProbeResult"},  # the type of session.probe
     "bertology_widgets.analyses.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
