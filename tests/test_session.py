@@ -132,7 +132,7 @@ def test_no_stale_score_is_published(session):
     session.mask = mask
     assert session.wait(30)
     settled = dict(session.score)
-    session._on_result(old_generation, np.ones((3, 4)), {"accuracy": -1.0}, session.predictions)
+    session.live.on_result(old_generation, (np.ones((3, 4)), {"accuracy": -1.0}, session.predictions))
     assert session.score == settled
 
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ import torch
 from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
+from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
 from ..precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
 
@@ -102,6 +102,19 @@ class Cancelled(Exception):
     """The request being scored was superseded."""
 
 
+class Callbacks(NamedTuple):
+    """How the worker reports one job, scores and captures alike; each runs on the owner thread through ``post``.
+
+    ``done(generation, value)``: a capture's value, or ``(mask, score, predictions)`` for a score;
+    ``failed(generation, exc)``; ``progress(generation, (values, intervals, fraction))`` for a
+    score's running estimate (None: no estimates). The generation lets the receiver drop stale work.
+    """
+
+    done: Callable[[int, Any], None]
+    failed: Callable[[int, BaseException], None]
+    progress: Callable[[int, Any], None] | None = None
+
+
 class LiveScorer:
     """Incremental, cancellable scoring of one evaluation set, and the worker of the live loop.
 
@@ -144,7 +157,7 @@ class LiveScorer:
         order = np.random.default_rng(seed).permutation(len(batches))
         self.batches = [batches[i] for i in order]
         self._inputs = [collate(encoded, idx, pad, device, with_types) for idx in self.batches]
-        self._caches = [None] * len(self.batches)
+        self._caches: list[LayerCache | None] = [None] * len(self.batches)
         self.budget = CacheBudget(cache_mb)
         self._uncached = set()  # batches the budget refused: scored from their inputs every time
         self.lru = ScoreLRU(lru_size)
@@ -155,9 +168,8 @@ class LiveScorer:
         self._capture_generation = 0
         self._capture_pending = None
         self._closed = False
-        self._thread = None
-        self._listener = None
-        self._post = None
+        self._thread: threading.Thread | None = None
+        self._post: Callable[..., None] | None = None
 
     # -- synchronous scoring ----------------------------------------------------
     def cache_bytes(self) -> int:
@@ -222,34 +234,34 @@ class LiveScorer:
         return result
 
     # -- the background worker ------------------------------------------------------
-    def start(self, listener, post) -> None:
+    def start(self, post: Callable[..., None]) -> None:
         """Start the worker.
 
-        ``listener`` (held weakly) has ``_on_estimate``, ``_on_result`` and
-        ``_on_error``; the worker never calls them itself but hands them to
+        The worker never calls a job's :class:`Callbacks` itself but hands them to
         ``post(fn, *args)``, which runs them on the thread that owns the traits.
         """
-        self._listener, self._post = weakref.ref(listener), post
+        self._post = post
         self._thread = threading.Thread(target=self._loop, name="bertology-live-scorer", daemon=True)
         self._thread.start()
 
-    def request(self, mask: np.ndarray) -> int:
+    def request(self, mask: np.ndarray, callbacks: Callbacks) -> int:
         """Ask for ``mask`` to be scored; returns its generation number (later requests supersede it)."""
         with self._cond:
             self._generation += 1
-            self._pending = (self._generation, np.array(mask, dtype=np.float32), time.perf_counter())
+            self._pending = (self._generation, np.array(mask, dtype=np.float32), callbacks, time.perf_counter())
             self._cond.notify_all()
             return self._generation
 
-    def request_capture(self, compute, apply, fail) -> int:
-        """Run ``compute()`` on the worker before any scoring batch; post ``apply(gen, value)`` or ``fail(gen, exc)``.
+    def request_capture(self, compute: Callable[[], Any], callbacks: Callbacks) -> int:
+        """Run ``compute()`` on the worker before any scoring batch; post ``callbacks.done(gen, value)``
+        or ``callbacks.failed(gen, exc)``.
 
         Returns the capture generation; a later request supersedes it (only the
         latest pending capture runs).
         """
         with self._cond:
             self._capture_generation += 1
-            self._capture_pending = (self._capture_generation, compute, apply, fail, time.perf_counter())
+            self._capture_pending = (self._capture_generation, compute, callbacks, time.perf_counter())
             self._cond.notify_all()
             return self._capture_generation
 
@@ -308,13 +320,15 @@ class LiveScorer:
             job, self._capture_pending = self._capture_pending, None
         if job is None:
             return
-        generation, compute, apply, fail, _ = job
+        generation, compute, callbacks, _ = job
+        post = self._post
+        assert post is not None, "start() the worker first"
         try:
             value = compute()
         except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-            self._post(fail, generation, exc)
+            post(callbacks.failed, generation, exc)
             return
-        self._post(apply, generation, value)
+        post(callbacks.done, generation, value)
 
     def _loop(self) -> None:
         while self._wait_for_work():
@@ -323,21 +337,20 @@ class LiveScorer:
                 job, self._pending = self._pending, None
             if job is None:
                 continue
-            generation, mask, _ = job
-            is_current = lambda: self._generation == generation and not self._closed  # noqa: E731
-            listener = self._listener()
-            if listener is None:
-                return
+            generation, mask, callbacks, _ = job
             post = self._post
+            assert post is not None, "start() the worker first"
+            is_current = lambda: self._generation == generation and not self._closed  # noqa: E731
+            progress = callbacks.progress
+            on_estimate = None if progress is None else (
+                lambda v, i, p: post(progress, generation, (v, i, p)))
             try:
-                score, predictions = self.score(
-                    mask, is_current=is_current, between_batches=self._run_capture,
-                    on_estimate=lambda v, i, p: post(listener._on_estimate, generation, v, i, p),
-                )
-                post(listener._on_result, generation, mask, score, predictions)
+                score, predictions = self.score(mask, is_current=is_current, between_batches=self._run_capture,
+                                                on_estimate=on_estimate)
+                post(callbacks.done, generation, (mask, score, predictions))
             except Cancelled:
                 pass
             except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                post(listener._on_error, generation, exc)
-            finally:
-                del listener
+                post(callbacks.failed, generation, exc)
+            finally:  # the callbacks hold the session: keep none of them between jobs
+                del job, callbacks, progress, on_estimate

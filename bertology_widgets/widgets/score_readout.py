@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
-import numpy as np
 
 from ._base import SessionView, error_html
 
@@ -45,8 +44,8 @@ def score_html(session) -> str:
     else:
         kind = f"<b>exact</b> on all {len(session.examples)} examples"
     kind += f" &middot; {session.precision}"
-    mask = np.asarray(session.mask)
-    status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
+    heads = session.num_layers * session.num_heads
+    status = (f'<div class="bw-score-status">{session.masked_count} of {heads} heads masked'
               f' &middot; {kind}</div>')
     return f'<table class="bw-score-table" style="{TABLE_STYLE}">{"".join(rows)}</table>{status}'
 
@@ -85,7 +84,8 @@ class ScoreReadout(SessionView):
         self.error = w.HTML(layout={"display": "none"})
         self.error.add_class("bw-error")
         self.children = [self.html, self.progress, self.error]
-        self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate", "mask", "busy"])
+        self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate",
+                                     "masked_count", "busy"])
         self._observe(self._redraw_errors, list(ERROR_SOURCES))
 
     def _redraw_errors(self, _change) -> None:
