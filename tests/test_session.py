@@ -23,6 +23,7 @@ def session(tokenizer):
     # A large initialiser makes single heads matter, so masks flip predictions.
     model = tiny_model("bert", initializer_range=1.0)
     s = ModelSession(model, tokenizer, make_examples(), task="sst2", batch_size=16)
+    assert s.wait(60)  # the baseline lands through the dispatcher
     yield s
     s.close()
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -46,6 +46,7 @@ import torch
 from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
+from ..heads import model_shape
 from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
 from ..precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
@@ -148,6 +149,7 @@ class LiveScorer:
         self.precision = precision
         self.runner = (LayerwiseRunner(bf16_copy(model), keep_every=cache_every) if precision == "bf16"
                        else self.runner32)
+        self.shape = model_shape(model)  # (layers, heads)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
@@ -167,6 +169,8 @@ class LiveScorer:
         self._pending = None
         self._capture_generation = 0
         self._capture_pending = None
+        self._jobs: deque = deque()  # (compute, callbacks), in order
+        self._warm = False  # build missing layer caches while idle
         self._closed = False
         self._thread: threading.Thread | None = None
         self._post: Callable[..., None] | None = None
@@ -210,9 +214,26 @@ class LiveScorer:
         cached = self.lru.get(mask)
         if cached is not None:
             return cached
+        score, predictions, _ = self._score(mask, is_current, on_estimate, between_batches)
+        return score, predictions
+
+    def baseline(self, ones: np.ndarray, between_batches=None) -> dict:
+        """Score the unmasked model: ``{"score": metrics, "predictions": (n,), "logits": (n, classes)}``.
+
+        The score is memoised like any other (a toggle back to all heads kept is instant).
+        """
+        score, predictions, logits = self._score(ones, lambda: True, None, between_batches, keep_logits=True)
+        return {"score": score, "predictions": predictions, "logits": logits}
+
+    def remember(self, mask: np.ndarray, score: dict, predictions: np.ndarray) -> None:
+        """Memoise a score found elsewhere (the shared results cache)."""
+        self.lru.put(mask, (score, predictions))
+
+    def _score(self, mask, is_current, on_estimate, between_batches, keep_logits=False):
         gates = torch.as_tensor(np.asarray(mask, dtype=np.float32))
         n = len(self.labels)
         predictions = np.zeros(n, dtype=np.float64 if self.is_regression else np.int64)
+        all_logits: np.ndarray | None = None
         seen = np.zeros(n, dtype=bool)
         last_publish = time.perf_counter()
         for number, indices in enumerate(self.batches):
@@ -220,8 +241,12 @@ class LiveScorer:
                 between_batches()
             if not is_current():
                 raise Cancelled
-            logits = self._batch_logits(number, gates)
-            predictions[indices] = predictions_from_logits(logits.cpu().numpy(), self.is_regression)
+            logits = self._batch_logits(number, gates).float().cpu().numpy()
+            predictions[indices] = predictions_from_logits(logits, self.is_regression)
+            if keep_logits:
+                if all_logits is None:
+                    all_logits = np.zeros((n, *logits.shape[1:]), dtype=np.float32)
+                all_logits[indices] = logits
             seen[indices] = True
             done = number + 1
             now = time.perf_counter()
@@ -231,7 +256,7 @@ class LiveScorer:
                 last_publish = now
         result = (compute_metrics(self.task, predictions, self.labels), predictions)
         self.lru.put(mask, result)
-        return result
+        return result[0], result[1], all_logits
 
     # -- the background worker ------------------------------------------------------
     def start(self, post: Callable[..., None]) -> None:
@@ -264,6 +289,31 @@ class LiveScorer:
             self._capture_pending = (self._capture_generation, compute, callbacks, time.perf_counter())
             self._cond.notify_all()
             return self._capture_generation
+
+    def request_job(self, compute: Callable[[], Any], callbacks: Callbacks) -> None:
+        """Run ``compute()`` once on the worker (after the pending capture, before scoring), then post
+        ``callbacks.done(0, value)`` or ``callbacks.failed(0, exc)``. Jobs run in order and are never superseded;
+        ``compute`` may call :meth:`run_pending_capture` between its steps."""
+        with self._cond:
+            self._jobs.append((compute, callbacks))
+            self._cond.notify_all()
+
+    def warm_caches(self) -> None:
+        """Build the layer caches in the background, one batch at a time, whenever the worker has nothing
+        else to do (after the baseline came from the shared cache: until then a toggle still scores
+        correctly, rebuilding what it needs)."""
+        with self._cond:
+            self._warm = True
+            self._cond.notify_all()
+
+    @property
+    def warm(self) -> bool:
+        """Whether every batch the budget admits has its layer cache."""
+        return all(c is not None or i in self._uncached for i, c in enumerate(self._caches))
+
+    def run_pending_capture(self) -> None:
+        """Run the pending capture now (worker thread, between the steps of a long job)."""
+        self._run_capture()
 
     def supersede(self) -> int:
         """Cancel whatever scoring is in flight without asking for anything new."""
@@ -310,6 +360,8 @@ class LiveScorer:
                     if wait <= 0:
                         return True
                     self._cond.wait(wait)
+                elif self._jobs or self._warm:
+                    return True
                 else:
                     self._cond.wait()
             return False
@@ -330,12 +382,42 @@ class LiveScorer:
             return
         post(callbacks.done, generation, value)
 
+    def _run_job(self) -> None:
+        """The oldest queued job, if any (worker thread)."""
+        with self._cond:
+            job = self._jobs.popleft() if self._jobs else None
+        if job is None:
+            return
+        compute, callbacks = job
+        post = self._post
+        assert post is not None, "start() the worker first"
+        try:
+            value = compute()
+        except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
+            post(callbacks.failed, 0, exc)
+            return
+        post(callbacks.done, 0, value)
+
+    def _warm_one(self) -> None:
+        """Build the next missing layer cache (worker thread, when idle); stop once all are built."""
+        with self.model_lock:
+            missing = [i for i, c in enumerate(self._caches) if c is None and i not in self._uncached]
+            if not missing:
+                self._warm = False
+                return
+            ones = torch.ones(self.shape)
+            self._batch_logits(missing[0], ones)
+
     def _loop(self) -> None:
         while self._wait_for_work():
             self._run_capture()
+            self._run_job()
             with self._cond:
                 job, self._pending = self._pending, None
+                idle = job is None and self._capture_pending is None and not self._jobs
             if job is None:
+                if idle and self._warm:
+                    self._warm_one()
                 continue
             generation, mask, callbacks, _ = job
             post = self._post

@@ -22,7 +22,6 @@ from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, label
 from ..heads import model_shape, validate_layer_head
 from ..labels import TaskMismatchWarning, label_notice
 from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
-from ..memory import release_freed_memory
 from ..precision import PRECISIONS, resolve_precision
 from . import state as state_io
 from .analysis import AnalysisMixin, AnalysisRunner
@@ -190,30 +189,37 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         scorer = LiveScorer(model, tokenizer, self._encoded, labels, glue_task.name, self.model_lock,
                             batch_size=batch_size, precision=self.precision, lru_size=lru_size,
                             debounce_s=debounce_s, cache_mb=cache_mb, cache_every=cache_every)
-        self._wire_parts(scorer, labels, capture_lru_size)
+        self._wire_parts(scorer, labels, capture_lru_size, label_map)
         ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
         self.labels = labels
-        self.live.score_baseline(ones)
-        release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
+        # Live: open now (shape, tokens, the shown example's attention); the baseline lands through the
+        # dispatcher. Not live: the baseline is scored (or read from the shared cache) before this returns.
+        self.live.open_baseline(background=live)
         self._show_example(0, also={"mask": ones})
         if live:
             self.live.start(self._dispatcher.post)
+            self.live.request_baseline()
             weakref.finalize(self, scorer.close, 1.0)
 
-    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int) -> None:
+    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int, label_map) -> None:
         """Build the session's parts. Each owns its state and gets, as callables, what it needs of the others;
         a new part is built here and listed in ``parts`` (which :meth:`close` closes)."""
+        self.analyses = AnalysisRunner(self._dispatcher.post, self._publish,
+                                       running=lambda: self.analysis_status if self.analysis_busy else None,
+                                       drain=self._dispatcher.drain, model=self.model, model_lock=self.model_lock)
+        baseline_options = dict(precision=self.precision, batch_size=self.batch_size, max_length=self.max_length,
+                                label_names=list(self.label_names),
+                                label_map=sorted(label_map.items()) if label_map else None)
         self.live = LiveScore(scorer, self._publish, is_busy=lambda: self.busy,
-                              on_scored=lambda: self.shown.update_predictions())
+                              on_scored=lambda: self.shown.update_predictions(), current_mask=lambda: self.mask,
+                              baseline_key=lambda: self.analyses.results_key(self.task, self.examples,
+                                                                             **baseline_options))
         self.shown = ShownInput(self, self._publish, self.model, self.tokenizer, self.model_lock, self.max_length,
                                 worker=scorer, is_live=lambda: self.live.live,
                                 baseline_predictions=lambda: self.live.baseline_predictions,
                                 is_regression=labels.dtype.kind == "f",
                                 notices=lambda: [self._label_notice, scorer.budget.notice],
                                 lru_size=capture_lru_size)
-        self.analyses = AnalysisRunner(self._dispatcher.post, self._publish,
-                                       running=lambda: self.analysis_status if self.analysis_busy else None,
-                                       drain=self._dispatcher.drain, model=self.model, model_lock=self.model_lock)
         self.parts: dict[str, object] = {"live": self.live, "shown": self.shown, "analyses": self.analyses}
 
     def _publish(self, **traits) -> None:
@@ -310,12 +316,13 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
     def _on_mask_or_selection(self, change):
         if self.mask is None:
             return
-        self._derive_mask_state()
-        if change["name"] != "mask":
-            self.shown.slice_attention()
-        elif change["old"] is None or not np.array_equal(change["old"], change["new"]):
-            self.live.rescore(self.mask)
-            self.shown.recapture()
+        with self.hold_trait_notifications():  # views redraw once, with the count, busy and score in step
+            self._derive_mask_state()
+            if change["name"] != "mask":
+                self.shown.slice_attention()
+            elif change["old"] is None or not np.array_equal(change["old"], change["new"]):
+                self.live.rescore(self.mask)
+                self.shown.recapture()
 
     def _derive_mask_state(self) -> None:
         """``head_masked`` and ``masked_count`` follow from ``mask``, ``layer`` and ``head`` here, and only here."""

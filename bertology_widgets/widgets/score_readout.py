@@ -24,9 +24,9 @@ def score_html(session) -> str:
     estimate = session.score_is_estimate
     rows = [f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
             f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>']
-    for metric, base in baseline.items():
-        value = score.get(metric)
-        if value is None:
+    for metric in (list(baseline) or session.metric_names):
+        value, base = score.get(metric), baseline.get(metric)
+        if value is None or base is None:  # the baseline (and so the score) is still on its way
             now, delta = "&ndash;", ""
         else:
             now = f"{value:.4f}"
@@ -36,8 +36,11 @@ def score_html(session) -> str:
             diff = value - base
             delta = f'<span style="color:{_delta_colour(diff)}">{diff:+.4f}</span>'
         rows.append(f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
-                    f'<td style="{CELL}">{base:.4f}</td><td style="{CELL}">{delta}</td></tr>')
-    if estimate:
+                    f'<td style="{CELL}">{"&ndash;" if base is None else f"{base:.4f}"}</td>'
+                    f'<td style="{CELL}">{delta}</td></tr>')
+    if not baseline:
+        kind = "<b>scoring the baseline</b>&hellip;" if session.busy else "no baseline score"
+    elif estimate:
         kind = f"<b>estimate</b> from {session.progress:.0%} of the examples (95% interval in brackets)"
     elif session.busy:
         kind = "<b>scoring</b> the new mask&hellip;"
@@ -75,7 +78,7 @@ class ScoreReadout(SessionView):
         self.add_class("bw-readout")
         # Room for the table and a two-line status: an estimate's longer line or interval
         # never pushes the views below down.
-        self.html = w.HTML(layout={"min_height": f"{22 * (len(session.baseline_score) + 1) + 44}px"})
+        self.html = w.HTML(layout={"min_height": f"{22 * (len(session.metric_names) + 1) + 44}px"})
         self.html.add_class("bw-score")
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
