@@ -16,6 +16,9 @@ from .memory import cap_onednn_caches
 cap_onednn_caches()  # before torch builds its first oneDNN primitive: ~45 MiB less per bf16 kernel
 
 _EXPORTS = {
+    "bind": "bound",
+    "BoundModel": "bound",
+    "EvalSet": "bound",
     "mask_heads": "heads",
     "as_head_mask": "heads",
     "model_shape": "heads",

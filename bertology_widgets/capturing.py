@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
 from .batching import uses_token_types
+from .bound import BoundModel, bind
 from .exceptions import BertologyWarning
-from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
+from .heads import HeadMaskLike, kept_heads
 from .models import eval_mode
 
 if TYPE_CHECKING:
@@ -140,8 +140,8 @@ def _full_head_attention(layer_attn: torch.Tensor | None, kept: list[int], num_h
 
 
 @torch.no_grad()
-def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, text_pair: str | None = None,
-            mask: HeadMaskLike = None, max_length: int | None = None) -> Capture:
+def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, text: str,
+            text_pair: str | None = None, mask: HeadMaskLike = None, max_length: int | None = None) -> Capture:
     """Run one text (or text pair) and return tokens, attentions and hidden states.
 
     Parameters
@@ -154,18 +154,22 @@ def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, tex
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied during the pass.
 
+    ``model`` may be a :class:`~bertology_widgets.bound.BoundModel` (``tokenizer`` then ``None``):
+    its default ablation applies to ``mask`` and the logits come in its task's label order.
+
     Returns
     -------
     Capture
         With ``attentions`` of shape ``(layers, heads, pos, pos)`` and
         ``hidden_states`` of shape ``(layers + 1, pos, hidden)``.
     """
-    adapter = adapter_for(model)
-    num_layers, num_heads = model_shape(model)
+    bound = bind(model, tokenizer)
+    model, tokenizer = bound.model, bound.tokenizer
+    adapter = bound.adapter
+    num_heads = bound.num_heads
     batch, truncated = encode(tokenizer, model, text, text_pair, max_length)
-    device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
-    with eval_mode(model), attention_implementation(model, "eager"), mask_heads(model, mask):
+    inputs = {k: v.to(bound.device) for k, v in _model_inputs(model, batch).items()}
+    with eval_mode(model), attention_implementation(model, "eager"), bound.masked(mask):
         out = model(**inputs, output_attentions=True, output_hidden_states=True)
     pos = inputs["input_ids"].shape[1]
     kept = kept_heads(model)
@@ -184,7 +188,7 @@ def capture(model: nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, tex
         tokens=tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
         attentions=attentions.numpy(),
         hidden_states=hidden.numpy(),
-        logits=None if logits is None else logits[0].float().cpu().numpy(),
+        logits=None if logits is None else bound.task_logits(logits)[0].float().cpu().numpy(),
         token_type_ids=np.asarray(token_type_ids),
         truncated=truncated,
         causal=adapter.causal,

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .batching import collate, length_sorted_batches
+from .bound import BoundModel, EvalSet, bind
 from .distributed import ONE_PROCESS, Processes
-from .glue import GlueTask, compute_metrics, get_task
-from .heads import HeadMaskLike, as_head_mask
+from .glue import GlueTask, compute_metrics
+from .heads import HeadMaskLike
 from .models import eval_mode
 from .progress import Progress, progress_reporter
 
@@ -28,17 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
-
-
-def task_of(model: nn.Module, task: str | None = None) -> GlueTask:
-    """The GLUE task to score with: ``task`` if given, else the one recorded in the model's config."""
-    name = task
-    if name is None:
-        config = getattr(model, "config", None)
-        name = getattr(config, "bertology_task", None) or getattr(config, "finetuning_task", None)
-    if name is None:
-        raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
-    return get_task(name if isinstance(name, str) else name.name)
 
 
 def predictions_from_logits(logits: np.ndarray, is_regression: bool) -> np.ndarray:
@@ -53,51 +43,26 @@ def labels_of(examples: Sequence[Example]) -> np.ndarray | None:
     return np.asarray(labels)
 
 
-def check_num_labels(model: nn.Module, task: GlueTask) -> None:
-    expected = task.num_labels
-    got = int(getattr(model.config, "num_labels", expected))
-    if got != expected:
-        raise ValueError(
-            f"the model has {got} output labels but {task.display_name} needs {expected}; "
-            f"fine-tune it on {task.name} first (bertology finetune --task {task.name})"
-        )
+def bind_for(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, examples: Sequence[Example],
+             task: str | None = None, label_map: dict | None = None) -> BoundModel:
+    """Bind ``model`` for scoring ``examples``: the task is ``task``, else the examples', else the model's."""
+    if isinstance(model, BoundModel):
+        return model
+    return bind(model, tokenizer, task if task is not None else getattr(examples, "task", None), label_map)
 
 
-def labelled_task(
-    model: nn.Module, examples: Sequence[Example], task: str | None = None, label_map: dict | None = None
-) -> tuple[GlueTask, np.ndarray]:
-    """``(GlueTask, labels (n,))`` for scoring ``model`` on ``examples``.
-
-    The task is ``task``, else the examples', else the model's. Raises
-    ``ValueError`` for no examples, unlabelled examples (a test split), a
-    model whose label count does not fit the task, or class names
-    (``config.id2label``) that do not match the task's labels. The model's
-    classes are put in the task's label order here, once, in place (see
-    :mod:`bertology_widgets.labels`), so every score and loss downstream
-    compares like with like; ``label_map`` (``{model class name: task
-    label name}``) overrides the matching by name. A model fine-tuned on
-    another task gets a :class:`~bertology_widgets.labels.TaskMismatchWarning`.
-    """
-    from .labels import align_labels, warn_if_other_task
-
-    if len(examples) == 0:
-        raise ValueError("no examples to score: the list of examples is empty")
-    glue_task = task_of(model, task if task is not None else getattr(examples, "task", None))
-    check_num_labels(model, glue_task)
-    warn_if_other_task(model, glue_task)
-    align_labels(model, glue_task, label_map)
-    labels = labels_of(examples)
-    if labels is None:
-        raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
-    return glue_task, labels
+def scored_task(bound: BoundModel, eval_set: EvalSet) -> tuple[GlueTask, np.ndarray]:
+    """``(GlueTask, labels (n,))`` of a bound model and its examples; ``ValueError`` says what is missing."""
+    if bound.task is None:
+        raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
+    return bound.task, eval_set.require_labels()
 
 
-def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                   mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
-                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
-                   stats: GuardStats | None = None, processes: Processes = ONE_PROCESS) -> np.ndarray:
-    """Logits ``(n, labels)`` for ``examples`` in their original order.
+def predict_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress = False,
+                autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+                stats: GuardStats | None = None, processes: Processes = ONE_PROCESS) -> np.ndarray:
+    """Logits ``(n, labels)``, in the task's label order, for ``eval_set`` in its original order.
 
     Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
     live session, on the same length-sorted batches, so both give identical numbers.
@@ -109,23 +74,21 @@ def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, example
     process gets the whole ``(n, labels)`` array. ``progress`` (see
     :mod:`~bertology_widgets.progress`) counts this process's batches.
     """
-    from .layerwise import LayerwiseRunner
     from .precision import bf16_copy, guarded, resolve_precision, take_rows
 
-    encoded = encode_examples(tokenizer, examples, max_length)
-    runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
+    model = bound.model
+    encoded = eval_set.encoded
+    runner = bound.runner(autocast_dtype=autocast_dtype)
     low = None
     if resolve_precision(precision, runner.device, int(getattr(model.config, "num_labels", 2)) == 1) == "bf16":
-        low = LayerwiseRunner(bf16_copy(model))
-    num_layers, num_heads = runner.shape
-    gates = as_head_mask(mask, num_layers, num_heads).detach().float()
-    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+        low = bound.runner(model=bf16_copy(model))
+    gates = bound.gates(mask).detach().float()
     indices_done, rows = [], []
     mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
     report = progress_reporter(progress, len(mine), show_bar=processes.is_main, desc="evaluating", unit="batch")
     with eval_mode(model), report:
         for _, indices in report.iterate(mine):
-            batch = collate(encoded, indices, pad, runner.device, with_types)
+            batch = collate(encoded, indices, bound.pad_id, runner.device, bound.uses_token_types)
             if low is None:
                 logits = runner.logits(batch, gates).cpu().numpy()
             else:
@@ -141,6 +104,33 @@ def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, example
     logits_done = np.concatenate(rows) if rows else np.zeros((0, num_labels), dtype=np.float32)
     order = np.concatenate(indices_done) if indices_done else np.zeros(0, dtype=np.int64)
     return processes.gather_rows(order, logits_done, len(encoded)).astype(np.float32, copy=False)
+
+
+def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
+                   mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+                   autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+                   stats: GuardStats | None = None, processes: Processes = ONE_PROCESS,
+                   task: str | None = None) -> np.ndarray:
+    """:func:`predict_set` on ``model`` bound once for ``examples`` (logits in the task's label order)."""
+    bound = bind_for(model, tokenizer, examples, task)
+    return predict_set(bound, bound.encode(examples, max_length), mask, batch_size, progress, autocast_dtype,
+                       precision, stats, processes)
+
+
+def evaluate_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress = False,
+                 autocast_dtype: torch.dtype | None = None, precision: str = "fp32",
+                 processes: Processes = ONE_PROCESS) -> dict:
+    """Score a bound model on its encoded examples with the task's official metrics (see :func:`evaluate`)."""
+    glue_task, labels = scored_task(bound, eval_set)
+    logits = predict_set(bound, eval_set, mask, batch_size, progress, autocast_dtype, precision,
+                         processes=processes)
+    predictions = predictions_from_logits(logits, glue_task.is_regression)
+    result = {"task": glue_task.name, "n": int(len(labels))}
+    result.update(compute_metrics(glue_task.name, predictions, labels))
+    result["predictions"] = predictions
+    return result
 
 
 def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
@@ -174,11 +164,6 @@ def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Seq
     dict
         ``{"task": ..., "n": ..., <metric>: float, ..., "predictions": np.ndarray (n,)}``.
     """
-    glue_task, labels = labelled_task(model, examples, task)
-    logits = predict_logits(model, tokenizer, examples, mask, batch_size, max_length, progress, autocast_dtype,
-                            precision, processes=processes)
-    predictions = predictions_from_logits(logits, glue_task.is_regression)
-    result = {"task": glue_task.name, "n": int(len(labels))}
-    result.update(compute_metrics(glue_task.name, predictions, labels))
-    result["predictions"] = predictions
-    return result
+    bound = bind_for(model, tokenizer, examples, task)
+    return evaluate_set(bound, bound.encode(examples, max_length), mask, batch_size, progress, autocast_dtype,
+                        precision, processes)

@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .batching import EncodedExamples, collate, length_sorted_batches
+from .bound import BoundModel, EvalSet
 from .capturing import attention_implementation
 from .distributed import ONE_PROCESS, Processes, ordered_sum
-from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
+from .evaluation import DEFAULT_MAX_LENGTH, bind_for, scored_task
+from .heads import HeadMaskLike
 from .models import eval_mode
 from .progress import Progress, ProgressReporter, progress_reporter
 
@@ -124,9 +125,8 @@ def attention_entropy_sums(attentions: Sequence[torch.Tensor], attention_mask: t
     ])
 
 
-def _check_unpruned(model: nn.Module) -> None:
-    num_layers, num_heads = model_shape(model)
-    if any(len(heads) != num_heads for heads in kept_heads(model)):
+def _check_unpruned(bound: BoundModel) -> None:
+    if any(len(heads) != bound.num_heads for heads in bound.kept_heads()):
         raise ValueError("head importance needs an unpruned model; mask heads (mask=...) instead of pruning them")
 
 
@@ -202,20 +202,33 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
     -------
     ImportanceResult
     """
+    bound = bind_for(model, tokenizer, examples, task)
+    return head_importance_set(bound, bound.encode(examples, max_length), mask, per_example=per_example,
+                               compat=compat, batch_size=batch_size, normalize_by_layer=normalize_by_layer,
+                               normalize_global=normalize_global, compute_entropy=compute_entropy,
+                               progress=progress, on_progress=on_progress, processes=processes)
+
+
+def head_importance_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike = None, *,
+                        per_example: bool = True, compat: bool = False, batch_size: int | None = None,
+                        normalize_by_layer: bool = True, normalize_global: bool = True,
+                        compute_entropy: bool = True, progress: Progress = False,
+                        on_progress: Callable[[int, int], None] | None = None,
+                        processes: Processes = ONE_PROCESS) -> ImportanceResult:
+    """:func:`head_importance` on a bound model and its encoded examples (the same options)."""
     start = time.perf_counter()
-    glue_task, labels = labelled_task(model, examples, task)
-    _check_unpruned(model)
+    glue_task, labels = scored_task(bound, eval_set)
+    _check_unpruned(bound)
     if batch_size is None:
         batch_size = 1 if compat else DEFAULT_IMPORTANCE_BATCH_SIZE
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    num_layers, num_heads = model_shape(model)
-    device = next(model.parameters()).device
-    encoded = encode_examples(tokenizer, examples, max_length)
+    device = bound.device
+    encoded = eval_set.encoded
     run = _ImportancePass(
-        model=model, encoded=encoded, device=device, compute_entropy=compute_entropy,
-        regression=glue_task.is_regression, pad=pad_token_id(model, tokenizer), with_types=uses_token_types(model),
-        gates=as_head_mask(mask, num_layers, num_heads).detach().float().to(device),
+        bound=bound, encoded=encoded, device=device, compute_entropy=compute_entropy,
+        regression=glue_task.is_regression,
+        gates=bound.gates(mask).detach().float().to(device),
         labels=torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long),
     )
 
@@ -252,14 +265,12 @@ Sums = tuple[torch.Tensor, torch.Tensor, float]
 class _ImportancePass:
     """What every batch of one :func:`head_importance` computation shares."""
 
-    model: nn.Module
+    bound: BoundModel
     encoded: EncodedExamples
-    labels: torch.Tensor  # (n,): class ids, or scores for regression
+    labels: torch.Tensor  # (n,): class ids in the task's order, or scores for regression
     gates: torch.Tensor  # (layers, heads), on the model's device: where the gradients are taken
     regression: bool
     compute_entropy: bool
-    pad: int
-    with_types: bool
     device: torch.device
 
     def gradient(self, indices: np.ndarray, gate: torch.Tensor, summed: bool) -> Sums:
@@ -268,10 +279,11 @@ class _ImportancePass:
         ``gate``: ``(layers, heads)`` or ``(batch, layers, heads)``, requiring grad;
         the loss is the per-example losses' sum (``summed``) or their mean.
         """
-        batch = collate(self.encoded, indices, self.pad, self.device, self.with_types)
-        with mask_heads(self.model, gate):
-            out = self.model(**batch, output_attentions=self.compute_entropy)
-        losses = example_losses(out.logits, self.labels[indices].to(self.device), self.regression)
+        bound = self.bound
+        batch = collate(self.encoded, indices, bound.pad_id, self.device, bound.uses_token_types)
+        with bound.masked(gate):
+            out = bound.model(**batch, output_attentions=self.compute_entropy)
+        losses = example_losses(bound.task_logits(out.logits), self.labels[indices].to(self.device), self.regression)
         (grad,) = torch.autograd.grad(losses.sum() if summed else losses.mean(), gate)
         entropy = (attention_entropy_sums(out.attentions, batch["attention_mask"]) if self.compute_entropy
                    else torch.zeros(self.gates.shape, device=grad.device))
@@ -288,10 +300,11 @@ class _ImportancePass:
         Returns the importance and entropy sums (CPU tensors) and the token count.
         """
         mine = processes.take(batches)
-        attention = attention_implementation(self.model, "eager") if self.compute_entropy else contextlib.nullcontext()
+        model = self.bound.model
+        attention = attention_implementation(model, "eager") if self.compute_entropy else contextlib.nullcontext()
         parts = []  # per batch: (importance sum, entropy sum, tokens), flattened
         progress = report(sum(len(indices) for _, indices in mine))
-        with progress, eval_mode(self.model), attention, torch.enable_grad():
+        with progress, eval_mode(model), attention, torch.enable_grad():
             for _, indices in mine:
                 importance, entropy, tokens = batch_part(indices)
                 parts.append(np.concatenate([importance.detach().cpu().numpy().ravel(),

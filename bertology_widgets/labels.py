@@ -5,23 +5,15 @@ Public checkpoints number their classes as their authors chose:
 where our MNLI order is entailment, neutral, contradiction. Scored against
 the wrong order, a 90 % model reads as 30 %.
 
-:func:`align_labels` reads ``config.id2label``, matches it to the task's
-label names (case-insensitive, with the synonyms in :data:`SYNONYMS`;
-generic ``LABEL_i`` names mean "already in task order"), and then permutes
-the rows of the model's final classification layer, in place, so that
-output ``j`` *is* task label ``j``; ``config.id2label`` is rewritten to the
-task's names to match.
-
-Why permute the weights rather than the logits: it is one change in one
-place, and every consumer then holds by construction, including those that
-read ``model(...).logits`` directly (importance's loss, capture, the live
-layer-by-layer scorer, the probe, the masking curve, the dashboard's
-labels). A row permutation of the last linear layer is exactly a
-permutation of its outputs, so scores are bitwise unchanged and the loss is
-the same function of the gates: importance is unchanged too (for each
-example the loss uses the class the model itself calls, say, "positive").
-The step is idempotent: an aligned model's names already match the task.
-:func:`applied_label_map` recalls the mapping used, for notices.
+:func:`resolve_label_map` reads ``config.id2label`` and matches it to the
+task's label names (case-insensitive, with the synonyms in :data:`SYNONYMS`;
+generic ``LABEL_i`` names mean "already in task order"). The model is not
+changed: :class:`~bertology_widgets.bound.BoundModel` applies the mapping to
+the logits, as a permutation of their columns, wherever the engine reads
+them (scores, importance's loss, the live scorer, patching, capture), so
+output ``j`` is task label ``j``. A permutation of the outputs leaves scores
+bitwise unchanged, and the loss the same function of the gates, so
+importance is unchanged too.
 """
 
 from __future__ import annotations
@@ -30,9 +22,8 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 from .exceptions import BertologyWarning
@@ -57,7 +48,6 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 _GENERIC = re.compile(r"^label_(\d+)$")
-_APPLIED_ATTR = "_bertology_label_map"
 
 
 def normalize_label(name: object) -> str:
@@ -186,59 +176,27 @@ def resolve_label_map(
     return LabelMap(glue_task.display_name, tuple(model_names), task_names, tuple(mapping))
 
 
-def output_layer(model: nn.Module) -> nn.Linear:
-    """The task model's last ``nn.Linear`` with one output per class (BERT's ``classifier``, GPT-2's ``score``...)."""
-    from .architectures import adapter_for
-
-    adapter = adapter_for(model)
-    config: Any = model.config
-    num_labels = int(config.num_labels)
-    found = [module for name in adapter.classifier_modules for module in getattr(model, name).modules()
-             if isinstance(module, nn.Linear) and module.out_features == num_labels]
-    if not found:
-        raise ValueError(f"{type(model).__name__} has no linear layer with {num_labels} outputs to reorder")
-    return found[-1]
-
-
-@torch.no_grad()
-def align_labels(model: nn.Module, task: str | GlueTask, label_map: dict | None = None) -> LabelMap:
-    """Put ``model``'s classes in ``task``'s label order, in place (see the module docstring).
-
-    Returns
-    -------
-    LabelMap
-        The mapping from the model's original classes; its ``is_identity``
-        says whether anything moved. A model aligned earlier returns the
-        mapping used then.
-
-    Raises
-    ------
-    ValueError
-        When the names cannot be matched (see :func:`resolve_label_map`).
-    """
+def task_of(model: nn.Module, task: str | None = None) -> GlueTask:
+    """The GLUE task to score with: ``task`` if given, else the one recorded in the model's config."""
+    name = task
+    if name is None:
+        config = getattr(model, "config", None)
+        name = getattr(config, "bertology_task", None) or getattr(config, "finetuning_task", None)
+    if name is None:
+        raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
     from .glue import get_task
 
-    glue_task = get_task(task)
-    config: Any = model.config
-    if glue_task.is_regression or int(config.num_labels) != glue_task.num_labels:
-        return resolve_label_map({}, glue_task)  # regression, or a size check elsewhere refuses it
-    mapping = resolve_label_map(config.id2label, glue_task, label_map, recorded_task(model))
-    if mapping.is_identity and label_map is None:
-        previous = getattr(model, _APPLIED_ATTR, None)
-        return previous if previous is not None and previous.task_names == mapping.task_names else mapping
-    if not mapping.is_identity:
-        linear = output_layer(model)
-        order = torch.as_tensor(mapping.task_to_model, device=linear.weight.device)
-        linear.weight.copy_(linear.weight[order])
-        if linear.bias is not None:
-            linear.bias.copy_(linear.bias[order])
-    # the task's names from now on, so that later (automatic) calls find nothing to do
-    config.id2label = dict(enumerate(mapping.task_names))
-    config.label2id = {name: i for i, name in enumerate(mapping.task_names)}
-    if mapping.is_identity:
-        return mapping
-    setattr(model, _APPLIED_ATTR, mapping)
-    return mapping
+    return get_task(name if isinstance(name, str) else name.name)
+
+
+def check_num_labels(model: nn.Module, task: GlueTask) -> None:
+    expected = task.num_labels
+    got = int(getattr(model.config, "num_labels", expected))
+    if got != expected:
+        raise ValueError(
+            f"the model has {got} output labels but {task.display_name} needs {expected}; "
+            f"fine-tune it on {task.name} first (bertology finetune --task {task.name})"
+        )
 
 
 class TaskMismatchWarning(BertologyWarning):
@@ -269,17 +227,6 @@ def warn_if_other_task(model: nn.Module, task: str | GlueTask) -> str | None:
     return message
 
 
-def applied_label_map(model: nn.Module) -> LabelMap | None:
-    """The non-identity mapping :func:`align_labels` applied to ``model``, or ``None``."""
-    return getattr(model, _APPLIED_ATTR, None)
-
-
-def label_notice(model: nn.Module) -> str:
-    """One line naming the class mapping applied to ``model`` (``""`` when its order was the task's)."""
-    mapping = applied_label_map(model)
-    return "" if mapping is None else f"labels reordered to the task's: {mapping.describe()}"
-
-
 def parse_label_map(text: str | None) -> dict | None:
     """``--label-map``: ``"NEGATIVE=negative,POSITIVE=positive"`` or a JSON object, to a dict."""
     if text is None:
@@ -301,6 +248,5 @@ def parse_label_map(text: str | None) -> dict | None:
     return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
 
 
-__all__ = ["SYNONYMS", "LabelMap", "TaskMismatchWarning", "align_labels", "applied_label_map", "label_notice",
-           "normalize_label", "output_layer",
-           "parse_label_map", "recorded_task", "resolve_label_map", "warn_if_other_task"]
+__all__ = ["SYNONYMS", "LabelMap", "TaskMismatchWarning", "check_num_labels", "normalize_label", "parse_label_map",
+           "recorded_task", "resolve_label_map", "task_of", "warn_if_other_task"]

@@ -13,7 +13,9 @@ full forward's.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -91,9 +93,17 @@ class LayerwiseRunner:
         of the 6 full hidden states (a sixth of the memory) for at most 2
         extra layers per change; the logits are the same, bit for bit (the
         layers re-run below the changed one see unchanged mask rows).
+    label_order : sequence of int, optional
+        ``task_to_model``: the logits' columns are taken in this order, so
+        they come in the task's label order (see :class:`~bertology_widgets.bound.BoundModel`).
+    masking : callable, optional
+        ``masking(mask)``: the context manager that gates the heads
+        (default: :func:`~bertology_widgets.heads.mask_heads` on ``model``).
     """
 
-    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None, keep_every: int = 1):
+    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
+                 label_order: Sequence[int] | None = None,
+                 masking: Callable[[torch.Tensor], contextlib.AbstractContextManager] | None = None):
         if int(keep_every) < 1:
             raise ValueError(f"keep_every must be >= 1, got {keep_every}")
         self.keep_every = int(keep_every)
@@ -113,6 +123,8 @@ class LayerwiseRunner:
         self.shape = model_shape(model)
         self.autocast_dtype = autocast_dtype
         self.device = next(model.parameters()).device
+        self.label_order = None if label_order is None else torch.as_tensor(list(label_order), dtype=torch.long)
+        self.masking = masking if masking is not None else (lambda mask: mask_heads(model, mask))
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -173,13 +185,15 @@ class LayerwiseRunner:
             start -= 1
         last = len(self.layers)
         h = new_hidden[start] if new_hidden[start] is not None else self.prepare(cache.inputs).hidden[0]
-        with self._autocast(), mask_heads(self.model, mask):
+        with self._autocast(), self.masking(mask):
             for i in range(start, last):
                 h = self._layer(i, h, cache)
                 new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
             head = self.adapter.classifier_head
             assert head is not None  # __init__ refuses models without one
             logits = head(self.model, h, cache.inputs)
+            if self.label_order is not None:  # the model's class order -> the task's (see bound.BoundModel)
+                logits = logits.index_select(-1, self.label_order.to(logits.device))
         if self.keep_every > 1:
             new_hidden[0] = None  # the embeddings are cheap to compute again
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()

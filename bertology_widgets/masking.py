@@ -11,7 +11,6 @@ model and compares size, score and speed.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -20,15 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from .batching import EncodedExamples, collate, length_sorted_batches
+from .bound import BoundModel, EvalSet
 from .distributed import ONE_PROCESS, Processes
-from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
-from .heads import HeadMaskLike, mask_heads, model_shape
-from .evaluation import labelled_task
-from .importance import head_importance
+from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
+from .heads import HeadMaskLike
+from .importance import head_importance_set
 from .models import eval_mode
 from .progress import Progress, progress_reporter
-from .pruning import prune_heads
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -103,21 +101,20 @@ def heads_per_step(num_heads_total: int, masking_amount: float) -> int:
 METRIC_ALIASES = {"acc": "accuracy", "mcc": "matthews_correlation"}
 
 
-def _metric_name(model, examples, metric, task) -> tuple[str, str]:
-    glue_task, _ = labelled_task(model, examples, task)
-    metric = METRIC_ALIASES.get(metric, metric) or glue_task.metrics[0]
+def _metric_name(bound: BoundModel, eval_set: EvalSet, metric: str | None) -> str:
+    glue_task, _ = scored_task(bound, eval_set)
+    metric = METRIC_ALIASES.get(metric, metric) if metric else glue_task.metrics[0]
     if metric not in glue_task.metrics:
         raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")
-    return glue_task.name, metric
+    return metric
 
 
-def _scorer(model, tokenizer, examples, task, batch_size, max_length, processes=ONE_PROCESS):
-    """``score(mask) -> {metric: value}`` for this model and data (batches shared among ``processes``)."""
-    metric_names = task_of(model, task).metrics
+def _scorer(bound: BoundModel, eval_set: EvalSet, batch_size: int, processes: Processes = ONE_PROCESS):
+    """``score(mask) -> {metric: value}`` for this bound model and its examples (batches shared among ``processes``)."""
+    metric_names = scored_task(bound, eval_set)[0].metrics
 
     def score(mask) -> dict:
-        result = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size,
-                          max_length=max_length, task=task, processes=processes)
+        result = evaluate_set(bound, eval_set, mask=mask, batch_size=batch_size, processes=processes)
         return {name: float(result[name]) for name in metric_names}
 
     return score
@@ -176,18 +173,30 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     -------
     MaskingCurve
     """
+    bound = bind_for(model, tokenizer, examples, task)
+    return masking_curve_set(bound, bound.encode(examples, max_length), masking_amount=masking_amount,
+                             masking_threshold=masking_threshold, metric=metric, importance=importance,
+                             batch_size=batch_size, progress=progress, on_step=on_step, processes=processes,
+                             **importance_kwargs)
+
+
+def masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: float = 0.1,
+                      masking_threshold: float = 0.9, metric: str | None = None,
+                      importance: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                      progress: Progress = False, on_step: Callable[[dict], None] | None = None,
+                      processes: Processes = ONE_PROCESS, **importance_kwargs: Any) -> MaskingCurve:
+    """:func:`masking_curve` on a bound model and its encoded examples (the same options)."""
     start = time.perf_counter()
-    task, metric = _metric_name(model, examples, metric, task)
-    num_layers, num_heads = model_shape(model)
+    metric = _metric_name(bound, eval_set, metric)
+    num_layers, num_heads = bound.shape
     per_step = heads_per_step(num_layers * num_heads, masking_amount)
     importance_batch_size = importance_kwargs.pop("importance_batch_size", None)
-    importance_kwargs.update(compute_entropy=False, task=task, max_length=max_length, batch_size=importance_batch_size,
-                             processes=processes)
+    importance_kwargs.update(compute_entropy=False, batch_size=importance_batch_size, processes=processes)
 
     def measure(mask):
-        return head_importance(model, tokenizer, examples, mask, **importance_kwargs).importance
+        return head_importance_set(bound, eval_set, mask, **importance_kwargs).importance
 
-    score = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)
+    score = _scorer(bound, eval_set, batch_size, processes)
     mask = np.ones((num_layers, num_heads), dtype=np.float32)
     first_importance = measure(None) if importance is None else np.asarray(importance, dtype=np.float32)
     current = first_importance
@@ -245,14 +254,27 @@ def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, e
         per seed, the fraction masked at its last step above the threshold,
         and ``final_fraction_masked_mean``.
     """
-    task, metric = _metric_name(model, examples, metric, task)
+    bound = bind_for(model, tokenizer, examples, task)
+    return random_masking_curve_set(bound, bound.encode(examples, max_length), masking_amount=masking_amount,
+                                    masking_threshold=masking_threshold, seeds=seeds, min_steps=min_steps,
+                                    metric=metric, original_score=original_score, batch_size=batch_size,
+                                    progress=progress, processes=processes)
+
+
+def random_masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: float = 0.1,
+                             masking_threshold: float = 0.9, seeds: Iterable[int] = (0, 1, 2), min_steps: int = 0,
+                             metric: str | None = None, original_score: dict | None = None,
+                             batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress = False,
+                             processes: Processes = ONE_PROCESS) -> dict:
+    """:func:`random_masking_curve` on a bound model and its encoded examples (the same options)."""
+    metric = _metric_name(bound, eval_set, metric)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("random_masking_curve needs at least one seed")
-    num_layers, num_heads = model_shape(model)
+    num_layers, num_heads = bound.shape
     total = num_layers * num_heads
     per_step = heads_per_step(total, masking_amount)
-    score = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)
+    score = _scorer(bound, eval_set, batch_size, processes)
     original = original_score if original_score is not None else score(None)
     threshold = original[metric] * masking_threshold
     orders = [np.random.default_rng(seed).permutation(total) for seed in seeds]
@@ -299,29 +321,37 @@ def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
     "metric": name, "heads_kept": layers, "fraction_masked": float}``.
     """
-    task, metric = _metric_name(model, examples, metric, task)
+    bound = bind_for(model, tokenizer, examples, task)
+    return keep_one_head_per_layer_set(bound, bound.encode(examples, max_length), importance, metric=metric,
+                                       batch_size=batch_size, processes=processes)
+
+
+def keep_one_head_per_layer_set(bound: BoundModel, eval_set: EvalSet, importance: np.ndarray, *,
+                                metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                                processes: Processes = ONE_PROCESS) -> dict:
+    """:func:`keep_one_head_per_layer` on a bound model and its encoded examples."""
+    metric = _metric_name(bound, eval_set, metric)
     importance = np.asarray(importance, dtype=np.float64)
-    if importance.shape != model_shape(model):
+    if importance.shape != bound.shape:
         raise ValueError(f"importance has shape {importance.shape}; this model has "
-                         f"{model_shape(model)[0]} layers x {model_shape(model)[1]} heads")
+                         f"{bound.num_layers} layers x {bound.num_heads} heads")
     mask = np.zeros(importance.shape, dtype=np.float32)
     mask[np.arange(mask.shape[0]), importance.argmax(1)] = 1.0
-    result = _scorer(model, tokenizer, examples, task, batch_size, max_length, processes)(mask)
+    result = _scorer(bound, eval_set, batch_size, processes)(mask)
     return {"mask": mask.tolist(), "score": result, "metric": metric, "heads_kept": int(mask.sum()),
             "fraction_masked": float((mask == 0).mean())}
 
 
-def _forward_seconds(model, tokenizer, encoded, batches, mask, repeats: int) -> float:
+def _forward_seconds(bound: BoundModel, encoded: EncodedExamples, batches, mask, repeats: int) -> float:
     """Median wall-clock seconds of ``repeats`` forward passes over pre-collated batches."""
-    device = next(model.parameters()).device
-    inputs = [collate(encoded, indices, pad_token_id(model, tokenizer), device, uses_token_types(model))
-              for indices in batches]
+    device = bound.device
+    inputs = [collate(encoded, indices, bound.pad_id, device, bound.uses_token_types) for indices in batches]
     times = []
-    with torch.inference_mode(), mask_heads(model, mask):
+    with torch.inference_mode(), bound.masked(mask):
         for _ in range(repeats):
             start = time.perf_counter()
             for batch in inputs:
-                model(**batch)
+                bound.model(**batch)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
@@ -350,19 +380,32 @@ def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
         ``seconds_before``, ``seconds_after``, ``speedup``
         (= ``seconds_before / seconds_after``; above 1 means pruning is faster).
     """
+    bound = bind_for(model, tokenizer, examples, task)
+    return prune_and_compare_set(bound, bound.encode(examples, max_length), mask, metric=metric, repeats=repeats,
+                                 batch_size=batch_size)
+
+
+def prune_and_compare_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike, *, metric: str | None = None,
+                          repeats: int = 3, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+    """:func:`prune_and_compare` on a bound model and its encoded examples.
+
+    The pruned copy (a deep copy: as much memory again as the model's weights, less the heads removed) is
+    bound with the same task and label mapping, and scored on the same encoded examples.
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    task, metric = _metric_name(model, examples, metric, task)
-    metric_names = task_of(model, task).metrics
-    pruned = copy.deepcopy(model)
-    report = prune_heads(pruned, mask)
-    masked = evaluate(model, tokenizer, examples, mask=mask, batch_size=batch_size, max_length=max_length, task=task)
-    after = evaluate(pruned, tokenizer, examples, batch_size=batch_size, max_length=max_length, task=task)
-    encoded = encode_examples(tokenizer, examples, max_length)
-    batches = length_sorted_batches(encoded.lengths, batch_size)
-    with eval_mode(model):
-        seconds_before = _forward_seconds(model, tokenizer, encoded, batches, mask, repeats)
-    seconds_after = _forward_seconds(pruned.eval(), tokenizer, encoded, batches, None, repeats)
+    metric = _metric_name(bound, eval_set, metric)
+    metric_names = scored_task(bound, eval_set)[0].metrics
+    pruned = bound.pruned(mask)
+    report = pruned.prune_report
+    assert report is not None  # pruned() sets it
+    masked = evaluate_set(bound, eval_set, mask=mask, batch_size=batch_size)
+    after = evaluate_set(pruned, eval_set, batch_size=batch_size)
+    batches = length_sorted_batches(eval_set.encoded.lengths, batch_size)
+    with eval_mode(bound.model):
+        seconds_before = _forward_seconds(bound, eval_set.encoded, batches, mask, repeats)
+    with eval_mode(pruned.model):
+        seconds_after = _forward_seconds(pruned, eval_set.encoded, batches, None, repeats)
     return {
         "params_before": report.params_before, "params_after": report.params_after,
         "params_removed": report.params_removed,

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
+from .bound import BoundModel, bind
 from .capturing import _model_inputs, encode
-from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
+from .heads import HeadMaskLike, kept_heads, model_shape
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -114,11 +114,18 @@ def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, p
 
 
 @torch.inference_mode()
-def run_patching(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *,
+def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, clean: str,
+                 corrupted: str, *,
                  metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
                  per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> PatchingResult:
-    """Patch every head's clean output into the corrupted run; see :func:`patch_heads`."""
-    adapter = adapter_for(model)
+    """Patch every head's clean output into the corrupted run; see :func:`patch_heads`.
+
+    ``model`` may be a :class:`~bertology_widgets.bound.BoundModel` (``tokenizer`` then ``None``): its
+    label order is applied to the logits and its default ablation to ``mask``.
+    """
+    bound = bind(model, tokenizer)
+    model, tokenizer = bound.model, bound.tokenizer
+    adapter = bound.adapter
     if not adapter.is_task_model(model):
         raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits")
     metric = metric or normalised_logit_difference
@@ -147,18 +154,18 @@ def run_patching(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: st
     was_training = model.training
     model.eval()
     try:
-        with mask_heads(model, mask):
+        with bound.masked(mask):
             handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(grab(i))
                        for i in range(num_layers) if kept[i]]
             try:
-                clean_logits = model(**clean_in, **extra).logits[0].float().cpu().numpy()
+                clean_logits = bound.task_logits(model(**clean_in, **extra).logits)[0].float().cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()
             handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(
                 _patch_hook(i, kept[i], head_dim, cached, plans)) for i in range(num_layers) if kept[i]]
             try:
-                corrupted_logits = model(**corrupt_in, **extra).logits[0].float().cpu().numpy()
+                corrupted_logits = bound.task_logits(model(**corrupt_in, **extra).logits)[0].float().cpu().numpy()
                 jobs = [(layer, head, p) for layer in range(num_layers) for head in kept[layer]
                         for p in (range(n_corrupt) if per_position else [None])]
                 patched = np.zeros((len(jobs), clean_logits.shape[0]), dtype=np.float64)
@@ -169,7 +176,8 @@ def run_patching(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: st
                         select[row, layer, head, slice(None) if p is None else p] = 1.0
                     plans["select"] = select.to(device)
                     inputs = {k: v.expand(len(chunk), -1) for k, v in corrupt_in.items()}
-                    patched[start:start + len(chunk)] = model(**inputs, **extra).logits.float().cpu().numpy()
+                    logits = bound.task_logits(model(**inputs, **extra).logits)
+                    patched[start:start + len(chunk)] = logits.float().cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .heads import HeadMaskLike, mask_heads
+from .batching import collate, encode_examples, length_sorted_batches
+from .bound import bind
+from .heads import HeadMaskLike
 from .models import eval_mode
 from .progress import Progress, progress_reporter
 
@@ -137,14 +137,16 @@ def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
         raise ValueError("no examples to pool")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    causal = adapter_for(model).causal
-    encoded = encode_examples(tokenizer, examples, max_length)
-    device = next(model.parameters()).device
-    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+    bound = bind(model, tokenizer)  # a bound model keeps its default ablation for ``mask``
+    model = bound.model
+    causal = bound.is_causal
+    encoded = encode_examples(bound.tokenizer, examples, max_length)
+    device = bound.device
+    pad, with_types = bound.pad_id, bound.uses_token_types
     out = None
     batches = length_sorted_batches(encoded.lengths, batch_size)
     report = progress_reporter(progress, len(batches), desc="hidden states", unit="batch")
-    with eval_mode(model), mask_heads(model, mask), report:
+    with eval_mode(model), bound.masked(mask), report:
         for indices in report.iterate(batches):
             batch = collate(encoded, indices, pad, device, with_types)
             hidden = model(**batch, output_hidden_states=True).hidden_states

@@ -1,10 +1,13 @@
-"""The README runs as written: its Python blocks in order, and every command of its CLI table.
+"""The README and docs/*.md run as written: their Python blocks in order, and every command of the CLI table.
 
-The Python blocks run in one namespace on the default model, with the GLUE
-loader cut to a few examples. The CLI table is read row by row: each
-``bertology ...`` must answer ``--help`` and know every option the row
-names, and every subcommand needs a row. A new option or command only needs
-its table row.
+The Python blocks of each file run in order in one namespace of their own, on
+the default model, with the GLUE loader cut to a few examples. Which blocks run
+is said by the fence's info string: a ```python block runs; ```python no-run
+(still highlighted as Python) is for code that cannot run here, such as a GPU;
+shell commands are ```bash, output ```text, notebook cells with ``!`` commands
+```ipython. The README's CLI table is read row by row: each ``bertology ...``
+must answer ``--help`` and know every option the row names, and every
+subcommand needs a row. A new option or command only needs its table row.
 """
 
 from __future__ import annotations
@@ -18,13 +21,41 @@ import pytest
 from bertology_widgets.cli import build_parser, main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = sorted((README.parent / "docs").glob("*.md"))
 GLUE = README.parent.parent / "shared" / "glue"
 FEW_EXAMPLES = 24
+PYTHON_FLAGS = {"no-run"}
+
+
+def code_blocks(text: str) -> list[tuple[str, list[str], str]]:
+    """``(language, flags, code)`` of every fenced block, in order."""
+    blocks = []
+    for info, code in re.findall(r"^```([^\n`]*)\n(.*?)^```", text, flags=re.S | re.M):
+        language, *flags = info.split() or [""]
+        blocks.append((language, flags, code))
+    return blocks
 
 
 def python_blocks(text: str) -> list[str]:
-    """The ```python blocks (```ipython blocks, such as Colab cells with ! commands, are not run)."""
-    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    """The ```python blocks that run (not ```python no-run, nor ```ipython cells with ! commands)."""
+    return [code for language, flags, code in code_blocks(text) if language == "python" and "no-run" not in flags]
+
+
+def run_blocks(path: Path) -> dict:
+    """Run ``path``'s Python blocks in order in a new namespace; returns it."""
+    namespace: dict = {"__name__": path.stem}
+    name = path.relative_to(README.parent)
+    for number, block in enumerate(python_blocks(path.read_text(encoding="utf-8")), start=1):
+        exec(compile(block, f"{name} python block {number}", "exec"), namespace)
+    return namespace
+
+
+def close_sessions(namespace: dict) -> None:
+    from bertology_widgets import ModelSession
+
+    for value in namespace.values():
+        if isinstance(value, ModelSession):
+            value.close()
 
 
 def cli_table_commands(text: str) -> list[str]:
@@ -44,6 +75,14 @@ def subcommand(command: str) -> str:
 def test_the_readme_has_a_tour_and_a_cli_table():
     text = README.read_text(encoding="utf-8")
     assert python_blocks(text) and len(COMMANDS) >= 7
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_python_code_is_tagged_so_no_block_is_left_out_by_accident(path):
+    for language, flags, code in code_blocks(path.read_text(encoding="utf-8")):
+        assert language not in ("py", "python3", "pycon"), f"{path.name}: tag Python blocks ```python"
+        if language == "python":
+            assert set(flags) <= PYTHON_FLAGS, f"{path.name}: unknown flags {flags} (known: {PYTHON_FLAGS})"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -82,15 +121,35 @@ def few_examples(monkeypatch):
     monkeypatch.setattr(glue, "load_glue", load_few)
 
 
+@pytest.fixture()
+def environment_kept():
+    """A docs block may set an environment variable (a results folder); the next test does not see it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.mark.minilm
 def test_the_python_blocks_run_in_order_in_one_namespace(few_examples):
-    namespace: dict = {"__name__": "readme"}
+    namespace: dict = {}
     try:
-        for number, block in enumerate(python_blocks(README.read_text(encoding="utf-8")), start=1):
-            exec(compile(block, f"README.md python block {number}", "exec"), namespace)
+        namespace = run_blocks(README)
         session = namespace["session"]
         assert (session.mask == 0).sum() == 20
         assert namespace["logits"].shape == (1, 2)
     finally:
-        if "session" in namespace:
-            namespace["session"].close()
+        close_sessions(namespace)
+
+
+DOCS_WITH_CODE = [path for path in DOCS if python_blocks(path.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.minilm
+@pytest.mark.parametrize("path", DOCS_WITH_CODE, ids=lambda p: p.name)
+def test_each_docs_page_runs_its_python_blocks_in_order(path, few_examples, environment_kept):
+    namespace: dict = {}
+    try:
+        namespace = run_blocks(path)
+    finally:
+        close_sessions(namespace)

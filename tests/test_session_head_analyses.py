@@ -45,20 +45,21 @@ def test_mean_ablation_is_computed_once_and_the_live_score_follows_it(session):
     np.testing.assert_allclose(means, head_output_means(session.model, session.tokenizer, session.examples,
                                                         batch_size=16), rtol=1e-5, atol=1e-6)
     session.ablation = "mean"
-    assert get_ablation(session.model) == "mean" and session.wait()
+    # the ablation lives on the session's bound model, not on the user's model
+    assert session.bound.ablation[0] == "mean" and get_ablation(session.model) == "zero" and session.wait()
     with ablation_mode(session.model, "mean", means):
         expected = evaluate(session.model, session.tokenizer, session.examples, mask, batch_size=16, task="sst2")
     assert session.score["accuracy"] == expected["accuracy"]
     assert session.head_means is means  # not recomputed
     session.ablation = "zero"
-    assert get_ablation(session.model) == "zero" and session.wait()
+    assert session.bound.ablation[0] == "zero" and session.wait()
     assert session.score == zero_score
 
 
 def test_switching_to_mean_without_means_computes_them_in_the_background(session):
     session.ablation = "mean"
     assert session.wait(60, analysis=True)
-    assert session.head_means is not None and get_ablation(session.model) == "mean"
+    assert session.head_means is not None and session.bound.ablation[0] == "mean"
     assert session.analysis_error == ""
 
 

@@ -140,23 +140,24 @@ def add_label_map_option(parser) -> None:
                              "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative")
 
 
-def align_model_labels(args, model, task):
-    """Put the model's classes in the task's order (``--label-map`` overrides); say on stderr what changed.
+def bind_model(args, model, tokenizer, task):
+    """Bind the model once for ``task`` (``--label-map`` overrides the matching); say on stderr what was matched.
 
-    Returns the :class:`~bertology_widgets.labels.LabelMap` applied.
+    The model is not changed: the label order is applied to its logits. Returns the
+    :class:`~bertology_widgets.bound.BoundModel`.
     """
-    from ..labels import TaskMismatchWarning, align_labels, label_notice, parse_label_map, warn_if_other_task
+    from ..bound import bind
+    from ..labels import TaskMismatchWarning, parse_label_map
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TaskMismatchWarning)
-        warn_if_other_task(model, task)
+        bound = bind(model, tokenizer, task, parse_label_map(getattr(args, "label_map", None)))
     for warning in caught:
         print(f"bertology {args.command}: warning: {warning.message}", file=sys.stderr)
     warnings.filterwarnings("ignore", category=TaskMismatchWarning)  # said once, not again per scoring pass
-    mapping = align_labels(model, task, parse_label_map(getattr(args, "label_map", None)))
-    if not mapping.is_identity:
-        print(f"bertology {args.command}: {label_notice(model)}", file=sys.stderr)
-    return mapping
+    if bound.label_notice():
+        print(f"bertology {args.command}: {bound.label_notice()}", file=sys.stderr)
+    return bound
 
 
 def add_ablation_option(parser) -> None:
@@ -164,11 +165,11 @@ def add_ablation_option(parser) -> None:
                         help="what a masked head outputs: zeros (default) or its mean output over the examples")
 
 
-def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> None:
-    """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the default."""
+def apply_ablation(args, bound, examples, progress: bool = True) -> None:
+    """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the bound default."""
     if getattr(args, "ablation", "zero") != "mean":
         return
-    from ..ablation import head_output_means, set_ablation
+    from ..ablation import head_output_means
 
-    means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=progress)
-    set_ablation(model, "mean", means)
+    means = head_output_means(bound.model, bound.tokenizer, examples, max_length=args.max_length, progress=progress)
+    bound.set_ablation("mean", means)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, align_model_labels,
+from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, bind_model,
                       apply_ablation, jsonable, launch_processes, load_examples, load_mask_file, mask_for_model,
                       positive_int, scale_out_help)
 from ..precision import resolve_precision
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate
+    from ..evaluation import evaluate_set
     from ..glue import get_task
     from ..default_model import load_default_or
 
@@ -40,20 +40,19 @@ def run(args) -> int:
     with processes.main_process_first():
         examples = load_examples(args, task, args.split)
         model, tokenizer = load_default_or(args.model, device=args.device)
-    mapping = align_model_labels(args, model, task)
+    bound = bind_model(args, model, tokenizer, task)
     mask = mask_for_model(mask, args.mask, model)
-    apply_ablation(args, model, tokenizer, examples, progress=not args.json and processes.is_main)
-    result = evaluate(model, tokenizer, examples, mask=mask, batch_size=args.batch_size,
-                      max_length=args.max_length, task=task.name, progress=not args.json,
-                      precision=args.precision, processes=processes)
+    apply_ablation(args, bound, examples, progress=not args.json and processes.is_main)
+    result = evaluate_set(bound, bound.encode(examples, args.max_length), mask=mask, batch_size=args.batch_size,
+                          progress=not args.json, precision=args.precision, processes=processes)
     if not processes.is_main:
         return 0
     result = jsonable(result)
     result["precision"] = resolve_precision(args.precision, next(model.parameters()).device, task.is_regression)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())
-    if not mapping.is_identity:
-        result["label_map"] = mapping.as_dict()
+    if bound.label_map is not None and not bound.label_map.is_identity:
+        result["label_map"] = bound.label_map.as_dict()
     if args.json:
         print(json.dumps(result))
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (add_label_map_option, add_model_task_options, align_model_labels, launch_processes,
+from ._common import (add_label_map_option, add_model_task_options, bind_model, launch_processes,
                       load_examples, output_folder, positive_int, scale_out_help)
 
 
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
 
 
 def load_inputs(args):
-    """``(model, tokenizer, examples, task)`` for the command-line options.
+    """``(bound, eval_set, task)`` for the command-line options: the model bound once, the examples encoded once.
 
     Sets ``args.processes`` (see :func:`launch_processes`); under ``accelerate
     launch`` the main process loads first, so it alone builds or downloads.
@@ -59,8 +59,8 @@ def load_inputs(args):
     with args.processes.main_process_first():
         examples = load_examples(args, task, args.split)
         model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
-    align_model_labels(args, model, task)
-    return model, tokenizer, examples, task
+    bound = bind_model(args, model, tokenizer, task)
+    return bound, bound.encode(examples, args.max_length), task
 
 
 def importance_options(args) -> dict:
@@ -69,7 +69,6 @@ def importance_options(args) -> dict:
         "compat": args.compat,
         "normalize_by_layer": not args.dont_normalize_importance_by_layer,
         "normalize_global": not args.dont_normalize_global_importance,
-        "max_length": args.max_length,
         "processes": processes_of(args),
     }
 
@@ -93,12 +92,12 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
     return text
 
 
-def compute_and_write_importance(args, model, tokenizer, examples, task, out: Path):
+def compute_and_write_importance(args, bound, eval_set, task, out: Path):
     """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
-    from ..importance import format_head_table, head_importance
+    from ..importance import format_head_table, head_importance_set
 
-    result = head_importance(model, tokenizer, examples, batch_size=args.batch_size, task=task.name,
-                             progress=True, **importance_options(args))
+    result = head_importance_set(bound, eval_set, batch_size=args.batch_size, progress=True,
+                                 **importance_options(args))
     if not is_main(args):
         return result
     np.save(out / "head_importance.npy", result.importance.astype(np.float32))
@@ -116,8 +115,8 @@ def compute_and_write_importance(args, model, tokenizer, examples, task, out: Pa
 
 def run(args) -> int:
     out = output_folder(args.out)
-    model, tokenizer, examples, task = load_inputs(args)
-    compute_and_write_importance(args, model, tokenizer, examples, task, out)
+    bound, eval_set, task = load_inputs(args)
+    compute_and_write_importance(args, bound, eval_set, task, out)
     if not is_main(args):
         return 0
     print((out / "importance.txt").read_text(encoding="utf-8"), end="")

@@ -60,28 +60,28 @@ def _random_table(random_curve: dict) -> str:
     return "\n".join(lines)
 
 
-def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
+def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
     from ..importance import format_head_table
-    from ..masking import keep_one_head_per_layer, masking_curve, random_masking_curve
+    from ..masking import keep_one_head_per_layer_set, masking_curve_set, random_masking_curve_set
 
     seeds = _seeds(args.random_seeds)
-    scoring = dict(batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
     processes = processes_of(args)
-    importance = compute_and_write_importance(args, model, tokenizer, examples, task, out)
-    curve = masking_curve(model, tokenizer, examples, masking_amount=args.masking_amount,
-                          masking_threshold=args.masking_threshold, metric=args.metric,
-                          importance=importance.importance, importance_batch_size=args.batch_size, progress=True,
-                          **scoring, **{k: v for k, v in importance_options(args).items() if k != "max_length"})
+    examples = eval_set.examples
+    importance = compute_and_write_importance(args, bound, eval_set, task, out)
+    curve = masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
+                              masking_threshold=args.masking_threshold, metric=args.metric,
+                              importance=importance.importance, importance_batch_size=args.batch_size,
+                              progress=True, batch_size=args.eval_batch_size, **importance_options(args))
     random_curve = None
     if seeds:
-        random_curve = random_masking_curve(model, tokenizer, examples, masking_amount=args.masking_amount,
-                                            masking_threshold=args.masking_threshold, seeds=seeds,
-                                            min_steps=len(curve.curve) - 1, metric=curve.metric,
-                                            original_score=curve.original_score, progress=True,
-                                            processes=processes, **scoring)
-    keep_one = keep_one_head_per_layer(model, tokenizer, examples, importance.importance, metric=curve.metric,
-                                       processes=processes, **scoring)
+        random_curve = random_masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
+                                                masking_threshold=args.masking_threshold, seeds=seeds,
+                                                min_steps=len(curve.curve) - 1, metric=curve.metric,
+                                                original_score=curve.original_score, progress=True,
+                                                processes=processes, batch_size=args.eval_batch_size)
+    keep_one = keep_one_head_per_layer_set(bound, eval_set, importance.importance, metric=curve.metric,
+                                           processes=processes, batch_size=args.eval_batch_size)
     if not processes.is_main:
         return curve.final_mask
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
@@ -112,9 +112,9 @@ def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
 
 def run(args) -> int:
     out = output_folder(args.out)
-    model, tokenizer, examples, task = load_inputs(args)
-    apply_ablation(args, model, tokenizer, examples, progress=is_main(args))
-    run_masking(args, model, tokenizer, examples, task, out)
+    bound, eval_set, task = load_inputs(args)
+    apply_ablation(args, bound, eval_set.examples, progress=is_main(args))
+    run_masking(args, bound, eval_set, task, out)
     if not is_main(args):
         return 0
     print(f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}")

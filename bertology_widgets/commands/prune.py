@@ -28,23 +28,24 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..masking import prune_and_compare
+    from ..masking import prune_and_compare_set
     from ..pruning import check_prunable
 
     out = output_folder(args.out)
     mask = load_mask_file(args.mask)
-    model, tokenizer, examples, task = load_inputs(args)
-    check_prunable(model)  # before any masking work
+    bound, eval_set, task = load_inputs(args)
+    examples = eval_set.examples
+    check_prunable(bound.model)  # before any masking work
     if mask is not None:
-        mask = mask_for_model(mask, args.mask, model)
+        mask = mask_for_model(mask, args.mask, bound.model)
         if is_main(args):
             np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
     else:
-        mask = run_masking(args, model, tokenizer, examples, task, out)
+        mask = run_masking(args, bound, eval_set, task, out)
     if not is_main(args):  # pruning and timing one copy is the main process's job
         return 0
-    report = prune_and_compare(model, tokenizer, examples, mask, metric=args.metric, repeats=args.repeats,
-                               batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)
+    report = prune_and_compare_set(bound, eval_set, mask, metric=args.metric, repeats=args.repeats,
+                                   batch_size=args.eval_batch_size)
     report.update(task=task.name, split=args.split, n_examples=len(examples), mask=np.asarray(mask).tolist())
     (out / "prune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     metric = report["metric"]

@@ -29,11 +29,11 @@ def run(args) -> int:
     from ..head_roles import BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, head_roles
     from .importance import load_inputs, output_folder, write_text
 
-    model, tokenizer, examples, task = load_inputs(args)
+    bound, eval_set, task = load_inputs(args)
     out = output_folder(args)
     start = time.perf_counter()
-    result = head_roles(model, tokenizer, examples, batch_size=args.batch_size, max_length=args.max_length,
-                        progress=True)
+    result = head_roles(bound.model, bound.tokenizer, eval_set.examples, batch_size=args.batch_size,
+                        max_length=args.max_length, progress=True)
     seconds = time.perf_counter() - start
     npz, js = result.save(out)
     print(write_text(out / "head_roles.txt", [

@@ -20,7 +20,6 @@ copied only when the result really has to be computed.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from typing import Any, Callable
@@ -47,20 +46,24 @@ class AnalysisRunner:
         The name of the analysis under way (the session's ``analysis_status`` while ``analysis_busy``), or None.
     drain : callable
         Runs what was posted (owner thread), for analyses run in the foreground.
-    model, model_lock
-        The live model; an analysis computes on a deep copy taken under the lock.
+    bound, model_lock
+        The session's bound model; an analysis computes on a bound deep copy taken under the lock.
     """
 
     def __init__(self, post: Callable[..., None], publish: Callable[..., None], running: Callable[[], str | None],
-                 drain: Callable[[], int], model, model_lock: threading.RLock):
+                 drain: Callable[[], int], bound, model_lock: threading.RLock):
         self._post, self._publish, self._running, self._drain = post, publish, running, drain
-        self._model, self._lock = model, model_lock
+        self._bound, self._lock = bound, model_lock
         self._fingerprint: dict | None = None
 
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
+        return self.private_bound().model
+
+    def private_bound(self):
+        """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
         with self._lock:
-            return copy.deepcopy(self._model)
+            return self._bound.copy()
 
     def results_key(self, task: str, examples, **options) -> dict:
         """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
@@ -68,9 +71,10 @@ class AnalysisRunner:
 
         if self._fingerprint is None:
             with self._lock:
-                self._fingerprint = model_fingerprint(self._model)
+                self._fingerprint = model_fingerprint(self._bound.model)
+        label_map = self._bound.label_map
         return {"model": self._fingerprint, "task": task, "examples": examples_digest(examples),
-                "options": options}
+                "labels": None if label_map is None else label_map.as_dict(), "options": options}
 
     def run(self, name: str, compute, apply, background: bool = True, cache=None):
         """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
@@ -94,10 +98,10 @@ class AnalysisRunner:
 
         def run():
             if cache is None:
-                return compute(self.private_model(), report), False
+                return compute(self.private_bound(), report), False
             from ..results_cache import cached_result
 
-            return cached_result(cache[0], cache[1], lambda: compute(self.private_model(), report))
+            return cached_result(cache[0], cache[1], lambda: compute(self.private_bound(), report))
 
         def target():
             try:
@@ -180,6 +184,10 @@ class AnalysisMixin(HasTraits):
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
         return self.analyses.private_model()
+
+    def private_bound(self):
+        """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
+        return self.analyses.private_bound()
 
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]

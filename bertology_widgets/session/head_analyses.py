@@ -80,7 +80,7 @@ class HeadAnalysesMixin(HasTraits):
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            return head_output_means(model, self.tokenizer, examples, batch_size=self.batch_size,
+            return head_output_means(model.model, self.tokenizer, examples, batch_size=self.batch_size,
                                      max_length=self.max_length, on_progress=report)
 
         def apply(means):
@@ -113,7 +113,7 @@ class HeadAnalysesMixin(HasTraits):
         examples = self._analysis_examples(max_examples)
 
         def compute(model, report):
-            return head_roles(model, self.tokenizer, examples, max_length=self.max_length, on_progress=report)
+            return head_roles(model.model, self.tokenizer, examples, max_length=self.max_length, on_progress=report)
 
         def apply(result):
             with self.hold_trait_notifications():

@@ -43,11 +43,10 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
+from ..batching import collate, length_sorted_batches
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..heads import model_shape
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
+from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache
 from ..precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
 
@@ -121,8 +120,8 @@ class LiveScorer:
 
     Parameters
     ----------
-    model, tokenizer
-        The session's sequence classifier (fp32).
+    bound : BoundModel
+        The session's bound sequence classifier (fp32).
     encoded : EncodedExamples
         The tokenized evaluation set.
     labels : np.ndarray, shape ``(n,)``
@@ -142,19 +141,19 @@ class LiveScorer:
         (:class:`~bertology_widgets.layerwise.LayerwiseRunner`'s ``keep_every``; default 3).
     """
 
-    def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
+    def __init__(self, bound, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
                  autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0,
                  cache_mb=DEFAULT_CACHE_MB, cache_every=DEFAULT_CACHE_EVERY):
-        self.runner32 = LayerwiseRunner(model, autocast_dtype=autocast_dtype, keep_every=cache_every)
+        self.runner32 = bound.runner(autocast_dtype=autocast_dtype, keep_every=cache_every)
         self.precision = precision
-        self.runner = (LayerwiseRunner(bf16_copy(model), keep_every=cache_every) if precision == "bf16"
+        self.runner = (bound.runner(keep_every=cache_every, model=bf16_copy(bound.model)) if precision == "bf16"
                        else self.runner32)
-        self.shape = model_shape(model)  # (layers, heads)
+        self.shape = bound.shape  # (layers, heads)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
         device = self.runner.device
-        pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+        pad, with_types = bound.pad_id, bound.uses_token_types
         batches = length_sorted_batches(encoded.lengths, batch_size)
         order = np.random.default_rng(seed).permutation(len(batches))
         self.batches = [batches[i] for i in order]

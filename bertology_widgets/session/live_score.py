@@ -169,13 +169,12 @@ class LiveScore:
         if not self._is_busy():  # the rest of a burst costs no trait change
             self._publish(busy=True, progress=0.0)
 
-    def set_ablation(self, apply: Callable[[Any], None], model_lock) -> None:
-        """Cancel scoring, run ``apply(model)`` on every model the scorer runs (the bf16 copy too),
+    def set_ablation(self, apply: Callable[[], None], model_lock) -> None:
+        """Cancel scoring, run ``apply()`` (it changes what a masked head outputs) under the model lock,
         and forget the layer caches and memoised scores that it made stale."""
         self.scorer.supersede()
         with model_lock:
-            for model in {id(m): m for m in (self.scorer.runner32.model, self.scorer.runner.model)}.values():
-                apply(model)
+            apply()
             self.scorer.invalidate()
 
     # -- results (owner thread, through the dispatcher) ------------------------------------

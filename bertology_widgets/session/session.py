@@ -17,10 +17,9 @@ import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..architectures import adapter_for, layer_attention_note
-from ..batching import encode_examples
-from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import model_shape, validate_layer_head
-from ..labels import TaskMismatchWarning, label_notice
+from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
+from ..heads import validate_layer_head
+from ..labels import TaskMismatchWarning
 from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from ..precision import PRECISIONS, resolve_precision
 from . import state as state_io
@@ -173,10 +172,13 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TaskMismatchWarning)
-            glue_task, labels = labelled_task(model, examples, task, label_map=label_map)
+            bound = bind_for(model, tokenizer, examples, task, label_map)
         for warning in caught:  # shown once in the notebook, and kept in the notice
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        self._label_notice = "\n".join([str(w.message) for w in caught] + [label_notice(model)]).strip()
+        self._label_notice = "\n".join([str(w.message) for w in caught] + [bound.label_notice()]).strip()
+        self.bound = bound  # the model bound once: its label order is applied to the logits, the model is untouched
+        self.eval_set = bound.encode(examples, max_length)
+        glue_task, labels = scored_task(bound, self.eval_set)
         super().__init__()
         self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
         self.batch_size, self.max_length = batch_size, max_length
@@ -185,11 +187,10 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
         self._set_model_traits(model, glue_task, examples)
-        self._encoded = encode_examples(tokenizer, self.examples, max_length)
-        scorer = LiveScorer(model, tokenizer, self._encoded, labels, glue_task.name, self.model_lock,
+        scorer = LiveScorer(bound, self.eval_set.encoded, labels, glue_task.name, self.model_lock,
                             batch_size=batch_size, precision=self.precision, lru_size=lru_size,
                             debounce_s=debounce_s, cache_mb=cache_mb, cache_every=cache_every)
-        self._wire_parts(scorer, labels, capture_lru_size, label_map)
+        self._wire_parts(scorer, labels, capture_lru_size)
         ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
         self.labels = labels
         # Live: open now (shape, tokens, the shown example's attention); the baseline lands through the
@@ -201,20 +202,19 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
             self.live.request_baseline()
             weakref.finalize(self, scorer.close, 1.0)
 
-    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int, label_map) -> None:
+    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int) -> None:
         """Build the session's parts. Each owns its state and gets, as callables, what it needs of the others;
         a new part is built here and listed in ``parts`` (which :meth:`close` closes)."""
         self.analyses = AnalysisRunner(self._dispatcher.post, self._publish,
                                        running=lambda: self.analysis_status if self.analysis_busy else None,
-                                       drain=self._dispatcher.drain, model=self.model, model_lock=self.model_lock)
-        baseline_options = dict(precision=self.precision, batch_size=self.batch_size, max_length=self.max_length,
-                                label_names=list(self.label_names),
-                                label_map=sorted(label_map.items()) if label_map else None)
+                                       drain=self._dispatcher.drain, bound=self.bound, model_lock=self.model_lock)
+        # The label mapping is part of every shared key (results_key); the precision and batching are the baseline's.
+        baseline_options = dict(precision=self.precision, batch_size=self.batch_size, max_length=self.max_length)
         self.live = LiveScore(scorer, self._publish, is_busy=lambda: self.busy,
                               on_scored=lambda: self.shown.update_predictions(), current_mask=lambda: self.mask,
                               baseline_key=lambda: self.analyses.results_key(self.task, self.examples,
                                                                              **baseline_options))
-        self.shown = ShownInput(self, self._publish, self.model, self.tokenizer, self.model_lock, self.max_length,
+        self.shown = ShownInput(self, self._publish, self.bound, self.model_lock, self.max_length,
                                 worker=scorer, is_live=lambda: self.live.live,
                                 baseline_predictions=lambda: self.live.baseline_predictions,
                                 is_regression=labels.dtype.kind == "f",
@@ -257,7 +257,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         return session
 
     def _set_model_traits(self, model, glue_task, examples) -> None:
-        layers, heads = model_shape(model)
+        layers, heads = self.bound.shape
         self.set_trait("num_layers", layers)
         self.set_trait("num_heads", heads)
         self.set_trait("model_name", display_name(model))
@@ -362,18 +362,17 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
 
     def _set_model_ablation(self, wanted: str, means) -> None:
         """Make ``wanted`` the model's ablation; rescore and recapture under it."""
-        from ..ablation import get_ablation, set_ablation
-
-        if get_ablation(self.model) == wanted:
+        if self.bound.ablation[0] == wanted:
             return
-        self.live.set_ablation(lambda model: set_ablation(model, wanted, means), self.model_lock)
+        # on the bound model: both runners (bf16 too) and the captures read it there
+        self.live.set_ablation(lambda: self.bound.set_ablation(wanted, means), self.model_lock)
         self.shown.forget()  # captures are keyed by (text, pair, mask): the ablation changes them all
         self.live.rescore(self.mask)
         self.shown.recapture()
 
     def _example_lengths(self) -> np.ndarray:
         """Token count of every dev example ``(n,)``."""
-        return self._encoded.lengths
+        return self.eval_set.encoded.lengths
 
     # -- public methods ----------------------------------------------------------------
     def set_head(self, layer: int, head: int, keep: float) -> None:
@@ -397,8 +396,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         (same batches, same precision rule, so the numbers agree exactly)."""
         mask = self.mask if mask is None else mask
         with self.model_lock:
-            return evaluate(self.model, self.tokenizer, self.examples, mask, self.batch_size, self.max_length,
-                            task=self.task, precision=self.precision)
+            return evaluate_set(self.bound, self.eval_set, mask, self.batch_size, precision=self.precision)
 
     def settled(self) -> bool:
         """Whether the score belongs to the current mask and the shown capture is up to date."""

@@ -42,8 +42,9 @@ class ShownInput:
         The session, read (never assigned) for the text, mask, example and selected head.
     publish : callable
         ``publish(**traits)`` assigns the session's traits together (owner thread).
-    model, tokenizer, model_lock, max_length
-        What a capture runs (the lock is held around each forward pass).
+    bound, model_lock, max_length
+        What a capture runs: the bound model (its label order and ablation apply); the lock is held
+        around each forward pass.
     worker : LiveScorer
         Runs captures in the background (``request_capture``) while ``is_live()``.
     is_live : callable
@@ -55,12 +56,11 @@ class ShownInput:
         Session-wide notices (label mapping, cache budget), shown after the capture's own.
     """
 
-    def __init__(self, traits: ShownTraits, publish: Publish, model, tokenizer, model_lock: threading.RLock,
-                 max_length: int, worker: LiveScorer, is_live: Callable[[], bool],
+    def __init__(self, traits: ShownTraits, publish: Publish, bound, model_lock: threading.RLock, max_length: int, worker: LiveScorer, is_live: Callable[[], bool],
                  baseline_predictions: Callable[[], np.ndarray | None], is_regression: bool,
                  notices: Callable[[], list[str]], lru_size: int = 16):
         self._traits, self._publish = traits, publish
-        self._model, self._tokenizer, self._lock, self._max_length = model, tokenizer, model_lock, max_length
+        self._bound, self._lock, self._max_length = bound, model_lock, max_length
         self._worker, self._is_live = worker, is_live
         self._baseline_predictions, self._is_regression, self._notices = baseline_predictions, is_regression, notices
         self._captures = LRU(lru_size)  # (text, pair, mask) -> (Capture, notices)
@@ -130,7 +130,7 @@ class ShownInput:
         """One capture (any thread; touches no trait): ``(Capture, notices)``."""
         with self._lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TextTruncatedWarning)
-            result = capture(self._model, self._tokenizer, text, pair, mask, self._max_length)
+            result = capture(self._bound, None, text, pair, mask, self._max_length)
         notices = [str(w.message) for w in caught if issubclass(w.category, TextTruncatedWarning)]
         return result, notices
 
@@ -140,7 +140,7 @@ class ShownInput:
             return None  # the masked capture is the unmasked one
         with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", TextTruncatedWarning)  # the masked capture already made it a notice
-            return capture(self._model, self._tokenizer, text, pair, None, self._max_length).logits
+            return capture(self._bound, None, text, pair, None, self._max_length).logits
 
     # -- results (owner thread) --------------------------------------------------------------
     def _applied(self, generation: int, value) -> None:
