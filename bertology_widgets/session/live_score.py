@@ -20,7 +20,7 @@ worker is idle, and a toggle that comes first is scored correctly, only slower.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 

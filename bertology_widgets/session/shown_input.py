@@ -56,7 +56,8 @@ class ShownInput:
         Session-wide notices (label mapping, cache budget), shown after the capture's own.
     """
 
-    def __init__(self, traits: ShownTraits, publish: Publish, bound, model_lock: threading.RLock, max_length: int, worker: LiveScorer, is_live: Callable[[], bool],
+    def __init__(self, traits: ShownTraits, publish: Publish, bound, model_lock: threading.RLock, max_length: int,
+                 worker: LiveScorer, is_live: Callable[[], bool],
                  baseline_predictions: Callable[[], np.ndarray | None], is_regression: bool,
                  notices: Callable[[], list[str]], lru_size: int = 16):
         self._traits, self._publish = traits, publish
