@@ -131,3 +131,14 @@ def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(tokenizer, damage):
         assert third.wait(60) and third.live.baseline_from_cache
     finally:
         third.close()
+
+
+def test_the_bench_times_opening_cold_and_warm(tokenizer):
+    from bertology_widgets.commands.bench_harness import time_open
+
+    figures = time_open(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(40), "sst2")
+    names = ("open", "first_capture", "baseline")
+    assert set(figures) == ({f"{name}_s" for name in names} | {f"{name}_warm_s" for name in names}
+                            | {"baseline_from_cache", "baseline_warm_from_cache"})
+    assert figures["first_capture_s"] <= figures["open_s"] <= figures["baseline_s"]
+    assert not figures["baseline_from_cache"] and figures["baseline_warm_from_cache"]

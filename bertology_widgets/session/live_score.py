@@ -20,6 +20,7 @@ worker is idle, and a toggle that comes first is scored correctly, only slower.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -62,6 +63,7 @@ class LiveScore:
         self._baseline_pending = False
         self._baseline_cached = False
         self._callbacks = Callbacks(self.on_result, self.on_error, self.on_estimate)
+        self.baseline_at: float | None = None  # time.perf_counter() when the baseline landed (owner thread)
 
     # -- the baseline ----------------------------------------------------------------------
     def open_baseline(self, background: bool) -> None:
@@ -120,6 +122,7 @@ class LiveScore:
         ones = np.ones(self.scorer.shape, dtype=np.float32)
         score, predictions = dict(value["score"]), np.asarray(value["predictions"])
         self._baseline_predictions, self._baseline_pending, self._baseline_cached = predictions, False, from_cache
+        self.baseline_at = time.perf_counter()
         if from_cache:
             self.scorer.remember(ones, score, predictions)
             if self._live:

@@ -12,6 +12,7 @@ and lands through the dispatcher on the kernel thread like every other result.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from typing import Any, Callable, Protocol
 
@@ -70,6 +71,7 @@ class ShownInput:
         self._capture: Capture | None = None
         self._unmasked_logits: tuple[tuple, Any] | None = None  # ((text, pair), logits) of one's own text
         self._callbacks = Callbacks(self._applied, self._failed)
+        self.first_shown_at: float | None = None  # time.perf_counter() when the first capture was shown
 
     @property
     def pending(self) -> bool:
@@ -163,6 +165,8 @@ class ShownInput:
         if self._traits.example_index < 0 and (unmasked is not None or own is None or own[0] != key[:2]):
             self._unmasked_logits = (key[:2], result.logits if unmasked is None else unmasked)
         self._capture = result
+        if self.first_shown_at is None:
+            self.first_shown_at = time.perf_counter()
         self._publish(tokens=list(result.tokens), token_type_ids=result.token_type_ids,
                       hidden_states=result.hidden_states, truncated=result.truncated,
                       notice="\n".join(filter(None, [*notices[:1], *self._notices()])), capture_error="",
