@@ -46,7 +46,7 @@ import torch
 from ..batching import collate, length_sorted_batches
 from ..evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache
+from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
 from ..precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
 
@@ -146,13 +146,13 @@ class LiveScorer:
                  cache_mb=DEFAULT_CACHE_MB, cache_every=DEFAULT_CACHE_EVERY):
         self.runner32 = bound.runner(autocast_dtype=autocast_dtype, keep_every=cache_every)
         self.precision = precision
-        self.runner = (bound.runner(keep_every=cache_every, model=bf16_copy(bound.model)) if precision == "bf16"
-                       else self.runner32)
+        self._bound, self._keep_every = bound, cache_every
+        self._runner: LayerwiseRunner | None = None if precision == "bf16" else self.runner32
         self.shape = bound.shape  # (layers, heads)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
-        device = self.runner.device
+        device = self.runner32.device
         pad, with_types = bound.pad_id, bound.uses_token_types
         batches = length_sorted_batches(encoded.lengths, batch_size)
         order = np.random.default_rng(seed).permutation(len(batches))
@@ -173,6 +173,15 @@ class LiveScorer:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._post: Callable[..., None] | None = None
+
+    @property
+    def runner(self) -> LayerwiseRunner:
+        """What scores: ``runner32``, or in bf16 a runner over a bf16 copy of the model, made on first use
+        (on the worker for a live session, so opening does not wait for the copy)."""
+        with self.model_lock:
+            if self._runner is None:
+                self._runner = self._bound.runner(keep_every=self._keep_every, model=bf16_copy(self._bound.model))
+            return self._runner
 
     # -- synchronous scoring ----------------------------------------------------
     def cache_bytes(self) -> int:
