@@ -76,7 +76,10 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         All heads of the selected layer.
     hidden_states : np.ndarray, shape ``(layers + 1, pos, hidden)``
     score, baseline_score : dict
-        The task's metrics under the mask, and with no head masked.
+        The task's metrics under the mask, and with no head masked. A live session opens before
+        its baseline is scored: until it lands (:meth:`wait` brings it) both are ``{}``,
+        ``predictions`` and ``baseline_predictions`` are None, ``flipped`` is ``[]`` and ``busy`` is set;
+        a mask changed meanwhile is scored once it has. ``live=False`` scores it before returning.
     score_interval : dict
         ``{metric: (low, high)}`` while ``score_is_estimate``.
     predictions, baseline_predictions, labels : np.ndarray, shape ``(n,)``
@@ -194,7 +197,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
         self.labels = labels
         # Live: open now (shape, tokens, the shown example's attention); the baseline lands through the
-        # dispatcher. Not live: the baseline is scored (or read from the shared cache) before this returns.
+        # dispatcher, from the shared results cache or the worker. Not live: it is scored before this returns.
         self.live.open_baseline(background=live)
         self._show_example(0, also={"mask": ones})
         if live:
