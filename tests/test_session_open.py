@@ -142,3 +142,10 @@ def test_the_bench_times_opening_cold_and_warm(tokenizer):
                             | {"baseline_from_cache", "baseline_warm_from_cache"})
     assert figures["first_capture_s"] <= figures["open_s"] <= figures["baseline_s"]
     assert not figures["baseline_from_cache"] and figures["baseline_warm_from_cache"]
+
+
+def test_closing_before_the_baseline_lands_stops_the_worker(tokenizer):
+    s = open_session(tokenizer)
+    s.close()
+    assert not s.scorer.alive
+    assert s.baseline_score == {} and s.score_error == ""

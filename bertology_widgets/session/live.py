@@ -228,9 +228,11 @@ class LiveScorer:
     def baseline(self, ones: np.ndarray, between_batches=None) -> dict:
         """Score the unmasked model: ``{"score": metrics, "predictions": (n,), "logits": (n, classes)}``.
 
-        The score is memoised like any other (a toggle back to all heads kept is instant).
+        The score is memoised like any other (a toggle back to all heads kept is instant). Raises
+        :class:`Cancelled` once the scorer is closed.
         """
-        score, predictions, logits = self._score(ones, lambda: True, None, between_batches, keep_logits=True)
+        score, predictions, logits = self._score(ones, lambda: not self._closed, None, between_batches,
+                                                 keep_logits=True)
         return {"score": score, "predictions": predictions, "logits": logits}
 
     def remember(self, mask: np.ndarray, score: dict, predictions: np.ndarray) -> None:
@@ -401,6 +403,8 @@ class LiveScorer:
         assert post is not None, "start() the worker first"
         try:
             value = compute()
+        except Cancelled:  # closed meanwhile
+            return
         except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
             post(callbacks.failed, 0, exc)
             return
