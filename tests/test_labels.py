@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from bertology_widgets.cli import main
-from bertology_widgets.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import head_importance
-from bertology_widgets.architectures import adapter_for
-from bertology_widgets.bound import bind
-from bertology_widgets.labels import TaskMismatchWarning, parse_label_map, resolve_label_map
-from bertology_widgets.masking import masking_curve, prune_and_compare
-from bertology_widgets.models import load_model
+from bertology_widgets.analyses.importance import head_importance
+from bertology_widgets.core.architectures import adapter_for
+from bertology_widgets.core.bound import bind
+from bertology_widgets.core.labels import TaskMismatchWarning, parse_label_map, resolve_label_map
+from bertology_widgets.analyses.masking_curve import masking_curve, prune_and_compare
+from bertology_widgets.models.loading import load_model
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -294,7 +294,7 @@ GLUE_DIR = os.environ.get("BERTOLOGY_GLUE_DIR", "/work/shared/glue")
 @pytest.mark.slow
 @pytest.mark.minilm
 def test_permuted_default_model_scores_what_the_original_scores_on_sst2(tmp_path, capsys):
-    from bertology_widgets.default_model import cache_problem, default_model_dir
+    from bertology_widgets.models.default_model import cache_problem, default_model_dir
 
     folder = default_model_dir()
     if cache_problem(folder) is not None or not (Path(GLUE_DIR) / "SST-2" / "dev.tsv").exists():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bertology_widgets.evaluation import evaluate
+from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets import ScoreReadout

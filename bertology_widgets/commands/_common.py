@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..io import output_folder  # noqa: F401  (the commands import it from here)
+from ..runtime.files import output_folder  # noqa: F401  (the commands import it from here)
 
 
 def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
@@ -67,7 +67,7 @@ def load_examples(args, task, split):
     e.g. ``SST-2 dev: embedded copy (872 examples)``; under ``accelerate
     launch`` only the first process says it.
     """
-    from ..distributed import is_first_process
+    from ..runtime.distributed import is_first_process
     from ..glue import load_glue
 
     examples = load_glue(task, split, glue_dir=args.glue_dir, max_examples=args.max_examples)
@@ -90,11 +90,11 @@ def scale_out_help(command: str) -> str:
 
 
 def launch_processes(args):
-    """This process's :class:`~bertology_widgets.distributed.Processes`; sets ``args.device`` to its device.
+    """This process's :class:`~bertology_widgets.runtime.distributed.Processes`; sets ``args.device`` to its device.
 
     Outside ``accelerate launch`` that is one process and ``args.device`` is left as given.
     """
-    from ..distributed import current_processes
+    from ..runtime.distributed import current_processes
 
     processes = current_processes()
     args.device = processes.device(getattr(args, "device", None))
@@ -106,14 +106,14 @@ def launch_processes(args):
 
 def load_mask_file(path):
     """The ``--mask`` file (``.npy`` or ``.json``), or None when no file is given."""
-    from ..mask_files import load_mask
+    from ..core.mask_files import load_mask
 
     return None if path is None else load_mask(path)
 
 
 def mask_for_model(mask, path, model):
     """``mask`` (from the file ``path``) if its shape is the model's ``(layers, heads)``; None stays None."""
-    from ..heads import model_shape
+    from ..core.gating import model_shape
 
     if mask is None:
         return None
@@ -144,10 +144,10 @@ def bind_model(args, model, tokenizer, task):
     """Bind the model once for ``task`` (``--label-map`` overrides the matching); say on stderr what was matched.
 
     The model is not changed: the label order is applied to its logits. Returns the
-    :class:`~bertology_widgets.bound.BoundModel`.
+    :class:`~bertology_widgets.core.bound.BoundModel`.
     """
-    from ..bound import bind
-    from ..labels import TaskMismatchWarning, parse_label_map
+    from ..core.bound import bind
+    from ..core.labels import TaskMismatchWarning, parse_label_map
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TaskMismatchWarning)
@@ -169,7 +169,7 @@ def apply_ablation(args, bound, examples, progress: bool = True) -> None:
     """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the bound default."""
     if getattr(args, "ablation", "zero") != "mean":
         return
-    from ..ablation import head_output_means
+    from ..analyses.ablation import head_output_means
 
     means = head_output_means(bound.model, bound.tokenizer, examples, max_length=args.max_length, progress=progress)
     bound.set_ablation("mean", means)

@@ -62,8 +62,8 @@ def _random_table(random_curve: dict) -> str:
 
 def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
-    from ..importance import format_head_table
-    from ..masking import keep_one_head_per_layer_set, masking_curve_set, random_masking_curve_set
+    from ..analyses.importance import format_head_table
+    from ..analyses.masking_curve import keep_one_head_per_layer_set, masking_curve_set, random_masking_curve_set
 
     seeds = _seeds(args.random_seeds)
     processes = processes_of(args)

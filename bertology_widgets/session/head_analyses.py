@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 from traitlets import Dict, Enum, HasTraits, Unicode, observe
 
-from ..heads import ABLATIONS
+from ..core.gating import ABLATIONS
 from .traits import array_trait
 
 # Sentiment words and their opposites, for "the same sentence with one word swapped".
@@ -38,7 +38,7 @@ class HeadAnalysesMixin(HasTraits):
         on first use); until they are ready the session keeps zero ablation.
     head_means : np.ndarray ``(layers, heads, d_head)`` or None
     roles : np.ndarray of str ``(layers, heads)`` or None
-        Each head's role (see :mod:`bertology_widgets.head_roles`).
+        Each head's role (see :mod:`bertology_widgets.analyses.head_roles`).
     role_measures : dict of str -> np.ndarray ``(layers, heads)``
     corrupted_text : str
         The corrupted partner of the current input, for patching (a suggestion
@@ -75,7 +75,7 @@ class HeadAnalysesMixin(HasTraits):
     # -- ablation --------------------------------------------------------------------
     def compute_head_means(self, max_examples: int | None = None, background: bool = True):
         """Each head's mean output over the dev examples (``head_means``); once per session."""
-        from ..ablation import head_output_means
+        from ..analyses.ablation import head_output_means
 
         examples = self._analysis_examples(max_examples)
 
@@ -107,8 +107,8 @@ class HeadAnalysesMixin(HasTraits):
 
     # -- head roles --------------------------------------------------------------------
     def compute_roles(self, max_examples: int | None = None, background: bool = True):
-        """Attention statistics and a role per head (:func:`~bertology_widgets.head_roles.head_roles`)."""
-        from ..head_roles import head_roles
+        """Attention statistics and a role per head (:func:`~bertology_widgets.analyses.head_roles.head_roles`)."""
+        from ..analyses.head_roles import head_roles
 
         examples = self._analysis_examples(max_examples)
 
@@ -145,7 +145,7 @@ class HeadAnalysesMixin(HasTraits):
 
     def compute_patching(self, corrupted: str | None = None, background: bool = True, **options):
         """Patch every head of the current input (clean) into ``corrupted`` (default ``corrupted_text``)."""
-        from ..patching import run_patching
+        from ..analyses.patching import run_patching
 
         clean = self.text
         corrupted = self.corrupted_text if corrupted is None else corrupted

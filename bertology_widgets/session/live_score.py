@@ -7,7 +7,7 @@ baseline predictions that ``flipped`` compares with. It assigns traits only
 through the ``publish`` callable the session gives it, on the owner thread.
 
 The baseline (every head kept) comes from the shared results cache
-(:mod:`bertology_widgets.results_cache`, kind ``"baseline"``: score,
+(:mod:`bertology_widgets.runtime.results_cache`, kind ``"baseline"``: score,
 predictions and per-example logits) or is computed and stored there, under
 the cache's file lock, so kernels that open together compute it once. A live
 session asks for it on the worker and opens without waiting; until it lands
@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..evaluation import predictions_from_logits
+from ..analyses.evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..memory import release_freed_memory
+from ..runtime.memory import release_freed_memory
 from .live import Callbacks, LiveScorer
 from .traits import frozen
 
@@ -95,7 +95,7 @@ class LiveScore:
 
     def _baseline_value(self, ones: np.ndarray, between_batches) -> tuple[dict, bool]:
         """``(baseline, from_cache)`` (any thread; touches no trait)."""
-        from ..results_cache import cached_result
+        from ..runtime.results_cache import cached_result
 
         return cached_result("baseline", self._baseline_key(), lambda: self.scorer.baseline(ones, between_batches),
                              valid=self._consistent)

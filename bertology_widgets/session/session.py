@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
-from ..architectures import adapter_for, layer_attention_note
-from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
-from ..heads import validate_layer_head
-from ..labels import TaskMismatchWarning
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
-from ..precision import PRECISIONS, resolve_precision
+from ..core.architectures import adapter_for, layer_attention_note
+from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
+from ..core.gating import validate_layer_head
+from ..core.labels import TaskMismatchWarning
+from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
+from ..core.precision import PRECISIONS, resolve_precision
 from . import state as state_io
 from .analysis import AnalysisMixin, AnalysisRunner
 from .dispatcher import Dispatcher
@@ -249,7 +249,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
         the ``data_source`` trait).
         """
         from ..glue import load_glue
-        from ..default_model import load_default_or
+        from ..models.default_model import load_default_or
 
         net, tokenizer = load_default_or(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
@@ -279,8 +279,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, HasTraits):
 
     def pruned_params(self, mask=None) -> tuple[int, int]:
         """``(now, after)``: the model's parameter count, and what pruning the heads ``mask`` (default:
-        the current mask) masks would leave (:func:`~bertology_widgets.pruning.expected_params_after`)."""
-        from ..pruning import expected_params_after
+        the current mask) masks would leave (:func:`~bertology_widgets.core.pruning.expected_params_after`)."""
+        from ..core.pruning import expected_params_after
 
         mask = self.mask if mask is None else mask
         return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.model, mask)

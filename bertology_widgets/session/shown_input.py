@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..capturing import Capture, TextTruncatedWarning, capture, check_text
+from ..core.capturing import Capture, TextTruncatedWarning, capture, check_text
 from .live import LRU, Callbacks, LiveScorer, mask_key
 from .live_score import Publish
 

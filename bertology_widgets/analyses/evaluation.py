@@ -13,19 +13,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import collate, length_sorted_batches
-from .bound import BoundModel, EvalSet, bind
-from .distributed import ONE_PROCESS, Processes
-from .glue import GlueTask, compute_metrics
-from .heads import HeadMaskLike
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.batching import collate, length_sorted_batches
+from ..core.bound import BoundModel, EvalSet, bind
+from ..runtime.distributed import ONE_PROCESS, Processes
+from ..glue import GlueTask, compute_metrics
+from ..core.gating import HeadMaskLike
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
-    from .precision import GuardStats
+    from ..glue import Example
+    from ..core.precision import GuardStats
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
@@ -64,17 +64,17 @@ def predict_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike = None,
                 stats: GuardStats | None = None, processes: Processes = ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)``, in the task's label order, for ``eval_set`` in its original order.
 
-    Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
+    Runs the same :class:`~bertology_widgets.core.layerwise.LayerwiseRunner` as the
     live session, on the same length-sorted batches, so both give identical numbers.
     ``precision="bf16"`` runs bf16 weights with the fp32 guard of
-    :mod:`~bertology_widgets.precision` (``stats``, a ``GuardStats``, counts its
+    :mod:`~bertology_widgets.core.precision` (``stats``, a ``GuardStats``, counts its
     work); ``"auto"`` picks bf16 only on hardware with fast bf16.
-    Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.distributed`)
+    Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.runtime.distributed`)
     each process runs every N-th batch and the rows are gathered; every
     process gets the whole ``(n, labels)`` array. ``progress`` (see
-    :mod:`~bertology_widgets.progress`) counts this process's batches.
+    :mod:`~bertology_widgets.runtime.progress`) counts this process's batches.
     """
-    from .precision import bf16_copy, guarded, resolve_precision, take_rows
+    from ..core.precision import bf16_copy, guarded, resolve_precision, take_rows
 
     model = bound.model
     encoded = eval_set.encoded
@@ -156,7 +156,7 @@ def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Seq
     precision : {"fp32", "bf16", "auto"}
         bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
         picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).
-    processes : :class:`~bertology_widgets.distributed.Processes`
+    processes : :class:`~bertology_widgets.runtime.distributed.Processes`
         Share the batches among ``accelerate launch`` processes (default: one process).
 
     Returns

@@ -19,8 +19,8 @@ from torch import nn
 from .batching import uses_token_types
 from .bound import BoundModel, bind
 from .exceptions import BertologyWarning
-from .heads import HeadMaskLike, kept_heads
-from .models import eval_mode
+from .gating import HeadMaskLike, kept_heads
+from ..models.loading import eval_mode
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -154,7 +154,7 @@ def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | 
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied during the pass.
 
-    ``model`` may be a :class:`~bertology_widgets.bound.BoundModel` (``tokenizer`` then ``None``):
+    ``model`` may be a :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``):
     its default ablation applies to ``mask`` and the logits come in its task's label order.
 
     Returns

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bound import BoundModel, bind
-from .capturing import _model_inputs, encode
-from .heads import HeadMaskLike, kept_heads, model_shape
+from ..core.bound import BoundModel, bind
+from ..core.capturing import _model_inputs, encode
+from ..core.gating import HeadMaskLike, kept_heads, model_shape
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -120,7 +120,7 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
                  per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> PatchingResult:
     """Patch every head's clean output into the corrupted run; see :func:`patch_heads`.
 
-    ``model`` may be a :class:`~bertology_widgets.bound.BoundModel` (``tokenizer`` then ``None``): its
+    ``model`` may be a :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``): its
     label order is applied to the logits and its default ablation to ``mask``.
     """
     bound = bind(model, tokenizer)

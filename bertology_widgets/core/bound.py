@@ -30,12 +30,12 @@ from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for
 from .batching import EncodedExamples, encode_examples, pad_token_id, uses_token_types
-from .heads import ABLATION_ATTR, HeadMaskLike, as_head_mask, kept_heads, mask_heads, resolve_ablation
+from .gating import ABLATION_ATTR, HeadMaskLike, as_head_mask, kept_heads, mask_heads, resolve_ablation
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example, GlueTask
+    from ..glue import Example, GlueTask
     from .labels import LabelMap
     from .layerwise import LayerwiseRunner
     from .pruning import PruneReport
@@ -220,7 +220,7 @@ class BoundModel:
     @contextlib.contextmanager
     def masked(self, mask: HeadMaskLike, ablation: str | None = None,
                means: np.ndarray | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-        """Gate heads for the ``with`` block (see :func:`~bertology_widgets.heads.mask_heads`).
+        """Gate heads for the ``with`` block (see :func:`~bertology_widgets.core.gating.mask_heads`).
 
         ``ablation=None`` uses :attr:`ablation`. Yields the validated mask ``(layers, heads)``
         (or ``(batch, layers, heads)``).
@@ -254,7 +254,7 @@ class BoundModel:
 
     def runner(self, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
                model: nn.Module | None = None) -> LayerwiseRunner:
-        """A :class:`~bertology_widgets.layerwise.LayerwiseRunner` whose logits come in the task's label order.
+        """A :class:`~bertology_widgets.core.layerwise.LayerwiseRunner` whose logits come in the task's label order.
 
         ``model`` runs a copy of this model instead (a bf16 copy, say) with the same label order.
         """

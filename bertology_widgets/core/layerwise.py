@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .architectures import adapter_for, get_submodule
-from .heads import mask_heads, model_shape
+from .gating import mask_heads, model_shape
 
 
 class _StopAtFirstLayer(Exception):
@@ -95,10 +95,10 @@ class LayerwiseRunner:
         layers re-run below the changed one see unchanged mask rows).
     label_order : sequence of int, optional
         ``task_to_model``: the logits' columns are taken in this order, so
-        they come in the task's label order (see :class:`~bertology_widgets.bound.BoundModel`).
+        they come in the task's label order (see :class:`~bertology_widgets.core.bound.BoundModel`).
     masking : callable, optional
         ``masking(mask)``: the context manager that gates the heads
-        (default: :func:`~bertology_widgets.heads.mask_heads` on ``model``).
+        (default: :func:`~bertology_widgets.core.gating.mask_heads` on ``model``).
     """
 
     def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,

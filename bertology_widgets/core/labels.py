@@ -8,7 +8,7 @@ the wrong order, a 90 % model reads as 30 %.
 :func:`resolve_label_map` reads ``config.id2label`` and matches it to the
 task's label names (case-insensitive, with the synonyms in :data:`SYNONYMS`;
 generic ``LABEL_i`` names mean "already in task order"). The model is not
-changed: :class:`~bertology_widgets.bound.BoundModel` applies the mapping to
+changed: :class:`~bertology_widgets.core.bound.BoundModel` applies the mapping to
 the logits, as a permutation of their columns, wherever the engine reads
 them (scores, importance's loss, the live scorer, patching, capture), so
 output ``j`` is task label ``j``. A permutation of the outputs leaves scores
@@ -29,7 +29,7 @@ from torch import nn
 from .exceptions import BertologyWarning
 
 if TYPE_CHECKING:
-    from .glue import GlueTask
+    from ..glue import GlueTask
 
 #: Accepted names (normalised: lower case, ``_`` for spaces and hyphens) of each task label.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -145,7 +145,7 @@ def resolve_label_map(
         When names cannot be matched one to one; the message lists both
         lists and shows the ``label_map`` / ``--label-map`` that would fix it.
     """
-    from .glue import get_task
+    from ..glue import get_task
 
     glue_task = get_task(task)
     task_names = tuple(glue_task.label_names)
@@ -184,7 +184,7 @@ def task_of(model: nn.Module, task: str | None = None) -> GlueTask:
         name = getattr(config, "bertology_task", None) or getattr(config, "finetuning_task", None)
     if name is None:
         raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
-    from .glue import get_task
+    from ..glue import get_task
 
     return get_task(name if isinstance(name, str) else name.name)
 
@@ -211,7 +211,7 @@ def recorded_task(model: nn.Module) -> str | None:
 
 def warn_if_other_task(model: nn.Module, task: str | GlueTask) -> str | None:
     """Warn (and return the message) when ``model`` records a fine-tuning task other than ``task``."""
-    from .glue import get_task
+    from ..glue import get_task
 
     glue_task = get_task(task)
     recorded = recorded_task(model)
