@@ -14,7 +14,9 @@ Measures, in one run and on one machine:
   of 50, and the time from the last toggle to the exact score;
 * the precision ``auto`` picks, its exact median beside fp32's, and the share
   of examples the fp32 guard re-scored;
-* the cache's memory.
+* the cache's memory;
+* opening a live session (``open_s``, ``first_capture_s``, ``baseline_s``), cold and with the
+  shared results cache warm (``*_warm_s``).
 
 Figures are printed, never asserted: speed belongs to benchmarks, not tests.
 """
@@ -135,6 +137,7 @@ class _Timer:
 
 def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict:
     """Mask one head per layer (a different head each repeat) and time estimate and exact score."""
+    session.wait(timeout)  # the baseline first (a live session opens before it lands)
     timer = _Timer(session)
     per_layer: dict[int, list] = {}
     estimates: list = []
@@ -221,6 +224,39 @@ def time_burst(session, toggles: int = 50, seed: int = 0, timeout: float = 600.0
             "messages_per_toggle": messages / toggles}
 
 
+def time_open(net, tokenizer, examples, task: str, precision: str = "auto", timeout: float = 600.0) -> dict:
+    """Open a live session twice on a fresh shared results folder: cold (the baseline computed), then warm
+    (the baseline read from the folder). Seconds from the constructor's call to: the returned object
+    (``open_s``), the shown example's first capture (``first_capture_s``), the baseline applied
+    (``baseline_s``); the warm open's with a ``_warm`` suffix."""
+    import tempfile
+
+    from ..session import ModelSession
+
+    figures: dict = {}
+    saved = os.environ.get("BERTOLOGY_RESULTS_DIR")
+    with tempfile.TemporaryDirectory(prefix="bertology-bench-results-") as folder:
+        os.environ["BERTOLOGY_RESULTS_DIR"] = folder
+        try:
+            for suffix in ("", "_warm"):
+                start = time.perf_counter()
+                session = ModelSession(net, tokenizer, examples, task=task, precision=precision)
+                figures[f"open{suffix}_s"] = time.perf_counter() - start
+                if not session.wait(timeout):
+                    raise TimeoutError(f"no baseline after {timeout} s")
+                shown, landed = session.shown.first_shown_at, session.live.baseline_at
+                figures[f"first_capture{suffix}_s"] = None if shown is None else shown - start
+                figures[f"baseline{suffix}_s"] = None if landed is None else landed - start
+                figures[f"baseline{suffix}_from_cache"] = session.live.baseline_from_cache
+                session.close()
+        finally:
+            if saved is None:
+                os.environ.pop("BERTOLOGY_RESULTS_DIR", None)
+            else:
+                os.environ["BERTOLOGY_RESULTS_DIR"] = saved
+    return figures
+
+
 def bert_base_random(num_labels: int = 2):
     """A BERT-base-sized classifier (12 layers x 12 heads, hidden 768) with random weights."""
     from transformers import BertConfig, BertForSequenceClassification
@@ -243,7 +279,11 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
               "onednn_cache_entries": os.environ.get(ONEDNN_CACHE_VARIABLES[0], "1024")}
     log(examples.describe() if hasattr(examples, "describe") else data)
-    log(f"opening a session on {len(examples)} examples ...")
+    log(f"opening a session on {len(examples)} examples, cold and with the shared baseline warm ...")
+    result.update(time_open(net, tokenizer, examples, task, precision))
+    log(f"open {result['open_s']:.3f} s, first capture {result['first_capture_s']:.3f} s, baseline "
+        f"{result['baseline_s']:.3f} s cold; open {result['open_warm_s']:.3f} s, baseline "
+        f"{result['baseline_warm_s']:.3f} s warm")
     t0 = time.perf_counter()
     session = ModelSession(net, tokenizer, examples, task=task, precision=precision)
     result["session_open_s"] = time.perf_counter() - t0

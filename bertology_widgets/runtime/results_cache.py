@@ -165,20 +165,28 @@ def lookup(kind: str, key_parts: Any) -> Any:
     return _read(entry_path(kind, key, folder), kind, key)
 
 
-def cached_result(kind: str, key_parts: Any, compute: Callable[[], Any]) -> tuple[Any, bool]:
+def cached_result(kind: str, key_parts: Any, compute: Callable[[], Any],
+                  valid: Callable[[Any], bool] | None = None) -> tuple[Any, bool]:
     """``(value, from_cache)``: the stored result, or ``compute()``'s, stored for the next kernel.
 
     ``compute()`` must return what :func:`encode` takes (arrays, dicts, lists,
     numbers, strings). While one process computes an entry, the others wait
     on its lock and then read it. When the folder cannot be written, the
-    result is computed and returned without being stored.
+    result is computed and returned without being stored. ``valid(value)``,
+    when given, checks a stored value; one it refuses is recomputed and
+    overwritten.
     """
     folder = results_dir()
     if folder is None:
         return compute(), False
     key = result_key(kind, key_parts)
     path = entry_path(kind, key, folder)
-    value = _read(path, kind, key)
+
+    def stored():
+        value = _read(path, kind, key)
+        return None if value is None or (valid is not None and not valid(value)) else value
+
+    value = stored()
     if value is not None:
         return value, True
     try:
@@ -190,7 +198,7 @@ def cached_result(kind: str, key_parts: Any, compute: Callable[[], Any]) -> tupl
     except OSError:  # a read-only shared folder: still answer
         return compute(), False
     try:
-        value = _read(path, kind, key)  # another kernel may have finished it while we waited
+        value = stored()  # another kernel may have finished it while we waited
         if value is not None:
             return value, True
         value = compute()

@@ -1,6 +1,6 @@
 """Long analyses on a session: head importance, the masking curve, the layer probe.
 
-Every analysis goes through :meth:`AnalysisMixin._run_analysis`:
+Every analysis goes through :meth:`AnalysisRunner.run`:
 
 * ``compute(model, report)`` runs on a worker thread, on a private copy of
   the model (so the live score, the attention view and the kernel stay
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, Callable
 
 import numpy as np
 from traitlets import Bool, Dict, Float, HasTraits, Instance, Unicode
@@ -32,8 +33,119 @@ from .traits import array_trait
 PROGRESS_EVERY_S = 0.25  # progress reaches the traits at most 4 times a second
 
 
+class AnalysisRunner:
+    """Runs one analysis at a time off the kernel thread; a part of :class:`~.session.ModelSession`.
+
+    Parameters
+    ----------
+    post : callable
+        The session dispatcher's ``post``: ``post(fn, *args)`` runs ``fn`` on the owner thread.
+    publish : callable
+        ``publish(**traits)`` assigns the session's ``analysis_*`` traits together (owner thread).
+    running : callable
+        The name of the analysis under way (the session's ``analysis_status`` while ``analysis_busy``), or None.
+    drain : callable
+        Runs what was posted (owner thread), for analyses run in the foreground.
+    bound, model_lock
+        The session's bound model; an analysis computes on a bound deep copy taken under the lock.
+    """
+
+    def __init__(self, post: Callable[..., None], publish: Callable[..., None], running: Callable[[], str | None],
+                 drain: Callable[[], int], bound, model_lock: threading.RLock):
+        self._post, self._publish, self._running, self._drain = post, publish, running, drain
+        self._bound, self._lock = bound, model_lock
+        self._fingerprint: dict | None = None
+
+    def private_model(self):
+        """A deep copy of the model, for long work that must not block or disturb live scoring."""
+        return self.private_bound().model
+
+    def private_bound(self):
+        """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
+        with self._lock:
+            return self._bound.copy()
+
+    def results_key(self, task: str, examples, **options) -> dict:
+        """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
+        from ..runtime.results_cache import examples_digest, model_fingerprint
+
+        if self._fingerprint is None:
+            with self._lock:
+                self._fingerprint = model_fingerprint(self._bound.model)
+        label_map = self._bound.label_map
+        return {"model": self._fingerprint, "task": task, "examples": examples_digest(examples),
+                "labels": None if label_map is None else label_map.as_dict(), "options": options}
+
+    def run(self, name: str, compute, apply, background: bool = True, cache=None):
+        """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
+
+        ``cache=(kind, key_parts)`` shares the result through the results
+        cache (``compute`` must then return JSON-able data and arrays).
+        Returns the worker thread (``background=True``), or None once applied.
+        """
+        running = self._running()
+        if running is not None:
+            raise RuntimeError(f"an analysis is already running ({running}); wait for it to finish")
+        self._publish(analysis_busy=True, analysis_progress=0.0, analysis_status=name, analysis_error="")
+        post = self._post
+        last = [0.0]
+
+        def report(done, total):  # worker thread: throttled, handed to the main thread
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S or done >= total:
+                last[0] = now
+                post(self._progressed, float(done) / max(1, total))
+
+        def run():
+            if cache is None:
+                return compute(self.private_bound(), report), False
+            from ..runtime.results_cache import cached_result
+
+            return cached_result(cache[0], cache[1], lambda: compute(self.private_bound(), report))
+
+        def target():
+            try:
+                value, hit = run()
+            except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
+                post(self._finished, name, None, exc)
+                return
+            post(self._finished, name, apply, value, hit)
+
+        if not background:
+            target()
+            self._drain()
+            return None
+        thread = threading.Thread(target=target, name="bertology-analysis", daemon=True)
+        thread.start()
+        return thread
+
+    def _progressed(self, fraction: float) -> None:
+        if self._running() is not None:
+            self._publish(analysis_progress=fraction)
+
+    def _finished(self, name: str, apply, value, cached: bool = False) -> None:
+        """Main thread: apply the result (or show the failure) and free the analysis slot."""
+        failure = value if apply is None else None
+        if apply is not None:
+            try:
+                apply(value)
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        status = {"analysis_status": f"{name}: {'failed' if failure is not None else 'done'}",
+                  "analysis_cached": bool(cached) and failure is None, "analysis_busy": False,
+                  "analysis_progress": 1.0}
+        if failure is not None:
+            status["analysis_error"] = f"{name} failed: {type(failure).__name__}: {failure}"
+        self._publish(**status)
+        from ..runtime.memory import release_freed_memory
+
+        release_freed_memory()  # the analysis' model copy and activations
+
+
 class AnalysisMixin(HasTraits):
     """Traits and methods for importance, masking curves and probes (mixed into ``ModelSession``).
+
+    The work runs through the session's :class:`AnalysisRunner` (``session.analyses``).
 
     Traits
     ------
@@ -47,6 +159,20 @@ class AnalysisMixin(HasTraits):
         ``analysis_status`` is the running analysis' name, then ``"<name>: done"`` or ``"<name>: failed"``.
     """
 
+    # What the methods below read from the session that mixes this in.
+    analyses: AnalysisRunner
+    tokenizer: Any
+    examples: list
+    eval_set: Any
+    batch_size: int
+    max_length: int
+    mask: Any
+    analysis_error: Any
+    task: Any
+    label_names: Any
+    num_layers: Any
+    num_heads: Any
+
     importance = array_trait("layers", "heads", kinds="fiu", help="Head importance (higher: more important)")
     entropy = array_trait("layers", "heads", kinds="fiu", help="Mean attention entropy of each head, in nats")
     curve = Dict()
@@ -58,12 +184,11 @@ class AnalysisMixin(HasTraits):
 
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
-        return self.private_bound().model
+        return self.analyses.private_model()
 
     def private_bound(self):
         """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
-        with self.model_lock:
-            return self.bound.copy()
+        return self.analyses.private_bound()
 
     def _analysis_examples(self, max_examples):
         return self.examples if max_examples is None else self.examples[:max_examples]
@@ -72,82 +197,11 @@ class AnalysisMixin(HasTraits):
         """The session's encoded examples (the first ``max_examples``): no analysis tokenizes them again."""
         return self.eval_set if max_examples is None else self.eval_set.head(max_examples)
 
-    def _results_key(self, examples, **options) -> dict:
-        """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
-        from ..runtime.results_cache import examples_digest, model_fingerprint
-
-        if getattr(self, "_fingerprint", None) is None:
-            with self.model_lock:
-                self._fingerprint = model_fingerprint(self.model)
-        label_map = self.bound.label_map
-        return {"model": self._fingerprint, "task": self.task, "examples": examples_digest(examples),
-                "labels": None if label_map is None else label_map.as_dict(), "options": options}
-
     def _run_analysis(self, name: str, compute, apply, background: bool = True, cache=None):
-        """Run ``compute(model, report)`` on a worker, then ``apply(result)`` on the main thread.
+        return self.analyses.run(name, compute, apply, background, cache)
 
-        ``cache=(kind, key_parts)`` shares the result through the results
-        cache (``compute`` must then return JSON-able data and arrays).
-        Returns the worker thread (``background=True``), or None once applied.
-        """
-        if self.analysis_busy:
-            raise RuntimeError(f"an analysis is already running ({self.analysis_status}); wait for it to finish")
-        with self.hold_trait_notifications():
-            self.analysis_busy, self.analysis_progress, self.analysis_status = True, 0.0, name
-            self.analysis_error = ""
-        post = self._dispatcher.post
-        last = [0.0]
-
-        def report(done, total):  # worker thread: throttled, handed to the main thread
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_EVERY_S or done >= total:
-                last[0] = now
-                post(self._analysis_progressed, float(done) / max(1, total))
-
-        def run():
-            if cache is None:
-                return compute(self.private_bound(), report), False
-            from ..runtime.results_cache import cached_result
-
-            return cached_result(cache[0], cache[1], lambda: compute(self.private_bound(), report))
-
-        def target():
-            try:
-                value, hit = run()
-            except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                post(self._analysis_finished, name, None, exc)
-                return
-            post(self._analysis_finished, name, apply, value, hit)
-
-        if not background:
-            target()
-            self._dispatcher.drain()
-            return None
-        thread = threading.Thread(target=target, name="bertology-analysis", daemon=True)
-        thread.start()
-        return thread
-
-    def _analysis_progressed(self, fraction: float) -> None:
-        if self.analysis_busy:
-            self.analysis_progress = fraction
-
-    def _analysis_finished(self, name: str, apply, value, cached: bool = False) -> None:
-        """Main thread: apply the result (or show the failure) and free the analysis slot."""
-        failure = value if apply is None else None
-        if apply is not None:
-            try:
-                apply(value)
-            except Exception as exc:  # noqa: BLE001
-                failure = exc
-        with self.hold_trait_notifications():
-            if failure is not None:
-                self.analysis_error = f"{name} failed: {type(failure).__name__}: {failure}"
-            self.analysis_status = f"{name}: {'failed' if failure is not None else 'done'}"
-            self.analysis_cached = bool(cached) and failure is None
-            self.analysis_busy, self.analysis_progress = False, 1.0
-        from ..runtime.memory import release_freed_memory
-
-        release_freed_memory()  # the analysis' model copy and activations
+    def _results_key(self, examples, **options) -> dict:
+        return self.analyses.results_key(self.task, examples, **options)
 
     def compute_importance(self, max_examples: int | None = None, background: bool = True, **options):
         """Head importance and attention entropy under the current mask (see :func:`head_importance`).

@@ -50,7 +50,7 @@ class Dispatcher:
     def __init__(self, loop="kernel"):
         self.owner = threading.current_thread()
         self.loop = kernel_event_loop() if loop == "kernel" else loop
-        self._queue = collections.deque()
+        self._queue: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self._scheduled = False
         self.applied = 0  # callables run so far (for tests and benchmarks)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import Any
 
 import numpy as np
 from traitlets import Bool, Dict, Enum, HasTraits, TraitError, Unicode, observe, validate
@@ -75,6 +76,18 @@ class ExplanationTraits(HasTraits):
     explanation_error : str
     """
 
+    # What the methods below read from the session that mixes this in.
+    mask: Any
+    scored_mask: Any
+    text: Any
+    text_pair: Any
+    busy: Any
+    shown: Any
+    explanation: Any
+    settled: Any
+    _publish: Any
+    _dispatcher: Any
+
     explain = Bool(False, help="Compute token attributions, rollout and norms of the shown input")
     explain_method = Unicode("grad_x_input", help="Attribution method of token_scores")
     explain_unmasked = Bool(False, help="Also compute token_scores with no head masked, for comparison")
@@ -105,7 +118,7 @@ class ExplanationTraits(HasTraits):
 
     def _explain_shown(self) -> None:
         """Ask for the shown input's explanation once its score and capture are in (main thread)."""
-        part = getattr(self, "_explanation", None)
+        part = getattr(self, "explanation", None)  # None while the session's parts are being built
         if part is None:
             return
         if not self.explain and self.attention_measure == "weight":
@@ -113,28 +126,23 @@ class ExplanationTraits(HasTraits):
             if self.explanation_busy:
                 self.explanation_busy = False
             return
-        capture = getattr(self, "_capture", None)
+        shown = self.shown
+        capture = shown.current
         if capture is None:  # nothing shown (an empty text): nothing to explain
             part.supersede()
-            self._apply_explanation({"token_scores": {}, "unmasked_token_scores": {}, "rollout": None,
-                                     "norms": {}, "explanation_busy": False})
+            self._publish(token_scores={}, unmasked_token_scores={}, rollout=None, norms={}, explanation_busy=False)
             return
         mask = np.array(self.mask)
         scored = self.scored_mask is not None and np.array_equal(self.scored_mask, mask)
-        captured = getattr(self, "_capture_key", None) == (self.text, self.text_pair, mask_key(mask))
-        if getattr(self, "_capture_pending", False) or not captured or self.busy or not scored:
+        captured = shown.key == (self.text, self.text_pair, mask_key(mask))
+        if shown.pending or not captured or self.busy or not scored:
             return  # asked again when the score or the capture lands
         part.request(self._explanation_key(), self.text, self.text_pair, np.array(self.mask), self.explain_method,
                      bool(self.explain_unmasked), capture)
 
-    def _apply_explanation(self, values: dict) -> None:
-        with self.hold_trait_notifications():
-            for name, value in values.items():
-                setattr(self, name, value)
-
     def wait_explained(self, timeout: float = 60.0) -> bool:
         """Apply results until the explanation of the shown input is in (or failed); False on timeout."""
-        part = self._explanation
+        part = self.explanation
 
         def done():
             return self.settled() and not part.pending() and not self.explanation_busy
@@ -153,11 +161,11 @@ class ExplanationPart:
         self.max_length, self.live = max_length, live
         self._cond = threading.Condition()
         self._generation = 0
-        self._job = None
+        self._job: tuple | None = None
         self._running = False
         self._closed = False
         self._shown_key = None
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     # -- main thread ------------------------------------------------------------------
     def request(self, key, text, pair, mask, method, unmasked, capture) -> None:
@@ -243,7 +251,7 @@ class ExplanationPart:
             norms = self._norms(text, pair, mask, mode, means, stale)
             publish({"rollout": rollout, "norms": norms})
             scores = self._scores(text, pair, mask, method, mode, means, capture, None, stale)
-            values = {"token_scores": scores, "unmasked_token_scores": {}}
+            values: dict = {"token_scores": scores, "unmasked_token_scores": {}}
             if unmasked and (mask != 1).any():
                 values["unmasked_token_scores"] = self._scores(text, pair, None, method, mode, means, None,
                                                                scores["target"], stale)

@@ -1,6 +1,6 @@
 """What a head does, on a session: the ablation mode, head roles and activation patching.
 
-All three run through :meth:`AnalysisMixin._run_analysis`: the work happens
+All three run through the session's :class:`~.analysis.AnalysisRunner`: the work happens
 on a private copy of the model, and the traits are assigned by ``apply``.
 Switching ``ablation`` to ``"mean"`` computes the head means once per session
 (in the background), then makes mean ablation the model's default, so the
@@ -10,6 +10,7 @@ live score, the attention view, importance and the masking curve follow it.
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 import numpy as np
 from traitlets import Dict, Enum, HasTraits, Unicode, observe
@@ -47,6 +48,24 @@ class HeadAnalysesMixin(HasTraits):
         ``clean`` and ``corrupted`` texts; empty until computed.
     """
 
+    # What the methods below use of the session that mixes this in.
+    model: Any
+    tokenizer: Any
+    examples: list
+    _analysis_set: Any  # AnalysisMixin's: the session's encoded examples
+    batch_size: int
+    max_length: int
+    mask: Any
+    text: Any
+    text_pair: Any
+    example_index: Any
+    example_label: Any
+    analysis_error: Any
+    _analysis_examples: Callable[..., Any]
+    _run_analysis: Callable[..., Any]
+    _example_lengths: Callable[[], np.ndarray]
+    _set_model_ablation: Callable[[str, Any], None]
+
     ablation = Enum(ABLATIONS, default_value="zero")
     head_means = array_trait("layers", "heads", "d_head", help="Each head's mean output over the dev examples")
     roles = array_trait("layers", "heads", kinds="UO", help="Each head's role name")
@@ -83,19 +102,9 @@ class HeadAnalysesMixin(HasTraits):
         self._apply_ablation()
 
     def _apply_ablation(self) -> None:
-        """Make ``ablation`` the model's default; rescore and recapture under it."""
+        """Make ``ablation`` the model's default (mean only once the means are known)."""
         wanted = self.ablation if self.head_means is not None else "zero"
-        if self.bound.ablation[0] == wanted:
-            return
-        self.scorer.supersede()
-        means = self.head_means if wanted == "mean" else None
-        with self.model_lock:
-            self.bound.set_ablation(wanted, means)  # on the bound model: both runners (bf16 too) read it there
-            self.scorer.invalidate()
-        self._captures.clear()  # captures are keyed by (text, pair, mask): the ablation changes them all
-        self._capture_key = None
-        self._rescore()
-        self._recapture()
+        self._set_model_ablation(wanted, self.head_means if wanted == "mean" else None)
 
     # -- head roles --------------------------------------------------------------------
     def compute_roles(self, max_examples: int | None = None, background: bool = True):
@@ -129,16 +138,8 @@ class HeadAnalysesMixin(HasTraits):
                     return example.text_a
         return _swap_sentiment_word(self.text)
 
-    def _example_lengths(self) -> np.ndarray:
-        """Token count of every dev example ``(n,)``, computed once."""
-        lengths = getattr(self, "_token_lengths", None)
-        if lengths is None:
-            lengths = self.eval_set.encoded.lengths
-            self._token_lengths = lengths
-        return lengths
-
-    @observe("text")
-    def _on_text_for_patching(self, change):
+    def on_text_for_patching(self) -> None:
+        """Suggest a corrupted partner for the new text (the session calls it when the text changes)."""
         suggestion = self.suggest_corrupted()
         if suggestion != self.corrupted_text:
             self.corrupted_text = suggestion

@@ -37,15 +37,15 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 
 from ..analyses.evaluation import predictions_from_logits
 from ..core.batching import collate, length_sorted_batches
-from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget
+from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
 from ..core.precision import GuardStats, bf16_copy, guarded, take_rows
 from ..glue import compute_metrics
 from .estimates import estimate
@@ -102,13 +102,26 @@ class Cancelled(Exception):
     """The request being scored was superseded."""
 
 
+class Callbacks(NamedTuple):
+    """How the worker reports one job, scores and captures alike; each runs on the owner thread through ``post``.
+
+    ``done(generation, value)``: a capture's value, or ``(mask, score, predictions)`` for a score;
+    ``failed(generation, exc)``; ``progress(generation, (values, intervals, fraction))`` for a
+    score's running estimate (None: no estimates). The generation lets the receiver drop stale work.
+    """
+
+    done: Callable[[int, Any], None]
+    failed: Callable[[int, BaseException], None]
+    progress: Callable[[int, Any], None] | None = None
+
+
 class LiveScorer:
     """Incremental, cancellable scoring of one evaluation set, and the worker of the live loop.
 
     Parameters
     ----------
-    model, tokenizer
-        The session's sequence classifier (fp32).
+    bound : BoundModel
+        The session's bound sequence classifier (fp32).
     encoded : EncodedExamples
         The tokenized evaluation set.
     labels : np.ndarray, shape ``(n,)``
@@ -133,18 +146,19 @@ class LiveScorer:
                  cache_mb=DEFAULT_CACHE_MB, cache_every=DEFAULT_CACHE_EVERY):
         self.runner32 = bound.runner(autocast_dtype=autocast_dtype, keep_every=cache_every)
         self.precision = precision
-        self.runner = (bound.runner(keep_every=cache_every, model=bf16_copy(bound.model)) if precision == "bf16"
-                       else self.runner32)
+        self._bound, self._keep_every = bound, cache_every
+        self._runner: LayerwiseRunner | None = None if precision == "bf16" else self.runner32
+        self.shape = bound.shape  # (layers, heads)
         self.guard = GuardStats()
         self.labels, self.task, self.model_lock = labels, task, model_lock
         self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
-        device = self.runner.device
+        device = self.runner32.device
         pad, with_types = bound.pad_id, bound.uses_token_types
         batches = length_sorted_batches(encoded.lengths, batch_size)
         order = np.random.default_rng(seed).permutation(len(batches))
         self.batches = [batches[i] for i in order]
         self._inputs = [collate(encoded, idx, pad, device, with_types) for idx in self.batches]
-        self._caches = [None] * len(self.batches)
+        self._caches: list[LayerCache | None] = [None] * len(self.batches)
         self.budget = CacheBudget(cache_mb)
         self._uncached = set()  # batches the budget refused: scored from their inputs every time
         self.lru = ScoreLRU(lru_size)
@@ -154,10 +168,20 @@ class LiveScorer:
         self._pending = None
         self._capture_generation = 0
         self._capture_pending = None
+        self._jobs: deque = deque()  # (compute, callbacks), in order
+        self._warm = False  # build missing layer caches while idle
         self._closed = False
-        self._thread = None
-        self._listener = None
-        self._post = None
+        self._thread: threading.Thread | None = None
+        self._post: Callable[..., None] | None = None
+
+    @property
+    def runner(self) -> LayerwiseRunner:
+        """What scores: ``runner32``, or in bf16 a runner over a bf16 copy of the model, made on first use
+        (on the worker for a live session, so opening does not wait for the copy)."""
+        with self.model_lock:
+            if self._runner is None:
+                self._runner = self._bound.runner(keep_every=self._keep_every, model=bf16_copy(self._bound.model))
+            return self._runner
 
     # -- synchronous scoring ----------------------------------------------------
     def cache_bytes(self) -> int:
@@ -198,9 +222,28 @@ class LiveScorer:
         cached = self.lru.get(mask)
         if cached is not None:
             return cached
+        score, predictions, _ = self._score(mask, is_current, on_estimate, between_batches)
+        return score, predictions
+
+    def baseline(self, ones: np.ndarray, between_batches=None) -> dict:
+        """Score the unmasked model: ``{"score": metrics, "predictions": (n,), "logits": (n, classes)}``.
+
+        The score is memoised like any other (a toggle back to all heads kept is instant). Raises
+        :class:`Cancelled` once the scorer is closed.
+        """
+        score, predictions, logits = self._score(ones, lambda: not self._closed, None, between_batches,
+                                                 keep_logits=True)
+        return {"score": score, "predictions": predictions, "logits": logits}
+
+    def remember(self, mask: np.ndarray, score: dict, predictions: np.ndarray) -> None:
+        """Memoise a score found elsewhere (the shared results cache)."""
+        self.lru.put(mask, (score, predictions))
+
+    def _score(self, mask, is_current, on_estimate, between_batches, keep_logits=False):
         gates = torch.as_tensor(np.asarray(mask, dtype=np.float32))
         n = len(self.labels)
         predictions = np.zeros(n, dtype=np.float64 if self.is_regression else np.int64)
+        all_logits: np.ndarray | None = None
         seen = np.zeros(n, dtype=bool)
         last_publish = time.perf_counter()
         for number, indices in enumerate(self.batches):
@@ -208,8 +251,12 @@ class LiveScorer:
                 between_batches()
             if not is_current():
                 raise Cancelled
-            logits = self._batch_logits(number, gates)
-            predictions[indices] = predictions_from_logits(logits.cpu().numpy(), self.is_regression)
+            logits = self._batch_logits(number, gates).float().cpu().numpy()
+            predictions[indices] = predictions_from_logits(logits, self.is_regression)
+            if keep_logits:
+                if all_logits is None:
+                    all_logits = np.zeros((n, *logits.shape[1:]), dtype=np.float32)
+                all_logits[indices] = logits
             seen[indices] = True
             done = number + 1
             now = time.perf_counter()
@@ -219,39 +266,64 @@ class LiveScorer:
                 last_publish = now
         result = (compute_metrics(self.task, predictions, self.labels), predictions)
         self.lru.put(mask, result)
-        return result
+        return result[0], result[1], all_logits
 
     # -- the background worker ------------------------------------------------------
-    def start(self, listener, post) -> None:
+    def start(self, post: Callable[..., None]) -> None:
         """Start the worker.
 
-        ``listener`` (held weakly) has ``_on_estimate``, ``_on_result`` and
-        ``_on_error``; the worker never calls them itself but hands them to
+        The worker never calls a job's :class:`Callbacks` itself but hands them to
         ``post(fn, *args)``, which runs them on the thread that owns the traits.
         """
-        self._listener, self._post = weakref.ref(listener), post
+        self._post = post
         self._thread = threading.Thread(target=self._loop, name="bertology-live-scorer", daemon=True)
         self._thread.start()
 
-    def request(self, mask: np.ndarray) -> int:
+    def request(self, mask: np.ndarray, callbacks: Callbacks) -> int:
         """Ask for ``mask`` to be scored; returns its generation number (later requests supersede it)."""
         with self._cond:
             self._generation += 1
-            self._pending = (self._generation, np.array(mask, dtype=np.float32), time.perf_counter())
+            self._pending = (self._generation, np.array(mask, dtype=np.float32), callbacks, time.perf_counter())
             self._cond.notify_all()
             return self._generation
 
-    def request_capture(self, compute, apply, fail) -> int:
-        """Run ``compute()`` on the worker before any scoring batch; post ``apply(gen, value)`` or ``fail(gen, exc)``.
+    def request_capture(self, compute: Callable[[], Any], callbacks: Callbacks) -> int:
+        """Run ``compute()`` on the worker before any scoring batch; post ``callbacks.done(gen, value)``
+        or ``callbacks.failed(gen, exc)``.
 
         Returns the capture generation; a later request supersedes it (only the
         latest pending capture runs).
         """
         with self._cond:
             self._capture_generation += 1
-            self._capture_pending = (self._capture_generation, compute, apply, fail, time.perf_counter())
+            self._capture_pending = (self._capture_generation, compute, callbacks, time.perf_counter())
             self._cond.notify_all()
             return self._capture_generation
+
+    def request_job(self, compute: Callable[[], Any], callbacks: Callbacks) -> None:
+        """Run ``compute()`` once on the worker (after the pending capture, before scoring), then post
+        ``callbacks.done(0, value)`` or ``callbacks.failed(0, exc)``. Jobs run in order and are never superseded;
+        ``compute`` may call :meth:`run_pending_capture` between its steps."""
+        with self._cond:
+            self._jobs.append((compute, callbacks))
+            self._cond.notify_all()
+
+    def warm_caches(self) -> None:
+        """Build the layer caches in the background, one batch at a time, whenever the worker has nothing
+        else to do (after the baseline came from the shared cache: until then a toggle still scores
+        correctly, rebuilding what it needs)."""
+        with self._cond:
+            self._warm = True
+            self._cond.notify_all()
+
+    @property
+    def warm(self) -> bool:
+        """Whether every batch the budget admits has its layer cache."""
+        return all(c is not None or i in self._uncached for i, c in enumerate(self._caches))
+
+    def run_pending_capture(self) -> None:
+        """Run the pending capture now (worker thread, between the steps of a long job)."""
+        self._run_capture()
 
     def supersede(self) -> int:
         """Cancel whatever scoring is in flight without asking for anything new."""
@@ -298,6 +370,8 @@ class LiveScorer:
                     if wait <= 0:
                         return True
                     self._cond.wait(wait)
+                elif self._jobs or self._warm:
+                    return True
                 else:
                     self._cond.wait()
             return False
@@ -308,36 +382,69 @@ class LiveScorer:
             job, self._capture_pending = self._capture_pending, None
         if job is None:
             return
-        generation, compute, apply, fail, _ = job
+        generation, compute, callbacks, _ = job
+        post = self._post
+        assert post is not None, "start() the worker first"
         try:
             value = compute()
         except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-            self._post(fail, generation, exc)
+            post(callbacks.failed, generation, exc)
             return
-        self._post(apply, generation, value)
+        post(callbacks.done, generation, value)
+
+    def _run_job(self) -> None:
+        """The oldest queued job, if any (worker thread)."""
+        with self._cond:
+            job = self._jobs.popleft() if self._jobs else None
+        if job is None:
+            return
+        compute, callbacks = job
+        post = self._post
+        assert post is not None, "start() the worker first"
+        try:
+            value = compute()
+        except Cancelled:  # closed meanwhile
+            return
+        except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
+            post(callbacks.failed, 0, exc)
+            return
+        post(callbacks.done, 0, value)
+
+    def _warm_one(self) -> None:
+        """Build the next missing layer cache (worker thread, when idle); stop once all are built."""
+        with self.model_lock:
+            missing = [i for i, c in enumerate(self._caches) if c is None and i not in self._uncached]
+            if not missing:
+                self._warm = False
+                return
+            ones = torch.ones(self.shape)
+            self._batch_logits(missing[0], ones)
 
     def _loop(self) -> None:
         while self._wait_for_work():
             self._run_capture()
+            self._run_job()
             with self._cond:
                 job, self._pending = self._pending, None
+                idle = job is None and self._capture_pending is None and not self._jobs
             if job is None:
+                if idle and self._warm:
+                    self._warm_one()
                 continue
-            generation, mask, _ = job
-            is_current = lambda: self._generation == generation and not self._closed  # noqa: E731
-            listener = self._listener()
-            if listener is None:
-                return
+            generation, mask, callbacks, _ = job
             post = self._post
+            assert post is not None, "start() the worker first"
+            is_current = lambda: self._generation == generation and not self._closed  # noqa: E731
+            progress = callbacks.progress
+            on_estimate = None if progress is None else (
+                lambda v, i, p: post(progress, generation, (v, i, p)))
             try:
-                score, predictions = self.score(
-                    mask, is_current=is_current, between_batches=self._run_capture,
-                    on_estimate=lambda v, i, p: post(listener._on_estimate, generation, v, i, p),
-                )
-                post(listener._on_result, generation, mask, score, predictions)
+                score, predictions = self.score(mask, is_current=is_current, between_batches=self._run_capture,
+                                                on_estimate=on_estimate)
+                post(callbacks.done, generation, (mask, score, predictions))
             except Cancelled:
                 pass
             except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                post(listener._on_error, generation, exc)
-            finally:
-                del listener
+                post(callbacks.failed, generation, exc)
+            finally:  # the callbacks hold the session: keep none of them between jobs
+                del job, callbacks, progress, on_estimate

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
+from pathlib import Path
 
 import numpy as np
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
@@ -21,18 +22,27 @@ from ..core.gating import validate_layer_head
 from ..core.labels import TaskMismatchWarning
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from ..core.precision import PRECISIONS, resolve_precision
-from ..runtime.memory import cap_onednn_caches, release_freed_memory
+from ..runtime.memory import cap_onednn_caches
 from . import state as state_io
-from .analysis import AnalysisMixin
+from .analysis import AnalysisMixin, AnalysisRunner
 from .dispatcher import Dispatcher
 from .explanation_part import ExplanationPart, ExplanationTraits
 from .head_analyses import HeadAnalysesMixin
-from .live import LRU, LiveScorer
-from .shown_input import ShownInputMixin
-from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
+from .live import LiveScorer
+from .live_score import LiveScore
+from .shown_input import ShownInput
+from .traits import HeadMaskTrait, array_trait, head_mask_array
 
 
-class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTraits):
+def display_name(model) -> str:
+    """The model's name for a title: a local folder's last part (e.g. the default model's cache folder),
+    else the hub name, else the model type."""
+    config = getattr(model, "config", None)
+    name = str(getattr(config, "_name_or_path", "") or "").rstrip("/")
+    return Path(name).name if Path(name).is_absolute() else name or str(getattr(config, "model_type", "model"))
+
+
+class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
@@ -49,10 +59,14 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         Per layer, what is special about its attention (``""`` for most families).
     layer, head : int
         The selected head (validated against the model).
+    model_name : str, read-only
+        The model's folder or hub name, for titles.
     head_masked : bool
-        Whether the selected head is masked (a toggle links here).
+        Whether the selected head is masked (a toggle links here; it follows mask, layer and head).
     mask : np.ndarray, shape ``(layers, heads)``, float32, read-only
         1 keeps a head, 0 masks it. Assign a new array to change it.
+    masked_count : int, read-only
+        How many heads ``mask`` masks.
     example_index : int
         Dev example shown (``-1`` for custom text).
     text, text_pair : str
@@ -64,7 +78,10 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         All heads of the selected layer.
     hidden_states : np.ndarray, shape ``(layers + 1, pos, hidden)``
     score, baseline_score : dict
-        The task's metrics under the mask, and with no head masked.
+        The task's metrics under the mask, and with no head masked. A live session opens before
+        its baseline is scored: until it lands (:meth:`wait` brings it) both are ``{}``,
+        ``predictions`` and ``baseline_predictions`` are None, ``flipped`` is ``[]`` and ``busy`` is set;
+        a mask changed meanwhile is scored once it has. ``live=False`` scores it before returning.
     score_interval : dict
         ``{metric: (low, high)}`` while ``score_is_estimate``.
     predictions, baseline_predictions, labels : np.ndarray, shape ``(n,)``
@@ -94,6 +111,12 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         Why this prediction: attributions, rollout and norms of the shown input
         (see :class:`~.explanation_part.ExplanationTraits`).
 
+    Parts: the session is a facade over parts that own their state (``parts``): ``live``
+    (:class:`~.live_score.LiveScore`: the scorer and the score traits' values), ``shown``
+    (:class:`~.shown_input.ShownInput`: the captures of the shown input) and ``analyses``
+    (:class:`~.analysis.AnalysisRunner`). They write traits through one method and never read
+    each other's private attributes.
+
     Threads: only the thread that creates the session (the kernel's main
     thread) assigns traits. Scoring and captures run on one worker, analyses
     on their own threads; their results reach the traits through a
@@ -102,9 +125,10 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
 
     num_layers = Int(read_only=True)
     num_heads = Int(read_only=True)
+    model_name = Unicode(read_only=True, help="The model's name, for titles (its folder or hub name)")
     task = Unicode(read_only=True)
     label_names = List(read_only=True)
-    metric_names = List(read_only=True)
+    metric_names: List = List(read_only=True)
     data_source = Unicode(read_only=True)
     causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
     layer_notes = List(Unicode(), read_only=True,
@@ -114,11 +138,12 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
     head = Int(0)
     head_masked = Bool(False)
     mask = HeadMaskTrait()
+    masked_count = Int(0, read_only=True, help="How many heads the mask masks (follows mask)")
     example_index = Int(0)
     text = Unicode("")
     text_pair = Unicode(None, allow_none=True)
 
-    tokens = List()
+    tokens: List = List()
     token_type_ids = array_trait("pos", kinds="iu", help="Segment of each shown token (0 for single texts)")
     attention = array_trait("query", "key", help="Weights of the selected head on the shown input, under the mask")
     attentions = array_trait("heads", "query", "key", help="Weights of every head of the selected layer")
@@ -133,7 +158,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
     predictions = array_trait("n", kinds="iuf", help="Prediction per example under the mask (class, or value)")
     baseline_predictions = array_trait("n", kinds="iuf", help="Prediction per example with no head masked")
     labels = array_trait("n", kinds="iuf", help="Label per example (class, or value for regression)")
-    flipped = List()
+    flipped: List = List()
     example_label = Any(None, help="Label of the shown example: int class, float value, or None for custom text")
     example_prediction = Any(None, help="Prediction on the shown input under the mask: int class or float value")
     example_baseline_prediction = Any(None, help="Prediction on the shown input with no head masked")
@@ -170,40 +195,80 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
                                                       glue_task.is_regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
-        self._captures = LRU(capture_lru_size)  # (text, pair, mask) -> the capture's traits
-        self._capture_key = None  # what the shown capture is, or is being made, for
-        self._capture_pending = False
-        layers, heads = bound.shape
-        self.set_trait("num_layers", layers)
-        self.set_trait("num_heads", heads)
-        self.set_trait("task", glue_task.name)
-        self.set_trait("label_names", list(glue_task.label_names))
-        self.set_trait("metric_names", list(glue_task.metrics))
-        describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
-        self.set_trait("data_source", describe() if callable(describe) else "")
-        self._set_architecture_traits(model, layers)
-        self._capture = None
-        self._unmasked_logits = None
-        self.scorer = LiveScorer(bound, self.eval_set.encoded, labels,
-                                 glue_task.name, self.model_lock, batch_size=batch_size,
-                                 precision=self.precision, lru_size=lru_size, debounce_s=debounce_s,
-                                 cache_mb=cache_mb, cache_every=cache_every)
-        ones = np.ones((layers, heads), dtype=np.float32)
-        baseline, base_pred = self.scorer.score(ones)
-        release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
-        with self.hold_trait_notifications():
-            self.labels = labels
-            self.baseline_score, self.baseline_predictions = dict(baseline), base_pred
-            self.score, self.predictions, self.scored_mask = dict(baseline), base_pred, frozen(ones)
-            self.mask = ones
-            self.example_index = 0
-        self._explanation = self._explanation_part(live)
-        self._live = False
-        self._show_example(0)
-        self._live = live
+        self._set_model_traits(model, glue_task, examples)
+        scorer = LiveScorer(bound, self.eval_set.encoded, labels, glue_task.name, self.model_lock,
+                            batch_size=batch_size, precision=self.precision, lru_size=lru_size,
+                            debounce_s=debounce_s, cache_mb=cache_mb, cache_every=cache_every)
+        self._wire_parts(scorer, labels, capture_lru_size, live)
+        ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
+        self.labels = labels
+        # Live: open now (shape, tokens, the shown example's attention); the baseline lands through the
+        # dispatcher, from the shared results cache or the worker. Not live: it is scored before this returns.
+        self.live.open_baseline(background=live)
+        self._show_example(0, also={"mask": ones})
         if live:
-            self.scorer.start(self, self._dispatcher.post)
-            weakref.finalize(self, self.scorer.close, 1.0)
+            self.live.start(self._dispatcher.post)
+            self.live.request_baseline()
+            weakref.finalize(self, scorer.close, 1.0)
+
+    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int, live: bool) -> None:
+        """Build the session's parts. Each owns its state and gets, as callables, what it needs of the others;
+        a new part is built here and listed in ``parts`` (which :meth:`close` closes)."""
+        self.analyses = AnalysisRunner(self._dispatcher.post, self._publish,
+                                       running=lambda: self.analysis_status if self.analysis_busy else None,
+                                       drain=self._dispatcher.drain, bound=self.bound, model_lock=self.model_lock)
+        # The label mapping is part of every shared key (results_key); the precision and batching are the baseline's.
+        baseline_options = dict(precision=self.precision, batch_size=self.batch_size, max_length=self.max_length)
+        self.live = LiveScore(scorer, self._publish, is_busy=lambda: self.busy,
+                              on_scored=self._on_scored, current_mask=lambda: self.mask,
+                              baseline_key=lambda: self.analyses.results_key(self.task, self.examples,
+                                                                             **baseline_options))
+        self.shown = ShownInput(self, self._publish, self.bound, self.model_lock, self.max_length,
+                                worker=scorer, is_live=lambda: self.live.live,
+                                baseline_predictions=lambda: self.live.baseline_predictions,
+                                is_regression=labels.dtype.kind == "f",
+                                notices=lambda: [self._label_notice, scorer.budget.notice],
+                                lru_size=capture_lru_size, on_shown=self._explain_shown)
+        self.explanation = self._explanation_part(scorer, live)
+        self.parts: dict[str, object] = {"live": self.live, "shown": self.shown, "analyses": self.analyses,
+                                         "explanation": self.explanation}
+
+    def _on_scored(self) -> None:
+        """A score landed: the shown input's predictions follow it, then its explanation (if one is asked for)."""
+        self.shown.update_predictions()
+        self._explain_shown()
+
+    def _explanation_part(self, scorer: LiveScorer, live: bool) -> ExplanationPart:
+        """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
+        publish, explanation_key = weakref.WeakMethod(self._publish), weakref.WeakMethod(self._explanation_key)
+        bound = self.bound
+
+        def apply(values: dict) -> None:
+            method = publish()
+            if method is not None:
+                method(**values)
+
+        def current_key():
+            method = explanation_key()
+            return None if method is None else method()
+
+        part = ExplanationPart(
+            bound=lambda: bound, model_lock=self.model_lock, post=self._dispatcher.post, apply=apply,
+            work_generation=lambda: (scorer.generation, scorer.capture_generation), current_key=current_key,
+            max_length=self.max_length, live=live, ablation=lambda: bound.ablation)
+        weakref.finalize(self, part.close)
+        return part
+
+    def _publish(self, **traits) -> None:
+        """Assign several traits at once, observers running after the last (the parts' one way to write)."""
+        with self.hold_trait_notifications():
+            for name, value in traits.items():
+                setattr(self, name, value)
+
+    @property
+    def scorer(self) -> LiveScorer:
+        """The live scorer (memoised scores ``scorer.lru``, the bf16 guard ``scorer.guard``)."""
+        return self.live.scorer
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -228,20 +293,16 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
             session.load_shared_results()
         return session
 
-    def _explanation_part(self, live: bool) -> ExplanationPart:
-        """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
-        me = weakref.ref(self)
-        bound, scorer = self.bound, self.scorer
-        part = ExplanationPart(
-            bound=lambda: bound, model_lock=self.model_lock, post=self._dispatcher.post,
-            apply=lambda values: me()._apply_explanation(values),
-            work_generation=lambda: (scorer.generation, scorer.capture_generation),
-            current_key=lambda: me()._explanation_key(), max_length=self.max_length, live=live,
-            ablation=lambda: bound.ablation)
-        weakref.finalize(self, part.close)
-        return part
-
-    def _set_architecture_traits(self, model, layers: int) -> None:
+    def _set_model_traits(self, model, glue_task, examples) -> None:
+        layers, heads = self.bound.shape
+        self.set_trait("num_layers", layers)
+        self.set_trait("num_heads", heads)
+        self.set_trait("model_name", display_name(model))
+        self.set_trait("task", glue_task.name)
+        self.set_trait("label_names", list(glue_task.label_names))
+        self.set_trait("metric_names", list(glue_task.metrics))
+        describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
+        self.set_trait("data_source", describe() if callable(describe) else "")
         try:
             causal = bool(adapter_for(model).causal)
             notes = [layer_attention_note(model, layer) for layer in range(layers)]
@@ -261,49 +322,59 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
     # -- validation ------------------------------------------------------------------
     @validate("layer")
     def _check_layer(self, proposal):
-        return self._checked_index(int(proposal["value"]), None)
+        layer = int(proposal["value"])
+        self._valid_selection(layer, None)
+        return layer
 
     @validate("head")
     def _check_head(self, proposal):
-        return self._checked_index(0, int(proposal["value"]))
+        head = int(proposal["value"])
+        self._valid_selection(0, head)
+        return head
 
-    def _checked_index(self, layer: int, head: int | None) -> int:
+    @validate("example_index")
+    def _check_example(self, proposal):
+        return self._valid_example(int(proposal["value"]))
+
+    def _valid_selection(self, layer: int, head: int | None) -> None:
+        """TraitError unless ``layer`` (and ``head``, when given) exist in the model."""
         try:
             validate_layer_head((self.num_layers, self.num_heads), layer, head)
         except ValueError as exc:
             raise TraitError(str(exc)) from None
-        return layer if head is None else head
 
-    @validate("example_index")
-    def _check_example(self, proposal):
-        value = int(proposal["value"])
-        if not -1 <= value < len(self.examples):
-            raise TraitError(f"example {value} does not exist; choose 0..{len(self.examples) - 1} (or -1 for own text)")
-        return value
+    def _valid_example(self, index: int) -> int:
+        if not -1 <= index < len(self.examples):
+            raise TraitError(f"example {index} does not exist; choose 0..{len(self.examples) - 1} (or -1 for own text)")
+        return index
 
     # -- reactions -------------------------------------------------------------------
-    @observe("mask")
-    def _on_mask(self, change):
-        if change["old"] is not None and np.array_equal(change["old"], change["new"]):
+    @observe("mask", "layer", "head")
+    def _on_mask_or_selection(self, change):
+        if self.mask is None:
             return
+        with self.hold_trait_notifications():  # views redraw once, with the count, busy and score in step
+            self._derive_mask_state()
+            if change["name"] != "mask":
+                self.shown.slice_attention()
+            elif change["old"] is None or not np.array_equal(change["old"], change["new"]):
+                self.live.rescore(self.mask)
+                self.shown.recapture()
+
+    def _derive_mask_state(self) -> None:
+        """``head_masked`` and ``masked_count`` follow from ``mask``, ``layer`` and ``head`` here, and only here."""
         masked = bool(self.mask[self.layer, self.head] == 0)
         if self.head_masked != masked:
             self.head_masked = masked
-        self._rescore()
-        self._recapture()
+        count = int((np.asarray(self.mask) == 0).sum())
+        if self.masked_count != count:
+            self.set_trait("masked_count", count)
 
     @observe("head_masked")
     def _on_head_masked(self, change):
-        if bool(self.mask[self.layer, self.head] == 0) == change["new"]:
-            return
-        self.set_head(self.layer, self.head, not change["new"])
-
-    @observe("layer", "head")
-    def _on_selection(self, change):
-        masked = bool(self.mask[self.layer, self.head] == 0)
-        if self.head_masked != masked:
-            self.head_masked = masked
-        self._slice_attention()
+        """A toggle linked to ``head_masked`` masks or keeps the selected head."""
+        if bool(self.mask[self.layer, self.head] == 0) != change["new"]:
+            self.set_head(self.layer, self.head, not change["new"])
 
     @observe("example_index")
     def _on_example(self, change):
@@ -312,23 +383,45 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
 
     @observe("text", "text_pair")
     def _on_text(self, change):
+        """The one reaction to a new input: leave the dev example, capture it, then suggest its corrupted partner."""
         if self.example_index >= 0:
             example = self.examples[self.example_index]
             if (self.text, self.text_pair) != (example.text_a, example.text_b):
                 self.example_index = -1
-        self._recapture()
+        self.shown.recapture()
+        if change["name"] == "text":
+            self.on_text_for_patching()
+
+    def _show_example(self, index: int, also: dict | None = None) -> None:
+        example = self.examples[index]
+        self._publish(**(also or {}), text=example.text_a, text_pair=example.text_b, example_label=example.label)
+        self.shown.recapture()  # also when the text did not change (its predictions may have)
+
+    def _set_model_ablation(self, wanted: str, means) -> None:
+        """Make ``wanted`` the model's ablation; rescore and recapture under it."""
+        if self.bound.ablation[0] == wanted:
+            return
+        # on the bound model: both runners (bf16 too) and the captures read it there
+        self.live.set_ablation(lambda: self.bound.set_ablation(wanted, means), self.model_lock)
+        self.shown.forget()  # captures are keyed by (text, pair, mask): the ablation changes them all
+        self.live.rescore(self.mask)
+        self.shown.recapture()
+
+    def _example_lengths(self) -> np.ndarray:
+        """Token count of every dev example ``(n,)``."""
+        return self.eval_set.encoded.lengths
 
     # -- public methods ----------------------------------------------------------------
     def set_head(self, layer: int, head: int, keep: float) -> None:
         """Set one gate: ``keep`` 1 keeps head ``(layer, head)``, 0 masks it (TraitError for a head out of range)."""
-        self._checked_index(layer, head)
+        self._valid_selection(layer, head)
         mask = np.array(self.mask)
         mask[layer, head] = keep
         self.mask = mask
 
     def toggle_head(self, layer: int, head: int) -> None:
         """Mask head ``(layer, head)`` if it is kept, keep it if masked."""
-        self._checked_index(layer, head)
+        self._valid_selection(layer, head)
         self.set_head(layer, head, 0.0 if self.mask[layer, head] != 0 else 1.0)
 
     def reset_mask(self) -> None:
@@ -344,7 +437,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
 
     def settled(self) -> bool:
         """Whether the score belongs to the current mask and the shown capture is up to date."""
-        return (not self.busy and not self._capture_pending and self._dispatcher.pending() == 0
+        return (not self.busy and not self.shown.pending and self._dispatcher.pending() == 0
                 and self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask))
 
     def wait(self, timeout: float = 60.0, analysis: bool = False) -> bool:
@@ -355,7 +448,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         settled, False on timeout or when scoring failed (``score_error``).
         """
         def done():
-            failed = bool(self.score_error) and not self.busy and not self._capture_pending
+            failed = bool(self.score_error) and not self.busy and not self.shown.pending
             return (failed or self.settled()) and not (analysis and self.analysis_busy)
 
         return self._dispatcher.wait(done, timeout) and self.settled()
@@ -375,9 +468,9 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
         data = state_io.read_state(path, self)
         try:
             mask = head_mask_array(data["mask"], self.num_layers, self.num_heads)
-            layer = self._check_layer({"value": data["layer"]})
-            head = self._check_head({"value": data["head"]})
-            example = self._check_example({"value": data["example_index"]})
+            layer, head = int(data["layer"]), int(data["head"])
+            self._valid_selection(layer, head)
+            example = self._valid_example(int(data["example_index"]))
         except (TraitError, TypeError) as exc:
             raise ValueError(f"{path}: {exc}") from None
         with self.hold_trait_notifications():
@@ -390,59 +483,11 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, Explanatio
 
     def close(self) -> None:
         """Stop the background worker (also done when the session is garbage-collected)."""
-        self._explanation.close()
-        self.scorer.close()
+        for part in self.parts.values():
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
 
     @property
     def cache_bytes(self) -> int:
         return self.scorer.cache_bytes()
-
-    # -- scoring (results arrive on the owner thread through the dispatcher) ---------------
-    def _rescore(self) -> None:
-        mask = np.array(self.mask)
-        cached = self.scorer.lru.get(mask)
-        if cached is not None or not self._live_ready():
-            generation = self.scorer.supersede()
-            try:
-                score, predictions = cached if cached is not None else self.scorer.score(mask)
-            except Exception as exc:  # noqa: BLE001 - shown in the readout, never raised in the kernel
-                self._on_error(generation, exc)
-                return
-            self._on_result(generation, mask, score, predictions)
-            return
-        self.scorer.request(mask)
-        if not self.busy:  # the rest of a burst costs no trait change
-            with self.hold_trait_notifications():
-                self.busy, self.progress = True, 0.0
-
-    def _live_ready(self) -> bool:
-        return getattr(self, "_live", False) and self.scorer.alive
-
-    def _current(self, generation: int) -> bool:
-        return generation == self.scorer.generation
-
-    def _on_estimate(self, generation, values, intervals, progress):
-        if not self._current(generation):
-            return
-        with self.hold_trait_notifications():
-            self.score, self.score_interval = dict(values), dict(intervals)
-            self.score_is_estimate, self.progress = True, float(progress)
-
-    def _on_result(self, generation, mask, score, predictions):
-        if not self._current(generation):
-            return
-        with self.hold_trait_notifications():
-            self.score, self.score_interval, self.score_is_estimate = dict(score), {}, False
-            self.predictions, self.scored_mask = predictions, frozen(mask)
-            self.flipped = np.nonzero(predictions != self.baseline_predictions)[0].tolist()
-            self.progress, self.busy, self.score_error = 1.0, False, ""
-        self._update_example_predictions()
-        self._explain_shown()
-        release_freed_memory()  # the layer states this score replaced
-
-    def _on_error(self, generation, exc):
-        if not self._current(generation):
-            return
-        with self.hold_trait_notifications():
-            self.score_error = f"scoring failed: {type(exc).__name__}: {exc}"
-            self.busy, self.progress = False, 1.0

@@ -1,39 +1,106 @@
 """The input under the microscope: capturing it, and showing what the capture holds.
 
-:class:`ShownInputMixin` is the part of :class:`~.session.ModelSession`
-that keeps the ``tokens``, ``attention(s)``, ``hidden_states`` and the
-example's predictions in step with the shown text and the mask. A capture
-runs on the live worker (or inline when the session is not live), at most
-once per (text, pair, mask), and lands through the dispatcher on the kernel
-thread like every other result.
+:class:`ShownInput` is the part of :class:`~.session.ModelSession` that keeps
+the ``tokens``, ``attention(s)``, ``hidden_states`` and the example's
+predictions in step with the shown text and the mask. It owns the capture
+cache, the key of the shown capture, whether one is pending, and the
+unmasked logits of one's own text. A capture runs on the live worker (or
+inline when the session is not live), at most once per (text, pair, mask),
+and lands through the dispatcher on the kernel thread like every other result.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
+from typing import Any, Callable, Protocol
 
 import numpy as np
-from traitlets import HasTraits
 
-from ..core.capturing import TextTruncatedWarning, capture, check_text
-from .live import mask_key
+from ..core.capturing import Capture, TextTruncatedWarning, capture, check_text
+from .live import LRU, Callbacks, LiveScorer, mask_key
+from .live_score import Publish
 
 
-class ShownInputMixin(HasTraits):
-    """Capture of the shown input; the traits it fills are declared on :class:`~.session.ModelSession`."""
+class ShownTraits(Protocol):
+    """What :class:`ShownInput` reads from the session (public traits only)."""
 
-    def _show_example(self, index: int) -> None:
-        example = self.examples[index]
-        with self.hold_trait_notifications():  # _on_text runs once, after both texts are set
-            self.text, self.text_pair = example.text_a, example.text_b
-            self.example_label = example.label
-        self._recapture()
+    text: str
+    text_pair: str | None
+    mask: Any
+    example_index: int
+    layer: int
+    head: int
 
-    def _recapture(self) -> None:
+
+class ShownInput:
+    """Capture of the shown input; the traits it fills are declared on :class:`~.session.ModelSession`.
+
+    Parameters
+    ----------
+    traits : ShownTraits
+        The session, read (never assigned) for the text, mask, example and selected head.
+    publish : callable
+        ``publish(**traits)`` assigns the session's traits together (owner thread).
+    bound, model_lock, max_length
+        What a capture runs: the bound model (its label order and ablation apply); the lock is held
+        around each forward pass.
+    worker : LiveScorer
+        Runs captures in the background (``request_capture``) while ``is_live()``.
+    is_live : callable
+        Whether the live worker runs.
+    baseline_predictions : callable
+        The unmasked prediction per dev example ``(n,)``, or None while not scored yet.
+    is_regression : bool
+    notices : callable
+        Session-wide notices (label mapping, cache budget), shown after the capture's own.
+    """
+
+    def __init__(self, traits: ShownTraits, publish: Publish, bound, model_lock: threading.RLock, max_length: int,
+                 worker: LiveScorer, is_live: Callable[[], bool],
+                 baseline_predictions: Callable[[], np.ndarray | None], is_regression: bool,
+                 notices: Callable[[], list[str]], lru_size: int = 16,
+                 on_shown: Callable[[], None] = lambda: None):
+        self._traits, self._publish = traits, publish
+        self._bound, self._lock, self._max_length = bound, model_lock, max_length
+        self._worker, self._is_live = worker, is_live
+        self._baseline_predictions, self._is_regression, self._notices = baseline_predictions, is_regression, notices
+        self._captures = LRU(lru_size)  # (text, pair, mask) -> (Capture, notices)
+        self._key: tuple | None = None  # what the shown capture is, or is being made, for
+        self._pending = False
+        self._capture: Capture | None = None
+        self._unmasked_logits: tuple[tuple, Any] | None = None  # ((text, pair), logits) of one's own text
+        self._callbacks = Callbacks(self._applied, self._failed)
+        self._on_shown = on_shown  # called after the shown capture changed (or went), on the owner thread
+        self.first_shown_at: float | None = None  # time.perf_counter() when the first capture was shown
+
+    @property
+    def pending(self) -> bool:
+        """Whether a capture is on its way."""
+        return self._pending
+
+    @property
+    def key(self) -> tuple | None:
+        """``(text, pair, mask key)`` of the shown capture, or of the one on its way."""
+        return self._key
+
+    @property
+    def current(self) -> Capture | None:
+        """The shown capture (None while there is none)."""
+        return self._capture
+
+    def forget(self) -> None:
+        """Drop every cached capture (the model's ablation changed them all); the next recapture runs afresh."""
+        self._captures.clear()
+        self._key = None
+
+    def recapture(self) -> None:
         """Ask for the capture of the shown input under the mask: at most one per (text, pair, mask)."""
-        text, pair, mask = self.text, self.text_pair, np.array(self.mask)
+        t = self._traits
+        text, pair, mask = t.text, t.text_pair, np.array(t.mask)
         key = (text, pair, mask_key(mask))
-        if key == self._capture_key:
+        if key == self._key:
             return
         try:
             check_text(text)
@@ -42,38 +109,38 @@ class ShownInputMixin(HasTraits):
         except ValueError as exc:  # bad input (empty text ...): say what was expected, show nothing stale
             self._show_nothing(str(exc))
             return
-        self._capture_key = key
+        self._key = key
         cached = self._captures.get(key)
-        own_text = self.example_index < 0
+        own_text = t.example_index < 0
         need_unmasked = own_text and (self._unmasked_logits is None or self._unmasked_logits[0] != key[:2])
         if cached is not None and not need_unmasked:
-            self.scorer.supersede_capture()
-            self._capture_pending = False
-            self._apply_capture(None, (key, cached, None))
+            self._worker.supersede_capture()
+            self._pending = False
+            self._apply(key, cached, None)
             return
 
         def compute():
             return key, self._run_capture(text, pair, mask), (self._unmasked(text, pair, mask)
                                                               if need_unmasked else None)
 
-        if self._live_ready():
-            self._capture_pending = True
-            self.scorer.request_capture(compute, self._apply_capture, self._capture_failed)
+        if self._is_live():
+            self._pending = True
+            self._worker.request_capture(compute, self._callbacks)
             return
-        self.scorer.supersede_capture()
-        self._capture_pending = False
+        self._worker.supersede_capture()
+        self._pending = False
         try:
             value = compute()
         except Exception as exc:  # noqa: BLE001 - a failing forward is shown, never raised into the kernel
-            self._capture_failed(None, exc)
+            self._show_failure(exc)
             return
-        self._apply_capture(None, value)
+        self._apply(*value)
 
     def _run_capture(self, text, pair, mask):
         """One capture (any thread; touches no trait): ``(Capture, notices)``."""
-        with self.model_lock, warnings.catch_warnings(record=True) as caught:
+        with self._lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TextTruncatedWarning)
-            result = capture(self.bound, None, text, pair, mask, self.max_length)
+            result = capture(self._bound, None, text, pair, mask, self._max_length)
         notices = [str(w.message) for w in caught if issubclass(w.category, TextTruncatedWarning)]
         return result, notices
 
@@ -81,71 +148,82 @@ class ShownInputMixin(HasTraits):
         """The unmasked logits of one's own text: once per text, not on every mask change."""
         if (mask == 1).all():
             return None  # the masked capture is the unmasked one
-        with self.model_lock, warnings.catch_warnings():
+        with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", TextTruncatedWarning)  # the masked capture already made it a notice
-            return capture(self.bound, None, text, pair, None, self.max_length).logits
+            return capture(self._bound, None, text, pair, None, self._max_length).logits
 
-    def _apply_capture(self, generation, value) -> None:
-        if generation is not None:
-            if generation != self.scorer.capture_generation:
-                return  # a newer capture is on its way
-            self._capture_pending = False
-        key, (result, notices), unmasked = value
-        self._captures.put(key, (result, notices))
-        if self.example_index < 0 and (unmasked is not None or (self._unmasked_logits or (None,))[0] != key[:2]):
+    # -- results (owner thread) --------------------------------------------------------------
+    def _applied(self, generation: int, value) -> None:
+        if generation != self._worker.capture_generation:
+            return  # a newer capture is on its way
+        self._pending = False
+        self._apply(*value)
+
+    def _failed(self, generation: int, exc: BaseException) -> None:
+        if generation != self._worker.capture_generation:
+            return
+        self._pending = False
+        self._show_failure(exc)
+
+    def _apply(self, key, captured, unmasked) -> None:
+        result, notices = captured
+        self._captures.put(key, captured)
+        own = self._unmasked_logits
+        if self._traits.example_index < 0 and (unmasked is not None or own is None or own[0] != key[:2]):
             self._unmasked_logits = (key[:2], result.logits if unmasked is None else unmasked)
         self._capture = result
-        with self.hold_trait_notifications():
-            self.tokens, self.token_type_ids = list(result.tokens), result.token_type_ids
-            self.hidden_states, self.truncated = result.hidden_states, result.truncated
-            self.notice = "\n".join(filter(None, [*notices[:1], self._label_notice, self.scorer.budget.notice]))
-            self.capture_error = ""
-            self._slice_attention()
-            self._update_example_predictions()
-        self._explain_shown()
+        if self.first_shown_at is None:
+            self.first_shown_at = time.perf_counter()
+        self._publish(tokens=list(result.tokens), token_type_ids=result.token_type_ids,
+                      hidden_states=result.hidden_states, truncated=result.truncated,
+                      notice="\n".join(filter(None, [*notices[:1], *self._notices()])), capture_error="",
+                      **self._attention(), **self._predictions())
+        self._on_shown()
 
     def _show_nothing(self, error: str) -> None:
-        self.scorer.supersede_capture()
-        self._capture, self._capture_key, self._capture_pending = None, None, False
-        with self.hold_trait_notifications():
-            self.tokens, self.token_type_ids, self.hidden_states = [], None, None
-            self.attention = self.attentions = None
-            self.truncated, self.notice = False, ""
-            self.example_prediction = self.example_baseline_prediction = None
-            self.capture_error = error
-        self._explain_shown()
+        self._worker.supersede_capture()
+        self._capture, self._key, self._pending = None, None, False
+        self._publish(tokens=[], token_type_ids=None, hidden_states=None, attention=None, attentions=None,
+                      truncated=False, notice="", example_prediction=None, example_baseline_prediction=None,
+                      capture_error=error)
+        self._on_shown()
 
-    def _capture_failed(self, generation, exc) -> None:
-        if generation is not None:
-            if generation != self.scorer.capture_generation:
-                return
-            self._capture_pending = False
-        self._capture_key = None
-        if isinstance(exc, ValueError):
-            self.capture_error = str(exc)
-        else:
-            self.capture_error = f"could not run the model on this input: {type(exc).__name__}: {exc}"
+    def _show_failure(self, exc: BaseException) -> None:
+        self._key = None
+        message = (str(exc) if isinstance(exc, ValueError)
+                   else f"could not run the model on this input: {type(exc).__name__}: {exc}")
+        self._publish(capture_error=message)
 
-    def _slice_attention(self) -> None:
+    # -- what the shown capture says ------------------------------------------------------------
+    def _attention(self) -> dict:
         if self._capture is None:
-            return
-        with self.hold_trait_notifications():
-            self.attentions = self._capture.attentions[self.layer]
-            self.attention = self._capture.attentions[self.layer, self.head]
+            return {}
+        layer, head = self._traits.layer, self._traits.head
+        return {"attentions": self._capture.attentions[layer], "attention": self._capture.attentions[layer, head]}
 
-    def _update_example_predictions(self) -> None:
+    def _predictions(self) -> dict:
         if self._capture is None or self._capture.logits is None:
-            return
-        if self.example_index < 0 and self._unmasked_logits is None:
-            return  # one's own text whose first capture is still on its way (a score can land first)
-        regression = self.labels.dtype.kind == "f"
-        to_pred = (lambda z: float(z[0])) if regression else (lambda z: int(np.argmax(z)))
-        if self.example_index >= 0:
-            self.example_prediction = to_pred(self._capture.logits)
-            self.example_baseline_prediction = self.baseline_predictions[self.example_index].item()
+            return {}
+        index = self._traits.example_index
+        if index < 0 and self._unmasked_logits is None:
+            return {}  # one's own text whose first capture is still on its way (a score can land first)
+        to_pred: Callable[[Any], Any] = ((lambda z: float(z[0])) if self._is_regression
+                                         else (lambda z: int(np.argmax(z))))
+        values: dict = {"example_prediction": to_pred(self._capture.logits)}
+        if index >= 0:
+            baseline = self._baseline_predictions()
+            values["example_baseline_prediction"] = None if baseline is None else baseline[index].item()
         else:
-            self.example_label = None
-            self.example_prediction = to_pred(self._capture.logits)
-            # None until the own text has been captured (an empty text never is)
             unmasked = self._unmasked_logits
-            self.example_baseline_prediction = None if unmasked is None else to_pred(unmasked[1])
+            values["example_label"] = None
+            # None until the own text has been captured (an empty text never is)
+            values["example_baseline_prediction"] = None if unmasked is None else to_pred(unmasked[1])
+        return values
+
+    def slice_attention(self) -> None:
+        """Show the selected layer's and head's weights of the shown capture."""
+        self._publish(**self._attention())
+
+    def update_predictions(self) -> None:
+        """Show the model's predictions on the shown input (after a new score or baseline)."""
+        self._publish(**self._predictions())

@@ -143,9 +143,9 @@ class GridFigure:
         self._room = (_px(layout.get("height"), 300) - margin["top"] - margin["bottom"],
                       _px(layout.get("width"), 300) - margin["left"] - margin["right"])
         self._click_handler = None
-        self._labels = None
-        self._cell_labels = None
-        self._values = None
+        self._labels: tuple | None = None
+        self._cell_labels: tuple[list, list] | None = None
+        self._values: np.ndarray | None = None
         self.heat.on_element_click(self._on_element_click)
         self.heat.on_hover(self._on_hover)
 

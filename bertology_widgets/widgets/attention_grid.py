@@ -108,7 +108,7 @@ class AttentionGrid(FigureView):
         self.scale_picker = w.ToggleButtons(options=[(label, value) for value, label in SCALES.items()],
                                             description="scale", tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
                                             style={"button_width": "80px", "description_width": "40px"})
-        self.small = []
+        self.small: list = []
         per_row = max(1, (size + 70) // SMALL_PX)
         self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)",
                                             "display": "none"})
@@ -125,7 +125,7 @@ class AttentionGrid(FigureView):
             self._link((session, "attention_measure"), (self.measure_picker, "value"))
         self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self.measure_picker,
                          self._small_caption, self._small_box]
-        self._shown = None
+        self._shown: tuple | None = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
         if session.has_trait("attention_measure"):
             self._observe(self._redraw, ["attention_measure"], call_now=False)

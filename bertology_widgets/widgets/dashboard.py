@@ -20,13 +20,6 @@ from .score_readout import ScoreReadout
 from .token_strip import TokenStrip
 
 
-def _model_name(session) -> str:
-    config = getattr(session.model, "config", None)
-    # A local folder's last part (e.g. the default model's cache folder), or the hub name.
-    name = str(getattr(config, "_name_or_path", "") or "").rstrip("/")
-    return Path(name).name if Path(name).is_absolute() else name or str(getattr(config, "model_type", "model"))
-
-
 class Dashboard(SessionView):
     """Controls, attention map, head-mask grid, score readout and the example, over one session.
 
@@ -77,7 +70,7 @@ class Dashboard(SessionView):
                                        "Patching: which heads carry the decision?")):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
-        header = w.HTML(f"<b>{html.escape(_model_name(session))}</b> &middot; {session.task} &middot; "
+        header = w.HTML(f"<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
         side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "400px"})

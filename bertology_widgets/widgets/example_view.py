@@ -91,7 +91,7 @@ class ExampleView(SessionView):
     def _redraw_prediction(self, _change) -> None:
         s, names = self.session, self.session.label_names
         now, base = s.example_prediction, s.example_baseline_prediction
-        flip = ' <b style="color:#b91c1c">(flipped)</b>' if now is not None and now != base else ""
+        flip = ' <b style="color:#b91c1c">(flipped)</b>' if None not in (now, base) and now != base else ""
         label = "" if s.example_index < 0 else f"label: <b>{label_text(s.example_label, names)}</b> &middot; "
         self.prediction.value = (f"{label}prediction: <b>{label_text(now, names)}</b>{flip}"
                                  f" &middot; unmasked: <b>{label_text(base, names)}</b>")

@@ -83,6 +83,7 @@ class HeadMaskGrid(FigureView):
         self.children = [self.grid.fig, self.hint, self.colour_selector, self.legend, self.note,
                          self.ablation_selector]
         self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
+        self._observe(self._ask_for_roles, ["colour_by"], owner=self, call_now=False)
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
         self._observe(self._frame_selected, ["layer", "head"])
 
@@ -106,8 +107,7 @@ class HeadMaskGrid(FigureView):
         missing = self.colour_by != "mask" and chosen is None
         self.note.value = f"<i>{self.colour_by} is not computed yet; showing the mask</i>" if missing else ""
         by_role = self.colour_by == "role" and chosen is not None
-        if missing and self.colour_by == "role" and not s.analysis_busy:
-            s.compute_roles()
+        if missing and self.colour_by == "role" and s.analysis_busy and s.analysis_status == "head roles":
             self.note.value = "<i>computing head roles in the background; showing the mask</i>"
         self.legend.value = legend_html(s.roles) if by_role else ""
         tooltip = self.role_tooltip if by_role else self._value_tooltip
@@ -127,6 +127,12 @@ class HeadMaskGrid(FigureView):
         self.grid.draw("masked_halo", outline)
         self.grid.draw("masked", outline)
         self.grid.draw("masked_hatch", crosses(masked) if chosen is not None and masked else None)
+
+    def _ask_for_roles(self, _change) -> None:
+        """Colouring by role (chosen by the user or by code) asks the session for the roles once."""
+        s = self.session
+        if self.colour_by == "role" and s.roles is None and not s.analysis_busy:
+            s.compute_roles()
 
     def _frame_selected(self, _change) -> None:
         self.grid.draw("selected", frame(self.session.layer, self.session.head))

@@ -79,7 +79,7 @@ class HiddenStatesView(SessionView):
         self.add_class("bw-hidden-states")
         layout = {"width": f"{size}px", "height": f"{size}px"}  # tall enough for a colour bar
         margin = {"top": 40, "bottom": 90, "left": 60, "right": 76}
-        grid_kwargs = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
+        grid_kwargs: dict = dict(overlays={"selected": HIGHLIGHT_STYLE}, row_label="layer", col_label="token",
                            long_labels=True, layout=layout, fig_margin=margin)
         self.norms = GridFigure(ColorScale(scheme="viridis"), title="Norm of each token's state",
                                 tooltip=("layer", "token", "norm"), colour_label="norm", value_format=".2f",
@@ -104,7 +104,7 @@ class HiddenStatesView(SessionView):
         self._dlink((session, "layer"), (self, "pca_layer"), lambda layer: layer + 1)
         self.children = [w.HBox([self.norms.fig, self.cosine.fig], layout={"flex_flow": "row wrap"}),
                          w.VBox([self.slider, self.pca_fig])]
-        self._drawn = None
+        self._drawn: tuple | None = None
         self._observe(self._redraw_grids, ["hidden_states", "tokens"])
         self._observe(self._redraw_selection, ["hidden_states", "tokens", "layer"])
         self._observe(self._redraw_pca, ["hidden_states", "tokens"])

@@ -35,7 +35,7 @@ def threshold_label(curve: dict) -> str:
 
 def pruning_note(session) -> str:
     """What pruning the session's masked heads would leave: parameters kept, out of the model's."""
-    masked = int((session.mask == 0).sum())
+    masked = session.masked_count
     if masked == 0:
         return "<small>No head is masked; pruning would keep every parameter.</small>"
     before, after = session.pruned_params()
@@ -144,7 +144,7 @@ class ImportancePanel(SessionView):
                          self.slider, self.note, self.pruning,
                          w.HBox([self.importance_map, self.fig], layout={"flex_flow": "row wrap"})]
         self._observe(self._follow_mask, ["mask", "importance"])
-        self._observe(self._redraw_pruning, ["mask"])
+        self._observe(self._redraw_pruning, ["masked_count"])
         self._observe(self._on_slider, ["value"], owner=self.slider, call_now=False)
         self._observe(self._redraw_curve, ["curve"])
         self._observe(self._redraw_current, ["mask", "score", "score_is_estimate"])
@@ -195,7 +195,7 @@ class ImportancePanel(SessionView):
     def _follow_mask(self, _change) -> None:
         """Slider to the number of masked heads, without re-masking; note when they are not the least important."""
         s = self.session
-        masked = int((np.asarray(s.mask) == 0).sum())
+        masked = s.masked_count
         if self.slider.value != masked:
             self._syncing = True
             try:

@@ -188,7 +188,9 @@ class LayerProbe(SessionView):
         self._start(False)
         if self.session.analysis_status == "layer probe: failed":
             raise RuntimeError(self.session.analysis_error)
-        return self.result
+        result = self.result
+        assert result is not None, "the probe ran in the foreground"
+        return result
 
     # -- drawing ---------------------------------------------------------------------------
     def _redraw(self, _change) -> None:

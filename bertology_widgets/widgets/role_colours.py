@@ -55,8 +55,8 @@ class RoleTooltip(w.HTML):
     def on_hover(self, _mark, content) -> None:
         data = content.get("data") or {}
         try:
-            layer = int(data.get("rowNum", data.get("row")))
-            head = int(data.get("columnNum", data.get("column")))
+            layer = int(data.get("rowNum", data.get("row")))  # type: ignore[arg-type]  # None: TypeError below
+            head = int(data.get("columnNum", data.get("column")))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return
         self.show(layer, head)

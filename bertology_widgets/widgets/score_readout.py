@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
-import numpy as np
 
 from ._base import SessionView, error_html
 
@@ -25,9 +24,9 @@ def score_html(session) -> str:
     estimate = session.score_is_estimate
     rows = [f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
             f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>']
-    for metric, base in baseline.items():
-        value = score.get(metric)
-        if value is None:
+    for metric in (list(baseline) or session.metric_names):
+        value, base = score.get(metric), baseline.get(metric)
+        if value is None or base is None:  # the baseline (and so the score) is still on its way
             now, delta = "&ndash;", ""
         else:
             now = f"{value:.4f}"
@@ -37,16 +36,19 @@ def score_html(session) -> str:
             diff = value - base
             delta = f'<span style="color:{_delta_colour(diff)}">{diff:+.4f}</span>'
         rows.append(f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
-                    f'<td style="{CELL}">{base:.4f}</td><td style="{CELL}">{delta}</td></tr>')
-    if estimate:
+                    f'<td style="{CELL}">{"&ndash;" if base is None else f"{base:.4f}"}</td>'
+                    f'<td style="{CELL}">{delta}</td></tr>')
+    if not baseline:
+        kind = "<b>scoring the baseline</b>&hellip;" if session.busy else "no baseline score"
+    elif estimate:
         kind = f"<b>estimate</b> from {session.progress:.0%} of the examples (95% interval in brackets)"
     elif session.busy:
         kind = "<b>scoring</b> the new mask&hellip;"
     else:
         kind = f"<b>exact</b> on all {len(session.examples)} examples"
     kind += f" &middot; {session.precision}"
-    mask = np.asarray(session.mask)
-    status = (f'<div class="bw-score-status">{int((mask == 0).sum())} of {mask.size} heads masked'
+    heads = session.num_layers * session.num_heads
+    status = (f'<div class="bw-score-status">{session.masked_count} of {heads} heads masked'
               f' &middot; {kind}</div>')
     return f'<table class="bw-score-table" style="{TABLE_STYLE}">{"".join(rows)}</table>{status}'
 
@@ -76,7 +78,7 @@ class ScoreReadout(SessionView):
         self.add_class("bw-readout")
         # Room for the table and a two-line status: an estimate's longer line or interval
         # never pushes the views below down.
-        self.html = w.HTML(layout={"min_height": f"{22 * (len(session.baseline_score) + 1) + 44}px"})
+        self.html = w.HTML(layout={"min_height": f"{22 * (len(session.metric_names) + 1) + 44}px"})
         self.html.add_class("bw-score")
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="scoring", layout={"width": "320px"})
         self._dlink((session, "progress"), (self.progress, "value"))
@@ -85,7 +87,8 @@ class ScoreReadout(SessionView):
         self.error = w.HTML(layout={"display": "none"})
         self.error.add_class("bw-error")
         self.children = [self.html, self.progress, self.error]
-        self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate", "mask", "busy"])
+        self._observe(self._redraw, ["score", "baseline_score", "score_interval", "score_is_estimate",
+                                     "masked_count", "busy"])
         self._observe(self._redraw_errors, list(ERROR_SOURCES))
 
     def _redraw_errors(self, _change) -> None:

@@ -174,6 +174,7 @@ def test_keyboard_interrupt_in_the_worker_is_reported_not_fatal(tokenizer):
     s = ModelSession(tiny_model("bert", initializer_range=1.0), tokenizer, tiny_examples(24), task="sst2",
                      batch_size=8)
     try:
+        assert s.wait(30)  # the baseline first: the interrupt is meant for a toggle's scoring
         with faulty_batches(s.scorer, lambda number: (_ for _ in ()).throw(KeyboardInterrupt())):
             s.toggle_head(1, 1)
             s.wait(30)

@@ -18,6 +18,7 @@ def session(request, tokenizer):
     model = tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0)
     live = getattr(request, "param", False)
     s = ModelSession(model, tokenizer, tiny_examples(24), task="sst2", batch_size=8, live=live)
+    assert s.wait(60)  # a live session's baseline lands through the dispatcher
     yield s
     s.close()
 

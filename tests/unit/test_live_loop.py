@@ -111,6 +111,28 @@ def test_a_burst_of_50_toggles_stays_on_the_main_thread(recorder, live_session):
     dashboard.close()
 
 
+def test_clicks_before_the_baseline_lands_stay_on_the_main_thread_and_settle_right(recorder, tokenizer):
+    model = tiny_model("bert", num_layers=LAYERS, num_heads=HEADS, initializer_range=1.0)
+    s = ModelSession(model, tokenizer, tiny_examples(160), task="sst2", batch_size=16, live=True)
+    try:
+        dashboard = Dashboard(s)  # drawn while the baseline is still on its way
+        assert s.baseline_score == {} and "scoring the baseline" in dashboard.readout.html.value
+        for layer, head in burst(np.random.default_rng(1), 20):
+            dashboard.mask_grid.grid.click(layer, head)
+        assert s.wait(60)
+        notes, messages = recorder.off_main()
+        assert notes == [] and messages == [], "a worker assigned a trait or sent a widget message"
+        reference = s.evaluate(s.mask)
+        assert s.score == {"accuracy": reference["accuracy"]} and not s.score_is_estimate
+        np.testing.assert_array_equal(s.predictions, reference["predictions"])
+        assert s.baseline_score == {"accuracy": s.evaluate(np.ones((LAYERS, HEADS)))["accuracy"]}
+        assert f"{reference['accuracy']:.4f}" in dashboard.readout.html.value
+        assert "exact" in dashboard.readout.html.value and s.score_error == s.capture_error == ""
+        dashboard.close()
+    finally:
+        s.close()
+
+
 def test_analyses_and_the_probe_stay_on_the_main_thread(recorder, live_session):
     s = live_session
     dashboard = Dashboard(s)
@@ -235,6 +257,7 @@ def test_choosing_an_example_runs_one_capture(tokenizer, count_captures, pair, l
 
 def test_a_burst_runs_one_capture(tokenizer, count_captures, live_session):
     s = live_session
+    assert s.wait(60)  # the opening capture (and baseline) are in: what follows counts the burst's alone
     count_captures.clear()
     for layer, head in burst(np.random.default_rng(3)):
         s.toggle_head(layer, head)

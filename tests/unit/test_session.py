@@ -23,6 +23,7 @@ def session(tokenizer):
     # A large initialiser makes single heads matter, so masks flip predictions.
     model = tiny_model("bert", initializer_range=1.0)
     s = ModelSession(model, tokenizer, make_examples(), task="sst2", batch_size=16)
+    assert s.wait(60)  # the baseline lands through the dispatcher
     yield s
     s.close()
 
@@ -132,7 +133,7 @@ def test_no_stale_score_is_published(session):
     session.mask = mask
     assert session.wait(30)
     settled = dict(session.score)
-    session._on_result(old_generation, np.ones((3, 4)), {"accuracy": -1.0}, session.predictions)
+    session.live.on_result(old_generation, (np.ones((3, 4)), {"accuracy": -1.0}, session.predictions))
     assert session.score == settled
 
 

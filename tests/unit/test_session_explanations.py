@@ -32,7 +32,7 @@ def test_off_by_default_and_on_when_asked(session):
     scores = session.token_scores
     assert scores["words"] == TEXT.split() and scores["method"] == "grad_x_input" and not scores["masked"]
     assert session.rollout.shape == (3, 7, 7)
-    np.testing.assert_allclose(session.rollout, attention_rollout(session._capture), atol=1e-6)
+    np.testing.assert_allclose(session.rollout, attention_rollout(session.shown.current), atol=1e-6)
     assert session.norms["head"].shape == (3, 4, 7, 7) and session.explanation_error == ""
 
 
@@ -45,7 +45,7 @@ def test_token_scores_follow_the_mask_and_the_method(session):
     assert session.wait_explained(60)
     after = session.token_scores
     assert after["masked"] and not np.allclose(before, after["scores"])
-    reference = token_attributions(session._explanation.bound(), TEXT, method="grad_x_input", mask=session.mask)
+    reference = token_attributions(session.explanation.bound(), TEXT, method="grad_x_input", mask=session.mask)
     np.testing.assert_allclose(after["scores"], reference.word_scores, atol=1e-5)
     session.explain_method = "ig"
     assert session.explain_method == "integrated_gradients"
@@ -99,7 +99,7 @@ def test_rollout_leaves_the_masked_heads_out(session):
     mask[0, :3] = 0
     session.mask = mask
     assert session.wait_explained(60)
-    np.testing.assert_array_equal(session._capture.mask, mask)
-    attention = session._capture.attentions[0, 3]
+    np.testing.assert_array_equal(session.shown.current.mask, mask)
+    attention = session.shown.current.attentions[0, 3]
     first = 0.5 * attention + 0.5 * np.eye(len(session.tokens))
     np.testing.assert_allclose(session.rollout[0], first / first.sum(-1, keepdims=True), atol=1e-6)

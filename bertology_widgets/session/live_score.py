@@ -1,0 +1,210 @@
+"""The live score of a session: the scorer, its generations and estimates, and the score traits' values.
+
+:class:`LiveScore` is the part of :class:`~.session.ModelSession` that turns
+a mask into ``score``, ``predictions``, ``flipped`` and the progress traits.
+It owns the :class:`~.live.LiveScorer` (and so the worker thread) and the
+baseline predictions that ``flipped`` compares with. It assigns traits only
+through the ``publish`` callable the session gives it, on the owner thread.
+
+The baseline (every head kept) comes from the shared results cache
+(:mod:`bertology_widgets.runtime.results_cache`, kind ``"baseline"``: score,
+predictions and per-example logits) or is computed and stored there, under
+the cache's file lock, so kernels that open together compute it once. A live
+session asks for it on the worker and opens without waiting; until it lands
+the baseline-dependent traits are empty (``baseline_score == {}``,
+``predictions is None``, ``flipped == []``) and a mask changed meanwhile is
+scored once it has. A baseline read from the cache comes without the layer
+caches of the incremental scorer: they are built in the background when the
+worker is idle, and a toggle that comes first is scored correctly, only slower.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..analyses.evaluation import predictions_from_logits
+from ..glue import compute_metrics
+from ..runtime.memory import release_freed_memory
+from .live import Callbacks, LiveScorer
+from .traits import frozen
+
+Publish = Callable[..., None]  # publish(trait=value, ...): assigns the session's traits together
+
+
+class LiveScore:
+    """Scores masks for the session, inline or on the live worker.
+
+    Parameters
+    ----------
+    scorer : LiveScorer
+    publish : callable
+        ``publish(**traits)`` assigns the session's traits, with notifications held.
+    is_busy : callable
+        Whether the session's ``busy`` trait is set (a burst of requests then costs no trait change).
+    on_scored : callable
+        Called (owner thread) after a score has been published: the shown example's predictions follow it.
+    current_mask : callable
+        The session's mask (None before the first), scored once the baseline has landed.
+    baseline_key : callable
+        The baseline's key in the shared results cache (called on the worker: it fingerprints the model).
+    """
+
+    def __init__(self, scorer: LiveScorer, publish: Publish, is_busy: Callable[[], bool],
+                 on_scored: Callable[[], None], current_mask: Callable[[], np.ndarray | None],
+                 baseline_key: Callable[[], dict]):
+        self.scorer = scorer
+        self._publish, self._is_busy, self._on_scored = publish, is_busy, on_scored
+        self._current_mask, self._baseline_key = current_mask, baseline_key
+        self._live = False
+        self._baseline_predictions: np.ndarray | None = None
+        self._baseline_pending = False
+        self._baseline_cached = False
+        self._callbacks = Callbacks(self.on_result, self.on_error, self.on_estimate)
+        self.baseline_at: float | None = None  # time.perf_counter() when the baseline landed (owner thread)
+
+    # -- the baseline ----------------------------------------------------------------------
+    def open_baseline(self, background: bool) -> None:
+        """Score the baseline now (building the layer caches as it goes), or (``background``) mark it pending
+        until :meth:`request_baseline` brings it from the shared cache or the worker."""
+        if not background:
+            ones = np.ones(self.scorer.shape, dtype=np.float32)
+            self._baseline_landed(0, (self.scorer.baseline(ones), False))
+            return
+        self._baseline_pending = True
+        self._publish(baseline_score={}, baseline_predictions=None, score={}, predictions=None, scored_mask=None,
+                      flipped=[], busy=True, progress=0.0)
+
+    def request_baseline(self) -> None:
+        """Ask the worker (:meth:`start` it first) for the baseline marked pending by :meth:`open_baseline`."""
+        ones = np.ones(self.scorer.shape, dtype=np.float32)
+        self.scorer.request_job(lambda: self._baseline_value(ones, self.scorer.run_pending_capture),
+                                Callbacks(self._baseline_landed, self.on_error))
+
+    @property
+    def baseline_pending(self) -> bool:
+        """Whether the baseline is still being scored (or read from the shared cache)."""
+        return self._baseline_pending
+
+    @property
+    def baseline_from_cache(self) -> bool:
+        """Whether the baseline was read from the shared results cache."""
+        return self._baseline_cached
+
+    def _baseline_value(self, ones: np.ndarray, between_batches) -> tuple[dict, bool]:
+        """``(baseline, from_cache)`` (any thread; touches no trait)."""
+        from ..runtime.results_cache import cached_result
+
+        return cached_result("baseline", self._baseline_key(), lambda: self.scorer.baseline(ones, between_batches),
+                             valid=self._consistent)
+
+    def _consistent(self, value) -> bool:
+        """Whether a stored baseline fits these examples: shapes, and predictions and score that follow
+        from its logits (anything else is rebuilt, never trusted)."""
+        try:
+            logits = np.asarray(value["logits"], dtype=np.float32)
+            predictions = np.asarray(value["predictions"])
+            n = len(self.scorer.labels)
+            if logits.ndim != 2 or logits.shape[0] != n or predictions.shape != (n,):
+                return False
+            if not np.array_equal(predictions_from_logits(logits, self.scorer.is_regression), predictions):
+                return False
+            score = compute_metrics(self.scorer.task, predictions, self.scorer.labels)
+            return set(score) == set(value["score"]) and all(
+                np.isclose(float(value["score"][k]), float(v), equal_nan=True) for k, v in score.items())
+        except (KeyError, TypeError, ValueError, IndexError):
+            return False
+
+    def _baseline_landed(self, _generation: int, result) -> None:
+        value, from_cache = result
+        ones = np.ones(self.scorer.shape, dtype=np.float32)
+        score, predictions = dict(value["score"]), np.asarray(value["predictions"])
+        self._baseline_predictions, self._baseline_pending, self._baseline_cached = predictions, False, from_cache
+        self.baseline_at = time.perf_counter()
+        if from_cache:
+            self.scorer.remember(ones, score, predictions)
+            if self._live:
+                self.scorer.warm_caches()
+        self._publish(baseline_score=score, baseline_predictions=predictions)
+        mask = self._current_mask()
+        if mask is not None:
+            self.rescore(mask)  # the baseline itself, memoised, or what was toggled meanwhile
+        release_freed_memory()  # loading and the first pass leave hundreds of MB free but held
+
+    def start(self, post: Callable[..., None]) -> None:
+        """Start the worker: from now on a mask that is not memoised is scored in the background."""
+        self.scorer.start(post)
+        self._live = True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.scorer.close(timeout)
+
+    @property
+    def live(self) -> bool:
+        """Whether requests go to the worker (it was started and is running)."""
+        return self._live and self.scorer.alive
+
+    @property
+    def baseline_predictions(self) -> np.ndarray | None:
+        return self._baseline_predictions
+
+    # -- requests (owner thread) ---------------------------------------------------------
+    def rescore(self, mask: np.ndarray) -> None:
+        """Ask for ``mask``'s score: at once when memoised or not live, else on the worker."""
+        mask = np.array(mask)
+        if self._baseline_pending:  # scored once the baseline lands
+            if not self._is_busy():
+                self._publish(busy=True, progress=0.0)
+            return
+        cached = self.scorer.lru.get(mask)
+        if cached is not None or not self.live:
+            generation = self.scorer.supersede()
+            try:
+                score, predictions = cached if cached is not None else self.scorer.score(mask)
+            except Exception as exc:  # noqa: BLE001 - shown in the readout, never raised in the kernel
+                self.on_error(generation, exc)
+                return
+            self.on_result(generation, (mask, score, predictions))
+            return
+        self.scorer.request(mask, self._callbacks)
+        if not self._is_busy():  # the rest of a burst costs no trait change
+            self._publish(busy=True, progress=0.0)
+
+    def set_ablation(self, apply: Callable[[], None], model_lock) -> None:
+        """Cancel scoring, run ``apply()`` (it changes what a masked head outputs) under the model lock,
+        and forget the layer caches and memoised scores that it made stale."""
+        self.scorer.supersede()
+        with model_lock:
+            apply()
+            self.scorer.invalidate()
+
+    # -- results (owner thread, through the dispatcher) ------------------------------------
+    def _current(self, generation: int) -> bool:
+        return generation == self.scorer.generation
+
+    def on_estimate(self, generation: int, value) -> None:
+        if not self._current(generation):
+            return
+        values, intervals, progress = value
+        self._publish(score=dict(values), score_interval=dict(intervals), score_is_estimate=True,
+                      progress=float(progress))
+
+    def on_result(self, generation: int, value) -> None:
+        if not self._current(generation):
+            return
+        mask, score, predictions = value
+        flipped = ([] if self._baseline_predictions is None
+                   else np.nonzero(predictions != self._baseline_predictions)[0].tolist())
+        self._publish(score=dict(score), score_interval={}, score_is_estimate=False, predictions=predictions,
+                      scored_mask=frozen(mask), flipped=flipped, progress=1.0, busy=False, score_error="")
+        self._on_scored()
+        release_freed_memory()  # the layer states this score replaced
+
+    def on_error(self, generation: int, exc: BaseException) -> None:
+        if self._baseline_pending:  # the baseline failed: say so; a later change scores as usual
+            self._baseline_pending = False
+        elif not self._current(generation):
+            return
+        self._publish(score_error=f"scoring failed: {type(exc).__name__}: {exc}", busy=False, progress=1.0)
