@@ -67,6 +67,9 @@ def test_wheel_has_the_package_and_sst2_but_no_tests_or_notebooks(dist):
     for name in ("train.tsv.xz", "dev.tsv.xz", "README.md"):
         assert f"bertology_widgets/data/sst2/{name}" in names
     assert not [n for n in names if n.startswith(("tests/", "notebooks/")) or n.endswith(".ipynb")]
+    # test oracles and monkeypatching helpers live in tests/, not in the wheel; the benchmark ships (bertology bench)
+    assert not [n for n in names if "testing_reference" in n or "reference.py" in n]
+    assert "bertology_widgets/benchmark/live_scoring.py" in names and "bertology_widgets/testing.py" in names
     (sdist,) = dist.glob("*.tar.gz")
     members = [m.split("/", 1)[-1] for m in tarfile.open(sdist).getnames()]
     assert {f"notebooks/{p.name}" for p in (REPO / "notebooks").glob("*.ipynb")} <= set(members)
