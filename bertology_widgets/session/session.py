@@ -13,6 +13,8 @@ import warnings
 import weakref
 
 import numpy as np
+import traitlets
+from traitlets import Instance
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..architectures import adapter_for, layer_attention_note
@@ -30,6 +32,7 @@ from .dispatcher import Dispatcher
 from .head_analyses import HeadAnalysesMixin
 from .shown_input import ShownInputMixin
 from .live import LRU, LiveScorer
+from .pipeline_part import PipelinePart, PipelineResult
 from .traits import HeadMaskTrait, array_trait, frozen, head_mask_array
 
 
@@ -197,6 +200,30 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         if live:
             self.scorer.start(self, self._dispatcher.post)
             weakref.finalize(self, self.scorer.close, 1.0)
+        self._init_pipeline_part()
+
+    # -- the pipeline probes (a part of its own: session/pipeline_part.py) ---------------
+    pipeline = Instance(PipelineResult, allow_none=True, help="What each layer knows (compute_pipeline())")
+
+    def _init_pipeline_part(self) -> None:
+        def task_examples():
+            from ..glue import load_glue
+
+            return list(load_glue(self.task, "train", max_examples=20000)), list(self.examples)
+
+        self.pipeline_part = PipelinePart(
+            self._run_analysis, self.tokenizer, lambda: np.array(self.mask),
+            lambda: (self.ablation, self.head_means) if self.head_means is not None else ("zero", None),
+            task_examples, batch_size=self.batch_size, max_length=self.max_length)
+        traitlets.dlink((self.pipeline_part, "pipeline"), (self, "pipeline"))
+        self.observe(lambda change: self.pipeline_part.mask_changed(change["new"]), "mask")
+
+    def compute_pipeline(self, tasks=("upos", "deprel", "task"), background: bool = True, **options):
+        """Probe every layer for POS, dependencies and the task's label under the current mask (``pipeline``).
+
+        See :meth:`PipelinePart.compute <bertology_widgets.session.pipeline_part.PipelinePart.compute>`.
+        """
+        return self.pipeline_part.compute(tasks, background=background, **options)
 
     # -- construction ------------------------------------------------------------
     @classmethod
