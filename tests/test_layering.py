@@ -80,6 +80,7 @@ def import_graph() -> dict[str, set[str]]:
 VIEW_ENGINE_NAMES = {
     "bertology_widgets.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
     "bertology_widgets.probe": {"ProbeResult"},  # the type of session.probe
+    "bertology_widgets.pipeline": {"PipelineResult"},  # the type of session.pipeline
     "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
                                           "layer_to_layer_cosine", "pca_2d", "token_norms"},
     "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
