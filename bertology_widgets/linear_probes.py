@@ -23,6 +23,7 @@ Defaults: ``l2 = 1e-3``, ``max_iter = 50``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,12 @@ class TaskScores:
     cumulative: np.ndarray    # (L + 1,) P(l): probe on the mix of layers 0..l; P(L) is the full mix
 
 
+def _fit_layers(data: ProbeData, train: torch.Tensor, test: torch.Tensor, *, mix: bool, l2: float,
+                max_iter: int) -> FittedProbe:
+    return fit_probe(train, data.train_index, data.train_labels, test, data.test_index, data.test_labels,
+                     len(data.classes), mix=mix, l2=l2, max_iter=max_iter)
+
+
 def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAULT_MAX_ITER,
                report=None) -> TaskScores:
     """Per-layer probes, the full scalar mix and cumulative scoring for one task.
@@ -171,12 +178,10 @@ def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAU
     """
     train, test = torch.from_numpy(data.train_states), torch.from_numpy(data.test_states)
     layers = data.num_layers + 1
-    common = (data.train_index, data.train_labels)
-    target = (data.test_index, data.test_labels, len(data.classes))
+    fit = functools.partial(_fit_layers, data, l2=l2, max_iter=max_iter)
     accuracy = np.zeros(layers)
     for layer in range(layers):
-        fitted = fit_probe(train[layer:layer + 1], *common, test[layer:layer + 1], *target, mix=False, l2=l2,
-                           max_iter=max_iter)
+        fitted = fit(train[layer:layer + 1], test[layer:layer + 1], mix=False)
         accuracy[layer] = fitted.accuracy
         if report is not None:
             report()
@@ -184,7 +189,7 @@ def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAU
     cumulative[0] = accuracy[0]
     full = None
     for top in range(1, layers):
-        full = fit_probe(train[:top + 1], *common, test[:top + 1], *target, mix=True, l2=l2, max_iter=max_iter)
+        full = fit(train[:top + 1], test[:top + 1], mix=True)
         cumulative[top] = full.accuracy
         if report is not None:
             report()

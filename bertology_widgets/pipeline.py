@@ -223,7 +223,7 @@ class PipelineResult:
         arrays["tasks"] = np.array(self.tasks)
         if self.mask is not None:
             arrays["mask"] = np.asarray(self.mask, dtype=np.float32)
-        np.savez(npz_path, **arrays)
+        np.savez(npz_path, **arrays)  # type: ignore[arg-type]
         return [npz_path, json_path]
 
     @classmethod
@@ -423,8 +423,8 @@ def pipeline_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, tasks: 
 
     key = {"model": model_fingerprint(model), "tasks": list(tasks), "mask": mask_array, "ablation": ablation,
            "means": None if means is None or ablation != "mean" else np.asarray(means, dtype=np.float32),
-           "train": sentences_digest(train) if word_tasks else None,
-           "test": sentences_digest(test) if word_tasks else None,
+           "train": sentences_digest(train) if word_tasks and train is not None else None,
+           "test": sentences_digest(test) if word_tasks and test is not None else None,
            "task_train": examples_digest(glue_train) if glue_train else None,
            "task_test": examples_digest(glue_test) if glue_test else None, "options": options}
     value, _ = cached_result("pipeline", key, compute)
