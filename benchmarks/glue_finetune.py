@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bertology_widgets.default_model import MANIFEST, ensure_default_model
-from bertology_widgets.evaluation import evaluate
-from bertology_widgets.finetune import FinetuneConfig, finetune
+from bertology_widgets.models.default_model import MANIFEST, ensure_default_model
+from bertology_widgets.analyses.evaluation import evaluate
+from bertology_widgets.models.finetune import FinetuneConfig, finetune
 from bertology_widgets.glue import load_glue
-from bertology_widgets.models import load_model
+from bertology_widgets.models.loading import load_model
 
 RECIPES = {
     "rte": FinetuneConfig(epochs=3, learning_rate=5e-5, batch_size=16, max_length=128),

@@ -44,10 +44,10 @@ def main(argv=None) -> dict:
     from scipy.stats import spearmanr
 
     from bertology_widgets.glue import get_task, load_glue
-    from bertology_widgets.importance import head_importance
-    from bertology_widgets.masking import (keep_one_head_per_layer, masking_curve, prune_and_compare,
+    from bertology_widgets.analyses.importance import head_importance
+    from bertology_widgets.analyses.masking_curve import (keep_one_head_per_layer, masking_curve, prune_and_compare,
                                            random_masking_curve)
-    from bertology_widgets.default_model import load_default_or
+    from bertology_widgets.models.default_model import load_default_or
 
     args = parse_args(argv)
     if args.threads:

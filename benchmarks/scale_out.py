@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bertology_widgets.distributed import launch_command  # noqa: E402
+from bertology_widgets.runtime.distributed import launch_command  # noqa: E402
 
 
 def parse_args(argv=None):

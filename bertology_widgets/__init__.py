@@ -11,7 +11,7 @@ Imports are lazy so ``import bertology_widgets`` stays fast.
 from importlib import import_module
 
 from ._version import __version__
-from .memory import cap_onednn_caches
+from .runtime.memory import cap_onednn_caches
 
 cap_onednn_caches()  # before torch builds its first oneDNN primitive: ~45 MiB less per bf16 kernel
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if getattr(args, "shards_batches", False):
-        from .distributed import requested_cpu_processes, start_cpu_processes
+        from .runtime.distributed import requested_cpu_processes, start_cpu_processes
 
         wanted = requested_cpu_processes()
         if wanted > 1:  # accelerate launch --cpu started one process for N

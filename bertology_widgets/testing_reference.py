@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import torch
 
-from .heads import mask_heads
+from .core.gating import mask_heads
 from .testing import TINY_ARCHITECTURES, tiny_model
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
     from transformers.pytorch_utils import Conv1D
 
-    from .heads import HeadMaskLike
+    from .core.gating import HeadMaskLike
 
 ARCHS = TINY_ARCHITECTURES
 PRUNABLE = tuple(a for a in ARCHS if a != "llama")  # Llama is masking-only

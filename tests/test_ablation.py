@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.ablation import ablation_mode, get_ablation, head_output_means, set_ablation
-from bertology_widgets.evaluation import predict_logits
-from bertology_widgets.heads import mask_heads
+from bertology_widgets.analyses.ablation import ablation_mode, get_ablation, head_output_means, set_ablation
+from bertology_widgets.analyses.evaluation import predict_logits
+from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
 from bertology_widgets.testing_reference import (HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection,
@@ -139,7 +139,7 @@ def test_bad_ablation_arguments_say_what_was_expected(tokenizer, examples):
 
 def test_importance_follows_the_default_ablation(tokenizer, examples):
     """Per-example and shared gates give the same importance under mean ablation, and it differs from zero's."""
-    from bertology_widgets.importance import head_importance
+    from bertology_widgets.analyses.importance import head_importance
 
     model = shared_model("bert")
     means = head_output_means(model, tokenizer, examples)

@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from bertology_widgets.architectures import (
+from bertology_widgets.core.architectures import (
     UnsupportedArchitectureError,
     adapter_for,
     get_submodule,
     supported_architectures,
 )
-from bertology_widgets.capturing import capture
-from bertology_widgets.heads import mask_heads, model_shape
-from bertology_widgets.pruning import prune_heads
+from bertology_widgets.core.capturing import capture
+from bertology_widgets.core.gating import mask_heads, model_shape
+from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.testing_reference import (ARCHS, HEAD_DIM, HEADS, HIDDEN, LAYERS, last_layer_output,
                                                layer_module, shared_model)
 

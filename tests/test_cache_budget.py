@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.layerwise import CacheBudget, LayerCache
+from bertology_widgets.core.layerwise import CacheBudget, LayerCache
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.capturing import TextTruncatedWarning, capture
-from bertology_widgets.heads import mask_heads
-from bertology_widgets.pruning import prune_heads
+from bertology_widgets.core.capturing import TextTruncatedWarning, capture
+from bertology_widgets.core.gating import mask_heads
+from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.testing_reference import (
     ARCHS,
     HEADS,

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 
 import bertology_widgets
-from bertology_widgets.distributed import ONE_PROCESS, Processes, current_processes, launch_command, ordered_sum
-from bertology_widgets.evaluation import evaluate, predict_logits
+from bertology_widgets.runtime.distributed import ONE_PROCESS, Processes, current_processes, launch_command, ordered_sum
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import head_importance
+from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.testing import tiny_model
 
 RTOL = 1e-6
@@ -205,7 +205,7 @@ def test_accelerate_launch_on_the_default_model(tmp_path):
     glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")
     if not glue_dir or not (Path(glue_dir) / "SST-2" / "dev.tsv").exists():
         pytest.skip("needs SST-2 dev (BERTOLOGY_GLUE_DIR)")
-    from bertology_widgets.default_model import cache_problem, default_model_dir
+    from bertology_widgets.models.default_model import cache_problem, default_model_dir
 
     if cache_problem(default_model_dir()) is not None:
         pytest.skip("the default model is not built (bertology default-model)")
@@ -231,7 +231,7 @@ def test_help_says_how_to_scale_out(command, capsys):
 
 def test_a_cpu_launch_of_one_process_for_n_is_recognised(monkeypatch):
     """accelerate's simple launcher (``--cpu``, no MPI) starts one process; N is read from its command line."""
-    from bertology_widgets.distributed import requested_cpu_processes
+    from bertology_widgets.runtime.distributed import requested_cpu_processes
 
     launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--cpu", "--num_processes", "3"])
     try:

@@ -43,7 +43,7 @@ def test_a_glue_dir_that_is_a_file_says_so(tmp_path):
 
 @pytest.mark.parametrize("content", ['{"mask": [[1, 0], [1]]}', '[["yes", "no"]]', '[[1, {"a": 1}]]'])
 def test_a_ragged_or_non_numeric_json_mask_names_the_file(tmp_path, content):
-    from bertology_widgets.mask_files import load_mask
+    from bertology_widgets.core.mask_files import load_mask
 
     (tmp_path / "m.json").write_text(content)
     with pytest.raises(ValueError, match=r"m.json must hold a \(layers, heads\) grid of numbers"):
@@ -51,7 +51,7 @@ def test_a_ragged_or_non_numeric_json_mask_names_the_file(tmp_path, content):
 
 
 def test_an_empty_model_folder_says_it_holds_no_model(tmp_path):
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     with pytest.raises(FileNotFoundError, match=rf"the model folder {tmp_path} has no config.json"):
         load_model(str(tmp_path))
@@ -60,7 +60,7 @@ def test_an_empty_model_folder_says_it_holds_no_model(tmp_path):
 def test_an_unknown_hub_name_offline_fails_in_one_line_without_retries(monkeypatch):
     from huggingface_hub import constants
 
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(FileNotFoundError, match=r"'nobody/no-such-model' is not a local folder, and hub access "
@@ -71,7 +71,7 @@ def test_an_unknown_hub_name_offline_fails_in_one_line_without_retries(monkeypat
 def test_the_hub_probe_names_an_unreachable_host(monkeypatch):
     import socket
 
-    from bertology_widgets.models import hub_unreachable
+    from bertology_widgets.models.loading import hub_unreachable
 
     def refuse(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
@@ -84,7 +84,7 @@ def test_the_hub_probe_names_an_unreachable_host(monkeypatch):
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("epochs", -1), ("learning_rate", 0.0), ("batch_size", 0),
                                           ("max_train_examples", 0)])
 def test_finetune_refuses_settings_that_train_nothing(field, value):
-    from bertology_widgets.finetune import FinetuneConfig
+    from bertology_widgets.models.finetune import FinetuneConfig
 
     with pytest.raises(ValueError, match=rf"{field} must be"):
         FinetuneConfig(**{field: value})

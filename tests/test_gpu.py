@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from bertology_widgets.cli import main
-from bertology_widgets.evaluation import evaluate, predict_logits
-from bertology_widgets.importance import head_importance
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -86,7 +86,7 @@ def test_from_pretrained_and_cli_on_cuda(pair, tokenizer, tmp_path):
 
 
 def test_cuda_is_refused_clearly_without_a_gpu(monkeypatch):
-    from bertology_widgets.models import pick_device
+    from bertology_widgets.models.loading import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="no GPU"):

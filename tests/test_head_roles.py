@@ -9,9 +9,9 @@ import string
 import numpy as np
 import pytest
 
-from bertology_widgets.capturing import capture
+from bertology_widgets.core.capturing import capture
 from bertology_widgets.glue import Example
-from bertology_widgets.head_roles import (BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, ROLES, HeadRoles,
+from bertology_widgets.analyses.head_roles import (BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, ROLES, HeadRoles,
                                           assign_roles, head_roles)
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 

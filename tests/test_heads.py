@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.heads import (
+from bertology_widgets.core.gating import (
     as_head_mask,
     kept_heads,
     mask_heads,
@@ -225,7 +225,7 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
     """As run_bertology.py does: one gate tensor, a backward after every batch, grads accumulating."""
     import torch
 
-    from bertology_widgets.heads import mask_heads
+    from bertology_widgets.core.gating import mask_heads
     from bertology_widgets.testing import tiny_model
 
     model = tiny_model("bert", initializer_range=0.1)

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import format_head_table, head_importance, normalize_importance
-from bertology_widgets.pruning import prune_heads
+from bertology_widgets.analyses.importance import format_head_table, head_importance, normalize_importance
+from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.testing import tiny_model
 
 from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, out_projection

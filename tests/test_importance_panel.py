@@ -114,7 +114,7 @@ def test_masking_curve_is_drawn_with_its_random_baseline_and_threshold(session):
 
 
 def test_analysis_failures_land_in_session_error(session, monkeypatch):
-    import bertology_widgets.importance as importance
+    import bertology_widgets.analyses.importance as importance
 
     def broken(*args, **kwargs):
         raise RuntimeError("gradients exploded")

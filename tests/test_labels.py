@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from bertology_widgets.cli import main
-from bertology_widgets.evaluation import evaluate, labelled_task, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, labelled_task, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import head_importance
-from bertology_widgets.labels import (
+from bertology_widgets.analyses.importance import head_importance
+from bertology_widgets.core.labels import (
     TaskMismatchWarning,
     align_labels,
     applied_label_map,
@@ -24,8 +24,8 @@ from bertology_widgets.labels import (
     parse_label_map,
     resolve_label_map,
 )
-from bertology_widgets.masking import masking_curve
-from bertology_widgets.models import load_model
+from bertology_widgets.analyses.masking_curve import masking_curve
+from bertology_widgets.models.loading import load_model
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -256,7 +256,7 @@ GLUE_DIR = os.environ.get("BERTOLOGY_GLUE_DIR", "/work/shared/glue")
 @pytest.mark.slow
 @pytest.mark.minilm
 def test_permuted_default_model_scores_0_876_on_sst2(tmp_path, capsys):
-    from bertology_widgets.default_model import cache_problem, default_model_dir
+    from bertology_widgets.models.default_model import cache_problem, default_model_dir
 
     folder = default_model_dir()
     if cache_problem(folder) is not None or not (Path(GLUE_DIR) / "SST-2" / "dev.tsv").exists():

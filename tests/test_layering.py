@@ -78,12 +78,12 @@ def import_graph() -> dict[str, set[str]]:
 # and pure functions of arrays or mask files, which run no model and load no data. Anything a view
 # needs from the model (is it causal, a layer's note, parameter counts, a probe) is a session trait or method.
 VIEW_ENGINE_NAMES = {
-    "bertology_widgets.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
-    "bertology_widgets.probe": {"ProbeResult"},  # the type of session.probe
-    "bertology_widgets.pipeline": {"PipelineResult"},  # the type of session.pipeline
-    "bertology_widgets.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
+    "bertology_widgets.analyses.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
+    "bertology_widgets.analyses.probe": {"ProbeResult"},  # the type of session.probe
+    "bertology_widgets.analyses.pipeline": {"PipelineResult"},  # the type of session.pipeline
+    "bertology_widgets.analyses.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
                                           "layer_to_layer_cosine", "pca_2d", "token_norms"},
-    "bertology_widgets.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
+    "bertology_widgets.core.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file
 }
 
 
@@ -104,14 +104,14 @@ def engine_names_imported_by_views() -> set[tuple[str, str, str]]:
 
 def test_views_import_from_the_engine_only_constants_types_and_array_helpers():
     imported = engine_names_imported_by_views()
-    assert ("bertology_widgets.widgets.head_mask_grid", "bertology_widgets.mask_files", "save_mask") in imported
+    assert ("bertology_widgets.widgets.head_mask_grid", "bertology_widgets.core.mask_files", "save_mask") in imported
     refused = sorted(entry for entry in imported if entry[2] not in VIEW_ENGINE_NAMES.get(entry[1], ()))
     assert refused == []
 
 
 def test_the_walk_sees_lazy_imports():
     graph = import_graph()
-    assert "bertology_widgets.architectures" in graph["bertology_widgets.models"]
+    assert "bertology_widgets.core.architectures" in graph["bertology_widgets.models"]
     assert graph["bertology_widgets.cli"]  # cli imports its commands by name, so at least _version
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bertology_widgets.heads import mask_heads
-from bertology_widgets.layerwise import LayerwiseRunner
+from bertology_widgets.core.gating import mask_heads
+from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_model
 
 TEXTS = ["good film", "a long and rather boring movie , with a fine ending", "fun"]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bertology_widgets.architectures import UnsupportedArchitectureError
-from bertology_widgets.models import load_model
+from bertology_widgets.core.architectures import UnsupportedArchitectureError
+from bertology_widgets.models.loading import load_model
 from bertology_widgets.testing import tiny_model
 
 
@@ -38,7 +38,7 @@ def test_saved_tiny_models_load_with_the_attention_their_family_supports(arch, a
 
 
 def test_load_model_needs_a_name_and_says_where_the_default_model_is():
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     with pytest.raises(ValueError, match="default_model.load_default_or"):
         load_model(None)
@@ -65,7 +65,7 @@ def test_minilm_dir_is_production_code_and_testing_re_exports_it():
 def test_eval_mode_restores_the_mode_the_model_was_in_even_after_an_error():
     import torch
 
-    from bertology_widgets.models import eval_mode
+    from bertology_widgets.models.loading import eval_mode
 
     model = torch.nn.Sequential(torch.nn.Dropout(0.5))
     with eval_mode(model) as same:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.importance import head_importance
-from bertology_widgets.masking import (heads_per_step, keep_one_head_per_layer, masking_curve, prune_and_compare,
+from bertology_widgets.analyses.importance import head_importance
+from bertology_widgets.analyses.masking_curve import (heads_per_step, keep_one_head_per_layer, masking_curve, prune_and_compare,
                                        random_masking_curve)
-from bertology_widgets.pruning import expected_params_after
+from bertology_widgets.core.pruning import expected_params_after
 from bertology_widgets.testing import tiny_model
 
 from bertology_widgets.testing_reference import HEADS, LAYERS, num_params

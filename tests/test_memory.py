@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bertology_widgets.memory import release_freed_memory
+from bertology_widgets.runtime.memory import release_freed_memory
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -26,7 +26,7 @@ def file_mappings(name: str) -> list[tuple[int, int]]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_loaded_weights_are_the_mapped_file_not_a_copy(tmp_path, tokenizer):
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     folder = tmp_path / "tiny"
     tiny_model("bert", num_layers=2, num_heads=4).save_pretrained(folder)
@@ -59,7 +59,7 @@ def test_a_session_with_a_sparser_layer_cache_scores_the_same(tokenizer):
 
 
 def test_cap_onednn_caches_sets_only_what_the_user_left_unset(monkeypatch):
-    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES, cap_onednn_caches
+    from bertology_widgets.runtime.memory import ONEDNN_CACHE_VARIABLES, cap_onednn_caches
 
     primitives, computations = ONEDNN_CACHE_VARIABLES
     monkeypatch.delenv(primitives, raising=False)
@@ -81,7 +81,7 @@ with torch.no_grad():
 
 def onednn_creations(count: int, **env) -> list[str]:
     """oneDNN's verbose "create" records (cache_hit / cache_miss) of a fresh process running bf16 linears."""
-    from bertology_widgets.memory import ONEDNN_CACHE_VARIABLES
+    from bertology_widgets.runtime.memory import ONEDNN_CACHE_VARIABLES
 
     environ = {k: v for k, v in os.environ.items() if k not in ONEDNN_CACHE_VARIABLES}
     done = subprocess.run([sys.executable, "-c", BF16_SHAPES.format(count=count)], capture_output=True, text=True,

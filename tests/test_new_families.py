@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.architectures import adapter_for, layer_attention_note
-from bertology_widgets.capturing import capture
+from bertology_widgets.core.architectures import adapter_for, layer_attention_note
+from bertology_widgets.core.capturing import capture
 from bertology_widgets.cli import main
-from bertology_widgets.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example
-from bertology_widgets.heads import mask_heads, model_shape
-from bertology_widgets.importance import example_losses, head_importance
-from bertology_widgets.layerwise import LayerwiseRunner
-from bertology_widgets.pruning import prune_heads
+from bertology_widgets.core.gating import mask_heads, model_shape
+from bertology_widgets.analyses.importance import example_losses, head_importance
+from bertology_widgets.core.layerwise import LayerwiseRunner
+from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
 

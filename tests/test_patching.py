@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.patching import logit_difference, normalised_logit_difference, patch_heads, run_patching
+from bertology_widgets.analyses.patching import logit_difference, normalised_logit_difference, patch_heads, run_patching
 from bertology_widgets.testing import tiny_tokenizer
 
 from bertology_widgets.testing_reference import HEAD_DIM, HEADS, LAYERS, model_inputs, out_projection, shared_model

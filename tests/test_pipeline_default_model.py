@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_upos_is_read_best_above_the_embeddings():
-    from bertology_widgets.default_model import load_default_or
-    from bertology_widgets.pipeline import pipeline_probe
+    from bertology_widgets.models.default_model import load_default_or
+    from bertology_widgets.analyses.pipeline import pipeline_probe
 
     model, tokenizer = load_default_or(None, device="cpu")
     result = pipeline_probe(model, tokenizer, ("upos",), max_sentences=300)

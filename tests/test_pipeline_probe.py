@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.linear_probes import (ProbeData, centre_of_gravity, expected_layer, score_task,
+from bertology_widgets.analyses.linear_probes import (ProbeData, centre_of_gravity, expected_layer, score_task,
                                              standardise)
-from bertology_widgets.pipeline import PipelineResult, check_tasks, pipeline_probe
-from bertology_widgets.pipeline_states import encode_words, unit_states, word_tokenizer
+from bertology_widgets.analyses.pipeline import PipelineResult, check_tasks, pipeline_probe
+from bertology_widgets.analyses.pipeline_states import encode_words, unit_states, word_tokenizer
 from bertology_widgets.testing import tiny_examples, tiny_model
-from bertology_widgets.ud import UDSentence
+from bertology_widgets.analyses.ud import UDSentence
 
 DETS, NOUNS, ADJS = ("the", "a", "this"), ("film", "movie", "plot", "story", "ending"), ("good", "dull", "charming")
 
@@ -69,7 +69,7 @@ def test_word_vectors_are_the_mean_of_their_subword_states(model, tokenizer):
 
 
 def test_byte_level_tokenizers_get_a_prefix_space_on_a_copy():
-    from bertology_widgets.small_gpt2 import train_bpe_tokenizer
+    from bertology_widgets.models.small_gpt2 import train_bpe_tokenizer
 
     bpe = train_bpe_tokenizer(["the film was good .", "a plot was really dull ."] * 30, 300)
     words = word_tokenizer(bpe)
@@ -130,7 +130,7 @@ def test_masking_every_head_changes_layers_above_the_embeddings_only(tokenizer):
 
 
 def test_mean_ablation_goes_through_the_same_gates(model, tokenizer):
-    from bertology_widgets.ablation import head_output_means
+    from bertology_widgets.analyses.ablation import head_output_means
 
     means = head_output_means(model, tokenizer, tiny_examples(16))
     units = encode_words(tokenizer, TEST[:5])

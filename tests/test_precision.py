@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import bertology_widgets.precision as precision
-from bertology_widgets.evaluation import evaluate
+import bertology_widgets.core.precision as precision
+from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets import ScoreReadout
@@ -156,7 +156,7 @@ def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
     ``BERTOLOGY_GUARD_MASKS`` set the sizes.
     """
     from bertology_widgets.glue import load_glue
-    from bertology_widgets.default_model import load_default_or as load_model
+    from bertology_widgets.models.default_model import load_default_or as load_model
 
     glue_dir = os.environ.get("BERTOLOGY_GLUE_DIR")
     if not glue_dir:
@@ -188,7 +188,7 @@ def test_where_auto_means_bf16_the_live_score_equals_bertology_evaluate_mask(mon
     import subprocess
     import sys
 
-    from bertology_widgets.default_model import load_default_or
+    from bertology_widgets.models.default_model import load_default_or
     from bertology_widgets.glue import load_glue
 
     monkeypatch.setenv(precision.AUTO_PRECISION_ENV, "bf16")

@@ -54,6 +54,6 @@ def test_precompute_then_a_second_process_shows_the_results_from_the_cache(tmp_p
 
 @pytest.fixture()
 def default_model_dir():
-    from bertology_widgets.default_model import ensure_default_model
+    from bertology_widgets.models.default_model import ensure_default_model
 
     return ensure_default_model(progress=False)

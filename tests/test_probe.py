@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bertology_widgets.glue import Example
-from bertology_widgets.probe import ProbeResult, layer_probe, subsample
+from bertology_widgets.analyses.probe import ProbeResult, layer_probe, subsample
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.layer_probe import LayerProbe

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bertology_widgets.evaluation import evaluate
-from bertology_widgets.head_roles import head_roles
-from bertology_widgets.progress import progress_reporter, shows_bar
+from bertology_widgets.analyses.evaluation import evaluate
+from bertology_widgets.analyses.head_roles import head_roles
+from bertology_widgets.runtime.progress import progress_reporter, shows_bar
 from bertology_widgets.testing import tiny_examples
 from bertology_widgets.testing_reference import shared_model
 

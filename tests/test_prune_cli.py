@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from bertology_widgets.ablation import ablation_mode, head_output_means
+from bertology_widgets.analyses.ablation import ablation_mode, head_output_means
 from bertology_widgets.cli import build_parser, main
-from bertology_widgets.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict_logits
 from bertology_widgets.glue import Example, load_glue
-from bertology_widgets.head_roles import head_roles
-from bertology_widgets.importance import head_importance
-from bertology_widgets.masking import masking_curve
-from bertology_widgets.models import load_model
-from bertology_widgets.patching import patch_heads
+from bertology_widgets.analyses.head_roles import head_roles
+from bertology_widgets.analyses.importance import head_importance
+from bertology_widgets.analyses.masking_curve import masking_curve
+from bertology_widgets.models.loading import load_model
+from bertology_widgets.analyses.patching import patch_heads
 from bertology_widgets.testing import tiny_model
 
 from bertology_widgets.testing_reference import HEADS, LAYERS

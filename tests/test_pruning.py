@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bertology_widgets.heads import kept_heads
-from bertology_widgets.pruning import expected_params_after, prune_heads
+from bertology_widgets.core.gating import kept_heads
+from bertology_widgets.core.pruning import expected_params_after, prune_heads
 from bertology_widgets.testing_reference import (
     ATTN_IMPLEMENTATIONS,
     HEADS,

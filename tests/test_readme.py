@@ -65,7 +65,7 @@ def test_every_subcommand_has_a_row_in_the_cli_table():
 def few_examples(monkeypatch):
     """The default model (skip if it is not built) and a GLUE loader that keeps the first few examples."""
     from bertology_widgets import glue
-    from bertology_widgets.default_model import cache_problem, default_model_dir
+    from bertology_widgets.models.default_model import cache_problem, default_model_dir
 
     problem = cache_problem(default_model_dir())
     if problem:

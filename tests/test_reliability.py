@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from traitlets import TraitError
 
-from bertology_widgets.architectures import UnsupportedArchitectureError
-from bertology_widgets.evaluation import evaluate
+from bertology_widgets.core.architectures import UnsupportedArchitectureError
+from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import faulty_batches, tiny_examples, tiny_model
 from bertology_widgets.testing_reference import count_pre_hooks
@@ -238,7 +238,7 @@ def test_glue_file_with_a_bad_row_names_file_and_line(tmp_path):
 def test_checkpoint_of_an_unsupported_architecture_fails_at_load_time(tmp_path):
     from transformers import T5Config
 
-    from bertology_widgets.models import load_model
+    from bertology_widgets.models.loading import load_model
 
     T5Config(d_model=16, num_layers=1, num_heads=2, d_kv=8, d_ff=32, vocab_size=100).save_pretrained(tmp_path)
     with pytest.raises(UnsupportedArchitectureError, match="BERT.*GPT-2"):
@@ -306,7 +306,7 @@ def test_a_crash_during_save_never_leaves_a_half_written_state(shared_session, t
     s.save_state(path)
     good = path.read_text()
 
-    import bertology_widgets.io as atomic_io  # where every atomic write lives
+    import bertology_widgets.runtime.files as atomic_io  # where every atomic write lives
 
     def crash(src, dst):
         raise OSError("power cut during rename")

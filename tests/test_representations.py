@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bertology_widgets.glue import Example
-from bertology_widgets.representations import layer_to_layer_cosine, pca_2d, pooled_states, token_norms
+from bertology_widgets.analyses.representations import layer_to_layer_cosine, pca_2d, pooled_states, token_norms
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets.hidden_states import HiddenStatesView

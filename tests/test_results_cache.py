@@ -82,7 +82,7 @@ def test_processes_starting_at_once_compute_a_result_once(tmp_path):
     log = tmp_path / "computed.log"
     script = textwrap.dedent(f"""
         import time
-        from bertology_widgets.results_cache import cached_result
+        from bertology_widgets.runtime.results_cache import cached_result
 
         def compute():
             with open({str(log)!r}, "a") as f:
@@ -122,8 +122,8 @@ def test_a_second_session_gets_importance_and_the_curve_from_the_cache(tokenizer
     first.compute_masking_curve(background=False, random_seeds=(0,))
     assert not first.analysis_cached and first.analysis_error == ""
 
-    import bertology_widgets.importance as importance_module
-    import bertology_widgets.masking as masking_module
+    import bertology_widgets.analyses.importance as importance_module
+    import bertology_widgets.analyses.masking_curve as masking_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("computed although the result was cached")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from traitlets import TraitError
 
-from bertology_widgets.evaluation import evaluate
-from bertology_widgets.layerwise import LayerwiseRunner
+from bertology_widgets.analyses.evaluation import evaluate
+from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.live import Cancelled
 from bertology_widgets.testing import tiny_examples as make_examples

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertology_widgets.ablation import ablation_mode, get_ablation, head_output_means
-from bertology_widgets.evaluation import evaluate
+from bertology_widgets.analyses.ablation import ablation_mode, get_ablation, head_output_means
+from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.glue import Example
-from bertology_widgets.head_roles import ROLES, head_roles
-from bertology_widgets.patching import patch_heads
+from bertology_widgets.analyses.head_roles import ROLES, head_roles
+from bertology_widgets.analyses.patching import patch_heads
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model, tiny_tokenizer
 

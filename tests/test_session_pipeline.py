@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from bertology_widgets.pipeline import PipelineResult
+from bertology_widgets.analyses.pipeline import PipelineResult
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from traitlets import HasTraits, TraitError
 
-from bertology_widgets.pruning import expected_params_after
+from bertology_widgets.core.pruning import expected_params_after
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.traits import array_trait
 from bertology_widgets.testing import tiny_examples, tiny_model

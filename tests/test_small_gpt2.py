@@ -8,9 +8,9 @@ import os
 import pytest
 
 from bertology_widgets import default_model
-from bertology_widgets.default_model import MANIFEST, CorruptModelCacheWarning, build_cached_model, cache_problem
-from bertology_widgets.models import load_model
-from bertology_widgets.small_gpt2 import ensure_scratch_model, scratch_builder
+from bertology_widgets.models.default_model import MANIFEST, CorruptModelCacheWarning, build_cached_model, cache_problem
+from bertology_widgets.models.loading import load_model
+from bertology_widgets.models.small_gpt2 import ensure_scratch_model, scratch_builder
 
 GLUE_DIR = os.environ.get("BERTOLOGY_GLUE_DIR")
 
@@ -52,7 +52,7 @@ def test_the_tiny_gpt2_is_trained_once_into_the_cache(tmp_path, monkeypatch):
         calls.append(1)
         return finetune(*args, **kwargs)
 
-    monkeypatch.setattr("bertology_widgets.finetune.finetune", counted)
+    monkeypatch.setattr("bertology_widgets.models.finetune.finetune", counted)
     folder = ensure_scratch_model("gpt2-tiny-config", glue_dir=GLUE_DIR, max_train_examples=64, progress=False)
     assert folder == tmp_path / "gpt2-tiny-config-sst2" and cache_problem(folder) is None
     assert json.loads((folder / MANIFEST).read_text())["origin"].startswith("a tiny GPT-2")

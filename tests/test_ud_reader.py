@@ -6,7 +6,7 @@ import lzma
 
 import pytest
 
-from bertology_widgets.ud import WORD_TASKS, load_ud, parse_conllu, read_conllu, register_task, ud_file
+from bertology_widgets.analyses.ud import WORD_TASKS, load_ud, parse_conllu, read_conllu, register_task, ud_file
 
 # Multi-word token (1-2), an empty node (4.1), a subtype (nmod:poss), a comment line.
 SAMPLE = """# sent_id = s1
@@ -50,7 +50,7 @@ def test_a_new_task_is_one_small_function():
 
     try:
         assert WORD_TASKS["arc_left"].items(parse_conllu(SAMPLE)[1]) == [((1, 0), "True")]
-        from bertology_widgets.pipeline import known_tasks
+        from bertology_widgets.analyses.pipeline import known_tasks
 
         assert "arc_left" in known_tasks()
     finally:

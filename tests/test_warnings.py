@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import bertology_widgets
-from bertology_widgets.exceptions import BertologyWarning
+from bertology_widgets.core.exceptions import BertologyWarning
 
 ENGINE_MODULES = ("capturing", "labels", "default_model")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertology_widgets.default_model import MANIFEST, cache_problem, default_model_dir
+from bertology_widgets.models.default_model import MANIFEST, cache_problem, default_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..io import output_folder  # noqa: F401  (the commands import it from here)
+from ..runtime.files import output_folder  # noqa: F401  (the commands import it from here)
 
 
 def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
@@ -67,7 +67,7 @@ def load_examples(args, task, split):
     e.g. ``SST-2 dev: embedded copy (872 examples)``; under ``accelerate
     launch`` only the first process says it.
     """
-    from ..distributed import is_first_process
+    from ..runtime.distributed import is_first_process
     from ..glue import load_glue
 
     examples = load_glue(task, split, glue_dir=args.glue_dir, max_examples=args.max_examples)
@@ -90,11 +90,11 @@ def scale_out_help(command: str) -> str:
 
 
 def launch_processes(args):
-    """This process's :class:`~bertology_widgets.distributed.Processes`; sets ``args.device`` to its device.
+    """This process's :class:`~bertology_widgets.runtime.distributed.Processes`; sets ``args.device`` to its device.
 
     Outside ``accelerate launch`` that is one process and ``args.device`` is left as given.
     """
-    from ..distributed import current_processes
+    from ..runtime.distributed import current_processes
 
     processes = current_processes()
     args.device = processes.device(getattr(args, "device", None))
@@ -106,14 +106,14 @@ def launch_processes(args):
 
 def load_mask_file(path):
     """The ``--mask`` file (``.npy`` or ``.json``), or None when no file is given."""
-    from ..mask_files import load_mask
+    from ..core.mask_files import load_mask
 
     return None if path is None else load_mask(path)
 
 
 def mask_for_model(mask, path, model):
     """``mask`` (from the file ``path``) if its shape is the model's ``(layers, heads)``; None stays None."""
-    from ..heads import model_shape
+    from ..core.gating import model_shape
 
     if mask is None:
         return None
@@ -143,9 +143,9 @@ def add_label_map_option(parser) -> None:
 def align_model_labels(args, model, task):
     """Put the model's classes in the task's order (``--label-map`` overrides); say on stderr what changed.
 
-    Returns the :class:`~bertology_widgets.labels.LabelMap` applied.
+    Returns the :class:`~bertology_widgets.core.labels.LabelMap` applied.
     """
-    from ..labels import TaskMismatchWarning, align_labels, label_notice, parse_label_map, warn_if_other_task
+    from ..core.labels import TaskMismatchWarning, align_labels, label_notice, parse_label_map, warn_if_other_task
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TaskMismatchWarning)
@@ -168,7 +168,7 @@ def apply_ablation(args, model, tokenizer, examples, progress: bool = True) -> N
     """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the default."""
     if getattr(args, "ablation", "zero") != "mean":
         return
-    from ..ablation import head_output_means, set_ablation
+    from ..analyses.ablation import head_output_means, set_ablation
 
     means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=progress)
     set_ablation(model, "mean", means)

@@ -29,8 +29,8 @@ import time
 import numpy as np
 import torch
 
-from ..capturing import attention_implementation
-from ..memory import ONEDNN_CACHE_VARIABLES
+from ..core.capturing import attention_implementation
+from ..runtime.memory import ONEDNN_CACHE_VARIABLES
 
 
 def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128, pad_to_max: bool = True,
@@ -44,8 +44,8 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
     same loop, for comparison.
     """
-    from ..batching import uses_token_types
-    from ..heads import mask_heads, model_shape
+    from ..core.batching import uses_token_types
+    from ..core.gating import mask_heads, model_shape
 
     padding = "max_length" if pad_to_max else False
     drop_types = not uses_token_types(model)
@@ -229,8 +229,8 @@ def bert_base_random(num_labels: int = 2):
 def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, repeats=3, bert_base=True,
                   naive=True, bf16=True, device=None, log=print, precision="auto") -> dict:
     """Run every measurement and return one flat dict of figures."""
-    from ..evaluation import evaluate
-    from ..default_model import load_default_or
+    from ..analyses.evaluation import evaluate
+    from ..models.default_model import load_default_or
     from ..session import ModelSession
 
     net, tokenizer = load_default_or(model, device=device, task=task)

@@ -63,9 +63,9 @@ def kernel(cache_every: int | None = None) -> None:
     import transformers.modeling_utils  # noqa: F401 - what loading any model imports (transformers is lazy)
 
     stage("imports_torch_transformers")
-    from bertology_widgets import Dashboard, ModelSession
-    from bertology_widgets.default_model import load_default_or as load_model
-    from bertology_widgets.glue import load_glue
+    from .. import Dashboard, ModelSession
+    from ..models.default_model import load_default_or as load_model
+    from ..glue import load_glue
 
     stage("imports_bertology_widgets")
     model, tokenizer = load_model(None, task="sst2")

@@ -11,7 +11,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..default_model import ensure_default_model
+    from ..models.default_model import ensure_default_model
 
     print(ensure_default_model(glue_dir=args.glue_dir, rebuild=args.rebuild))
     return 0

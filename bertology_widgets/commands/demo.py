@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..default_model import ensure_default_model
+    from ..models.default_model import ensure_default_model
 
     if args.glue_dir:
         os.environ["BERTOLOGY_GLUE_DIR"] = str(Path(args.glue_dir).resolve())

@@ -7,7 +7,7 @@ import json
 from ._common import (add_ablation_option, add_label_map_option, add_model_task_options, align_model_labels,
                       apply_ablation, jsonable, launch_processes, load_examples, load_mask_file, mask_for_model,
                       positive_int, scale_out_help)
-from ..precision import resolve_precision
+from ..core.precision import resolve_precision
 
 
 def add_parser(subparsers) -> None:
@@ -30,9 +30,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate
+    from ..analyses.evaluation import evaluate
     from ..glue import get_task
-    from ..default_model import load_default_or
+    from ..models.default_model import load_default_or
 
     processes = launch_processes(args)
     task = get_task(args.task)

@@ -32,14 +32,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..finetune import FinetuneConfig, finetune
+    from ..models.finetune import FinetuneConfig, finetune
     from ..glue import get_task
 
     get_task(args.task)  # unknown task or unwritable --out: fail before loading anything
     output_folder(args.out)
     scratch = None
     if args.from_scratch:
-        from ..small_gpt2 import scratch_builder
+        from ..models.small_gpt2 import scratch_builder
 
         scratch = scratch_builder(args.model, glue_dir=args.glue_dir)
     config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -52,7 +52,7 @@ def load_inputs(args):
     launch`` the main process loads first, so it alone builds or downloads.
     """
     from ..glue import get_task
-    from ..default_model import load_default_or
+    from ..models.default_model import load_default_or
 
     args.processes = launch_processes(args)
     task = get_task(args.task)
@@ -64,7 +64,7 @@ def load_inputs(args):
 
 
 def importance_options(args) -> dict:
-    """Keyword arguments for :func:`~bertology_widgets.importance.head_importance` from the options."""
+    """Keyword arguments for :func:`~bertology_widgets.analyses.importance.head_importance` from the options."""
     return {
         "compat": args.compat,
         "normalize_by_layer": not args.dont_normalize_importance_by_layer,
@@ -76,7 +76,7 @@ def importance_options(args) -> dict:
 
 def processes_of(args):
     """The processes set by :func:`load_inputs` (one process when it has not run)."""
-    from ..distributed import ONE_PROCESS
+    from ..runtime.distributed import ONE_PROCESS
 
     return getattr(args, "processes", None) or ONE_PROCESS
 
@@ -95,7 +95,7 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 
 def compute_and_write_importance(args, model, tokenizer, examples, task, out: Path):
     """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
-    from ..importance import format_head_table, head_importance
+    from ..analyses.importance import format_head_table, head_importance
 
     result = head_importance(model, tokenizer, examples, batch_size=args.batch_size, task=task.name,
                              progress=True, **importance_options(args))

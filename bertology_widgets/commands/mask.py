@@ -62,8 +62,8 @@ def _random_table(random_curve: dict) -> str:
 
 def run_masking(args, model, tokenizer, examples, task, out) -> np.ndarray:
     """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
-    from ..importance import format_head_table
-    from ..masking import keep_one_head_per_layer, masking_curve, random_masking_curve
+    from ..analyses.importance import format_head_table
+    from ..analyses.masking_curve import keep_one_head_per_layer, masking_curve, random_masking_curve
 
     seeds = _seeds(args.random_seeds)
     scoring = dict(batch_size=args.eval_batch_size, max_length=args.max_length, task=task.name)

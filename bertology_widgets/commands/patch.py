@@ -31,9 +31,9 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..importance import format_head_table
-    from ..default_model import load_default_or
-    from ..patching import run_patching
+    from ..analyses.importance import format_head_table
+    from ..models.default_model import load_default_or
+    from ..analyses.patching import run_patching
 
     model, tokenizer = load_default_or(args.model, device=args.device)
     result = run_patching(model, tokenizer, args.clean, args.corrupted, per_position=args.per_position,

@@ -1,7 +1,7 @@
 """``bertology pipeline``: what each layer knows (POS, dependencies, the task's label), under a head mask.
 
 Writes ``pipeline.npz``, ``pipeline.json`` (the documented format of
-:mod:`bertology_widgets.pipeline`) and ``pipeline.png`` (or ``.svg``), and
+:mod:`bertology_widgets.analyses.pipeline`) and ``pipeline.png`` (or ``.svg``), and
 prints the per-layer table. Word probes train on UD English-EWT dev and score
 on test (``--ud-dir`` / ``$BERTOLOGY_UD_DIR``, else the copy embedded in the
 package), or on any CoNLL-U files given with ``--train`` and ``--test``.
@@ -20,7 +20,7 @@ def task_list(text: str) -> tuple:
     """``type=`` for ``--tasks``: comma-separated known task names."""
     import argparse
 
-    from ..pipeline import check_tasks
+    from ..analyses.pipeline import check_tasks
 
     try:
         return check_tasks([t.strip() for t in text.split(",") if t.strip()])
@@ -72,10 +72,10 @@ def _check_inputs(args) -> None:
 
 
 def run(args) -> int:
-    from ..default_model import load_default_or
+    from ..models.default_model import load_default_or
     from ..glue import get_task
-    from ..pipeline import pipeline_probe
-    from ..ud import read_conllu
+    from ..analyses.pipeline import pipeline_probe
+    from ..analyses.ud import read_conllu
 
     _check_inputs(args)
     out = output_folder(args.out)
@@ -85,14 +85,14 @@ def run(args) -> int:
     if word_tasks and args.train is not None:
         train, test = read_conllu(args.train), read_conllu(args.test)
     elif word_tasks:
-        from ..ud import load_ud
+        from ..analyses.ud import load_ud
 
         train, test = load_ud("dev", args.ud_dir), load_ud("test", args.ud_dir)
     model, tokenizer = load_default_or(args.model, device=args.device)
     glue_train = glue_dev = None
     if "task" in args.tasks or args.ablation == "mean":
         from ..glue import load_glue
-        from ..labels import recorded_task
+        from ..core.labels import recorded_task
 
         task = get_task(args.task or recorded_task(model) or "sst2")
         align_model_labels(args, model, task)
@@ -102,7 +102,7 @@ def run(args) -> int:
             glue_train = load_glue(task, "train", glue_dir=args.glue_dir, max_examples=20000)
         apply_ablation(args, model, tokenizer, glue_dev)
     mask = mask_for_model(mask, args.mask, model)
-    from ..heads import ABLATION_ATTR
+    from ..core.gating import ABLATION_ATTR
 
     means = (getattr(model, ABLATION_ATTR, None) or (None, None))[1]
     result = pipeline_probe(model, tokenizer, args.tasks, train=train, test=test, task_train=glue_train,

@@ -3,7 +3,7 @@
 Computes what the dashboard shows on request (head importance and entropy
 with no head masked, the masking curve with its random baseline) for a
 model and a GLUE split, and stores it in the shared results cache
-(:mod:`bertology_widgets.results_cache`). Every kernel that later opens the
+(:mod:`bertology_widgets.runtime.results_cache`). Every kernel that later opens the
 same model, task and examples shows them at once instead of recomputing.
 """
 
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..results_cache import results_dir
+    from ..runtime.results_cache import results_dir
     from ..session import ModelSession
 
     folder = results_dir()

@@ -28,8 +28,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..masking import prune_and_compare
-    from ..pruning import check_prunable
+    from ..analyses.masking_curve import prune_and_compare
+    from ..core.pruning import check_prunable
 
     out = output_folder(args.out)
     mask = load_mask_file(args.mask)

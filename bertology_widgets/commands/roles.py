@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..head_roles import BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, head_roles
+    from ..analyses.head_roles import BROAD_ENTROPY_THRESHOLD, ROLE_SHARE_THRESHOLD, head_roles
     from .importance import load_inputs, output_folder, write_text
 
     model, tokenizer, examples, task = load_inputs(args)

@@ -14,7 +14,7 @@ Failures land in ``analysis_error`` (cleared when the next analysis starts).
 
 An analysis that depends only on the model, the examples and its options
 passes ``cache=(kind, key_parts)``: its result is then shared on disk with
-every other kernel (:mod:`bertology_widgets.results_cache`), and the model is
+every other kernel (:mod:`bertology_widgets.runtime.results_cache`), and the model is
 copied only when the result really has to be computed.
 """
 
@@ -27,7 +27,7 @@ import time
 import numpy as np
 from traitlets import Bool, Dict, Float, HasTraits, Instance, Unicode
 
-from ..probe import ProbeResult
+from ..analyses.probe import ProbeResult
 from .traits import array_trait
 
 PROGRESS_EVERY_S = 0.25  # progress reaches the traits at most 4 times a second
@@ -67,7 +67,7 @@ class AnalysisMixin(HasTraits):
 
     def _results_key(self, examples, **options) -> dict:
         """What a shared result depends on: the model (fingerprinted once per session), task, examples, options."""
-        from ..results_cache import examples_digest, model_fingerprint
+        from ..runtime.results_cache import examples_digest, model_fingerprint
 
         if getattr(self, "_fingerprint", None) is None:
             with self.model_lock:
@@ -99,7 +99,7 @@ class AnalysisMixin(HasTraits):
         def run():
             if cache is None:
                 return compute(self.private_model(), report), False
-            from ..results_cache import cached_result
+            from ..runtime.results_cache import cached_result
 
             return cached_result(cache[0], cache[1], lambda: compute(self.private_model(), report))
 
@@ -137,7 +137,7 @@ class AnalysisMixin(HasTraits):
             self.analysis_status = f"{name}: {'failed' if failure is not None else 'done'}"
             self.analysis_cached = bool(cached) and failure is None
             self.analysis_busy, self.analysis_progress = False, 1.0
-        from ..memory import release_freed_memory
+        from ..runtime.memory import release_freed_memory
 
         release_freed_memory()  # the analysis' model copy and activations
 
@@ -146,7 +146,7 @@ class AnalysisMixin(HasTraits):
 
         Returns the worker thread (``background=True``) or None once done.
         """
-        from ..importance import head_importance
+        from ..analyses.importance import head_importance
 
         examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
 
@@ -171,7 +171,7 @@ class AnalysisMixin(HasTraits):
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
-        from ..masking import heads_per_step, masking_curve, random_masking_curve
+        from ..analyses.masking_curve import heads_per_step, masking_curve, random_masking_curve
 
         examples = self._analysis_examples(max_examples)
 
@@ -212,7 +212,7 @@ class AnalysisMixin(HasTraits):
         :meth:`compute_masking_curve` would compute with these options; reads,
         never computes. Returns the names of the results found.
         """
-        from ..results_cache import lookup, results_dir
+        from ..runtime.results_cache import lookup, results_dir
 
         if results_dir() is None:
             return []
@@ -236,12 +236,12 @@ class AnalysisMixin(HasTraits):
                       background: bool = True):
         """Linear probes of the task on every layer under the current mask.
 
-        See :func:`~bertology_widgets.probe.layer_probe`.
+        See :func:`~bertology_widgets.analyses.probe.layer_probe`.
 
         ``train_examples`` default to ``load_glue(task, "train", glue_dir=glue_dir,
         max_examples=train_pool)``, loaded on the worker. The result lands in ``probe``.
         """
-        from ..probe import layer_probe
+        from ..analyses.probe import layer_probe
 
         if not self.label_names:
             raise ValueError(f"{self.task} is a regression task; layer probes support classification tasks only")

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from traitlets import Dict, Enum, HasTraits, Unicode, observe
 
-from ..heads import ABLATIONS
+from ..core.gating import ABLATIONS
 from .traits import array_trait
 
 # Sentiment words and their opposites, for "the same sentence with one word swapped".
@@ -37,7 +37,7 @@ class HeadAnalysesMixin(HasTraits):
         on first use); until they are ready the session keeps zero ablation.
     head_means : np.ndarray ``(layers, heads, d_head)`` or None
     roles : np.ndarray of str ``(layers, heads)`` or None
-        Each head's role (see :mod:`bertology_widgets.head_roles`).
+        Each head's role (see :mod:`bertology_widgets.analyses.head_roles`).
     role_measures : dict of str -> np.ndarray ``(layers, heads)``
     corrupted_text : str
         The corrupted partner of the current input, for patching (a suggestion
@@ -57,7 +57,7 @@ class HeadAnalysesMixin(HasTraits):
     # -- ablation --------------------------------------------------------------------
     def compute_head_means(self, max_examples: int | None = None, background: bool = True):
         """Each head's mean output over the dev examples (``head_means``); once per session."""
-        from ..ablation import head_output_means
+        from ..analyses.ablation import head_output_means
 
         examples = self._analysis_examples(max_examples)
 
@@ -84,7 +84,7 @@ class HeadAnalysesMixin(HasTraits):
 
     def _apply_ablation(self) -> None:
         """Make ``ablation`` the model's default; rescore and recapture under it."""
-        from ..ablation import get_ablation, set_ablation
+        from ..analyses.ablation import get_ablation, set_ablation
 
         wanted = self.ablation if self.head_means is not None else "zero"
         if get_ablation(self.model) == wanted:
@@ -102,8 +102,8 @@ class HeadAnalysesMixin(HasTraits):
 
     # -- head roles --------------------------------------------------------------------
     def compute_roles(self, max_examples: int | None = None, background: bool = True):
-        """Attention statistics and a role per head (:func:`~bertology_widgets.head_roles.head_roles`)."""
-        from ..head_roles import head_roles
+        """Attention statistics and a role per head (:func:`~bertology_widgets.analyses.head_roles.head_roles`)."""
+        from ..analyses.head_roles import head_roles
 
         examples = self._analysis_examples(max_examples)
 
@@ -136,7 +136,7 @@ class HeadAnalysesMixin(HasTraits):
         """Token count of every dev example ``(n,)``, computed once."""
         lengths = getattr(self, "_token_lengths", None)
         if lengths is None:
-            from ..batching import encode_examples
+            from ..core.batching import encode_examples
 
             lengths = encode_examples(self.tokenizer, self.examples, self.max_length).lengths
             self._token_lengths = lengths
@@ -150,7 +150,7 @@ class HeadAnalysesMixin(HasTraits):
 
     def compute_patching(self, corrupted: str | None = None, background: bool = True, **options):
         """Patch every head of the current input (clean) into ``corrupted`` (default ``corrupted_text``)."""
-        from ..patching import run_patching
+        from ..analyses.patching import run_patching
 
         clean = self.text
         corrupted = self.corrupted_text if corrupted is None else corrupted

@@ -17,13 +17,13 @@ thread. Besides:
 
 * **debounced**: the worker waits ``debounce_s`` for the requests to settle;
 * **incremental**: each batch keeps its per-layer hidden states
-  (:class:`~bertology_widgets.layerwise.LayerCache`), so a change whose lowest
+  (:class:`~bertology_widgets.core.layerwise.LayerCache`), so a change whose lowest
   masked layer is ``L`` recomputes layers ``L..`` only;
 * **streaming, throttled**: batches run in a fixed random order and a running
   estimate with an interval is published at most every ``estimate_every_s``
   (4 per second), then the exact score;
 * **bf16 with the fp32 guard** (``precision="bf16"``, see
-  :mod:`bertology_widgets.precision`): bf16 weights and a bf16 layer cache;
+  :mod:`bertology_widgets.core.precision`): bf16 weights and a bf16 layer cache;
   close calls are re-scored in fp32, so predictions equal fp32's;
 * **memoised**: finished scores are kept in a bounded LRU keyed by the mask.
 
@@ -43,11 +43,11 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..batching import collate, length_sorted_batches, pad_token_id, uses_token_types
-from ..evaluation import predictions_from_logits
+from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
+from ..analyses.evaluation import predictions_from_logits
 from ..glue import compute_metrics
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
-from ..precision import GuardStats, bf16_copy, guarded, take_rows
+from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerwiseRunner
+from ..core.precision import GuardStats, bf16_copy, guarded, take_rows
 from .estimates import estimate
 
 
@@ -116,16 +116,16 @@ class LiveScorer:
     model_lock : threading.RLock
         Held around each batch and capture (``ModelSession.evaluate`` takes it too).
     batch_size : int
-        Must match :func:`~bertology_widgets.evaluation.evaluate`'s so the
+        Must match :func:`~bertology_widgets.analyses.evaluation.evaluate`'s so the
         numbers agree exactly.
     precision : {"fp32", "bf16"}
-        Resolved precision (see :func:`bertology_widgets.precision.resolve_precision`).
+        Resolved precision (see :func:`bertology_widgets.core.precision.resolve_precision`).
     cache_mb : float or None
-        Memory budget of the layer caches (see :class:`~bertology_widgets.layerwise.CacheBudget`);
+        Memory budget of the layer caches (see :class:`~bertology_widgets.core.layerwise.CacheBudget`);
         batches past it are re-scored in full, and ``budget.notice`` says so.
     cache_every : int
         Keep every ``cache_every``-th layer's input in the layer caches
-        (:class:`~bertology_widgets.layerwise.LayerwiseRunner`'s ``keep_every``; default 3).
+        (:class:`~bertology_widgets.core.layerwise.LayerwiseRunner`'s ``keep_every``; default 3).
     """
 
     def __init__(self, model, tokenizer, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",

@@ -1,4 +1,4 @@
-"""The session's part for the classical-pipeline probes (:func:`bertology_widgets.pipeline.pipeline_probe`).
+"""The session's part for the classical-pipeline probes (:func:`bertology_widgets.analyses.pipeline.pipeline_probe`).
 
 A self-contained part: it holds its own traits and is given, at
 construction, what it needs from the session as callables (how to run an
@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 from traitlets import Bool, HasTraits, Instance
 
-from ..pipeline import PipelineResult
+from ..analyses.pipeline import PipelineResult
 from .traits import array_trait
 
 #: Treebank sentences per split the session probes by default: a few minutes on a laptop, not a quarter hour.
@@ -73,14 +73,14 @@ class PipelinePart(HasTraits):
 
     def compute(self, tasks=("upos", "deprel", "task"), *, max_sentences: int | None = SESSION_MAX_SENTENCES,
                 ud_dir=None, background: bool = True, **options):
-        """Run :func:`~bertology_widgets.pipeline.pipeline_probe` under the current mask and ablation.
+        """Run :func:`~bertology_widgets.analyses.pipeline.pipeline_probe` under the current mask and ablation.
 
         Also computes the unmasked result once (for the overlay) when the mask
         masks a head and no unmasked result with these options is held.
         ``options`` go to ``pipeline_probe`` (``l2``, ``max_iter``, ``max_task_train``).
         Returns the worker thread (``background=True``) or None once applied.
         """
-        from ..pipeline import check_tasks, pipeline_probe
+        from ..analyses.pipeline import check_tasks, pipeline_probe
 
         tasks = check_tasks(tasks)
         mask = np.array(self._current_mask(), dtype=np.float32)

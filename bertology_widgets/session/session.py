@@ -17,15 +17,15 @@ import traitlets
 from traitlets import Instance
 from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
-from ..architectures import adapter_for, layer_attention_note
-from ..batching import encode_examples
-from ..evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
-from ..heads import model_shape, validate_layer_head
-from ..labels import TaskMismatchWarning, label_notice
+from ..core.architectures import adapter_for, layer_attention_note
+from ..core.batching import encode_examples
+from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, labelled_task
+from ..core.gating import model_shape, validate_layer_head
+from ..core.labels import TaskMismatchWarning, label_notice
 
-from ..memory import release_freed_memory
-from ..precision import PRECISIONS, resolve_precision
-from ..layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
+from ..runtime.memory import release_freed_memory
+from ..core.precision import PRECISIONS, resolve_precision
+from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from . import state as state_io
 from .analysis import AnalysisMixin
 from .dispatcher import Dispatcher
@@ -238,7 +238,7 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
         the ``data_source`` trait).
         """
         from ..glue import load_glue
-        from ..default_model import load_default_or
+        from ..models.default_model import load_default_or
 
         net, tokenizer = load_default_or(model, device=device, task=task)
         examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
@@ -259,8 +259,8 @@ class ModelSession(ShownInputMixin, HeadAnalysesMixin, AnalysisMixin, HasTraits)
 
     def pruned_params(self, mask=None) -> tuple[int, int]:
         """``(now, after)``: the model's parameter count, and what pruning the heads ``mask`` (default:
-        the current mask) masks would leave (:func:`~bertology_widgets.pruning.expected_params_after`)."""
-        from ..pruning import expected_params_after
+        the current mask) masks would leave (:func:`~bertology_widgets.core.pruning.expected_params_after`)."""
+        from ..core.pruning import expected_params_after
 
         mask = self.mask if mask is None else mask
         return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.model, mask)

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from traitlets import HasTraits
 
-from ..capturing import TextTruncatedWarning, capture, check_text
+from ..core.capturing import TextTruncatedWarning, capture, check_text
 from .live import mask_key
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_text  # noqa: F401  (session.save_state writes through it)
+from ..runtime.files import atomic_write_text  # noqa: F401  (session.save_state writes through it)
 
 FORMAT = "bertology-widgets-session"
 VERSION = 1

@@ -15,7 +15,7 @@ import numpy as np
 from traitlets import TraitError, TraitType
 from traittypes import Array
 
-from ..heads import as_head_mask
+from ..core.gating import as_head_mask
 
 KIND_NAMES = {"f": "float", "i": "int", "u": "unsigned int", "b": "bool", "U": "str", "O": "object"}
 
@@ -55,7 +55,7 @@ def array_trait(*axes: str, kinds: str = "f", help: str = "", **kwargs) -> Array
 
 
 class HeadMaskTrait(TraitType):
-    """A head mask: anything :func:`~bertology_widgets.heads.as_head_mask` takes, stored as a
+    """A head mask: anything :func:`~bertology_widgets.core.gating.as_head_mask` takes, stored as a
     read-only float32 ``np.ndarray`` of shape ``(layers, heads)`` (the owner's ``num_layers``, ``num_heads``).
 
     A wrong shape raises a ``TraitError`` that says the model's shape.

@@ -12,7 +12,7 @@ from .attention_grid import AttentionGrid
 from .controls import Controls
 from .dashboard import Dashboard
 from .example_view import ExampleView
-from ..mask_files import load_mask, save_mask
+from ..core.mask_files import load_mask, save_mask
 from .head_mask_grid import HeadMaskGrid
 from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel

@@ -9,7 +9,7 @@ from traitlets import Enum
 
 from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, crosses, frame, frames
 from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
-from ..mask_files import save_mask
+from ..core.mask_files import save_mask
 
 MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data

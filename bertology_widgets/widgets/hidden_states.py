@@ -7,7 +7,7 @@ import numpy as np
 from bqplot import Axis, ColorScale, Figure, LinearScale, Scatter, Tooltip
 from traitlets import Int, TraitError, validate
 
-from ..representations import layer_to_layer_cosine, pca_2d, token_norms
+from ..analyses.representations import layer_to_layer_cosine, pca_2d, token_norms
 from ._base import SessionView, held
 from ._grid import GridFigure
 from .tokens import session_tokens
@@ -48,7 +48,7 @@ class HiddenStatesView(SessionView):
       one layer below (row ``Ll`` compares layer ``l``'s output with its
       input), colour scale fitted to the data (:func:`cosine_colours`);
     * ``scatter``: the tokens at one layer projected on their first two
-      principal components (:func:`~bertology_widgets.representations.pca_2d`),
+      principal components (:func:`~bertology_widgets.analyses.representations.pca_2d`),
       labelled with the tokens and coloured by position.
 
     The selected layer's rows are framed in orange.

@@ -9,8 +9,8 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, Label, LinearScale, Lines
 from traitlets import Bool, Instance, TraitError, Unicode, validate
 
-from ..probe import ProbeResult
-from ..representations import POOLINGS
+from ..analyses.probe import ProbeResult
+from ..analyses.representations import POOLINGS
 from ._base import SessionView
 from .hidden_states import state_labels
 

@@ -1,6 +1,6 @@
 """``PipelinePanel``: "Pipeline: what each layer knows", Tenney et al.'s Figure 1 under the head mask.
 
-Shows ``session.pipeline`` (a :class:`~bertology_widgets.pipeline.PipelineResult`):
+Shows ``session.pipeline`` (a :class:`~bertology_widgets.analyses.pipeline.PipelineResult`):
 
 * per-task lines of probe accuracy by layer, each normalised between the
   task's majority baseline (0) and its best layer (1); hovering a point shows
@@ -25,7 +25,7 @@ import numpy as np
 from bqplot import Axis, ColorScale, Figure, LinearScale, Lines, Scatter, Tooltip
 from traitlets import Bool, Instance, Unicode
 
-from ..pipeline import PipelineResult
+from ..analyses.pipeline import PipelineResult
 from ._base import SessionView, error_html
 from ._grid import GridFigure
 

@@ -12,7 +12,7 @@ import html
 import ipywidgets as w
 import numpy as np
 
-from ..head_roles import ROLE_DESCRIPTIONS, ROLES
+from ..analyses.head_roles import ROLE_DESCRIPTIONS, ROLES
 
 ROLE_NAMES = ROLES + ("pruned",)
 ROLE_PALETTE = {

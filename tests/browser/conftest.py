@@ -227,6 +227,6 @@ def _save_failure_artifacts(nodeid, pg, log: BrowserLog, servers) -> None:
 @pytest.fixture(scope="session")
 def default_model():
     """The default model's folder, built first if the cache lacks it (minutes, once per machine)."""
-    from bertology_widgets.default_model import ensure_default_model
+    from bertology_widgets.models.default_model import ensure_default_model
 
     return ensure_default_model(progress=False)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from .architectures import UnsupportedArchitectureError, adapter_for_model_type, supported_architectures
+from ..core.architectures import UnsupportedArchitectureError, adapter_for_model_type, supported_architectures
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-    from .io import PathLike
+    from ..runtime.files import PathLike
 
 OFFLINE_BASE_MODEL = "all-MiniLM-L6-v2"
 
@@ -43,11 +43,11 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     Raises
     ------
     ValueError
-        For ``None``: the default model is :func:`bertology_widgets.default_model.resolve_model`'s business.
+        For ``None``: the default model is :func:`bertology_widgets.models.default_model.resolve_model`'s business.
     """
     if name_or_path is None:
         raise ValueError("load_model needs a model name or folder; for the default fine-tuned model use "
-                         "bertology_widgets.default_model.load_default_or(None) (or default_model_dir())")
+                         "bertology_widgets.models.default_model.load_default_or(None) (or default_model_dir())")
     name = str(name_or_path)
     if name in (OFFLINE_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm") and not os.path.isdir(name):
         return minilm_dir()
@@ -181,7 +181,7 @@ def load_model(
         A folder (``save_pretrained`` layout), a hub name (online) or the
         offline ``"all-MiniLM-L6-v2"``. ``None`` raises ``ValueError``: the
         default fine-tuned model comes from
-        :func:`bertology_widgets.default_model.load_default_or`.
+        :func:`bertology_widgets.models.default_model.load_default_or`.
     num_labels : int, optional
         Size of the classification head when it is created fresh (fine-tuning).
     device : str, optional

@@ -19,8 +19,8 @@ from torch import nn
 from .architectures import adapter_for
 from .batching import uses_token_types
 from .exceptions import BertologyWarning
-from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
-from .models import eval_mode
+from .gating import HeadMaskLike, kept_heads, mask_heads, model_shape
+from ..models.loading import eval_mode
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

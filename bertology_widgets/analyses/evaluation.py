@@ -13,18 +13,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .distributed import ONE_PROCESS, Processes
-from .glue import GlueTask, compute_metrics, get_task
-from .heads import HeadMaskLike, as_head_mask
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..runtime.distributed import ONE_PROCESS, Processes
+from ..glue import GlueTask, compute_metrics, get_task
+from ..core.gating import HeadMaskLike, as_head_mask
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
-    from .precision import GuardStats
+    from ..glue import Example
+    from ..core.precision import GuardStats
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
@@ -73,12 +73,12 @@ def labelled_task(
     model whose label count does not fit the task, or class names
     (``config.id2label``) that do not match the task's labels. The model's
     classes are put in the task's label order here, once, in place (see
-    :mod:`bertology_widgets.labels`), so every score and loss downstream
+    :mod:`bertology_widgets.core.labels`), so every score and loss downstream
     compares like with like; ``label_map`` (``{model class name: task
     label name}``) overrides the matching by name. A model fine-tuned on
-    another task gets a :class:`~bertology_widgets.labels.TaskMismatchWarning`.
+    another task gets a :class:`~bertology_widgets.core.labels.TaskMismatchWarning`.
     """
-    from .labels import align_labels, warn_if_other_task
+    from ..core.labels import align_labels, warn_if_other_task
 
     if len(examples) == 0:
         raise ValueError("no examples to score: the list of examples is empty")
@@ -99,18 +99,18 @@ def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, example
                    stats: GuardStats | None = None, processes: Processes = ONE_PROCESS) -> np.ndarray:
     """Logits ``(n, labels)`` for ``examples`` in their original order.
 
-    Runs the same :class:`~bertology_widgets.layerwise.LayerwiseRunner` as the
+    Runs the same :class:`~bertology_widgets.core.layerwise.LayerwiseRunner` as the
     live session, on the same length-sorted batches, so both give identical numbers.
     ``precision="bf16"`` runs bf16 weights with the fp32 guard of
-    :mod:`~bertology_widgets.precision` (``stats``, a ``GuardStats``, counts its
+    :mod:`~bertology_widgets.core.precision` (``stats``, a ``GuardStats``, counts its
     work); ``"auto"`` picks bf16 only on hardware with fast bf16.
-    Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.distributed`)
+    Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.runtime.distributed`)
     each process runs every N-th batch and the rows are gathered; every
     process gets the whole ``(n, labels)`` array. ``progress`` (see
-    :mod:`~bertology_widgets.progress`) counts this process's batches.
+    :mod:`~bertology_widgets.runtime.progress`) counts this process's batches.
     """
-    from .layerwise import LayerwiseRunner
-    from .precision import bf16_copy, guarded, resolve_precision, take_rows
+    from ..core.layerwise import LayerwiseRunner
+    from ..core.precision import bf16_copy, guarded, resolve_precision, take_rows
 
     encoded = encode_examples(tokenizer, examples, max_length)
     runner = LayerwiseRunner(model, autocast_dtype=autocast_dtype)
@@ -166,7 +166,7 @@ def evaluate(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Seq
     precision : {"fp32", "bf16", "auto"}
         bf16 weights with the fp32 guard (predictions equal fp32's); ``"auto"``
         picks bf16 on hardware with fast bf16 only (what ``bertology evaluate`` uses).
-    processes : :class:`~bertology_widgets.distributed.Processes`
+    processes : :class:`~bertology_widgets.runtime.distributed.Processes`
         Share the batches among ``accelerate launch`` processes (default: one process).
 
     Returns

@@ -3,7 +3,7 @@
 Zeroing a head pushes its layer off the input distribution it was trained
 on; many interpretability papers replace the head's output by its mean over
 a dataset instead. The replacement happens where heads are gated (the input
-of the attention output projection, see :func:`~bertology_widgets.heads.mask_heads`),
+of the attention output projection, see :func:`~bertology_widgets.core.gating.mask_heads`),
 so every analysis built on ``mask_heads`` (evaluation, importance, the
 masking curve, live scoring) can switch with :func:`set_ablation` or
 :func:`ablation_mode`, without new arguments.
@@ -18,17 +18,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.architectures import adapter_for
+from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
-from .heads import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ablation
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.gating import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ablation
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
 
 
 @torch.inference_mode()
@@ -44,7 +44,7 @@ def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
     examples : sequence of Example
         Objects with ``text_a`` / ``text_b`` (GLUE examples).
     progress, on_progress
-        The :mod:`~bertology_widgets.progress` convention, in batches: True a
+        The :mod:`~bertology_widgets.runtime.progress` convention, in batches: True a
         bar, a callable ``(done, total)``; ``on_progress`` is the older keyword for the callable.
 
     Returns
@@ -92,7 +92,7 @@ def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
 
 
 def set_ablation(model: nn.Module, ablation: str = "zero", means: np.ndarray | torch.Tensor | None = None) -> None:
-    """Make ``ablation`` the default of every :func:`~bertology_widgets.heads.mask_heads` on ``model``.
+    """Make ``ablation`` the default of every :func:`~bertology_widgets.core.gating.mask_heads` on ``model``.
 
     ``means`` (``(layers, heads, d_head)``, from :func:`head_output_means`) is
     required for ``"mean"``. A deep copy of the model keeps the setting.

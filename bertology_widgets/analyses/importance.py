@@ -8,7 +8,7 @@ entropy of every head on the same pass, either by that definition
 ``examples/research_projects/bertology/run_bertology.py`` does
 (``compat=True``), quirks included.
 
-The gates are the ones :func:`bertology_widgets.heads.mask_heads` uses (a
+The gates are the ones :func:`bertology_widgets.core.gating.mask_heads` uses (a
 pre-hook on each layer's attention output projection), because transformers 5
 ignores ``head_mask``. Scaling a head's output by ``g`` there is what
 ``head_mask`` did to its attention probabilities, so the gradients are the same.
@@ -26,18 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .capturing import attention_implementation
-from .distributed import ONE_PROCESS, Processes, ordered_sum
+from ..core.batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.capturing import attention_implementation
+from ..runtime.distributed import ONE_PROCESS, Processes, ordered_sum
 from .evaluation import DEFAULT_MAX_LENGTH, labelled_task
-from .heads import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
-from .models import eval_mode
-from .progress import Progress, ProgressReporter, progress_reporter
+from ..core.gating import HeadMaskLike, as_head_mask, kept_heads, mask_heads, model_shape
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, ProgressReporter, progress_reporter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
 
 #: Examples per forward/backward pass by default: 1 in compat mode (as run_bertology.py).
 DEFAULT_IMPORTANCE_BATCH_SIZE = 16
@@ -156,7 +156,7 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
         True (the paper's definition): ``|dL(x)/dg|`` for each example, then
         the mean over examples. Batches are length-sorted and each example
         gets its own copy of the gates (a ``(batch, layers, heads)`` mask for
-        :func:`~bertology_widgets.heads.mask_heads`), so one
+        :func:`~bertology_widgets.core.gating.mask_heads`), so one
         backward pass gives every example's own gradient: as exact as one
         example at a time, and about 2x faster on one CPU thread (MiniLM,
         SST-2); the gain grows with parallel hardware.
@@ -188,11 +188,11 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
         GLUE task (decides classification vs regression); default: the model's.
     progress : bool or callable
         A tqdm bar (True), none (False) or ``progress(done, total)`` in
-        examples after every batch, this process's share (see :mod:`~bertology_widgets.progress`).
+        examples after every batch, this process's share (see :mod:`~bertology_widgets.runtime.progress`).
     on_progress : callable, optional
         Also called as ``on_progress(done, total)`` (the older keyword).
-    processes : :class:`~bertology_widgets.distributed.Processes`
-        Under ``accelerate launch``, :func:`~bertology_widgets.distributed.current_processes`:
+    processes : :class:`~bertology_widgets.runtime.distributed.Processes`
+        Under ``accelerate launch``, :func:`~bertology_widgets.runtime.distributed.current_processes`:
         each process takes every N-th batch, and the per-batch sums are gathered
         and added in batch order, so the result is the single-process one
         (compat mode is sequential and runs whole in every process). Only the

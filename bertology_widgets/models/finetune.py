@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
-from .batching import collate, encode_examples, pad_token_id, uses_token_types
-from .evaluation import evaluate
-from .glue import get_task, load_glue
-from .io import output_folder, replace_folder
-from .models import load_model, pick_device
-from .progress import Progress, progress_reporter, shows_bar
+from ..core.batching import collate, encode_examples, pad_token_id, uses_token_types
+from ..analyses.evaluation import evaluate
+from ..glue import get_task, load_glue
+from ..runtime.files import output_folder, replace_folder
+from .loading import load_model, pick_device
+from ..runtime.progress import Progress, progress_reporter, shows_bar
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from .glue import Example, GlueTask
-    from .io import PathLike
+    from ..glue import Example, GlueTask
+    from ..runtime.files import PathLike
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Real head pruning: slice Q/K/V and the output projection.
 
 ``prune_heads`` is gone from transformers 5, so this module does it for the
-architectures in :mod:`bertology_widgets.architectures`: ``nn.Linear`` for the
+architectures in :mod:`bertology_widgets.core.architectures`: ``nn.Linear`` for the
 BERT family, GPT-2's ``Conv1D`` (weight ``(in, out)``) for ``c_attn`` /
 ``c_proj``. A pruned model computes what the masked model computes: heads
 with gate 0 are removed; fractional gates are folded into the output
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for, get_submodule
-from .heads import KEPT_HEADS_ATTR, as_head_mask, HeadMaskLike, kept_heads
+from .gating import KEPT_HEADS_ATTR, as_head_mask, HeadMaskLike, kept_heads
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 For every layer (the embeddings and each transformer layer's output) a
 scikit-learn ``StandardScaler`` + ``LogisticRegression`` pipeline is fitted on
-pooled hidden states (:func:`~bertology_widgets.representations.pooled_states`)
+pooled hidden states (:func:`~bertology_widgets.analyses.representations.pooled_states`)
 of a training subset and scored on dev examples, all under a head mask. The
 "centre of gravity" of the accuracy gains says where in the network the
 label becomes linearly readable (the "expected layer" of Tenney et al.,
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from .progress import Progress, progress_reporter
+from ..runtime.progress import Progress, progress_reporter
 from .representations import pooled_states
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
-    from .heads import HeadMaskLike
+    from ..glue import Example
+    from ..core.gating import HeadMaskLike
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def layer_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_exam
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied to every forward pass.
     pooling : {"cls", "mean"}
-        How token states become one vector (see :func:`~bertology_widgets.representations.pooling_positions`).
+        How token states become one vector (see :func:`~bertology_widgets.analyses.representations.pooling_positions`).
     max_train, max_dev : int, optional
         Random subsets (drawn with ``seed``) of at most this many examples.
     C : float
@@ -138,7 +138,7 @@ def layer_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_exam
         Subsampling and solver seed: equal arguments give equal results.
     progress : bool or callable
         A tqdm bar (True), none (False) or ``progress(done, 100)``, in percent
-        of the work (see :mod:`~bertology_widgets.progress`).
+        of the work (see :mod:`~bertology_widgets.runtime.progress`).
 
     Returns
     -------

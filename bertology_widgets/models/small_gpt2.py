@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
     from transformers import GPT2ForSequenceClassification, GPT2TokenizerFast
 
-    from .glue import GlueTask
-    from .io import PathLike
+    from ..glue import GlueTask
+    from ..runtime.files import PathLike
 
 EOS = "<|endoftext|>"
 
@@ -73,7 +73,7 @@ def scratch_builder(
         import torch
         from transformers import GPT2Config, GPT2ForSequenceClassification
 
-        from .glue import load_glue
+        from ..glue import load_glue
 
         train = load_glue(glue_task.name, "train", glue_dir=glue_dir)
         texts = (f"{ex.text_a} {ex.text_b}" if ex.text_b else ex.text_a for ex in train)
@@ -96,8 +96,8 @@ def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", gl
     """Train the named from-scratch model on ``task`` once, into the user cache; return its folder.
 
     The folder is ``<cache>/<name>-<task>`` (see
-    :func:`bertology_widgets.default_model.cache_root`); it is reused when its
-    manifest checks out and rebuilt otherwise (:func:`~bertology_widgets.default_model.build_cached_model`).
+    :func:`bertology_widgets.models.default_model.cache_root`); it is reused when its
+    manifest checks out and rebuilt otherwise (:func:`~bertology_widgets.models.default_model.build_cached_model`).
     """
     from .default_model import build_cached_model, cache_root
     from .finetune import FinetuneConfig, finetune

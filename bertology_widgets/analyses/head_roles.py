@@ -32,19 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .capturing import _attentions_per_layer, attention_implementation
+from ..core.architectures import adapter_for
+from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.capturing import _attentions_per_layer, attention_implementation
 from .evaluation import DEFAULT_MAX_LENGTH
-from .heads import kept_heads, model_shape
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.gating import kept_heads, model_shape
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
-    from .io import PathLike
+    from ..glue import Example
+    from ..runtime.files import PathLike
 
 SHARE_MEASURES = ("cls", "sep", "punct", "prev", "next", "self")
 MEASURES = SHARE_MEASURES + ("entropy", "entropy_ratio", "distance")
@@ -229,7 +229,7 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
     batch_size, max_length : int
     progress : bool or callable
         A tqdm bar (True), none (False) or ``progress(done, total)`` in batches
-        (see :mod:`~bertology_widgets.progress`).
+        (see :mod:`~bertology_widgets.runtime.progress`).
     on_progress : callable, optional
         Also called as ``on_progress(done, total)`` after every batch (the older keyword).
 

@@ -116,7 +116,7 @@ def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:
     Each floating-point parameter and buffer is cast straight to bf16 (tied
     weights stay tied), so the copy costs half the weights' size and no fp32
     transient; integer buffers (position ids) are shared with the original.
-    Where the shared results folder is on (:func:`~bertology_widgets.results_cache.results_dir`),
+    Where the shared results folder is on (:func:`~bertology_widgets.runtime.results_cache.results_dir`),
     the bf16 weights are written there once and memory-mapped, so every
     kernel on the machine shares one copy (a class of 30 pays for it once).
     """
@@ -146,8 +146,8 @@ def _shared_bf16_state(model) -> dict | None:
     """
     from filelock import FileLock
 
-    from .io import atomic_write_bytes
-    from .results_cache import model_fingerprint, result_key, results_dir
+    from ..runtime.files import atomic_write_bytes
+    from ..runtime.results_cache import model_fingerprint, result_key, results_dir
 
     folder = results_dir()
     if folder is None or next(model.parameters()).device.type != "cpu":  # on a GPU the copy is in its memory

@@ -22,7 +22,7 @@ from .architectures import ArchitectureAdapter, adapter_for
 
 KEPT_HEADS_ATTR = "_bertology_kept_heads"
 #: Attribute holding a model's default ablation, ``("mean", means)``; set by
-#: :func:`bertology_widgets.ablation.set_ablation`, read by :func:`mask_heads`.
+#: :func:`bertology_widgets.analyses.ablation.set_ablation`, read by :func:`mask_heads`.
 ABLATION_ATTR = "_bertology_ablation"
 ABLATIONS = ("zero", "mean")
 
@@ -139,7 +139,7 @@ def resolve_ablation(model: nn.Module, ablation: str | None,
     """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
 
     ``ablation=None`` takes the model's default (see
-    :func:`bertology_widgets.ablation.set_ablation`), else zero.
+    :func:`bertology_widgets.analyses.ablation.set_ablation`), else zero.
     """
     if ablation is None:
         ablation, means = getattr(model, ABLATION_ATTR, None) or ("zero", None)
@@ -167,7 +167,7 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
     Parameters
     ----------
     model : transformers model
-        Any model in :data:`bertology_widgets.architectures.ADAPTERS`
+        Any model in :data:`bertology_widgets.core.architectures.ADAPTERS`
         (base model or sequence classifier), pruned or not.
     mask : array-like or torch.Tensor, shape ``(num_layers, num_heads)`` or ``(batch, num_layers, num_heads)``
         1 keeps a head, 0 masks it, a fraction scales it. A tensor with
@@ -180,10 +180,10 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
     ablation : {"zero", "mean"}, optional
         What a masked head outputs: zeros, or its mean output ``means``
         (gates between 0 and 1 interpolate: ``g * x + (1 - g) * mean``).
-        ``None`` uses the model's default (:func:`~bertology_widgets.ablation.set_ablation`), else zero.
+        ``None`` uses the model's default (:func:`~bertology_widgets.analyses.ablation.set_ablation`), else zero.
     means : array-like, shape ``(num_layers, num_heads, d_head)``
         Each head's mean output at the gated point, from
-        :func:`~bertology_widgets.ablation.head_output_means`; needed for ``"mean"``.
+        :func:`~bertology_widgets.analyses.ablation.head_output_means`; needed for ``"mean"``.
 
     Yields
     ------

@@ -1,11 +1,11 @@
 """Hidden states of words and sentences, on every layer, under a head mask.
 
-The pipeline probes (:mod:`bertology_widgets.pipeline`) read vectors of
+The pipeline probes (:mod:`bertology_widgets.analyses.pipeline`) read vectors of
 *units*: a word (the mean of its sub-word tokens' states, Tenney et al.'s
 choice) or a sentence (the pooled state that today's layer probe reads). Both
 are a list of token positions per unit; :func:`unit_states` runs the model
 once per batch, with ``output_hidden_states=True`` under
-:func:`~bertology_widgets.heads.mask_heads` (the same gating, zero or mean
+:func:`~bertology_widgets.core.gating.mask_heads` (the same gating, zero or mean
 ablation, as every other analysis), and averages each unit's positions on
 every layer.
 
@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from .batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .heads import HeadMaskLike, mask_heads
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.batching import EncodedExamples, collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.gating import HeadMaskLike, mask_heads
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
     from .ud import UDSentence
 
 

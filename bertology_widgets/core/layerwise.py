@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .architectures import adapter_for, get_submodule
-from .heads import mask_heads, model_shape
+from .gating import mask_heads, model_shape
 
 
 class _StopAtFirstLayer(Exception):

@@ -20,20 +20,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .distributed import ONE_PROCESS, Processes
+from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..runtime.distributed import ONE_PROCESS, Processes
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate, task_of
-from .heads import HeadMaskLike, mask_heads, model_shape
+from ..core.gating import HeadMaskLike, mask_heads, model_shape
 from .evaluation import labelled_task
 from .importance import head_importance
-from .models import eval_mode
-from .progress import Progress, progress_reporter
-from .pruning import prune_heads
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
+from ..core.pruning import prune_heads
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
 
 
 @dataclass
@@ -137,7 +137,7 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     """Mask the least important heads step by step while the score holds (``--try_masking``).
 
     Each step masks the ``heads_per_step`` least important heads still
-    active, scores the new mask with :func:`~bertology_widgets.evaluation.evaluate`,
+    active, scores the new mask with :func:`~bertology_widgets.analyses.evaluation.evaluate`,
     stops if the score is below ``masking_threshold x original``, and
     otherwise recomputes importance under the new mask. It also stops when
     no more than ``heads_per_step`` heads are left (run_bertology.py would
@@ -146,7 +146,7 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     Parameters
     ----------
     model, tokenizer, examples
-        As for :func:`~bertology_widgets.importance.head_importance`.
+        As for :func:`~bertology_widgets.analyses.importance.head_importance`.
     masking_amount : float
         Fraction of all heads masked per step.
     masking_threshold : float
@@ -160,10 +160,10 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
         For scoring.
     progress : bool or callable
         A tqdm bar (True), none (False) or ``progress(done, total)`` in steps,
-        ``total`` being the most steps the curve can take (see :mod:`~bertology_widgets.progress`).
+        ``total`` being the most steps the curve can take (see :mod:`~bertology_widgets.runtime.progress`).
     on_step : callable, optional
         ``on_step(entry)`` with each new curve entry (the curve as it grows, not a progress report).
-    processes : :class:`~bertology_widgets.distributed.Processes`
+    processes : :class:`~bertology_widgets.runtime.distributed.Processes`
         Under ``accelerate launch``: every score and importance pass is shared
         among the processes; all of them get the same numbers, so they take
         the same steps. Only the main process shows the bar.

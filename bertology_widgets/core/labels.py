@@ -38,7 +38,7 @@ from torch import nn
 from .exceptions import BertologyWarning
 
 if TYPE_CHECKING:
-    from .glue import GlueTask
+    from ..glue import GlueTask
 
 #: Accepted names (normalised: lower case, ``_`` for spaces and hyphens) of each task label.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -155,7 +155,7 @@ def resolve_label_map(
         When names cannot be matched one to one; the message lists both
         lists and shows the ``label_map`` / ``--label-map`` that would fix it.
     """
-    from .glue import get_task
+    from ..glue import get_task
 
     glue_task = get_task(task)
     task_names = tuple(glue_task.label_names)
@@ -216,7 +216,7 @@ def align_labels(model: nn.Module, task: str | GlueTask, label_map: dict | None 
     ValueError
         When the names cannot be matched (see :func:`resolve_label_map`).
     """
-    from .glue import get_task
+    from ..glue import get_task
 
     glue_task = get_task(task)
     config: Any = model.config
@@ -253,7 +253,7 @@ def recorded_task(model: nn.Module) -> str | None:
 
 def warn_if_other_task(model: nn.Module, task: str | GlueTask) -> str | None:
     """Warn (and return the message) when ``model`` records a fine-tuning task other than ``task``."""
-    from .glue import get_task
+    from ..glue import get_task
 
     glue_task = get_task(task)
     recorded = recorded_task(model)

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256
+from .files import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from .glue import Example
+    from ..glue import Example
 
 FORMAT = "bertology-widgets-result"
 VERSION = 1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .heads import HeadMaskLike
-from .io import PathLike, atomic_save_npy, atomic_write_text
+from .gating import HeadMaskLike
+from ..runtime.files import PathLike, atomic_save_npy, atomic_write_text
 
 MASK_SUFFIXES = (".npy", ".json")
 

@@ -1,12 +1,12 @@
 """Hidden-state analysis: norms, layer-to-layer similarity, PCA and pooled sentence states.
 
 Pure NumPy / torch; the views in :mod:`bertology_widgets.widgets.hidden_states`
-and the probes in :mod:`bertology_widgets.probe` are written against these.
+and the probes in :mod:`bertology_widgets.analyses.probe` are written against these.
 
 Shapes: ``hs`` is ``(layers + 1, pos, hidden)`` (the embedding output, then the
 output of every layer), as in :attr:`ModelSession.hidden_states
 <bertology_widgets.session.ModelSession>` and :attr:`Capture.hidden_states
-<bertology_widgets.capturing.Capture>`.
+<bertology_widgets.core.capturing.Capture>`.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
-from .batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
-from .heads import HeadMaskLike, mask_heads
-from .models import eval_mode
-from .progress import Progress, progress_reporter
+from ..core.architectures import adapter_for
+from ..core.batching import collate, encode_examples, length_sorted_batches, pad_token_id, uses_token_types
+from ..core.gating import HeadMaskLike, mask_heads
+from ..models.loading import eval_mode
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     import numpy.typing as npt
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
 
 POOLINGS = ("cls", "mean")
 _EPS = 1e-12
@@ -92,7 +92,7 @@ def pooling_positions(attention_mask: torch.Tensor, pooling: str, causal: bool) 
     the first token for encoders (``[CLS]`` / ``<s>``) and on the last
     non-padding token for decoders (GPT-2, Llama), the only token that has
     seen the whole input, as their sequence classifiers do. Right padding
-    (as :func:`~bertology_widgets.batching.collate` pads) is assumed.
+    (as :func:`~bertology_widgets.core.batching.collate` pads) is assumed.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -115,7 +115,7 @@ def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     Parameters
     ----------
     model, tokenizer
-        A supported model (see :mod:`bertology_widgets.architectures`) and its tokenizer.
+        A supported model (see :mod:`bertology_widgets.core.architectures`) and its tokenizer.
     examples : sequence of :class:`~bertology_widgets.glue.Example`
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied during the pass (1 keep, 0 mask).

@@ -11,12 +11,12 @@ layers, and from the mix of layers ``0..l`` (cumulative scoring):
   state (trained on a subset of the task's train split, scored on its dev
   split), the question today's layer probe answers, with the same probe.
 
-More word tasks are one small function each (:func:`bertology_widgets.ud.register_task`).
-The hidden states come through :func:`~bertology_widgets.heads.mask_heads`,
+More word tasks are one small function each (:func:`bertology_widgets.analyses.ud.register_task`).
+The hidden states come through :func:`~bertology_widgets.core.gating.mask_heads`,
 so a head mask (zero or mean ablation) acts on the probes exactly as on the
 score. For a causal model (GPT-2, Llama) a word's state has seen only the
 words to its left. The probes and their optimiser are described in
-:mod:`bertology_widgets.linear_probes`.
+:mod:`bertology_widgets.analyses.linear_probes`.
 
 The result, :class:`PipelineResult`, saves as ``pipeline.npz`` and
 ``pipeline.json``. ``pipeline.json`` (format ``"bertology-widgets-pipeline"``,
@@ -50,14 +50,14 @@ import numpy as np
 
 from .linear_probes import (DEFAULT_L2, DEFAULT_MAX_ITER, ProbeData, TaskScores, centre_of_gravity, deltas,
                             expected_layer, score_task, standardise)
-from .progress import Progress, progress_reporter
+from ..runtime.progress import Progress, progress_reporter
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
-    from .heads import HeadMaskLike
+    from ..glue import Example
+    from ..core.gating import HeadMaskLike
     from .ud import UDSentence
 
 FORMAT = "bertology-widgets-pipeline"
@@ -361,25 +361,25 @@ def pipeline_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, tasks: 
         A supported model (sequence classifier or base model) and its fast tokenizer.
     tasks : sequence of str
         Names from :func:`known_tasks`: ``"upos"``, ``"deprel"`` (and any registered word task), ``"task"``.
-    train, test : sequences of :class:`~bertology_widgets.ud.UDSentence`, optional
+    train, test : sequences of :class:`~bertology_widgets.analyses.ud.UDSentence`, optional
         Treebank sentences the word probes are trained and scored on; default:
         English-EWT dev and test (``ud_dir``, ``$BERTOLOGY_UD_DIR``, else the embedded copy).
     task_train, task_test : sequences of GLUE examples
         Needed for the ``"task"`` row (labelled, a classification task).
     mask : array-like ``(layers, heads)``, optional; ablation : {"zero", "mean"}; means : ``(layers, heads, d_head)``
-        The head gating the hidden states are computed under (see :func:`~bertology_widgets.heads.mask_heads`).
+        The head gating the hidden states are computed under (see :func:`~bertology_widgets.core.gating.mask_heads`).
     max_sentences : int, optional
         Use only the first N treebank sentences of each split (quick runs, tests).
     max_task_train : int, optional
         Random subset (seed 0) of the task's training examples, as today's layer probe.
     l2, max_iter
-        The probes' regularisation and L-BFGS iterations (see :mod:`~bertology_widgets.linear_probes`).
+        The probes' regularisation and L-BFGS iterations (see :mod:`~bertology_widgets.analyses.linear_probes`).
     batch_size, max_length : int
         Forward-pass batches (they change nothing but speed and memory) and tokens per sentence.
     progress : bool or callable
         A tqdm bar, none, or ``progress(done, total)`` in steps (batches and probe fits).
     cache : bool
-        Share the result through :mod:`~bertology_widgets.results_cache`, keyed by model, mask,
+        Share the result through :mod:`~bertology_widgets.runtime.results_cache`, keyed by model, mask,
         ablation, data and options.
 
     Returns
@@ -419,7 +419,7 @@ def pipeline_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, tasks: 
 
     if not cache:
         return PipelineResult.from_json(compute())
-    from .results_cache import cached_result, examples_digest, model_fingerprint
+    from ..runtime.results_cache import cached_result, examples_digest, model_fingerprint
 
     key = {"model": model_fingerprint(model), "tasks": list(tasks), "mask": mask_array, "ablation": ablation,
            "means": None if means is None or ablation != "mean" else np.asarray(means, dtype=np.float32),
@@ -433,7 +433,7 @@ def pipeline_probe(model: nn.Module, tokenizer: PreTrainedTokenizerBase, tasks: 
 
 def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, ablation, means, options, l2,
              max_iter, batch_size, max_length, progress) -> PipelineResult:
-    from .architectures import adapter_for
+    from ..core.architectures import adapter_for
     from .pipeline_states import encode_sentences, encode_words, unit_states
 
     start = time.perf_counter()

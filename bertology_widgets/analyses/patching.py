@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import adapter_for
-from .capturing import _model_inputs, encode
-from .heads import HeadMaskLike, kept_heads, mask_heads, model_shape
+from ..core.architectures import adapter_for
+from ..core.capturing import _model_inputs, encode
+from ..core.gating import HeadMaskLike, kept_heads, mask_heads, model_shape
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -20,15 +20,15 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .exceptions import BertologyWarning
+from ..core.exceptions import BertologyWarning
 from .finetune import FinetuneConfig, finetune
-from .io import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256, replace_folder
-from .models import load_model
+from ..runtime.files import MODEL_MANIFEST, atomic_write_text, cache_root, file_sha256, replace_folder
+from .loading import load_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from .io import PathLike
+    from ..runtime.files import PathLike
 
 DEFAULT_TASK = "sst2"
 DEFAULT_NAME = "minilm-l6-sst2-v1"
@@ -85,7 +85,7 @@ def build_cached_model(folder: PathLike, build: Callable[[Path], dict], rebuild:
     tokenizer) into the empty folder ``staging`` beside ``folder`` and returns
     what the manifest records about the build (a JSON-able dict). The manifest
     is written last and the finished folder moved into place in one rename
-    (:func:`~bertology_widgets.io.replace_folder`), so readers never see a
+    (:func:`~bertology_widgets.runtime.files.replace_folder`), so readers never see a
     half-built model. One lock per folder (``filelock``, on every platform)
     lets concurrent kernels build it once; a damaged cache is rebuilt with a
     :class:`CorruptModelCacheWarning`.

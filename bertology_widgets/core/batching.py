@@ -17,7 +17,7 @@ from torch import nn
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from .glue import Example
+    from ..glue import Example
 
 
 @dataclass

@@ -147,7 +147,7 @@ class ArchitectureAdapter:
         ``None`` where the classifier does not read position 0.
     prunable : bool
         False where slicing heads out would not be exact; ``not_prunable_because``
-        then says why, in the error :func:`~bertology_widgets.pruning.prune_heads` raises.
+        then says why, in the error :func:`~bertology_widgets.core.pruning.prune_heads` raises.
     sdpa : bool
         False for families transformers runs only with eager attention (DeBERTa).
     layer_kind : callable or None

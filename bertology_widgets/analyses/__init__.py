@@ -1,0 +1,1 @@
+"""analyses: see the package docstring for the layers."""

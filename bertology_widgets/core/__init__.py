@@ -1,0 +1,1 @@
+"""core: see the package docstring for the layers."""
