@@ -14,7 +14,8 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-from traitlets import Any, Bool, Dict, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
+import traitlets
+from traitlets import Any, Bool, Dict, Float, HasTraits, Instance, Int, List, TraitError, Unicode, observe, validate
 
 from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
 from ..core.architectures import adapter_for, layer_attention_note
@@ -30,6 +31,7 @@ from .explanation_part import ExplanationPart, ExplanationTraits
 from .head_analyses import HeadAnalysesMixin
 from .live import LiveScorer
 from .live_score import LiveScore
+from .pipeline_part import PipelinePart, PipelineResult
 from .shown_input import ShownInput
 from .traits import HeadMaskTrait, array_trait, head_mask_array
 
@@ -230,8 +232,33 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
                                 notices=lambda: [self._label_notice, scorer.budget.notice],
                                 lru_size=capture_lru_size, on_shown=self._explain_shown)
         self.explanation = self._explanation_part(scorer, live)
+        self.pipeline_part = self._pipeline_part()
         self.parts: dict[str, object] = {"live": self.live, "shown": self.shown, "analyses": self.analyses,
-                                         "explanation": self.explanation}
+                                         "explanation": self.explanation, "pipeline": self.pipeline_part}
+
+    # -- the pipeline probes (a part of its own: session/pipeline_part.py) ---------------
+    pipeline = Instance(PipelineResult, allow_none=True, help="What each layer knows (compute_pipeline())")
+
+    def _pipeline_part(self) -> PipelinePart:
+        def task_examples():
+            from ..glue import load_glue
+
+            return list(load_glue(self.task, "train", max_examples=20000)), list(self.examples)
+
+        part = PipelinePart(
+            self._run_analysis, self.tokenizer, lambda: np.array(self.mask),
+            lambda: (self.ablation, self.head_means) if self.head_means is not None else ("zero", None),
+            task_examples, batch_size=self.batch_size, max_length=self.max_length)
+        traitlets.dlink((part, "pipeline"), (self, "pipeline"))
+        self.observe(lambda change: part.mask_changed(change["new"]), "mask")
+        return part
+
+    def compute_pipeline(self, tasks=("upos", "deprel", "task"), background: bool = True, **options):
+        """Probe every layer for POS, dependencies and the task's label under the current mask (``pipeline``).
+
+        See :meth:`PipelinePart.compute <bertology_widgets.session.pipeline_part.PipelinePart.compute>`.
+        """
+        return self.pipeline_part.compute(tasks, background=background, **options)
 
     def _on_scored(self) -> None:
         """A score landed: the shown input's predictions follow it, then its explanation (if one is asked for)."""

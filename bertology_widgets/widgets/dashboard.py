@@ -16,6 +16,7 @@ from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
 from .patching_panel import PatchingPanel
+from .pipeline_panel import PipelinePanel
 from .score_readout import ScoreReadout
 from .token_strip import TokenStrip
 
@@ -69,6 +70,9 @@ class Dashboard(SessionView):
                                        "Which layer knows the label? (layer probe)",
                                        "Patching: which heads carry the decision?")):
             self.panels.set_title(index, title)
+        self.pipeline = PipelinePanel(session)  # "Pipeline: what each layer knows" (Tenney et al. 2019)
+        self.panels.children = (*self.panels.children, self.pipeline)
+        self.panels.set_title(len(self.panels.children) - 1, "Pipeline: what each layer knows")
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
@@ -119,7 +123,7 @@ class Dashboard(SessionView):
     def close(self) -> None:
         for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.token_strip,
                      self.importance,
-                     self.hidden_states, self.probe, self.patching):
+                     self.hidden_states, self.probe, self.patching, self.pipeline):
             view.close()
         super().close()
         if self._owns_session:

@@ -66,6 +66,8 @@ def test_wheel_has_the_package_and_sst2_but_no_tests_or_notebooks(dist):
     names = zipfile.ZipFile(wheel).namelist()
     for name in ("train.tsv.xz", "dev.tsv.xz", "README.md"):
         assert f"bertology_widgets/data/sst2/{name}" in names
+    for name in ("en_ewt-ud-dev.conllu.xz", "en_ewt-ud-test.conllu.xz", "LICENSE.txt", "README.md"):
+        assert f"bertology_widgets/data/ud/{name}" in names  # CC BY-SA 4.0: the licence travels with the data
     assert not [n for n in names if n.startswith(("tests/", "notebooks/")) or n.endswith(".ipynb")]
     # test oracles and monkeypatching helpers live in tests/, not in the wheel; the benchmark ships (bertology bench)
     assert not [n for n in names if "testing_reference" in n or "reference.py" in n]

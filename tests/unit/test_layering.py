@@ -94,6 +94,7 @@ VIEW_ENGINE_NAMES = {
     "bertology_widgets.analyses.attribution": {"METHOD_LABELS"},  # a constant: method names for people
     "bertology_widgets.analyses.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
     "bertology_widgets.analyses.probe": {"ProbeResult"},  # the type of session.probe
+    "bertology_widgets.analyses.pipeline": {"PipelineResult"},  # the type of session.pipeline
     "bertology_widgets.analyses.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states
                                           "layer_to_layer_cosine", "pca_2d", "token_norms"},
     "bertology_widgets.core.mask_files": {"load_mask", "save_mask"},  # a mask array to and from a file

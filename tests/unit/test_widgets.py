@@ -279,8 +279,9 @@ def test_every_heat_map_of_the_dashboard_has_a_colour_bar(session):
     dashboard.attention.show_all_heads = True
     session.importance = np.ones((LAYERS, HEADS))
     heat_figures = [f for f in _figures(dashboard) if any(isinstance(m, GridHeatMap) for m in f.marks)]
-    # main attention map, the small maps, the mask grid, the importance map, norms and cosine, patching
-    assert len(heat_figures) == 1 + HEADS + 1 + 1 + 2 + 1
+    # main attention map, the small maps, the mask grid, the importance map, norms and cosine, patching,
+    # the pipeline panel's mix weights
+    assert len(heat_figures) == 1 + HEADS + 1 + 1 + 2 + 1 + 1
     for fig in heat_figures:
         heat = next(m for m in fig.marks if isinstance(m, GridHeatMap))
         bars = [a for a in fig.axes if isinstance(a, ColorAxis)]

@@ -1,0 +1,219 @@
+"""``PipelinePanel``: "Pipeline: what each layer knows", Tenney et al.'s Figure 1 under the head mask.
+
+Shows ``session.pipeline`` (a :class:`~bertology_widgets.analyses.pipeline.PipelineResult`):
+
+* per-task lines of probe accuracy by layer, each normalised between the
+  task's majority baseline (0) and its best layer (1); hovering a point shows
+  the raw accuracy;
+* each task's expected layer (triangle, from the scalar mix) and centre of
+  gravity (diamond, from cumulative scoring) above the lines;
+* the scalar-mix weights as a task x layer heat map with a colour bar;
+* a "Compute" button (re-runs under the current mask) and an "Unmasked
+  overlay" toggle that draws the unmasked result dashed beneath.
+
+Nothing is computed until the button is pressed (or :meth:`run` called); a
+folded panel redraws nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import ipywidgets as w
+import numpy as np
+from bqplot import Axis, ColorScale, Figure, LinearScale, Lines, Scatter, Tooltip
+from traitlets import Bool, Instance, Unicode
+
+from ..analyses.pipeline import PipelineResult
+from ._base import SessionView, error_html
+from ._grid import GridFigure
+
+TASK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+MARKER_Y = 1.12  # where the E[l] and CoG markers sit, above the normalised lines
+
+
+def pipeline_summary(result: PipelineResult, stale: bool) -> str:
+    """The status line: mask, per-task best layer, expected layer and centre of gravity, staleness."""
+    parts = [f"{result.heads_masked} heads masked ({result.ablation} ablation)", f"{result.seconds:.0f} s"]
+    for i, task in enumerate(result.tasks):
+        best = int(np.argmax(result.accuracy[i]))
+        cog = result.centre_of_gravity[i]
+        parts.append(f"<b>{html.escape(task)}</b>: best L{best} {result.accuracy[i, best]:.3f}, "
+                     f"E[l] {result.expected_layer[i]:.2f}, CoG {'-' if math.isnan(cog) else f'{cog:.2f}'}")
+    note = ('<div class="bw-pipeline-stale" style="color:#b45309"><b>The mask has changed since</b>: '
+            "press Compute to probe under the current mask.</div>") if stale else ""
+    return f'<div class="bw-pipeline-status">{" &middot; ".join(parts)}</div>{note}'
+
+
+class PipelinePanel(SessionView):
+    """What each layer knows: POS, dependencies and the task's label, probed on every layer.
+
+    Parameters
+    ----------
+    session : ModelSession
+    tasks : tuple of str
+    background : bool
+        Run the button's computation in a thread (:meth:`run` is always synchronous).
+    options
+        Passed to :meth:`ModelSession.compute_pipeline` (``max_sentences``, ``max_iter``, ...).
+
+    Traits
+    ------
+    result, unmasked : PipelineResult or None
+        ``session.pipeline`` and the session's unmasked result.
+    overlay : bool
+        Draw the unmasked result dashed beneath.
+    running : bool; error : str
+
+    Attributes
+    ----------
+    lines, unmasked_lines : bqplot.Lines
+        One row per task: normalised accuracy by layer.
+    points : bqplot.Scatter
+        Every (task, layer) point, its tooltip giving the raw accuracy.
+    markers_expected, markers_centre : bqplot.Scatter
+    mix : GridFigure
+        The task x layer heat map of mix weights (``mix.colour_axis`` is the colour bar).
+    button, overlay_toggle, progress, status
+    """
+
+    result = Instance(PipelineResult, allow_none=True)
+    unmasked = Instance(PipelineResult, allow_none=True)
+    overlay = Bool(False)
+    running = Bool(False)
+    error = Unicode("")
+
+    def __init__(self, session, tasks=("upos", "deprel", "task"), *, background: bool = True, **options):
+        super().__init__(session, **kwargs_of(options))
+        self.add_class("bw-pipeline")
+        self.tasks, self.background, self.options = tuple(tasks), background, options
+        layers = session.num_layers + 1
+        x, y = LinearScale(min=-0.3, max=layers - 0.7), LinearScale(min=-0.1, max=1.2)
+        scales = {"x": x, "y": y}
+        colours = list(TASK_COLOURS)
+        self.lines = Lines(x=np.arange(layers, dtype=float), y=np.zeros((1, layers)), scales=scales, colors=colours,
+                           stroke_width=2, labels=["-"], display_legend=True)
+        self.unmasked_lines = Lines(x=np.arange(layers, dtype=float), y=np.zeros((1, layers)), scales=scales,
+                                    colors=colours, line_style="dashed", opacities=[0.5], visible=False)
+        self.point_tooltip = Tooltip(fields=["name"], labels=["accuracy"])
+        self.points = Scatter(x=np.zeros(1), y=np.zeros(1), scales=scales, colors=["#374151"], default_size=30,
+                              names=[""], display_names=False, tooltip=self.point_tooltip)
+        self.markers_expected = Scatter(x=np.zeros(1), y=np.full(1, MARKER_Y), scales=scales, marker="triangle-down",
+                                        colors=colours, default_size=80, visible=False, names=[""],
+                                        display_names=False, tooltip=Tooltip(fields=["name"], labels=["E[l]"]))
+        self.markers_centre = Scatter(x=np.zeros(1), y=np.full(1, MARKER_Y), scales=scales, marker="diamond",
+                                      colors=colours, default_size=60, visible=False, names=[""],
+                                      display_names=False, tooltip=Tooltip(fields=["name"], labels=["CoG"]))
+        self.fig = Figure(marks=[self.unmasked_lines, self.lines, self.points, self.markers_expected,
+                                 self.markers_centre],
+                          axes=[Axis(scale=x, label="layer (0 = embeddings)", tick_values=np.arange(layers),
+                                     grid_lines="none"),
+                                Axis(scale=y, side="left", label="accuracy (0 majority, 1 best)",
+                                     tick_values=[0, 0.5, 1])],
+                          title="What each layer knows (v expected layer, \u25c6 centre of gravity)",
+                          animation_duration=0, legend_location="bottom-right",
+                          layout={"width": "560px", "height": "320px"},
+                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        self.mix = GridFigure(ColorScale(scheme="viridis", min=0.0, max=1.0), title="Scalar-mix weights s_l",
+                              tooltip=("task", "layer", "weight"), row_label="task", col_label="layer",
+                              colour_label="s_l", layout={"width": "560px", "height": "380px"},
+                              fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 60})
+        self.button = w.Button(description="Compute", icon="play", button_style="primary",
+                               tooltip="probe every layer under the current mask")
+        self.overlay_toggle = w.ToggleButton(description="Unmasked overlay", icon="clone",
+                                             tooltip="draw the result with no head masked, dashed")
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="probing", layout={"visibility": "hidden"})
+        self.status = w.HTML()
+        self.error_box = w.HTML()
+        self._link((self, "overlay"), (self.overlay_toggle, "value"))
+        self._dlink((session, "pipeline"), (self, "result"))
+        self._dlink((session.pipeline_part, "pipeline_unmasked"), (self, "unmasked"))
+        self._dlink((session, "analysis_progress"), (self.progress, "value"))
+        self._observe(self._follow_analysis, ["analysis_busy", "analysis_status", "analysis_error"])
+        self._dlink((self, "running"), (self.button, "disabled"))
+        self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
+        self._dlink((self, "error"), (self.error_box, "value"),
+                    lambda text: error_html(text, "#b91c1c", "#fef2f2") if text else "")
+        self._on_click(self.button, self.compute)
+        self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.fig, self.mix.fig,
+                         self.status, self.error_box]
+        self._observe(self._redraw, ["result", "unmasked", "overlay"], owner=self)
+        self._observe(self._redraw_status, ["pipeline_stale"], owner=session.pipeline_part)
+
+    # -- running -------------------------------------------------------------------------
+    def _follow_analysis(self, _change) -> None:
+        s = self.session
+        mine = s.analysis_status.startswith("pipeline")
+        running = bool(s.analysis_busy and mine)
+        if self.running != running:
+            self.running = running
+        error = s.analysis_error if mine else ""
+        if self.error != error:
+            self.error = error
+
+    def compute(self) -> None:
+        """What the button does: :meth:`ModelSession.compute_pipeline` (in a thread if ``background``)."""
+        if not self.running:
+            self.session.compute_pipeline(self.tasks, background=self.background, **self.options)
+
+    def run(self) -> PipelineResult:
+        """Compute now, under ``session.mask``; returns the result (``RuntimeError`` with the failure)."""
+        self.session.compute_pipeline(self.tasks, background=False, **self.options)
+        if self.session.analysis_status == "pipeline: failed":
+            raise RuntimeError(self.session.analysis_error)
+        assert self.result is not None  # set from session.pipeline once the analysis is applied
+        return self.result
+
+    # -- drawing ---------------------------------------------------------------------------
+    def _redraw(self, _change) -> None:
+        result = self.result
+        if result is None:
+            return
+        layers = np.arange(result.num_layers + 1, dtype=float)
+        tasks = list(result.tasks)
+        norm = result.normalised_accuracy
+        xs = np.tile(layers, len(tasks))
+        with self.fig.hold_sync(), self.lines.hold_sync(), self.points.hold_sync():
+            self.lines.x, self.lines.y, self.lines.labels = layers, norm, tasks
+            self.points.x, self.points.y = xs, norm.reshape(-1)
+            self.points.names = [f"{t} L{int(layer)}: {a:.3f} (majority {result.majority[i]:.3f})"
+                                 for i, t in enumerate(tasks) for layer, a in zip(layers, result.accuracy[i])]
+            self.points.colors = [TASK_COLOURS[i % len(TASK_COLOURS)] for i in range(len(tasks))
+                                  for _ in layers]
+            for marker, values, name in ((self.markers_expected, result.expected_layer, "E[l]"),
+                                         (self.markers_centre, result.centre_of_gravity, "CoG")):
+                keep = [i for i, v in enumerate(values) if math.isfinite(v)]
+                with marker.hold_sync():
+                    marker.x = np.array([values[i] for i in keep], dtype=float)
+                    marker.y = np.full(len(keep), MARKER_Y)
+                    marker.colors = [TASK_COLOURS[i % len(TASK_COLOURS)] for i in keep]
+                    marker.names = [f"{tasks[i]} {name} {values[i]:.2f}" for i in keep]
+                    marker.visible = bool(keep)
+            other = self.unmasked
+            show = bool(self.overlay and other is not None and other is not result)
+            if show and other is not None:
+                rows = [other.row(t) for t in tasks if t in other.tasks]
+                self.unmasked_lines.x, self.unmasked_lines.y = layers, other.normalised_accuracy[rows]
+            self.unmasked_lines.visible = show
+        self.mix.show(result.mix_weights, row_labels=tasks, col_labels=[f"L{int(x)}" for x in layers])
+        self._redraw_status(None)
+
+    def _redraw_status(self, _change) -> None:
+        text = "" if self.result is None else pipeline_summary(self.result, self.session.pipeline_part.pipeline_stale)
+        if self.status.value != text:
+            self.status.value = text
+
+    def close(self) -> None:
+        super().close()
+        for widget in (self.fig, self.lines, self.unmasked_lines, self.points, self.markers_expected,
+                       self.markers_centre, self.mix.fig):
+            widget.close()
+
+
+def kwargs_of(options: dict) -> dict:
+    """Widget keyword arguments (layout) out of ``options``; the rest stay for the computation."""
+    return {key: options.pop(key) for key in ("layout",) if key in options}
+
+
+__all__ = ["PipelinePanel", "pipeline_summary"]
