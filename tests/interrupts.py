@@ -15,6 +15,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
-def pytest_configure(config):
+def _install() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_configure(config):
+    _install()
+
+
+def pytest_runtest_setup(item):
+    _install()  # again before every test: a library a test loaded may have put its own handler in place
