@@ -120,9 +120,10 @@ class PipelinePanel(SessionView):
                               colour_label="s_l", layout={"width": "560px", "height": "380px"},
                               fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 60})
         self.button = w.Button(description="Compute", icon="play", button_style="primary",
-                               tooltip="probe every layer under the current mask")
+                               tooltip="probe every layer under the current mask", layout={"width": "auto"})
         self.overlay_toggle = w.ToggleButton(description="Unmasked overlay", icon="clone",
-                                             tooltip="draw the result with no head masked, dashed")
+                                             tooltip="draw the result with no head masked, dashed",
+                                             layout={"width": "auto"})
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="probing", layout={"visibility": "hidden"})
         self.status = w.HTML()
         self.error_box = w.HTML()

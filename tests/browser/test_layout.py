@@ -17,7 +17,7 @@ from .test_dashboard import run_notebook, wait_for_readout
 pytestmark = pytest.mark.browser
 
 LAYERS, HEADS = 6, 12
-PANELS = (".bw-importance-panel", ".bw-hidden-states", ".bw-layer-probe", ".bw-patching-panel")
+PANELS = (".bw-importance-panel", ".bw-hidden-states", ".bw-layer-probe", ".bw-patching-panel", ".bw-pipeline")
 CELLS = [
     ("markdown", "# The dashboard's layout"),
     f"""\
