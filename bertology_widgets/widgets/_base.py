@@ -177,6 +177,21 @@ class SessionView(w.VBox):
         super().close()
 
 
+def follow_analysis(view, name: str) -> None:
+    """Set ``view.running`` and ``view.error`` from the session's analysis traits, for the analysis called ``name``.
+
+    A view that starts one kind of analysis (the layer probe, the pipeline) shows only its own progress and errors.
+    """
+    session = view.session
+    mine = session.analysis_status.startswith(name)
+    running = bool(session.analysis_busy and mine)
+    if view.running != running:
+        view.running = running
+    error = session.analysis_error if mine else ""
+    if view.error != error:
+        view.error = error
+
+
 def error_html(text: str, colour: str, background: str) -> str:
     """``text`` in a coloured frame (HTML-escaped)."""
     style = (f"color:{colour};background:{background};border:1px solid {colour};"

@@ -11,7 +11,7 @@ from traitlets import Bool, Instance, TraitError, Unicode, validate
 
 from ..analyses.probe import ProbeResult
 from ..analyses.representations import POOLINGS
-from ._base import SessionView
+from ._base import SessionView, follow_analysis
 from .hidden_states import state_labels
 
 ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
@@ -155,14 +155,7 @@ class LayerProbe(SessionView):
 
     # -- running -------------------------------------------------------------------------
     def _follow_analysis(self, _change) -> None:
-        s = self.session
-        mine = s.analysis_status.startswith("layer probe")
-        running = bool(s.analysis_busy and mine)
-        if self.running != running:
-            self.running = running
-        error = s.analysis_error if mine else ""
-        if self.error != error:
-            self.error = error
+        follow_analysis(self, "layer probe")
 
     def train(self) -> None:
         """What the button does: :meth:`ModelSession.compute_probe` (in a thread if ``background``)."""

@@ -26,7 +26,7 @@ from bqplot import Axis, ColorScale, Figure, LinearScale, Lines, Scatter, Toolti
 from traitlets import Bool, Instance, Unicode
 
 from ..analyses.pipeline import PipelineResult
-from ._base import SessionView, error_html
+from ._base import SessionView, error_html, follow_analysis
 from ._grid import GridFigure
 
 TASK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -144,14 +144,7 @@ class PipelinePanel(SessionView):
 
     # -- running -------------------------------------------------------------------------
     def _follow_analysis(self, _change) -> None:
-        s = self.session
-        mine = s.analysis_status.startswith("pipeline")
-        running = bool(s.analysis_busy and mine)
-        if self.running != running:
-            self.running = running
-        error = s.analysis_error if mine else ""
-        if self.error != error:
-            self.error = error
+        follow_analysis(self, "pipeline")
 
     def compute(self) -> None:
         """What the button does: :meth:`ModelSession.compute_pipeline` (in a thread if ``background``)."""
