@@ -190,7 +190,7 @@ def test_a_folder_without_write_permission_is_refused(tmp_path, capsys):
 
 
 def test_a_writable_folder_is_left_as_it_was(tmp_path):
-    from bertology_widgets.commands._common import output_folder
+    from bertology_widgets.runtime.files import output_folder
 
     assert output_folder(tmp_path / "new" / "folder") == tmp_path / "new" / "folder"
     assert list((tmp_path / "new" / "folder").iterdir()) == []  # the probe file is gone

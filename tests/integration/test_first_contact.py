@@ -106,7 +106,7 @@ def test_bench_text_output_rounds_its_figures(monkeypatch, capsys):
 
 
 def test_the_output_check_leaves_an_existing_folder_untouched(tmp_path):
-    from bertology_widgets.commands._common import output_folder
+    from bertology_widgets.runtime.files import output_folder
 
     (tmp_path / "kept.txt").write_text("x")
     assert output_folder(tmp_path) == tmp_path
