@@ -40,6 +40,7 @@ from bertology_widgets import Dashboard, ModelSession
 
 session = ModelSession.from_pretrained()
 dashboard = Dashboard(session)
+session.wait()  # a live session opens before its baseline is scored
 print(json.dumps({"module": bertology_widgets.__file__, "data_source": session.data_source,
                   "score": session.baseline_score, "dashboard": type(dashboard).__name__}))
 session.close()
