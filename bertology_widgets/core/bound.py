@@ -12,7 +12,7 @@ they were. Where the model's classes are in another order than the task's
 labels, the permutation is applied to the logits (:meth:`BoundModel.task_logits`)
 wherever the engine reads them. The only state a bound model puts on the
 model is the gating hooks of :meth:`BoundModel.masked`, removed at the end of
-each ``with`` block; :meth:`BoundModel.close` removes any still open. The
+each ``with`` block, so nothing of it stays on the model past the block. The
 default ablation (:meth:`BoundModel.set_ablation`) lives on the bound model.
 """
 
@@ -135,7 +135,6 @@ class BoundModel:
         self._label_map_given = label_map
         self._ablation: tuple[str, torch.Tensor | None] | None = None
         self._order: torch.Tensor | None = None
-        self._open_masks: list[contextlib.ExitStack] = []
         try:
             self.task = task_of(model, task if task is None or isinstance(task, str) else task.name)
         except ValueError:
@@ -248,13 +247,8 @@ class BoundModel:
         """
         if ablation is None:
             ablation, means = self.ablation
-        with contextlib.ExitStack() as stack:
-            self._open_masks.append(stack)
-            try:
-                yield stack.enter_context(mask_heads(self.model, mask, ablation, means))
-            finally:
-                if stack in self._open_masks:
-                    self._open_masks.remove(stack)
+        with mask_heads(self.model, mask, ablation, means) as gates:
+            yield gates
 
     # -- data ----------------------------------------------------------------------------------------------
     def encode(self, examples: Sequence[Example], max_length: int = 128) -> EvalSet:
@@ -292,10 +286,8 @@ class BoundModel:
 
     # -- lifetime ------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Remove every hook this bound model still has on the model."""
-        for stack in list(self._open_masks):
-            stack.close()
-        self._open_masks.clear()
+        """End the binding. Its hooks live only inside :meth:`masked` blocks, each removed when its block ends
+        (also on an error), so none is left to remove here; another thread's block is never cut short."""
 
     def __enter__(self) -> BoundModel:
         return self
