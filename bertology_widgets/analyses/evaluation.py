@@ -36,13 +36,6 @@ def predictions_from_logits(logits: np.ndarray, is_regression: bool) -> np.ndarr
     return logits[:, 0].astype(np.float64) if is_regression else logits.argmax(-1)
 
 
-def labels_of(examples: Sequence[Example]) -> np.ndarray | None:
-    labels = [ex.label for ex in examples]
-    if any(label is None for label in labels):
-        return None
-    return np.asarray(labels)
-
-
 def bind_for(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, examples: Sequence[Example],
              task: str | None = None, label_map: dict | None = None) -> BoundModel:
     """Bind ``model`` for scoring ``examples``: the task is ``task``, else the examples', else the model's."""
