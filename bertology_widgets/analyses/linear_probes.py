@@ -12,25 +12,35 @@ NLP Pipeline*, made deterministic:
 * **Scalar mix:** the same probe on ``h = gamma * sum_l softmax(a)_l h_l``,
   with ``a``, ``gamma``, ``W`` and ``b`` trained jointly.
 * **Optimiser:** full-batch L-BFGS (strong Wolfe line search) in float32 on
-  the mean cross-entropy plus ``l2 / 2 * (|W|^2 + gamma^2)``, from zeros
-  (``a = 0``, ``gamma = 1``), for at most ``max_iter`` iterations. No
-  randomness at all, and no mini-batches: equal inputs give equal
-  probes, and inputs that differ by float round-off give probes whose
-  accuracies differ far below 1e-3.
+  the mean cross-entropy plus ``l2 / 2 * (|W|^2 + gamma^2)``, for at most
+  ``max_iter`` iterations per probe. The layer-0 probe starts from zeros;
+  the probe of layer ``l`` starts from the trained probe of layer ``l - 1``
+  (neighbouring layers are alike, so it needs fewer iterations), and the mix
+  ``P(l)`` of layers ``0..l`` starts from ``P(l - 1)``, the new layer's ``a``
+  at the mean of the others'. No randomness at all, and no mini-batches:
+  equal inputs give equal probes, and inputs that differ by float round-off
+  give probes whose accuracies differ far below 1e-3. The iteration cap is
+  also an early stop: on the default model a mix trained for 50 iterations
+  instead of 25 moves per-layer and cumulative accuracies by at most about
+  0.003 (see ``docs/performance.md``).
+* **Features:** each probe reads its items' vectors gathered once,
+  ``(layers used, items, k * hidden)``; a mix's ``gamma * softmax(a)`` is
+  applied to the ``(layers,)`` weights before the weighted sum, so each
+  evaluation reads the features once forwards and once backwards.
 
-Defaults: ``l2 = 1e-3``, ``max_iter = 50``.
+Defaults: ``l2 = 1e-3``, ``max_iter = 25``.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 DEFAULT_L2 = 1e-3
-DEFAULT_MAX_ITER = 50
+DEFAULT_MAX_ITER = 25
 
 
 @dataclass
@@ -78,77 +88,80 @@ def standardise(train_states: np.ndarray, test_states: np.ndarray, train_kept: n
             states[layer] /= std.astype(states.dtype)
 
 
-class _Probe(torch.nn.Module):
-    def __init__(self, layers: int, hidden: int, k: int, classes: int, mix: bool):
-        super().__init__()
-        self.mix = mix
-        self.a = torch.nn.Parameter(torch.zeros(layers, dtype=torch.float32), requires_grad=mix)
-        self.gamma = torch.nn.Parameter(torch.ones((), dtype=torch.float32), requires_grad=mix)
-        self.weight = torch.nn.Parameter(torch.zeros(k, hidden, classes, dtype=torch.float32))
-        self.bias = torch.nn.Parameter(torch.zeros(classes, dtype=torch.float32))
-
-    def mixed(self, states: torch.Tensor) -> torch.Tensor:
-        """``(layers, units, hidden) -> (units, hidden)``."""
-        if not self.mix:
-            return states[0]
-        return self.gamma * torch.einsum("l,luh->uh", torch.softmax(self.a, 0), states)
-
-    def forward(self, states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        if not self.mix:  # fit_probe gathers a single layer's item features once: (1, items, k * hidden)
-            return states[0][index[:, 0]] @ self.weight[0] + self.bias
-        units = self.mixed(states)
-        logits = self.bias.expand(index.shape[0], -1)
-        for j in range(index.shape[1]):  # [x_1; x_2] W = x_1 W_1 + x_2 W_2
-            logits = logits + units[index[:, j]] @ self.weight[j]
-        return logits
+def item_features(states: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+    """``(layers, units, hidden)`` and ``index (items, k)`` -> ``(layers, items, k * hidden)``, contiguous."""
+    rows = torch.from_numpy(np.asarray(index, dtype=np.int64))
+    return states[:, rows].reshape(states.shape[0], rows.shape[0], -1).contiguous()
 
 
 @dataclass(frozen=True)
 class FittedProbe:
-    """A trained probe's test accuracy, and its mix when it had one."""
+    """A trained probe: its test accuracy, its mix (when it had one) and its parameters.
+
+    ``a (layers used,)``, ``gamma ()``, ``weight (k * hidden, classes)`` and
+    ``bias (classes,)`` are float32 tensors; the next fit may start from them.
+    """
 
     accuracy: float
     mix_weights: np.ndarray  # (layers used,)
     gamma: float
+    a: torch.Tensor = field(repr=False, compare=False, default_factory=lambda: torch.zeros(1))
+    weight: torch.Tensor | None = field(repr=False, compare=False, default=None)
+    bias: torch.Tensor | None = field(repr=False, compare=False, default=None)
 
 
-def fit_probe(train: torch.Tensor, train_index: np.ndarray, train_labels: np.ndarray, test: torch.Tensor,
-              test_index: np.ndarray, test_labels: np.ndarray, classes: int, *, mix: bool,
-              l2: float = DEFAULT_L2, max_iter: int = DEFAULT_MAX_ITER) -> FittedProbe:
-    """Train one probe on ``train (layers used, units, hidden)`` and score it on ``test``.
+def _mixed(features: torch.Tensor, a: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``(layers, items, f) -> (items, f)``: ``gamma * sum_l softmax(a)_l x_l``.
 
-    ``mix=False`` needs exactly one layer. See the module docstring for the
-    loss and the optimiser.
+    ``gamma`` scales the ``(layers,)`` weights, not the ``(items, f)`` sum: one pass over the features fewer.
     """
-    if not mix and train.shape[0] != 1:
-        raise ValueError(f"a single-layer probe takes one layer, got {train.shape[0]}")
-    torch.manual_seed(0)  # nothing is random; fixed anyway, should a future probe draw
-    index = torch.from_numpy(np.asarray(train_index, dtype=np.int64))
-    if not mix:  # gather the items' features once, not at every evaluation
-        train = train[0][index].reshape(1, index.shape[0], -1)
-        test = test[0][torch.from_numpy(np.asarray(test_index, dtype=np.int64))].reshape(1, len(test_index), -1)
-        index = torch.arange(index.shape[0])[:, None]
-        test_index = np.arange(test.shape[1])[:, None]
+    return torch.einsum("l,lnf->nf", gamma * torch.softmax(a, 0), features)
+
+
+def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor, test_labels: np.ndarray,
+              classes: int, *, mix: bool, l2: float = DEFAULT_L2, max_iter: int = DEFAULT_MAX_ITER,
+              start: FittedProbe | None = None) -> FittedProbe:
+    """Train one probe on item features ``train (layers used, items, f)`` and score it on ``test``.
+
+    ``mix=False`` needs exactly one layer. ``start`` gives the first
+    parameters (warm start; ``a`` may be one entry short for a mix that adds
+    a layer: the new layer starts at the mean of the others' ``a``); by
+    default everything starts at zero and ``gamma`` at 1. See the module
+    docstring for the loss and the optimiser.
+    """
+    layers, _, width = train.shape
+    if not mix and layers != 1:
+        raise ValueError(f"a single-layer probe takes one layer, got {layers}")
+    a, gamma = torch.zeros(layers), torch.ones(())
+    weight, bias = torch.zeros(width, classes), torch.zeros(classes)
+    if start is not None and start.weight is not None and start.bias is not None:
+        weight, bias, gamma = start.weight.clone(), start.bias.clone(), torch.tensor(float(start.gamma))
+        if mix:
+            a = torch.cat([start.a, start.a.mean().reshape(1)])[:layers] if len(start.a) < layers else start.a.clone()
+    params = [weight, bias] + ([a, gamma] if mix else [])
+    for p in params:
+        p.requires_grad_(True)
     labels = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
-    k = 1 if not mix else index.shape[1]
-    probe = _Probe(train.shape[0], train.shape[2], k, classes, mix)
-    params = [p for p in probe.parameters() if p.requires_grad]
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return _mixed(x, a, gamma) if mix else x[0]
+
     optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
 
     def closure():
         optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(probe(train, index), labels)
-        loss = loss + 0.5 * l2 * (probe.weight.pow(2).sum() + (probe.gamma.pow(2) if mix else 0.0))
+        loss = torch.nn.functional.cross_entropy(features(train) @ weight + bias, labels)
+        loss = loss + 0.5 * l2 * (weight.pow(2).sum() + (gamma.pow(2) if mix else 0.0))
         loss.backward()
         return loss
 
     optimiser.step(closure)
     with torch.no_grad():
-        logits = probe(test, torch.from_numpy(np.asarray(test_index, dtype=np.int64)))
-        accuracy = float((logits.argmax(dim=1).numpy() == np.asarray(test_labels)).mean())
-        weights = torch.softmax(probe.a, 0).numpy().copy()
-    return FittedProbe(accuracy, weights, float(probe.gamma.detach()))
+        predicted = (features(test) @ weight + bias).argmax(dim=1).numpy()
+        accuracy = float((predicted == np.asarray(test_labels)).mean())
+        return FittedProbe(accuracy, torch.softmax(a, 0).numpy().copy(), float(gamma), a.detach().clone(),
+                           weight.detach().clone(), bias.detach().clone())
 
 
 @dataclass(frozen=True)
@@ -163,38 +176,35 @@ class TaskScores:
     cumulative: np.ndarray    # (L + 1,) P(l): probe on the mix of layers 0..l; P(L) is the full mix
 
 
-def _fit_layers(data: ProbeData, train: torch.Tensor, test: torch.Tensor, *, mix: bool, l2: float,
-                max_iter: int) -> FittedProbe:
-    return fit_probe(train, data.train_index, data.train_labels, test, data.test_index, data.test_labels,
-                     len(data.classes), mix=mix, l2=l2, max_iter=max_iter)
-
-
 def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAULT_MAX_ITER,
                report=None) -> TaskScores:
     """Per-layer probes, the full scalar mix and cumulative scoring for one task.
 
     ``report()`` is called after each of the ``2 * (layers + 1) - 1`` fits.
-    P(0) is the layer-0 probe (a mix of one layer is that layer).
+    P(0) is the layer-0 probe (a mix of one layer is that layer). The probe
+    of layer ``l`` starts from the probe of layer ``l - 1``, and ``P(l)``
+    from ``P(l - 1)`` (see the module docstring).
     """
-    train, test = torch.from_numpy(data.train_states), torch.from_numpy(data.test_states)
     layers = data.num_layers + 1
-    fit = functools.partial(_fit_layers, data, l2=l2, max_iter=max_iter)
-    accuracy = np.zeros(layers)
+    train = item_features(torch.from_numpy(data.train_states), data.train_index)  # (L + 1, items, k * hidden)
+    test = item_features(torch.from_numpy(data.test_states), data.test_index)
+    fit = functools.partial(fit_probe, train_labels=data.train_labels, test_labels=data.test_labels,
+                            classes=len(data.classes), l2=l2, max_iter=max_iter)
+    singles: list[FittedProbe] = []
     for layer in range(layers):
-        fitted = fit(train[layer:layer + 1], test[layer:layer + 1], mix=False)
-        accuracy[layer] = fitted.accuracy
+        singles.append(fit(train[layer:layer + 1], test=test[layer:layer + 1], mix=False,
+                           start=singles[-1] if singles else None))
         if report is not None:
             report()
+    accuracy = np.array([probe.accuracy for probe in singles])
     cumulative = np.zeros(layers)
     cumulative[0] = accuracy[0]
-    full = None
+    full = singles[0]
     for top in range(1, layers):
-        full = fit(train[:top + 1], test[:top + 1], mix=True)
+        full = fit(train[:top + 1], test=test[:top + 1], mix=True, start=full)
         cumulative[top] = full.accuracy
         if report is not None:
             report()
-    if full is None:  # an embeddings-only "model": the mix is layer 0
-        full = FittedProbe(accuracy[0], np.ones(1), 1.0)
     return TaskScores(accuracy=accuracy, majority=data.majority, mix_weights=full.mix_weights,
                       mix_gamma=full.gamma, mix_accuracy=full.accuracy, cumulative=cumulative)
 
@@ -225,4 +235,4 @@ def centre_of_gravity(cumulative: np.ndarray) -> float:
 
 
 __all__ = ["DEFAULT_L2", "DEFAULT_MAX_ITER", "FittedProbe", "ProbeData", "TaskScores", "centre_of_gravity",
-           "deltas", "expected_layer", "fit_probe", "score_task", "standardise"]
+           "deltas", "expected_layer", "fit_probe", "item_features", "score_task", "standardise"]
