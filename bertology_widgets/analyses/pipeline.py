@@ -412,7 +412,7 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
             raise ValueError(f"the word probes need training and test sentences; got {len(train)} and {len(test)}")
     glue_train = glue_test = None
     if GLUE_TASK_ROW in tasks:
-        from .probe import class_labels, subsample
+        from .task_examples import class_labels, subsample
 
         if task_train is None or task_test is None:
             raise ValueError("the 'task' row needs the GLUE task's examples: task_train= and task_test=")
@@ -487,7 +487,7 @@ def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, 
                 sizes[name], classes[name] = (len(train_y), len(test_y)), names
             del train_states, test_states
         if GLUE_TASK_ROW in tasks:
-            from .probe import class_labels
+            from .task_examples import class_labels
 
             train_states, test_states = states_of("task_train"), states_of("task_test")
             standardise(train_states, test_states)

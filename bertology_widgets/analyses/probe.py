@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..runtime.progress import Progress, progress_reporter
 from .representations import pooled_states
+from .task_examples import class_labels, subsample
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -81,27 +82,6 @@ class ProbeResult:
     @property
     def heads_masked(self) -> int:
         return 0 if self.mask is None else int((np.asarray(self.mask) == 0).sum())
-
-
-def subsample(examples: Iterable[Example], limit: int | None, seed: int) -> list:
-    """At most ``limit`` of ``examples``, drawn at random without replacement (all, in order, if fewer)."""
-    examples = list(examples)
-    if limit is None or len(examples) <= limit:
-        return examples
-    keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=int(limit), replace=False))
-    return [examples[i] for i in keep]
-
-
-def class_labels(examples: Iterable[Example], what: str) -> np.ndarray:
-    """The integer class labels of ``examples``; ``ValueError`` for missing or regression labels."""
-    labels = [ex.label for ex in examples]
-    if any(label is None for label in labels):
-        raise ValueError(f"the {what} examples have no labels (a GLUE test split?); probes need labelled data")
-    array = np.asarray(labels)
-    if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
-        raise ValueError(f"the {what} labels are real numbers (a regression task such as STS-B); "
-                         "layer probes support classification tasks only")
-    return array.astype(np.int64)
 
 
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 1.0, seed: int = 0) -> Pipeline:
