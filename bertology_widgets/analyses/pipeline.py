@@ -8,8 +8,10 @@ layers, and from the mix of layers ``0..l`` (cumulative scoring):
 * ``deprel``: the relation between a word and its head, from their two
   vectors concatenated (subtypes stripped, root arcs left out);
 * ``task``: the GLUE task's label of the sentence, from the pooled sentence
-  state (trained on a subset of the task's train split, scored on its dev
-  split), the question today's layer probe answers, with the same probe.
+  state (``task_pooling``: the first token, or the last for a decoder, or the
+  mean of the tokens; trained on a subset of the task's train split, scored on
+  its dev split). :func:`~bertology_widgets.analyses.probe.layer_probe` and the
+  ``LayerProbe`` panel show this row.
 
 More word tasks are one small function each (:func:`bertology_widgets.analyses.ud.register_task`).
 The hidden states come through :func:`~bertology_widgets.core.gating.mask_heads`,
@@ -124,7 +126,7 @@ class PipelineResult:
         Words left out because their tokens did not fit ``max_length``.
     seconds : float
     options : dict
-        ``l2``, ``max_iter``, ``max_length``, ``max_sentences``, ``max_task_train``, data sources.
+        ``l2``, ``max_iter``, ``max_length``, ``max_sentences``, ``max_task_train``, ``task_pooling``.
     model : str
     """
 
@@ -361,9 +363,9 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
                    ud_dir: str | Path | None = None, task_train: Sequence[Example] | None = None,
                    task_test: Sequence[Example] | None = None, mask: HeadMaskLike = None,
                    ablation: str = "zero", means=None, max_sentences: int | None = None,
-                   max_task_train: int | None = 2000, l2: float = DEFAULT_L2, max_iter: int = DEFAULT_MAX_ITER,
-                   batch_size: int = 32, max_length: int = 128, progress: Progress = False,
-                   cache: bool = False) -> PipelineResult:
+                   max_task_train: int | None = 2000, task_pooling: str = "cls", l2: float = DEFAULT_L2,
+                   max_iter: int = DEFAULT_MAX_ITER, batch_size: int = 32, max_length: int = 128,
+                   progress: Progress = False, cache: bool = False) -> PipelineResult:
     """Probe every layer for each task: per-layer accuracy, scalar mix, cumulative scoring.
 
     Parameters
@@ -384,7 +386,11 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     max_sentences : int, optional
         Use only the first N treebank sentences of each split (quick runs, tests).
     max_task_train : int, optional
-        Random subset (seed 0) of the task's training examples, as today's layer probe.
+        Random subset (seed 0) of the task's training examples, as the layer probe's default
+        (None: all of them).
+    task_pooling : {"cls", "mean"}
+        The ``"task"`` row's sentence vector: the first token (encoders) or the last (decoders),
+        or the mean of every token (see :func:`~bertology_widgets.analyses.pipeline_states.sentence_positions`).
     l2, max_iter
         The probes' regularisation and L-BFGS iterations (see :mod:`~bertology_widgets.analyses.linear_probes`).
     batch_size, max_length : int
@@ -399,7 +405,11 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     -------
     PipelineResult
     """
+    from .representations import POOLINGS
+
     tasks = check_tasks(tasks)
+    if task_pooling not in POOLINGS:
+        raise ValueError(f"task_pooling must be one of {POOLINGS}, got {task_pooling!r}")
     word_tasks = [t for t in tasks if t != GLUE_TASK_ROW]
     if word_tasks:
         from .ud import load_ud
@@ -412,7 +422,7 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
             raise ValueError(f"the word probes need training and test sentences; got {len(train)} and {len(test)}")
     glue_train = glue_test = None
     if GLUE_TASK_ROW in tasks:
-        from .probe import class_labels, subsample
+        from .task_examples import class_labels, subsample
 
         if task_train is None or task_test is None:
             raise ValueError("the 'task' row needs the GLUE task's examples: task_train= and task_test=")
@@ -424,7 +434,7 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     bound = bind(model, tokenizer)
     model, tokenizer = bound.model, bound.tokenizer
     options = {"l2": float(l2), "max_iter": int(max_iter), "max_length": int(max_length),
-               "max_sentences": max_sentences, "max_task_train": max_task_train}
+               "max_sentences": max_sentences, "max_task_train": max_task_train, "task_pooling": task_pooling}
     mask_array = None if mask is None else np.array(mask, dtype=np.float32)
 
     def compute() -> dict:
@@ -460,8 +470,9 @@ def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, 
         encodings["test"] = encode_words(tokenizer, test, max_length)
     if GLUE_TASK_ROW in tasks:
         causal = adapter_for(model).causal
-        encodings["task_train"] = encode_sentences(tokenizer, glue_train, causal, max_length)
-        encodings["task_test"] = encode_sentences(tokenizer, glue_test, causal, max_length)
+        pooling = options["task_pooling"]
+        encodings["task_train"] = encode_sentences(tokenizer, glue_train, causal, max_length, pooling)
+        encodings["task_test"] = encode_sentences(tokenizer, glue_test, causal, max_length, pooling)
     batches = sum(-(-len(e.encoded) // batch_size) for e in encodings.values())
     fits = len(tasks) * (2 * layers - 1)
     scores: dict[str, TaskScores] = {}
@@ -487,7 +498,7 @@ def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, 
                 sizes[name], classes[name] = (len(train_y), len(test_y)), names
             del train_states, test_states
         if GLUE_TASK_ROW in tasks:
-            from .probe import class_labels
+            from .task_examples import class_labels
 
             train_states, test_states = states_of("task_train"), states_of("task_test")
             standardise(train_states, test_states)

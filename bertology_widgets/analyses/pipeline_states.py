@@ -2,7 +2,7 @@
 
 The pipeline probes (:mod:`bertology_widgets.analyses.pipeline`) read vectors of
 *units*: a word (the mean of its sub-word tokens' states, Tenney et al.'s
-choice) or a sentence (the pooled state that today's layer probe reads). Both
+choice) or a sentence (its first or last token, or the mean of its tokens). Both
 are a list of token positions per unit; :func:`unit_states` runs the model
 once per batch, with ``output_hidden_states=True`` under
 :func:`~bertology_widgets.core.gating.mask_heads` (the same gating, zero or mean
@@ -36,6 +36,7 @@ from ..core.batching import (
 from ..core.gating import HeadMaskLike, mask_heads
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
+from .representations import POOLINGS, pooling_positions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -125,11 +126,28 @@ def encode_words(tokenizer: PreTrainedTokenizerBase, sentences: Sequence[UDSente
     return EncodedUnits(encoded, units, dropped)
 
 
+def sentence_positions(length: int, pooling: str, causal: bool) -> list[int]:
+    """The token positions of a sentence of ``length`` tokens that ``pooling`` averages.
+
+    ``"cls"``: the first token (encoders) or the last (decoders); ``"mean"``:
+    every token. The same choice as :func:`~bertology_widgets.analyses.representations.pooling_positions`,
+    which this reads.
+    """
+    weights = pooling_positions(torch.ones(1, length), pooling, causal)[0]
+    return torch.nonzero(weights).flatten().tolist()
+
+
 def encode_sentences(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], causal: bool,
-                     max_length: int = 128) -> EncodedUnits:
-    """GLUE examples, one unit each: the first token (encoders) or the last (decoders), as today's layer probe."""
+                     max_length: int = 128, pooling: str = "cls") -> EncodedUnits:
+    """GLUE examples, one unit each: the positions :func:`sentence_positions` pools (``pooling`` "cls" or "mean").
+
+    ``"cls"`` reads the first token (encoders) or the last (decoders), ``"mean"`` averages
+    every token of the sentence (padding comes later, in the batches, and is never a position).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     encoded = encode_examples(tokenizer, examples, max_length)
-    units = [[[len(ids) - 1 if causal else 0]] for ids in encoded.input_ids]
+    units = [[sentence_positions(len(ids), pooling, causal)] for ids in encoded.input_ids]
     return EncodedUnits(encoded, units, 0)
 
 
@@ -164,4 +182,4 @@ def unit_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, units: Enc
     return out
 
 
-__all__ = ["EncodedUnits", "encode_sentences", "encode_words", "unit_states", "word_tokenizer"]
+__all__ = ["EncodedUnits", "encode_sentences", "encode_words", "sentence_positions", "unit_states", "word_tokenizer"]

@@ -295,11 +295,12 @@ class AnalysisMixin(HasTraits):
         return found
 
     def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
-                      max_dev: int = 1000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                      max_dev: int = 1000, pooling: str = "cls", C: float | None = None, seed: int = 0,
                       background: bool = True):
-        """Linear probes of the task on every layer under the current mask.
+        """Linear probes of the task on every layer under the current mask: the pipeline's ``task`` row.
 
-        See :func:`~bertology_widgets.analyses.probe.layer_probe`.
+        See :func:`~bertology_widgets.analyses.probe.layer_probe` (``C=None``: the pipeline's default
+        ``l2``, the one the ``task`` row of :meth:`compute_pipeline` uses).
 
         ``train_examples`` default to ``load_glue(task, "train", glue_dir=glue_dir,
         max_examples=train_pool)``, loaded on the worker. The result lands in ``probe``.

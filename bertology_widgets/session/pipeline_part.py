@@ -77,7 +77,7 @@ class PipelinePart(HasTraits):
 
         Also computes the unmasked result once (for the overlay) when the mask
         masks a head and no unmasked result with these options is held.
-        ``options`` go to ``pipeline_probe`` (``l2``, ``max_iter``, ``max_task_train``).
+        ``options`` go to ``pipeline_probe`` (``l2``, ``max_iter``, ``max_task_train``, ``task_pooling``).
         Returns the worker thread (``background=True``) or None once applied.
         """
         from ..analyses.pipeline import check_tasks, pipeline_probe

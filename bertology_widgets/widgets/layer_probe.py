@@ -20,16 +20,17 @@ BASELINE_COLOUR, CENTRE_COLOUR = "#6b7280", "#e6550d"
 
 
 def probe_summary(result: ProbeResult, current_mask) -> str:
-    """The status line under the chart: data, mask, time, best layer, centre of gravity, staleness."""
+    """The status line under the chart: data, mask, time, best layer, centre of gravity, mix, staleness."""
     mask = np.asarray(current_mask)
     best = int(np.argmax(result.accuracy))
-    centre = result.center_of_gravity
+    centre, expected = result.center_of_gravity, result.expected_layer
     labels = state_labels(len(result.accuracy) - 1)
     # Bar i is hidden state i: "emb", then layers from 0, so a position p is layer p - 1.
     parts = [f"{result.n_train} train / {result.n_dev} dev examples", f"{result.pooling} pooling",
              f"{result.heads_masked} of {mask.size} heads masked", f"{result.seconds:.1f} s",
              f"best: {labels[best]} ({result.accuracy[best]:.3f})",
              "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"layer {centre - 1:.2f}"),
+             *([] if np.isnan(expected) else [f"expected layer of the scalar mix: layer {expected - 1:.2f}"]),
              f"majority baseline {result.majority_baseline:.3f}"]
     used = np.ones_like(mask) if result.mask is None else np.asarray(result.mask)
     stale = "" if np.array_equal(used, mask) else (
@@ -43,12 +44,14 @@ class LayerProbe(SessionView):
 
     "Train probes" runs :meth:`ModelSession.compute_probe` (in a background
     thread, on a private copy of the model; the result lands in
-    ``session.probe``, which this view shows): a logistic regression
-    per layer on pooled states of at most ``max_train`` training examples,
-    scored on at most ``max_dev`` of ``session.examples``. The bars show the
+    ``session.probe``, which this view shows): the classical pipeline's
+    ``task`` row (:func:`~bertology_widgets.analyses.pipeline.pipeline_probe`), a
+    linear probe per layer on pooled states of at most ``max_train`` training
+    examples, scored on at most ``max_dev`` of ``session.examples``. The bars show the
     dev accuracy per hidden state ("emb", then layers L0, L1, ... as in
-    :class:`HiddenStatesView`), a dashed line the majority
-    baseline, an orange line the centre of gravity of the accuracy gains.
+    :class:`HiddenStatesView`), a dashed line the majority baseline, an orange
+    line the pipeline's centre of gravity (of the gains of cumulative scoring,
+    the probe on the mix of layers up to each one).
     Clicking again re-runs under the mask current then; the status line says
     how many heads the shown result masked, and whether the mask has changed.
 
@@ -62,8 +65,9 @@ class LayerProbe(SessionView):
         those at random.
     max_train, max_dev : int
     pooling : {"cls", "mean"}
-    C : float
-        Inverse regularisation strength.
+    C : float, optional
+        scikit-learn's inverse L2 strength, mapped to the pipeline's ``l2 = 1 / (C * n_train)``;
+        None: the pipeline's default ``l2`` (see :func:`~bertology_widgets.analyses.probe.layer_probe`).
     seed : int
     background : bool
         Run clicks in a thread so that the kernel stays responsive
@@ -99,7 +103,7 @@ class LayerProbe(SessionView):
     error = Unicode("")
 
     def __init__(self, session, train_examples=None, *, glue_dir=None, max_train: int = 2000, max_dev: int = 1000,
-                 train_pool: int = 20000, pooling: str = "cls", C: float = 1.0, seed: int = 0,
+                 train_pool: int = 20000, pooling: str = "cls", C: float | None = None, seed: int = 0,
                  background: bool = True, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-layer-probe")

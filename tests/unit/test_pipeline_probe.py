@@ -14,7 +14,13 @@ from bertology_widgets.analyses.linear_probes import (
     standardise,
 )
 from bertology_widgets.analyses.pipeline import PipelineResult, check_tasks, pipeline_probe
-from bertology_widgets.analyses.pipeline_states import encode_words, unit_states, word_tokenizer
+from bertology_widgets.analyses.pipeline_states import (
+    encode_sentences,
+    encode_words,
+    sentence_positions,
+    unit_states,
+    word_tokenizer,
+)
 from bertology_widgets.analyses.ud import UDSentence
 from bertology_widgets.testing import tiny_examples, tiny_model
 
@@ -176,6 +182,28 @@ def test_the_task_row_and_the_saved_files(model, tokenizer, tmp_path):
     result.plot(tmp_path / "chart.svg")
     assert (tmp_path / "chart.svg").read_text().lstrip().startswith("<?xml")
     assert "upos" in result.table()
+
+
+def test_the_task_row_pools_sentences_as_pooled_states_does(model, tokenizer):
+    from bertology_widgets.analyses.representations import pooled_states
+
+    assert sentence_positions(5, "cls", causal=False) == [0] and sentence_positions(5, "cls", causal=True) == [4]
+    assert sentence_positions(5, "mean", causal=True) == [0, 1, 2, 3, 4]
+    examples = tiny_examples(12)
+    for pooling in ("cls", "mean"):
+        units = encode_sentences(tokenizer, examples, False, pooling=pooling)
+        if pooling == "mean":  # every token of the sentence, never a padding position
+            assert units.units == [[list(range(len(ids)))] for ids in units.encoded.input_ids]
+        states = unit_states(model, tokenizer, units, batch_size=4)
+        pooled = pooled_states(model, tokenizer, examples, pooling=pooling, batch_size=4)
+        np.testing.assert_allclose(states, pooled, atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        encode_sentences(tokenizer, examples, False, pooling="max")
+    with pytest.raises(ValueError, match="task_pooling must be one of"):
+        pipeline_probe(model, tokenizer, ("task",), task_train=examples, task_test=examples, task_pooling="max")
+    result = pipeline_probe(model, tokenizer, ("task",), task_train=tiny_examples(40, seed=1),
+                            task_test=examples, task_pooling="mean", max_iter=10)
+    assert result.options["task_pooling"] == "mean"
 
 
 def test_unknown_tasks_and_missing_data_are_named():

@@ -1,4 +1,4 @@
-"""Layer probes: the engine on a synthetic separable task, the centre of gravity, and the LayerProbe view."""
+"""Layer probes: the pipeline's task row on a separable synthetic task, the centre of gravity, the LayerProbe view."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from reference import HEADS, LAYERS, shared_model
 
-from bertology_widgets.analyses.probe import ProbeResult, layer_probe, subsample
+from bertology_widgets.analyses.linear_probes import DEFAULT_L2, centre_of_gravity
+from bertology_widgets.analyses.pipeline import pipeline_probe
+from bertology_widgets.analyses.probe import ProbeResult, l2_from_C, layer_probe, subsample
 from bertology_widgets.glue import Example
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model
@@ -28,11 +30,63 @@ def good_or_not(n: int, seed: int) -> list:
     return out
 
 
-def test_centre_of_gravity_follows_the_formula():
-    result = ProbeResult(accuracy=np.array([0.5, 0.6, 0.55, 0.8, 0.8]), majority_baseline=0.5)
-    np.testing.assert_allclose(result.gains, [0.1, -0.05, 0.25, 0.0])
-    assert result.center_of_gravity == pytest.approx((1 * 0.1 + 3 * 0.25) / (0.1 + 0.25))
-    assert np.isnan(ProbeResult(accuracy=np.array([0.9, 0.8, 0.8]), majority_baseline=0.5).center_of_gravity)
+def test_centre_of_gravity_is_the_pipelines_over_the_cumulative_gains():
+    accuracy, cumulative = np.array([0.5, 0.7, 0.6, 0.9, 0.85]), np.array([0.5, 0.6, 0.55, 0.8, 0.8])
+    result = ProbeResult(accuracy=accuracy, majority_baseline=0.5, cumulative=cumulative,
+                         mix_weights=np.array([0.1, 0.2, 0.3, 0.4, 0.0]))
+    np.testing.assert_allclose(result.gains, np.diff(accuracy))  # the per-layer probes' gains, for reading
+    # Delta(l) = P(l) - P(l - 1) = 0.1, -0.05, 0.25, 0.0, taken as they are (a loss pulls the centre away)
+    assert result.center_of_gravity == pytest.approx((1 * 0.1 - 2 * 0.05 + 3 * 0.25) / (0.1 - 0.05 + 0.25))
+    assert result.center_of_gravity == centre_of_gravity(cumulative)
+    assert result.expected_layer == pytest.approx(1 * 0.2 + 2 * 0.3 + 3 * 0.4)
+    falling = ProbeResult(accuracy=np.array([0.9, 0.8, 0.8]), majority_baseline=0.5,
+                          cumulative=np.array([0.9, 0.8, 0.8]))
+    assert np.isnan(falling.center_of_gravity)  # no gain in all
+    bare = ProbeResult(accuracy=accuracy, majority_baseline=0.5)
+    assert np.isnan(bare.center_of_gravity) and np.isnan(bare.expected_layer)
+
+
+def test_C_maps_to_the_pipelines_l2(monkeypatch, tokenizer):
+    assert l2_from_C(None, 500) == DEFAULT_L2
+    assert l2_from_C(0.5, 200) == pytest.approx(1 / 100)
+    with pytest.raises(ValueError, match="C must be positive"):
+        l2_from_C(0.0, 10)
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("bertology_widgets.analyses.probe.pipeline_probe", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        layer_probe(shared_model("bert"), tokenizer, good_or_not(50, seed=1), good_or_not(10, seed=2), C=0.5,
+                    max_train=40)
+    assert seen["l2"] == pytest.approx(1 / (0.5 * 40)) and seen["max_task_train"] is None
+
+
+def test_the_layer_probe_is_the_pipelines_task_row(tokenizer):
+    """One computation: layer_probe's numbers are pipeline_probe's "task" row on the same subsets, exactly."""
+    model = shared_model("bert")
+    train_pool, dev_pool = good_or_not(120, seed=5), good_or_not(60, seed=6)
+    mask = np.ones((LAYERS, HEADS))
+    mask[1, :2] = 0
+    probe = layer_probe(model, tokenizer, train_pool, dev_pool, mask, "mean", max_train=80, seed=3, max_dev=40,
+                        batch_size=16)
+    train, dev = subsample(train_pool, 80, seed=3), subsample(dev_pool, 40, seed=4)
+    pipeline = pipeline_probe(model, tokenizer, ("task",), task_train=train, task_test=dev, mask=mask,
+                              max_task_train=None, task_pooling="mean", batch_size=16)  # default l2 = C=None
+    np.testing.assert_array_equal(probe.accuracy, pipeline.accuracy[0])
+    np.testing.assert_array_equal(probe.cumulative, pipeline.cumulative[0])
+    np.testing.assert_array_equal(probe.mix_weights, pipeline.mix_weights[0])
+    np.testing.assert_equal(probe.center_of_gravity, pipeline.centre_of_gravity[0])
+    np.testing.assert_equal(probe.expected_layer, pipeline.expected_layer[0])
+    assert probe.majority_baseline == pipeline.majority[0]
+    assert (probe.n_train, probe.n_dev, probe.pooling, probe.heads_masked) == (80, 40, "mean", 2)
+    np.testing.assert_array_equal(probe.mask, pipeline.mask)
+    again = ProbeResult.from_pipeline(pipeline, seconds=probe.seconds)
+    for name in ("accuracy", "cumulative", "mix_weights", "mask"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(probe, name))
+    assert (again.n_train, again.n_dev, again.pooling, again.seconds) == (80, 40, "mean", probe.seconds)
 
 
 def test_probe_reads_a_separable_label_and_respects_the_mask(tokenizer):
