@@ -10,9 +10,13 @@ NLP Pipeline*, made deterministic:
   different scales compete fairly in the mix.
 * **Per-layer probe:** ``softmax(W [x_1; ...; x_k] + b)`` on one layer.
 * **Scalar mix:** the same probe on ``h = gamma * sum_l softmax(a)_l h_l``,
-  with ``a``, ``gamma``, ``W`` and ``b`` trained jointly.
+  with ``a``, ``W`` and ``b`` trained jointly. Tenney et al.'s scale
+  ``gamma`` is fixed at 1: before a linear probe it is redundant with ``W``
+  (``gamma h W = h (gamma W)``), and training it would let the mix escape
+  the L2 penalty (a large ``gamma`` with a small ``W``), so that a mix of
+  layers would be less regularised than a single layer and overfit it.
 * **Optimiser:** full-batch L-BFGS (strong Wolfe line search) in float32 on
-  the mean cross-entropy plus ``l2 / 2 * (|W|^2 + gamma^2)``, for at most
+  the mean cross-entropy plus ``l2 / 2 * |W|^2``, for at most
   ``max_iter`` iterations per probe. The layer-0 probe starts from zeros;
   the probe of layer ``l`` starts from the trained probe of layer ``l - 1``
   (neighbouring layers are alike, so it needs fewer iterations), and the mix
@@ -24,9 +28,9 @@ NLP Pipeline*, made deterministic:
   instead of 25 moves per-layer and cumulative accuracies by at most about
   0.003 (see ``docs/performance.md``).
 * **Features:** each probe reads its items' vectors gathered once,
-  ``(layers used, items, k * hidden)``; a mix's ``gamma * softmax(a)`` is
-  applied to the ``(layers,)`` weights before the weighted sum, so each
-  evaluation reads the features once forwards and once backwards.
+  ``(layers used, items, k * hidden)``; a mix is one weighted sum over
+  them, so each evaluation reads the features once forwards and once
+  backwards.
 
 Defaults: ``l2 = 1e-3``, ``max_iter = 25``.
 """
@@ -98,8 +102,9 @@ def item_features(states: torch.Tensor, index: np.ndarray) -> torch.Tensor:
 class FittedProbe:
     """A trained probe: its test accuracy, its mix (when it had one) and its parameters.
 
-    ``a (layers used,)``, ``gamma ()``, ``weight (k * hidden, classes)`` and
-    ``bias (classes,)`` are float32 tensors; the next fit may start from them.
+    ``a (layers used,)``, ``weight (k * hidden, classes)`` and ``bias
+    (classes,)`` are float32 tensors; the next fit may start from them.
+    ``gamma`` is always 1 (see the module docstring).
     """
 
     accuracy: float
@@ -110,12 +115,9 @@ class FittedProbe:
     bias: torch.Tensor | None = field(repr=False, compare=False, default=None)
 
 
-def _mixed(features: torch.Tensor, a: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``(layers, items, f) -> (items, f)``: ``gamma * sum_l softmax(a)_l x_l``.
-
-    ``gamma`` scales the ``(layers,)`` weights, not the ``(items, f)`` sum: one pass over the features fewer.
-    """
-    return torch.einsum("l,lnf->nf", gamma * torch.softmax(a, 0), features)
+def _mixed(features: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``(layers, items, f) -> (items, f)``: ``sum_l softmax(a)_l x_l``."""
+    return torch.einsum("l,lnf->nf", torch.softmax(a, 0), features)
 
 
 def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor, test_labels: np.ndarray,
@@ -126,25 +128,25 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     ``mix=False`` needs exactly one layer. ``start`` gives the first
     parameters (warm start; ``a`` may be one entry short for a mix that adds
     a layer: the new layer starts at the mean of the others' ``a``); by
-    default everything starts at zero and ``gamma`` at 1. See the module
+    default everything starts at zero. See the module
     docstring for the loss and the optimiser.
     """
     layers, _, width = train.shape
     if not mix and layers != 1:
         raise ValueError(f"a single-layer probe takes one layer, got {layers}")
-    a, gamma = torch.zeros(layers), torch.ones(())
+    a = torch.zeros(layers)
     weight, bias = torch.zeros(width, classes), torch.zeros(classes)
     if start is not None and start.weight is not None and start.bias is not None:
-        weight, bias, gamma = start.weight.clone(), start.bias.clone(), torch.tensor(float(start.gamma))
+        weight, bias = start.weight.clone(), start.bias.clone()
         if mix:
             a = torch.cat([start.a, start.a.mean().reshape(1)])[:layers] if len(start.a) < layers else start.a.clone()
-    params = [weight, bias] + ([a, gamma] if mix else [])
+    params = [weight, bias] + ([a] if mix else [])
     for p in params:
         p.requires_grad_(True)
     labels = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        return _mixed(x, a, gamma) if mix else x[0]
+        return _mixed(x, a) if mix else x[0]
 
     optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
@@ -152,7 +154,7 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     def closure():
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(features(train) @ weight + bias, labels)
-        loss = loss + 0.5 * l2 * (weight.pow(2).sum() + (gamma.pow(2) if mix else 0.0))
+        loss = loss + 0.5 * l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -160,7 +162,7 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     with torch.no_grad():
         predicted = (features(test) @ weight + bias).argmax(dim=1).numpy()
         accuracy = float((predicted == np.asarray(test_labels)).mean())
-        return FittedProbe(accuracy, torch.softmax(a, 0).numpy().copy(), float(gamma), a.detach().clone(),
+        return FittedProbe(accuracy, torch.softmax(a, 0).numpy().copy(), 1.0, a.detach().clone(),
                            weight.detach().clone(), bias.detach().clone())
 
 

@@ -115,7 +115,7 @@ class PipelineResult:
     majority : np.ndarray ``(tasks,)``
         Test accuracy of the most frequent training label.
     mix_weights : np.ndarray ``(tasks, layers + 1)``
-        ``softmax(a)`` of the scalar mix of all layers; ``mix_gamma``, ``mix_accuracy`` ``(tasks,)``.
+        ``softmax(a)`` of the scalar mix of all layers; ``mix_gamma`` (always 1), ``mix_accuracy`` ``(tasks,)``.
     cumulative : np.ndarray ``(tasks, layers + 1)``
         ``P(l)``: test accuracy of the probe on the mix of layers ``0..l``.
     n_train, n_test : np.ndarray int ``(tasks,)``

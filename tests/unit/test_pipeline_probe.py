@@ -120,6 +120,23 @@ def test_formulas_find_a_label_written_into_layer_two_only():
     assert expected_layer([0, 0.5, 0.5]) == pytest.approx(1.5)
 
 
+def test_a_mix_of_copies_of_one_layer_is_that_layer_s_probe():
+    """The mix is regularised like a single layer: mixing copies of a layer gains nothing and loses nothing."""
+    rng = np.random.default_rng(1)
+    n, hidden, classes = 300, 40, 4
+    y = rng.integers(classes, size=2 * n)
+    layer = (rng.normal(size=(2 * n, hidden)) + 1.2 * np.eye(classes, hidden)[y]).astype(np.float32)
+    states = np.repeat(layer[None], 4, axis=0)  # four identical layers
+    train, test = states[:, :n].copy(), states[:, n:].copy()
+    standardise(train, test)
+    rows = np.arange(n)[:, None]
+    scores = score_task(ProbeData(train, rows, y[:n], test, rows, y[n:], ["a", "b", "c", "d"]))
+    assert 0.4 < scores.accuracy[0] < 1.0  # noisy enough that over-fitting would show
+    np.testing.assert_allclose(scores.accuracy, scores.accuracy[0], atol=1e-9)
+    np.testing.assert_allclose(scores.cumulative, scores.accuracy[0], atol=1e-9)
+    assert scores.mix_accuracy == scores.cumulative[-1] and scores.mix_gamma == 1.0
+
+
 def contextual(sentences):
     """Every word tagged with its sentence's noun: only attention carries that to the other words."""
     return [UDSentence(s.words, (s.words[1],) * len(s), s.heads, (s.words[1],) * len(s)) for s in sentences]
