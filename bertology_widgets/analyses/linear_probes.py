@@ -17,16 +17,19 @@ NLP Pipeline*, made deterministic:
   layers would be less regularised than a single layer and overfit it.
 * **Optimiser:** full-batch L-BFGS (strong Wolfe line search) in float32 on
   the mean cross-entropy plus ``l2 / 2 * |W|^2``, for at most
-  ``max_iter`` iterations per probe. The layer-0 probe starts from zeros;
-  the probe of layer ``l`` starts from the trained probe of layer ``l - 1``
-  (neighbouring layers are alike, so it needs fewer iterations), and the mix
-  ``P(l)`` of layers ``0..l`` starts from ``P(l - 1)``, the new layer's ``a``
-  at the mean of the others'. No randomness at all, and no mini-batches:
-  equal inputs give equal probes, and inputs that differ by float round-off
-  give probes whose accuracies differ far below 1e-3. The iteration cap is
-  also an early stop: on the default model a mix trained for 50 iterations
-  instead of 25 moves per-layer and cumulative accuracies by at most about
-  0.003 (see ``docs/performance.md``).
+  ``max_iter`` iterations per probe. The probe of layer ``l`` starts from
+  the trained probe of layer ``l - 1`` (the single-layer problem is convex,
+  so the start changes only how soon it gets there; neighbouring layers are
+  alike, so that is sooner); the layer-0 probe and every mix start from
+  zeros (``a = 0``: equal weights). A mix is not started from ``P(l - 1)``:
+  where the training items can be fitted by almost any layer (the ``task``
+  row trains on a few hundred sentences) such a start keeps the mix on the
+  layers it began with. No randomness at all, and no mini-batches: equal
+  inputs give equal probes, and inputs that differ by float round-off give
+  probes whose accuracies differ far below 1e-3. The iteration cap is also
+  an early stop: on the default model, mixes trained for 50 iterations
+  instead of 25 move cumulative accuracies by at most about 0.005 (see
+  ``docs/performance.md``).
 * **Features:** each probe reads its items' vectors gathered once,
   ``(layers used, items, k * hidden)``; a mix is one weighted sum over
   them, so each evaluation reads the features once forwards and once
@@ -126,10 +129,9 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     """Train one probe on item features ``train (layers used, items, f)`` and score it on ``test``.
 
     ``mix=False`` needs exactly one layer. ``start`` gives the first
-    parameters (warm start; ``a`` may be one entry short for a mix that adds
-    a layer: the new layer starts at the mean of the others' ``a``); by
-    default everything starts at zero. See the module
-    docstring for the loss and the optimiser.
+    parameters (a warm start, e.g. the probe of the layer below; for a mix
+    its ``a`` must have one entry per layer); by default everything starts
+    at zero. See the module docstring for the loss and the optimiser.
     """
     layers, _, width = train.shape
     if not mix and layers != 1:
@@ -139,7 +141,9 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     if start is not None and start.weight is not None and start.bias is not None:
         weight, bias = start.weight.clone(), start.bias.clone()
         if mix:
-            a = torch.cat([start.a, start.a.mean().reshape(1)])[:layers] if len(start.a) < layers else start.a.clone()
+            if len(start.a) != layers:
+                raise ValueError(f"a start for a mix of {layers} layers needs {layers} weights, got {len(start.a)}")
+            a = start.a.clone()
     params = [weight, bias] + ([a] if mix else [])
     for p in params:
         p.requires_grad_(True)
@@ -184,8 +188,8 @@ def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAU
 
     ``report()`` is called after each of the ``2 * (layers + 1) - 1`` fits.
     P(0) is the layer-0 probe (a mix of one layer is that layer). The probe
-    of layer ``l`` starts from the probe of layer ``l - 1``, and ``P(l)``
-    from ``P(l - 1)`` (see the module docstring).
+    of layer ``l`` starts from the probe of layer ``l - 1``; each mix starts
+    from zeros (see the module docstring).
     """
     layers = data.num_layers + 1
     train = item_features(torch.from_numpy(data.train_states), data.train_index)  # (L + 1, items, k * hidden)
@@ -203,7 +207,7 @@ def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAU
     cumulative[0] = accuracy[0]
     full = singles[0]
     for top in range(1, layers):
-        full = fit(train[:top + 1], test=test[:top + 1], mix=True, start=full)
+        full = fit(train[:top + 1], test=test[:top + 1], mix=True)
         cumulative[top] = full.accuracy
         if report is not None:
             report()
