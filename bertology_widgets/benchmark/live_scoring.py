@@ -16,7 +16,10 @@ Measures, in one run and on one machine:
   of examples the fp32 guard re-scored;
 * the cache's memory;
 * opening a live session (``open_s``, ``first_capture_s``, ``baseline_s``), cold and with the
-  shared results cache warm (``*_warm_s``).
+  shared results cache warm (``*_warm_s``); before it, what loading the model costs after
+  ``import torch, transformers``: transformers' lazy model imports (``lazy_imports_s``, 0 when
+  something imported them already), then weights and tokenizer (``load_s``).
+  ``ModelSession.from_pretrained()`` after imports is about ``load_s + open_s``.
 
 Figures are printed, never asserted: speed belongs to benchmarks, not tests.
 """
@@ -273,14 +276,21 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     from ..models.default_model import load_default_or
     from ..session import ModelSession
 
+    start = time.perf_counter()
+    import transformers.modeling_utils  # noqa: F401 - what loading any model imports first (transformers is lazy)
+
+    lazy_imports_s = time.perf_counter() - start
+    start = time.perf_counter()
     net, tokenizer = load_default_or(model, device=device, task=task)
+    load_s = time.perf_counter() - start
     examples, data = benchmark_examples(task, glue_dir, max_examples)
-    result = {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
+    result = {"lazy_imports_s": lazy_imports_s, "load_s": load_s, "task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
               "onednn_cache_entries": os.environ.get(ONEDNN_CACHE_VARIABLES[0], "1024")}
     log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples, cold and with the shared baseline warm ...")
     result.update(time_open(net, tokenizer, examples, task, precision))
+    log(f"transformers' model imports {lazy_imports_s:.2f} s, then weights and tokenizer {load_s:.2f} s")
     log(f"open {result['open_s']:.3f} s, first capture {result['first_capture_s']:.3f} s, baseline "
         f"{result['baseline_s']:.3f} s cold; open {result['open_warm_s']:.3f} s, baseline "
         f"{result['baseline_warm_s']:.3f} s warm")
