@@ -284,9 +284,10 @@ def run_benchmark(model=None, task="sst2", glue_dir=None, max_examples=None, rep
     net, tokenizer = load_default_or(model, device=device, task=task)
     load_s = time.perf_counter() - start
     examples, data = benchmark_examples(task, glue_dir, max_examples)
-    result = {"lazy_imports_s": lazy_imports_s, "load_s": load_s, "task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
-              "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
-              "onednn_cache_entries": os.environ.get(ONEDNN_CACHE_VARIABLES[0], "1024")}
+    result: dict = {"lazy_imports_s": lazy_imports_s, "load_s": load_s}
+    result |= {"task": task, "n": len(examples), "data": data, "model": str(net.config._name_or_path),
+               "device": str(next(net.parameters()).device), "threads": torch.get_num_threads(),
+               "onednn_cache_entries": os.environ.get(ONEDNN_CACHE_VARIABLES[0], "1024")}
     log(examples.describe() if hasattr(examples, "describe") else data)
     log(f"opening a session on {len(examples)} examples, cold and with the shared baseline warm ...")
     result.update(time_open(net, tokenizer, examples, task, precision))
