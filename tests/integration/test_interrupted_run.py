@@ -25,7 +25,8 @@ def server(tmp_path):
     proc.terminate()
     proc.wait(10)
 
-def test_runs_long(server):
+def test_runs_long(server, tmp_path):
+    (tmp_path.parent / "running").write_text("")  # the fixture has yielded: its teardown is due
     time.sleep(120)
 '''
 
@@ -46,11 +47,11 @@ def test_a_stopped_run_stops_the_servers_its_fixtures_started(tmp_path, signum):
     run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "interrupts", "-p", "no:cacheprovider",
                             "--basetemp", str(tmp_path / "base"), str(tmp_path / "test_child.py")],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    pid_file = tmp_path / "base" / "pid"
+    pid_file, running = tmp_path / "base" / "pid", tmp_path / "base" / "running"
     deadline = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < deadline:
+    while not running.exists() and time.monotonic() < deadline:  # a signal before the yield skips any teardown
         time.sleep(0.2)
-    assert pid_file.exists(), run.communicate(timeout=30)[0]
+    assert running.exists() and pid_file.exists(), run.communicate(timeout=30)[0]
     server = int(pid_file.read_text())
     assert alive(server)
     run.send_signal(signum)
