@@ -142,14 +142,17 @@ def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_ro
     notebook.parent.mkdir(exist_ok=True)
     shutil.copyfile(QUICKSTART, notebook)
     server = jupyter_server(flavour)
-    start = time.perf_counter()  # opening the notebook starts its kernel
-    run_notebook(page, flavour, server, browser_root, notebook, MODEL_TIMEOUT_MS)
+    start = time.perf_counter()
+    h.open_notebook(page, flavour, server.base_url, notebook.relative_to(browser_root).as_posix())
+    opened = time.perf_counter()  # the notebook's page is up and its kernel is starting
+    h.run_all_cells(page, flavour, timeout_ms=MODEL_TIMEOUT_MS)
+    h.assert_no_errors(page)
     page.wait_for_selector(ATTENTION_CELLS, timeout=MODEL_TIMEOUT_MS)
-    drawn = time.perf_counter() - start
+    drawn = time.perf_counter() - opened
 
     timings = exercise_dashboard(page, heads_total=6 * 12, head=3, timeout_ms=MODEL_TIMEOUT_MS)
-    print(f"\n[{flavour}] quickstart: drawn {drawn:.1f} s after the notebook was opened (kernel start, imports and "
-          "rendering included)")
+    print(f"\n[{flavour}] quickstart: notebook page up {opened - start:.1f} s after the request; dashboard drawn "
+          f"{drawn:.1f} s later (kernel start, imports, Run All and rendering)")
     print(f"[{flavour}] quickstart: click 'Mask head' -> readout updated {timings['readout'] * 1000:.0f} ms, "
           f"-> exact score {timings['exact']:.2f} s (accuracy delta {timings['delta']:+.4f})")
     if flavour == "lab":
