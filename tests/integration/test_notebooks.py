@@ -27,8 +27,8 @@ FINAL_CHECKS = {
 }
 
 
-# The notebooks that train probes, mask heads step by step or explain many sentences run on a subset in the suite (the full runs
-# are what a user gets); each reads its size from the environment, which the kernel inherits.
+# The notebooks that train probes, mask heads step by step or explain many sentences run on a subset in the
+# suite (the full runs are what a user gets); each reads its size from the environment, which the kernel inherits.
 SUBSETS = {"BERTOLOGY_PIPELINE_SENTENCES": "30", "BERTOLOGY_EXPLAIN_EXAMPLES": "12",
            "BERTOLOGY_IMPORTANCE_EXAMPLES": "128"}
 
