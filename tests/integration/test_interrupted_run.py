@@ -40,13 +40,23 @@ def alive(pid: int) -> bool:
         return stat.read().split()[2] != "Z"
 
 
+def as_from_a_terminal() -> None:
+    """In the child, before exec: Ctrl-C's default disposition, as a run started from a shell has it.
+
+    A child inherits ignored signals; when this suite runs, an earlier test's library may have left SIGINT
+    ignored in the parent, and a Python started with SIGINT ignored never raises KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_run_stops_the_servers_its_fixtures_started(tmp_path, signum):
     (tmp_path / "test_child.py").write_text(CHILD_TEST)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "interrupts", "-p", "no:cacheprovider",
                             "--basetemp", str(tmp_path / "base"), str(tmp_path / "test_child.py")],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           preexec_fn=as_from_a_terminal)
     pid_file, running = tmp_path / "base" / "pid", tmp_path / "base" / "running"
     deadline = time.monotonic() + 60
     while not running.exists() and time.monotonic() < deadline:  # a signal before the yield skips any teardown
