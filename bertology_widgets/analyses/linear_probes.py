@@ -103,19 +103,16 @@ def item_features(states: torch.Tensor, index: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FittedProbe:
-    """A trained probe: its test accuracy, its mix (when it had one) and its parameters.
+    """A trained probe: its test accuracy, its mix weights (``[1.0]`` for one layer) and its classifier.
 
-    ``a (layers used,)``, ``weight (k * hidden, classes)`` and ``bias
-    (classes,)`` are float32 tensors; the next fit may start from them.
-    ``gamma`` is always 1 (see the module docstring).
+    ``weight (k * hidden, classes)`` and ``bias (classes,)`` are float32
+    tensors; the next fit may start from them.
     """
 
     accuracy: float
     mix_weights: np.ndarray  # (layers used,)
-    gamma: float
-    a: torch.Tensor = field(repr=False, compare=False, default_factory=lambda: torch.zeros(1))
-    weight: torch.Tensor | None = field(repr=False, compare=False, default=None)
-    bias: torch.Tensor | None = field(repr=False, compare=False, default=None)
+    weight: torch.Tensor = field(repr=False, compare=False)
+    bias: torch.Tensor = field(repr=False, compare=False)
 
 
 def _mixed(features: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -128,22 +125,18 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
               start: FittedProbe | None = None) -> FittedProbe:
     """Train one probe on item features ``train (layers used, items, f)`` and score it on ``test``.
 
-    ``mix=False`` needs exactly one layer. ``start`` gives the first
-    parameters (a warm start, e.g. the probe of the layer below; for a mix
-    its ``a`` must have one entry per layer); by default everything starts
-    at zero. See the module docstring for the loss and the optimiser.
+    ``mix=False`` needs exactly one layer. ``start`` gives the first ``W``
+    and ``b`` (a warm start, e.g. the probe of the layer below); by default
+    they start at zero. A mix's ``a`` always starts at zero (equal weights).
+    See the module docstring for the loss and the optimiser.
     """
     layers, _, width = train.shape
     if not mix and layers != 1:
         raise ValueError(f"a single-layer probe takes one layer, got {layers}")
     a = torch.zeros(layers)
     weight, bias = torch.zeros(width, classes), torch.zeros(classes)
-    if start is not None and start.weight is not None and start.bias is not None:
+    if start is not None:
         weight, bias = start.weight.clone(), start.bias.clone()
-        if mix:
-            if len(start.a) != layers:
-                raise ValueError(f"a start for a mix of {layers} layers needs {layers} weights, got {len(start.a)}")
-            a = start.a.clone()
     params = [weight, bias] + ([a] if mix else [])
     for p in params:
         p.requires_grad_(True)
@@ -166,8 +159,8 @@ def fit_probe(train: torch.Tensor, train_labels: np.ndarray, test: torch.Tensor,
     with torch.no_grad():
         predicted = (features(test) @ weight + bias).argmax(dim=1).numpy()
         accuracy = float((predicted == np.asarray(test_labels)).mean())
-        return FittedProbe(accuracy, torch.softmax(a, 0).numpy().copy(), 1.0, a.detach().clone(),
-                           weight.detach().clone(), bias.detach().clone())
+        return FittedProbe(accuracy, torch.softmax(a, 0).numpy().copy(), weight.detach().clone(),
+                           bias.detach().clone())
 
 
 @dataclass(frozen=True)
@@ -177,7 +170,7 @@ class TaskScores:
     accuracy: np.ndarray      # (L + 1,) per-layer probe
     majority: float
     mix_weights: np.ndarray   # (L + 1,) softmax(a) of the mix of all layers
-    mix_gamma: float
+    mix_gamma: float          # always 1 (see the module docstring); pipeline.json keeps the field
     mix_accuracy: float
     cumulative: np.ndarray    # (L + 1,) P(l): probe on the mix of layers 0..l; P(L) is the full mix
 
@@ -212,7 +205,7 @@ def score_task(data: ProbeData, *, l2: float = DEFAULT_L2, max_iter: int = DEFAU
         if report is not None:
             report()
     return TaskScores(accuracy=accuracy, majority=data.majority, mix_weights=full.mix_weights,
-                      mix_gamma=full.gamma, mix_accuracy=full.accuracy, cumulative=cumulative)
+                      mix_gamma=1.0, mix_accuracy=full.accuracy, cumulative=cumulative)
 
 
 def expected_layer(mix_weights: np.ndarray) -> float:

@@ -36,7 +36,7 @@ from ..core.batching import (
 from ..core.gating import HeadMaskLike, mask_heads
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
-from .representations import POOLINGS, pooling_positions
+from .representations import pooling_positions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -139,13 +139,12 @@ def sentence_positions(length: int, pooling: str, causal: bool) -> list[int]:
 
 def encode_sentences(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], causal: bool,
                      max_length: int = 128, pooling: str = "cls") -> EncodedUnits:
-    """GLUE examples, one unit each: the positions :func:`sentence_positions` pools (``pooling`` "cls" or "mean").
+    """GLUE examples, one unit each: the positions :func:`sentence_positions` pools.
 
     ``"cls"`` reads the first token (encoders) or the last (decoders), ``"mean"`` averages
-    every token of the sentence (padding comes later, in the batches, and is never a position).
+    every token of the sentence (padding comes later, in the batches, and is never a position);
+    another ``pooling`` is refused by :func:`sentence_positions`.
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     encoded = encode_examples(tokenizer, examples, max_length)
     units = [[sentence_positions(len(ids), pooling, causal)] for ids in encoded.input_ids]
     return EncodedUnits(encoded, units, 0)
