@@ -55,6 +55,17 @@ def batch_for(tokenizer):
     return make
 
 
+@pytest.fixture
+def tiny_session(tokenizer):
+    """A ``live=False`` session on a 2-layer tiny BERT and ``tiny_examples()`` (SST-2 labels), closed afterwards."""
+    from bertology_widgets.session import ModelSession
+    from bertology_widgets.testing import tiny_examples, tiny_model
+
+    session = ModelSession(tiny_model("bert", num_layers=2), tokenizer, tiny_examples(), task="sst2", live=False)
+    yield session
+    session.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked ``gpu`` where torch sees no CUDA device."""
     if torch.cuda.is_available():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import tiny_examples, tiny_model
 from bertology_widgets.widgets import Dashboard
 from bertology_widgets.widgets.pipeline_panel import PipelinePanel
 
@@ -14,11 +12,8 @@ QUICK = dict(max_sentences=12, max_iter=5)
 
 
 @pytest.fixture()
-def session(tokenizer, monkeypatch, tmp_path):
-    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path))
-    s = ModelSession(tiny_model("bert", num_layers=2), tokenizer, tiny_examples(), task="sst2", live=False)
-    yield s
-    s.close()
+def session(tiny_session):
+    return tiny_session
 
 
 def test_the_panel_draws_lines_tooltips_markers_and_the_mix_heat_map(session):

@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 
 from bertology_widgets.analyses.pipeline import PipelineResult
-from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import tiny_examples, tiny_model
 
 QUICK = dict(tasks=("upos", "deprel"), max_sentences=12, max_iter=5)
 
 
 @pytest.fixture()
-def session(tokenizer, monkeypatch, tmp_path):
-    monkeypatch.setenv("BERTOLOGY_RESULTS_DIR", str(tmp_path))
-    s = ModelSession(tiny_model("bert", num_layers=2), tokenizer, tiny_examples(), task="sst2", live=False)
-    yield s
-    s.close()
+def session(tiny_session):
+    return tiny_session
 
 
 def test_nothing_is_computed_until_asked(session):
