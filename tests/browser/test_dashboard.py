@@ -129,11 +129,14 @@ def save_screenshot(page, path: Path) -> None:
     dashboard.screenshot(path=str(path), animations="disabled")
 
 
-def run_notebook(page, flavour: str, server, browser_root: Path, notebook: Path, timeout_ms: int) -> None:
+def run_notebook(page, flavour: str, server, browser_root: Path, notebook: Path, timeout_ms: int) -> float:
+    """Open ``notebook``, Run All and check for errors; returns ``time.perf_counter()`` once its page was up."""
     path = notebook.relative_to(browser_root).as_posix()
     h.open_notebook(page, flavour, server.base_url, path)
+    opened = time.perf_counter()  # the notebook's page is up and its kernel is starting
     h.run_all_cells(page, flavour, timeout_ms=timeout_ms)
     h.assert_no_errors(page)
+    return opened
 
 
 @pytest.mark.parametrize("flavour", ["lab", "nb7"])
@@ -143,10 +146,7 @@ def test_quickstart_dashboard(flavour, default_model, jupyter_server, browser_ro
     shutil.copyfile(QUICKSTART, notebook)
     server = jupyter_server(flavour)
     start = time.perf_counter()
-    h.open_notebook(page, flavour, server.base_url, notebook.relative_to(browser_root).as_posix())
-    opened = time.perf_counter()  # the notebook's page is up and its kernel is starting
-    h.run_all_cells(page, flavour, timeout_ms=MODEL_TIMEOUT_MS)
-    h.assert_no_errors(page)
+    opened = run_notebook(page, flavour, server, browser_root, notebook, MODEL_TIMEOUT_MS)
     page.wait_for_selector(ATTENTION_CELLS, timeout=MODEL_TIMEOUT_MS)
     drawn = time.perf_counter() - opened
 
