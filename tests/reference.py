@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -83,6 +84,16 @@ def shared_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedMode
     """The session's tiny ``arch`` classifier in eval mode, for tests that only run it (and mask it)."""
     return tiny_model(arch, seed=seed, attn_implementation=attn, num_layers=LAYERS, num_heads=HEADS,
                       hidden=HIDDEN, initializer_range=INIT_STD)
+
+
+def saved_tiny_model(folder: Path, tokenizer: Any, **tiny_kwargs: Any) -> PreTrainedModel:
+    """A tiny BERT recorded as an SST-2 model, saved with ``tokenizer`` into ``folder / "model"`` (what the
+    CLI's ``--model`` reads); returns the model. ``tiny_kwargs`` go to :func:`tiny_model`."""
+    model = tiny_model("bert", **tiny_kwargs)
+    model.config.bertology_task = "sst2"
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    return model
 
 
 def make_model(arch: str, attn: str = "sdpa", seed: int = 0) -> PreTrainedModel:

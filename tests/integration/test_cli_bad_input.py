@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import saved_tiny_model
 
 from bertology_widgets.cli import main
-from bertology_widgets.testing import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all"]
@@ -27,10 +27,7 @@ SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all"]
 def files(tmp_path_factory, tokenizer):
     """Paths by name: a tiny saved model, a GLUE folder, and bad inputs of every kind."""
     root = tmp_path_factory.mktemp("bad")
-    model = tiny_model("bert", seed=1)
-    model.config.bertology_task = "sst2"
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
+    saved_tiny_model(root, tokenizer, seed=1)
     (root / "glue" / "SST-2").mkdir(parents=True)
     rows = "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES))
     (root / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from reference import HEADS, LAYERS
+from reference import HEADS, LAYERS, saved_tiny_model
 
 from bertology_widgets.analyses.ablation import ablation_mode, head_output_means
 from bertology_widgets.analyses.evaluation import evaluate, predict_logits
@@ -18,7 +18,6 @@ from bertology_widgets.analyses.patching import patch_heads
 from bertology_widgets.cli import build_parser, main
 from bertology_widgets.glue import Example, load_glue
 from bertology_widgets.models.loading import load_model
-from bertology_widgets.testing import tiny_model
 
 SENTENCES = [
     "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
@@ -33,10 +32,7 @@ FLAGS = ["--masking_amount", "0.25", "--masking-threshold", "0.6", "--random-see
 def saved(tmp_path_factory, tokenizer):
     """``(model_dir, glue_dir)``: a tiny BERT saved with its tokenizer; SST-2 dev labelled with its predictions."""
     root = tmp_path_factory.mktemp("cli")
-    model = tiny_model("bert", seed=1, initializer_range=1.0)
-    model.config.bertology_task = "sst2"
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
+    model = saved_tiny_model(root, tokenizer, seed=1, initializer_range=1.0)
     labels = predict_logits(model, tokenizer, [Example(s, None, 0, i) for i, s in enumerate(SENTENCES)]).argmax(-1)
     (root / "glue" / "SST-2").mkdir(parents=True)
     rows = "".join(f"{s}\t{label}\n" for s, label in zip(SENTENCES, labels))

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from reference import saved_tiny_model
 
 from bertology_widgets.cli import main
-from bertology_widgets.testing import tiny_model
 
 SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all", "charming and affecting"]
 
@@ -16,10 +16,7 @@ SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all", "cha
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("explain")
-    model = tiny_model("bert", seed=1, initializer_range=0.1)
-    model.config.bertology_task = "sst2"
-    model.save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
+    saved_tiny_model(folder, tokenizer, seed=1, initializer_range=0.1)
     (folder / "glue" / "SST-2").mkdir(parents=True)
     rows = "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES))
     (folder / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")

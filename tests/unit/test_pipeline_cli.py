@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from reference import saved_tiny_model
 
 from bertology_widgets.cli import main
-from bertology_widgets.testing import tiny_model
 
 ROWS = [("the", "DET", 2, "det"), ("film", "NOUN", 3, "nsubj"), ("was", "AUX", 4, "cop"),
         ("good", "ADJ", 0, "root"), (".", "PUNCT", 4, "punct")]
@@ -26,10 +26,7 @@ def conllu(n: int) -> str:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("pipeline_cli")
-    model = tiny_model("bert", seed=1, num_layers=2)
-    model.config.bertology_task = "sst2"
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
+    saved_tiny_model(root, tokenizer, seed=1, num_layers=2)
     (root / "train.conllu").write_text(conllu(12), encoding="utf-8")
     (root / "test.conllu").write_text(conllu(6), encoding="utf-8")
     lines = conllu(3).splitlines()
