@@ -1,11 +1,12 @@
 """What every view shares: a session, links and observers that never raise, teardown.
 
 A view is a thin :class:`ipywidgets.VBox` over a :class:`ModelSession`. It links
-its controls to session traits with :func:`traitlets.link` / ``dlink`` and
-redraws from ``observe``. Callbacks run inside the kernel's comm handler (or
-the scorer's worker thread), where a traceback helps nobody: every link,
-observer and button callback made through this base reports its exception in
-``session.error`` (shown by :class:`ScoreReadout`) instead of raising.
+its controls to session traits (links that work as :func:`traitlets.link` /
+``dlink`` do, built on ``observe`` alone) and redraws from ``observe``.
+Callbacks run inside the kernel's comm handler (or the scorer's worker
+thread), where a traceback helps nobody: every link, observer and button
+callback made through this base reports its exception in ``session.error``
+(shown by :class:`ScoreReadout`) instead of raising.
 """
 
 from __future__ import annotations
@@ -13,57 +14,78 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+from typing import Any, Callable
 
 import ipywidgets as w
 import traitlets
-
 
 def describe(exc: BaseException) -> str:
     """One line for the user: ``"TraitError: layer 7 does not exist; ..."``."""
     return f"{type(exc).__name__}: {exc}"
 
 
-def _reported(update):
-    """A link's update method that hands its exception to ``self._report`` instead of raising."""
+def _identity(value):
+    return value
 
-    @functools.wraps(update)
-    def call(self, change):
+
+class _GuardedLink:
+    """Keeps ``target`` equal to ``transform(source)``, and (``both_ways``) ``source`` to ``target``.
+
+    What :func:`traitlets.link` / :func:`traitlets.dlink` do, through the owners'
+    public ``observe`` / ``unobserve`` only, except that a failed update is handed
+    to ``report`` instead of raising, and a widget value the session refuses is
+    taken back (the widget shows the session's value again). The first
+    assignment, made here, raises as traitlets' does.
+
+    ``source`` and ``target`` are ``(owner, trait name)`` pairs. ``transform`` is
+    one callable (one way) or a ``(forward, backward)`` pair (both ways).
+    """
+
+    def __init__(self, source, target, report, transform=None, both_ways=True):
+        self.source, self.target, self._report = source, target, report
+        self._forward: Callable[[Any], Any]
+        self._backward: Callable[[Any], Any] | None
+        if both_ways:
+            self._forward, self._backward = transform if transform is not None else (_identity, _identity)
+        else:
+            self._forward, self._backward = transform or _identity, None
+        self._updating = False
         try:
-            update(self, change)
+            self._assign(self.target, self._forward(getattr(*self.source)))
+        finally:
+            source[0].observe(self._source_changed, names=source[1])
+            if both_ways:
+                target[0].observe(self._target_changed, names=target[1])
+
+    def _assign(self, side, value) -> None:
+        self._updating = True
+        try:
+            setattr(side[0], side[1], value)
+        finally:
+            self._updating = False
+
+    def _source_changed(self, change) -> None:
+        if self._updating:
+            return
+        try:
+            self._assign(self.target, self._forward(change["new"]))
         except Exception as exc:
             self._report(exc)
-            self._refused(change)
 
-    return call
+    def _target_changed(self, change) -> None:
+        if self._updating or self._backward is None:
+            return
+        try:
+            self._assign(self.source, self._backward(change["new"]))
+        except Exception as exc:
+            self._report(exc)
+            with contextlib.suppress(Exception):  # the widget's value did not take: show the session's
+                self._assign(self.target, self._forward(getattr(*self.source)))
 
-
-class _GuardedLink(traitlets.link):
-    """A two-way link that reports a failed update; a value the session refuses is taken back."""
-
-    def __init__(self, source, target, report, transform=None):
-        self._report = report
-        super().__init__(source, target, transform=transform)
-
-    _update_target = _reported(traitlets.link._update_target)
-    _update_source = _reported(traitlets.link._update_source)
-
-    def _refused(self, change):
-        if change.owner is self.target[0]:  # the widget's value did not take: show the session's
-            with self._busy_updating(), contextlib.suppress(Exception):
-                setattr(self.target[0], self.target[1], self._transform(getattr(*self.source)))
-
-
-class _GuardedDlink(traitlets.dlink):
-    """A one-way link that reports a failed update."""
-
-    def __init__(self, source, target, report, transform=None):
-        self._report = report
-        super().__init__(source, target, transform=transform)
-
-    _update = _reported(traitlets.dlink._update)
-
-    def _refused(self, change):
-        pass
+    def unlink(self) -> None:
+        self.source[0].unobserve(self._source_changed, names=self.source[1])
+        if self._backward is not None:
+            self.target[0].unobserve(self._target_changed, names=self.target[1])
 
 
 @contextlib.contextmanager
@@ -131,14 +153,14 @@ class SessionView(w.VBox):
 
     # -- connections ----------------------------------------------------------------------
     def _link(self, source, target, transform=None):
-        """``traitlets.link(source, target)`` that reports instead of raising."""
-        link = _GuardedLink(source, target, self._report, transform)
+        """Both ways, as ``traitlets.link(source, target)``, but reporting instead of raising."""
+        link = _GuardedLink(source, target, self._report, transform, both_ways=True)
         self._links.append(link)
         return link
 
     def _dlink(self, source, target, transform=None):
-        """``traitlets.dlink(source, target)`` that reports instead of raising."""
-        link = _GuardedDlink(source, target, self._report, transform)
+        """One way, as ``traitlets.dlink(source, target)``, but reporting instead of raising."""
+        link = _GuardedLink(source, target, self._report, transform, both_ways=False)
         self._links.append(link)
         return link
 
@@ -167,6 +189,15 @@ class SessionView(w.VBox):
         guarded = self._guarded(fn)
         button.on_click(lambda _button: guarded())
         return guarded
+
+    def _message_box(self, trait: str, colour: str, background: str) -> w.HTML:
+        """An ``HTML`` box that shows ``session.<trait>`` in a coloured frame, hidden while empty."""
+        box = w.HTML()
+        box.add_class(f"bw-{trait}")
+        self._dlink((self.session, trait), (box, "value"),
+                    lambda text: error_html(text, colour, background) if text else "")
+        self._dlink((self.session, trait), (box.layout, "display"), lambda text: None if text else "none")
+        return box
 
     def close(self):
         for link in self._links:
@@ -197,13 +228,3 @@ def error_html(text: str, colour: str, background: str) -> str:
     style = (f"color:{colour};background:{background};border:1px solid {colour};"
              "border-radius:3px;padding:4px 8px;margin:2px 0;white-space:pre-wrap")
     return f'<div style="{style}">{html.escape(text)}</div>'
-
-
-def message_box(view: SessionView, trait: str, colour: str, background: str) -> w.HTML:
-    """An ``HTML`` box that shows ``session.<trait>`` in a coloured frame, hidden while empty."""
-    box = w.HTML()
-    box.add_class(f"bw-{trait}")
-    view._dlink((view.session, trait), (box, "value"),
-                lambda text: error_html(text, colour, background) if text else "")
-    view._dlink((view.session, trait), (box.layout, "display"), lambda text: None if text else "none")
-    return box

@@ -6,7 +6,7 @@ import html
 
 import ipywidgets as w
 
-from ._base import SessionView, message_box
+from ._base import SessionView
 
 PREVIEW_CHARS = 70
 
@@ -63,7 +63,7 @@ class ExampleView(SessionView):
         self.prediction = w.HTML()
         self.prediction.add_class("bw-prediction")
         self.flipped = w.Select(description="Flipped", rows=5, layout={"width": "100%", "max_width": "640px"})
-        self.notice = message_box(self, "notice", "#92400e", "#fffbeb")
+        self.notice = self._message_box("notice", "#92400e", "#fffbeb")
         self._link((session, "example_index"), (self.index, "value"))
         self._link((session, "text"), (self.text, "value"))
         self._link((session, "text_pair"), (self.text_pair, "value"), (lambda t: t or "", lambda t: t or None))

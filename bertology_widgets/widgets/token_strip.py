@@ -8,7 +8,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..analyses.attribution import METHOD_LABELS
-from ._base import SessionView, message_box
+from ._base import SessionView
 
 #: The methods the picker offers, in order.
 PICKER_METHODS = ("grad_x_input", "integrated_gradients", "occlusion", "rollout")
@@ -80,7 +80,7 @@ class TokenStrip(SessionView):
         self.unmasked_strip.add_class("bw-token-strip-unmasked")
         self.colour_bar = w.HTML()
         self.status = w.HTML()
-        self.error = message_box(self, "explanation_error", "#b91c1c", "#fef2f2")
+        self.error = self._message_box("explanation_error", "#b91c1c", "#fef2f2")
         self._link((session, "explain"), (self.explain, "value"))
         self._link((session, "explain_method"), (self.method, "value"),
                    (lambda m: m if m in PICKER_METHODS else None, lambda m: m or session.explain_method))

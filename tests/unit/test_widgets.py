@@ -366,3 +366,23 @@ def test_toggle_says_what_it_will_do_and_single_sentence_tasks_hide_the_pair(ses
         assert "dev example 0 of 8" in view.source.value
     finally:
         single.close()
+
+
+def test_view_links_report_failures_take_refused_values_back_and_unlink(session):
+    controls = Controls(session)
+    shown = ipywidgets.IntText()
+    one_way = controls._dlink((session, "layer"), (shown, "value"), lambda layer: 10 // (2 - layer))
+    assert shown.value == 5
+    session.layer = 2  # the transform fails: reported, and the session keeps its value
+    assert "ZeroDivisionError" in session.error and session.layer == 2 and shown.value == 5
+    session.error = ""
+    picker = ipywidgets.IntText()
+    two_ways = controls._link((session, "head"), (picker, "value"))
+    picker.value = 3
+    assert session.head == 3 and session.error == ""
+    one_way.unlink()
+    two_ways.unlink()
+    session.layer, session.head = 1, 1
+    picker.value = 2
+    assert shown.value == 5 and picker.value == 2 and session.head == 1
+
