@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TypeVar
 
 import ipywidgets as w
 
@@ -19,6 +20,17 @@ from .patching_panel import PatchingPanel
 from .pipeline_panel import PipelinePanel
 from .score_readout import ScoreReadout
 from .token_strip import TokenStrip
+
+View = TypeVar("View", bound=SessionView)
+
+# The folded panels below the main row: (attribute, title, view), in their order.
+PANELS: tuple[tuple[str, str, type[SessionView]], ...] = (
+    ("importance", "Head importance and masking curve", ImportancePanel),
+    ("hidden_states", "Hidden states", HiddenStatesView),
+    ("probe", "Which layer knows the label? (layer probe)", LayerProbe),
+    ("patching", "Patching: which heads carry the decision?", PatchingPanel),
+    ("pipeline", "Pipeline: what each layer knows", PipelinePanel),  # Tenney et al. 2019
+)
 
 
 class Dashboard(SessionView):
@@ -37,11 +49,13 @@ class Dashboard(SessionView):
     controls, attention, mask_grid, readout, example
         The views (:class:`Controls`, :class:`AttentionGrid`, :class:`HeadMaskGrid`,
         :class:`ScoreReadout`, :class:`ExampleView`).
-    importance, hidden_states, probe, patching
+    importance, hidden_states, probe, patching, pipeline
         :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe`,
-        :class:`PatchingPanel`.
+        :class:`PatchingPanel`, :class:`PipelinePanel`. Each is built the first
+        time its fold is opened or the attribute is read.
     panels : ipywidgets.Accordion
-        Those four, folded below the main row.
+        Those five, folded below the main row (``PANELS`` gives their order and
+        titles); fold ``i`` holds its panel once built.
     """
 
     def __init__(self, session=None, export_dir=".", **kwargs):
@@ -60,19 +74,13 @@ class Dashboard(SessionView):
         self.example = ExampleView(session)
         self.token_strip = TokenStrip(session)
         self.exports = self._export_bar()
-        self.importance = ImportancePanel(session)
-        self.hidden_states = HiddenStatesView(session)
-        self.probe = LayerProbe(session)
-        self.patching = PatchingPanel(session)
-        self.panels = w.Accordion(selected_index=None,
-                                  children=[self.importance, self.hidden_states, self.probe, self.patching])
-        for index, title in enumerate(("Head importance and masking curve", "Hidden states",
-                                       "Which layer knows the label? (layer probe)",
-                                       "Patching: which heads carry the decision?")):
+        # Folded panels are built the first time they are opened (or read): a page shows sooner, and
+        # a class of kernels does not send the browser widgets that most students never unfold.
+        self._built: dict[str, SessionView] = {}
+        self.panels = w.Accordion(selected_index=None, children=[w.VBox() for _ in PANELS])
+        self.panels.add_class("bw-panels")
+        for index, (_name, title, _view) in enumerate(PANELS):
             self.panels.set_title(index, title)
-        self.pipeline = PipelinePanel(session)  # "Pipeline: what each layer knows" (Tenney et al. 2019)
-        self.panels.children = (*self.panels.children, self.pipeline)
-        self.panels.set_title(len(self.panels.children) - 1, "Pipeline: what each layer knows")
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
@@ -84,9 +92,45 @@ class Dashboard(SessionView):
                          self.panels]
 
     def _activate_panels(self, _change) -> None:
-        """Folded panels compute and send nothing; the opened one catches up."""
-        for index, view in enumerate(self.panels.children):
-            view.set_active(index == self.panels.selected_index)
+        """Folded panels compute and send nothing; the opened one is built, or catches up."""
+        opened = self.panels.selected_index
+        if opened is not None:
+            self._panel(PANELS[opened][0], SessionView)
+        for index, (name, _title, _view) in enumerate(PANELS):
+            if name in self._built:
+                self._built[name].set_active(index == opened)
+
+    def _panel(self, name: str, kind: type[View]) -> View:
+        """The panel called ``name``, built into its fold on first use (inactive unless that fold is open)."""
+        if name not in self._built:
+            index = [panel[0] for panel in PANELS].index(name)
+            built = PANELS[index][2](self.session)
+            built.set_active(self.panels.selected_index == index)
+            self._built[name] = built
+            self.panels.children[index].children = (built,)
+        view = self._built[name]
+        assert isinstance(view, kind)
+        return view
+
+    @property
+    def importance(self) -> ImportancePanel:
+        return self._panel("importance", ImportancePanel)
+
+    @property
+    def hidden_states(self) -> HiddenStatesView:
+        return self._panel("hidden_states", HiddenStatesView)
+
+    @property
+    def probe(self) -> LayerProbe:
+        return self._panel("probe", LayerProbe)
+
+    @property
+    def patching(self) -> PatchingPanel:
+        return self._panel("patching", PatchingPanel)
+
+    @property
+    def pipeline(self) -> PipelinePanel:
+        return self._panel("pipeline", PipelinePanel)
 
     def _export_bar(self) -> w.HBox:
         self.export_status = w.HTML()
@@ -122,8 +166,7 @@ class Dashboard(SessionView):
 
     def close(self) -> None:
         for view in (self.controls, self.attention, self.mask_grid, self.readout, self.example, self.token_strip,
-                     self.importance,
-                     self.hidden_states, self.probe, self.patching, self.pipeline):
+                     *self._built.values()):
             view.close()
         super().close()
         if self._owns_session:

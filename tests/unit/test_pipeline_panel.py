@@ -46,7 +46,8 @@ def test_a_mask_change_is_flagged_and_a_recompute_can_overlay_the_unmasked_resul
 
 def test_the_dashboard_has_the_panel_folded_and_computes_nothing(session):
     dashboard = Dashboard(session)
-    index = list(dashboard.panels.children).index(dashboard.pipeline)
+    pipeline = dashboard.pipeline
+    index = [fold.children for fold in dashboard.panels.children].index((pipeline,))
     assert dashboard.panels.get_title(index) == "Pipeline: what each layer knows"
     assert dashboard.panels.selected_index is None and session.pipeline is None and not session.analysis_busy
     dashboard.close()

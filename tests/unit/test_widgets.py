@@ -278,6 +278,8 @@ def test_every_heat_map_of_the_dashboard_has_a_colour_bar(session):
     dashboard = Dashboard(session)
     dashboard.attention.show_all_heads = True
     session.importance = np.ones((LAYERS, HEADS))
+    for index in range(len(dashboard.panels.children)):  # every fold opened once: its panel is built
+        dashboard.panels.selected_index = index
     heat_figures = [f for f in _figures(dashboard) if any(isinstance(m, GridHeatMap) for m in f.marks)]
     # main attention map, the small maps, the mask grid, the importance map, norms and cosine, patching,
     # the pipeline panel's mix weights
@@ -386,3 +388,23 @@ def test_view_links_report_failures_take_refused_values_back_and_unlink(session)
     picker.value = 2
     assert shown.value == 5 and picker.value == 2 and session.head == 1
 
+
+def test_dashboard_builds_a_folded_panel_only_when_it_is_opened_or_read(session):
+    from bertology_widgets.widgets.dashboard import PANELS
+    from bertology_widgets.widgets.importance_panel import ImportancePanel
+    from bertology_widgets.widgets.pipeline_panel import PipelinePanel
+
+    dashboard = Dashboard(session)
+    folds = dashboard.panels.children
+    assert len(folds) == len(PANELS) and all(fold.children == () for fold in folds)
+    assert [dashboard.panels.get_title(i) for i in range(len(PANELS))] == [title for _, title, _ in PANELS]
+    dashboard.panels.selected_index = 0  # opening a fold builds its panel, active
+    importance = folds[0].children[0]
+    assert isinstance(importance, ImportancePanel) and dashboard.importance is importance and importance._active
+    assert all(fold.children == () for fold in folds[1:])
+    pipeline = dashboard.pipeline  # read before it is opened: built, but inactive while folded
+    assert isinstance(pipeline, PipelinePanel) and folds[4].children == (pipeline,) and not pipeline._active
+    dashboard.panels.selected_index = 4
+    assert pipeline._active and not importance._active and dashboard.pipeline is pipeline
+    dashboard.close()  # closes the panels it built: they no longer follow the session
+    assert importance._observers == [] and pipeline._observers == [] and pipeline._links == []

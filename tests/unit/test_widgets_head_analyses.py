@@ -83,6 +83,7 @@ def test_patching_panel_runs_shows_and_selects(session):
 
 def test_dashboard_has_the_patching_panel(session):
     dashboard = Dashboard(session)
-    assert dashboard.patching in dashboard.panels.children
+    dashboard.panels.selected_index = 3
+    assert dashboard.panels.children[3].children == (dashboard.patching,)
     assert dashboard.panels.get_title(3).startswith("Patching")
     dashboard.close()
