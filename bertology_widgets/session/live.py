@@ -48,6 +48,7 @@ from ..core.batching import collate, length_sorted_batches
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
 from ..core.precision import GuardStats, bf16_copy, guarded, take_rows
 from ..glue import compute_metrics
+from ..runtime.background import LowPriorityThread
 from .estimates import estimate
 
 
@@ -170,6 +171,8 @@ class LiveScorer:
         self._capture_pending = None
         self._jobs: deque = deque()  # (compute, callbacks), in order
         self._warm = False  # build missing layer caches while idle
+        self._warm_at = 0.0  # time.perf_counter() from which warming may start
+        self._background = LowPriorityThread("bertology-live-background")  # the baseline and the warming
         self._closed = False
         self._thread: threading.Thread | None = None
         self._post: Callable[..., None] | None = None
@@ -308,12 +311,12 @@ class LiveScorer:
             self._jobs.append((compute, callbacks))
             self._cond.notify_all()
 
-    def warm_caches(self) -> None:
+    def warm_caches(self, after_s: float = 0.0) -> None:
         """Build the layer caches in the background, one batch at a time, whenever the worker has nothing
-        else to do (after the baseline came from the shared cache: until then a toggle still scores
-        correctly, rebuilding what it needs)."""
+        else to do, starting ``after_s`` seconds from now (after the baseline came from the shared cache:
+        until they are built a toggle still scores correctly, rebuilding what it needs)."""
         with self._cond:
-            self._warm = True
+            self._warm, self._warm_at = True, time.perf_counter() + after_s
             self._cond.notify_all()
 
     @property
@@ -346,12 +349,18 @@ class LiveScorer:
     def capture_generation(self) -> int:
         return self._capture_generation
 
+    def in_background(self, compute: Callable[[], Any]) -> Any:
+        """``compute()`` on the low-priority thread (see :mod:`~bertology_widgets.runtime.background`): for
+        work nobody waits for, such as the baseline a class shares. Blocks until it is done; returns its value."""
+        return self._background.run(compute)
+
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._closed = True
             self._generation += 1
             self._capture_generation += 1
             self._cond.notify_all()
+        self._background.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -370,10 +379,10 @@ class LiveScorer:
                     if wait <= 0:
                         return True
                     self._cond.wait(wait)
-                elif self._jobs or self._warm:
+                elif self._jobs or (self._warm and time.perf_counter() >= self._warm_at):
                     return True
                 else:
-                    self._cond.wait()
+                    self._cond.wait(self._warm_at - time.perf_counter() if self._warm else None)
             return False
 
     def _run_capture(self) -> None:
@@ -428,8 +437,8 @@ class LiveScorer:
                 job, self._pending = self._pending, None
                 idle = job is None and self._capture_pending is None and not self._jobs
             if job is None:
-                if idle and self._warm:
-                    self._warm_one()
+                if idle and self._warm and time.perf_counter() >= self._warm_at:
+                    self._background.run(self._warm_one)
                 continue
             generation, mask, callbacks, _ = job
             post = self._post

@@ -15,7 +15,10 @@ the baseline-dependent traits are empty (``baseline_score == {}``,
 ``predictions is None``, ``flipped == []``) and a mask changed meanwhile is
 scored once it has. A baseline read from the cache comes without the layer
 caches of the incremental scorer: they are built in the background when the
-worker is idle, and a toggle that comes first is scored correctly, only slower.
+worker is idle, from ``WARM_DELAY_S`` after the baseline landed (the page is being
+drawn meanwhile, and a class of kernels opening together would otherwise all
+run a pass over the dev set on the cores that draw it); a toggle that comes
+first is scored correctly, only slower.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from ..glue import compute_metrics
 from ..runtime.memory import release_freed_memory
 from .live import Callbacks, LiveScorer
 from .traits import frozen
+
+# Seconds between a baseline read from the shared cache and the start of the layer caches' build.
+WARM_DELAY_S = 10.0
 
 Publish = Callable[..., None]  # publish(trait=value, ...): assigns the session's traits together
 
@@ -64,6 +70,7 @@ class LiveScore:
         self._baseline_cached = False
         self._callbacks = Callbacks(self.on_result, self.on_error, self.on_estimate)
         self.baseline_at: float | None = None  # time.perf_counter() when the baseline landed (owner thread)
+        self.warm_delay_s = WARM_DELAY_S
 
     # -- the baseline ----------------------------------------------------------------------
     def open_baseline(self, background: bool) -> None:
@@ -80,8 +87,10 @@ class LiveScore:
     def request_baseline(self) -> None:
         """Ask the worker (:meth:`start` it first) for the baseline marked pending by :meth:`open_baseline`."""
         ones = np.ones(self.scorer.shape, dtype=np.float32)
-        self.scorer.request_job(lambda: self._baseline_value(ones, self.scorer.run_pending_capture),
-                                Callbacks(self._baseline_landed, self.on_error))
+        # At a low priority: kernels opening together finish their imports, and their pages are drawn, first.
+        self.scorer.request_job(
+            lambda: self.scorer.in_background(lambda: self._baseline_value(ones, self.scorer.run_pending_capture)),
+            Callbacks(self._baseline_landed, self.on_error))
 
     @property
     def baseline_pending(self) -> bool:
@@ -126,7 +135,7 @@ class LiveScore:
         if from_cache:
             self.scorer.remember(ones, score, predictions)
             if self._live:
-                self.scorer.warm_caches()
+                self.scorer.warm_caches(after_s=self.warm_delay_s)
         self._publish(baseline_score=score, baseline_predictions=predictions)
         mask = self._current_mask()
         if mask is not None:
