@@ -14,10 +14,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import os
 from typing import Any, Callable
 
 import ipywidgets as w
 import traitlets
+
+# How long showing a view under Voilà waits for the session to settle (see SessionView._repr_mimebundle_).
+VOILA_SETTLE_S = 120.0
+
+
+def served_by_voila() -> bool:
+    """Whether this kernel runs a notebook for a Voilà page (Voilà sets ``VOILA_BASE_URL`` in its kernels)."""
+    return "VOILA_BASE_URL" in os.environ
+
 
 def describe(exc: BaseException) -> str:
     """One line for the user: ``"TraitError: layer 7 does not exist; ..."``."""
@@ -123,6 +133,21 @@ class SessionView(w.VBox):
         self._observers = []
         self._active = True
         self._deferred = {}  # redraws skipped while inactive, in order
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Shown under Voilà, the view first lets the session settle (the baseline, the shown input).
+
+        Voilà sends a page once its notebook has run, and the page then builds
+        every widget from the kernel's state. An update that reaches the page
+        while it builds them is lost (ipywidgets' front end drops a message for
+        a model it has not finished creating), so a readout could stay at
+        "scoring the baseline…". Settled first, the page starts from the final
+        state; it could not be seen earlier anyway. Elsewhere (JupyterLab,
+        Notebook) the view is shown at once and the baseline follows.
+        """
+        if served_by_voila():
+            self.session.wait(VOILA_SETTLE_S)
+        return super()._repr_mimebundle_(**kwargs)
 
     def set_active(self, active: bool) -> None:
         """Inactive views compute and send nothing; activating one runs its skipped redraws once."""
