@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,24 @@ def test_toggles_before_the_baseline_lands_are_scored_once_it_has(tokenizer):
         s.close()
 
 
+def test_a_view_shown_under_voila_waits_for_the_baseline_and_elsewhere_does_not(tokenizer, monkeypatch):
+    from bertology_widgets.widgets import Dashboard
+
+    s = open_session(tokenizer)
+    try:
+        board = Dashboard(s)
+        monkeypatch.delenv("VOILA_BASE_URL", raising=False)
+        assert "application/vnd.jupyter.widget-view+json" in board._repr_mimebundle_()
+        assert s.baseline_score == {} and not s.settled()  # JupyterLab: shown at once, the baseline follows
+        monkeypatch.setenv("VOILA_BASE_URL", "/")  # what Voila sets in the kernels it starts
+        assert "application/vnd.jupyter.widget-view+json" in board._repr_mimebundle_()
+        assert s.settled() and s.baseline_score == {"accuracy": reference(s)["accuracy"]}
+        assert "exact" in board.readout.html.value
+        board.close()
+    finally:
+        s.close()
+
+
 def test_a_non_live_session_scores_its_baseline_before_it_returns(tokenizer):
     s = open_session(tokenizer, live=False)
     try:
@@ -92,6 +111,27 @@ def test_a_second_session_takes_its_baseline_from_the_shared_cache(tokenizer):
         second.toggle_head(1, 2)  # scored right whether or not the layer caches are built yet
         assert second.wait(60)
         assert second.score == {"accuracy": second.evaluate()["accuracy"]}
+    finally:
+        second.close()
+
+
+def test_a_cached_baseline_builds_the_layer_caches_only_after_the_warm_delay(tokenizer, monkeypatch):
+    from bertology_widgets.session import live_score
+
+    monkeypatch.setattr(live_score, "WARM_DELAY_S", 1.5)
+    first = open_session(tokenizer)
+    assert first.wait(60) and first.scorer.warm  # it computed the baseline: the caches came with it
+    first.close()
+    second = open_session(tokenizer)
+    try:
+        assert second.wait(60) and second.live.baseline_from_cache
+        assert not second.scorer.warm  # the page is being drawn: nothing runs yet
+        deadline = time.monotonic() + 60
+        while not second.scorer.warm and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.scorer.warm and time.perf_counter() - second.live.baseline_at >= 1.5
+        second.toggle_head(1, 2)
+        assert second.wait(60) and second.score == {"accuracy": second.evaluate()["accuracy"]}
     finally:
         second.close()
 
