@@ -126,6 +126,27 @@ def stamp(page, key):
     return page.evaluate(f"() => window['{key}'] || null")
 
 
+def wait_for_stamps(pages, key: str, timeout_ms: int, consoles) -> None:
+    """Wait until every page has set ``window[key]``; on a time-out, say what each page shows and logged."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.time() + timeout_ms / 1000
+    for page in pages:
+        try:
+            page.wait_for_function(f"() => !!window['{key}']", polling=200,
+                                   timeout=max(1.0, (deadline - time.time()) * 1000))
+        except PlaywrightTimeout:
+            shown = []
+            for i, p in enumerate(pages):
+                readout = p.locator(READOUT)
+                text = readout.first.inner_text() if readout.count() else "(no readout)"
+                shown.append(f"page {i}: {key}={stamp(p, key)} drawn={stamp(p, 'bwDrawn')} "
+                             f"mask cells={p.locator(MASK_CELLS).count()} readout={text!r}\n  console: "
+                             + "\n  ".join(consoles[i][-8:]))
+            raise AssertionError(f"{key} not set on every page within {timeout_ms / 1000:.0f} s:\n"
+                                 + "\n".join(shown)) from None
+
+
 def test_pages_at_once_each_settle_on_their_exact_score(default_model, voila_server, browser_root, chromium_browser):
     if not os.environ.get("BERTOLOGY_GLUE_DIR"):
         pytest.skip("needs GLUE data: set BERTOLOGY_GLUE_DIR")
@@ -139,15 +160,16 @@ def test_pages_at_once_each_settle_on_their_exact_score(default_model, voila_ser
     heads = [1 + i % (HEADS - 1) for i in range(PAGES)]
     contexts = [chromium_browser.new_context(viewport=h.VIEWPORT) for _ in range(PAGES)]
     pages, errors = [c.new_page() for c in contexts], [[] for _ in range(PAGES)]
+    consoles = [[] for _ in range(PAGES)]
     try:
         start = time.time()
-        for page, errs in zip(pages, errors):
+        for page, errs, console in zip(pages, errors, consoles):
             page.on("pageerror", lambda e, errs=errs: errs.append(e.stack or str(e)))
+            page.on("console", lambda m, console=console: console.append(f"[{m.type}] {m.text}"[:300]))
             page.goto(server.base_url, timeout=MODEL_TIMEOUT_MS, wait_until="commit")
             page.evaluate(_WATCH_JS, [READOUT, [f"0 of {LAYERS * HEADS} heads masked", "exact"], "bwRendered"])
             page.evaluate(_DRAWN_JS, [ATTENTION_CELLS, "bwDrawn"])
-        for page in pages:
-            page.wait_for_function("() => !!window.bwRendered", polling=200, timeout=MODEL_TIMEOUT_MS * PAGES)
+        wait_for_stamps(pages, "bwRendered", MODEL_TIMEOUT_MS * PAGES, consoles)
         rendered = [(stamp(p, "bwRendered") / 1000 - start) for p in pages]
         drawn = [(stamp(p, "bwDrawn") / 1000 - start) for p in pages]
 
@@ -156,8 +178,7 @@ def test_pages_at_once_each_settle_on_their_exact_score(default_model, voila_ser
             page.evaluate(_WATCH_JS, [READOUT, [f"1 of {LAYERS * HEADS} heads masked", "exact"], "bwExact"])
             page.locator(".bw-mask-grid .heatmaprow").nth(0).locator(".heatmapcell").nth(head).click()
             clicked.append(time.time())
-        for page in pages:
-            page.wait_for_function("() => !!window.bwExact", polling=200, timeout=MODEL_TIMEOUT_MS * PAGES)
+        wait_for_stamps(pages, "bwExact", MODEL_TIMEOUT_MS * PAGES, consoles)
         exact = [stamp(p, "bwExact") / 1000 - t for p, t in zip(pages, clicked)]
         time.sleep(2.0)  # one more memory sample with every kernel settled
         readouts = [p.locator(READOUT).inner_text() for p in pages]
