@@ -1,4 +1,5 @@
-"""``bertology precompute`` fills the shared cache; a second process shows importance and the curve from it."""
+"""``bertology precompute`` fills the shared cache; a second process shows importance, the curve and the
+baseline score from it."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ SECOND_KERNEL = textwrap.dedent(f"""
     from bertology_widgets import Dashboard, ModelSession
 
     session = ModelSession.from_pretrained(task="sst2", max_examples={N})
+    session.wait(300)
     board = Dashboard(session)
     panel = board.importance
     print(json.dumps({{"cached": session.analysis_cached, "status": session.analysis_status,
                        "importance": None if session.importance is None else list(session.importance.shape),
                        "entropy": session.entropy is not None, "steps": len(session.curve.get("steps", [])),
-                       "curve_drawn": bool(panel.curve_line.visible), "slider_enabled": not panel.slider.disabled}}))
+                       "curve_drawn": bool(panel.curve_line.visible), "slider_enabled": not panel.slider.disabled,
+                       "baseline_cached": session.live.baseline_from_cache, "score": session.baseline_score}}))
 """)
 
 
@@ -45,11 +48,13 @@ def test_precompute_then_a_second_process_shows_the_results_from_the_cache(tmp_p
     cli = [sys.executable, "-m", "bertology_widgets.cli", "precompute", "--task", "sst2", "--max-examples", str(N)]
     first = run(cli, env)
     assert "head importance: computed" in first and "masking curve: computed" in first
+    assert "baseline score: computed" in first
     assert "already in the cache" in run(cli, env)  # a second precompute computes nothing
     shown = json.loads(run([sys.executable, "-c", SECOND_KERNEL], env).strip().splitlines()[-1])
     assert shown["cached"] and "shared cache" in shown["status"]
     assert shown["importance"] == [6, 12] and shown["entropy"] and shown["steps"] >= 1
     assert shown["curve_drawn"] and shown["slider_enabled"]
+    assert shown["baseline_cached"] and set(shown["score"]) == {"accuracy"}  # the baseline came from precompute
 
 
 @pytest.fixture()
