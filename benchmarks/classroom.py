@@ -3,6 +3,7 @@
     python benchmarks/classroom.py --json              # memory of a second kernel (USS), stage by stage
     python benchmarks/classroom.py --json --voila 4 8  # plus Voilà with N pages at once (needs Playwright)
     python benchmarks/classroom.py --voila 4 --preheat # the same with voila --preheat_kernel=True --pool_size=N
+    python benchmarks/classroom.py --voila 4 --baseline-cached  # and with the baseline already shared
     python benchmarks/classroom.py --cache-every 3 1   # ModelSession(cache_every=...) values to compare
     python benchmarks/classroom.py --no-memory --voila 4  # Voilà only
 
@@ -41,11 +42,13 @@ sys.path.insert(0, str(REPO))
 from bertology_widgets.benchmark.classroom import run_classroom  # noqa: E402 - after the path: this checkout's package
 
 
-def voila_load(pages: int, log=print, preheat: bool = False) -> dict:
+def voila_load(pages: int, log=print, preheat: bool = False, baseline_cached: bool = False) -> dict:
     """Figures of ``tests/browser/test_voila_load.py`` run with ``pages`` pages at once (it asserts the scores)."""
     env = {**os.environ, "BERTOLOGY_VOILA_PAGES": str(pages), "BERTOLOGY_VOILA_PREHEAT": "1" if preheat else "",
+           "BERTOLOGY_VOILA_BASELINE_CACHED": "1" if baseline_cached else "",
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log(f"Voilà with {pages} pages at once{' (pre-heated kernel pool)' if preheat else ''} ...")
+    how = " (pre-heated kernel pool)" if preheat else " (baseline in the shared cache)" if baseline_cached else ""
+    log(f"Voilà with {pages} pages at once{how} ...")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                            "tests/browser/test_voila_load.py"], cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("[voila-load] ")]
@@ -66,6 +69,9 @@ def main(argv=None) -> int:
     parser.add_argument("--voila", type=int, nargs="*", default=[], help="page counts for the Voilà load test")
     parser.add_argument("--preheat", action="store_true",
                         help="Voilà with --preheat_kernel=True and a pool of N kernels (also measured without)")
+    parser.add_argument("--baseline-cached", action="store_true",
+                        help="also Voilà with the baseline already in the shared results cache (as after "
+                             "`bertology precompute`)")
     args = parser.parse_args(argv)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = {}
@@ -76,6 +82,8 @@ def main(argv=None) -> int:
         result["voila"] = {str(n): voila_load(n, log) for n in args.voila}
     if args.voila and args.preheat:
         result["voila_preheat"] = {str(n): voila_load(n, log, preheat=True) for n in args.voila}
+    if args.voila and args.baseline_cached:
+        result["voila_baseline_cached"] = {str(n): voila_load(n, log, baseline_cached=True) for n in args.voila}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
