@@ -22,6 +22,7 @@ from ..core.architectures import adapter_for
 from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
 from ..core.bound import encoded_examples
 from ..core.gating import ABLATION_ATTR, ABLATIONS, kept_heads, model_shape, resolve_ablation
+from ..core.hooks import this_thread_only
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
 from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
@@ -76,7 +77,7 @@ def head_output_means(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
     device = next(model.parameters()).device
     pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
     layers = adapter.layer_modules(model)
-    handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(make_hook(i))
+    handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(this_thread_only(make_hook(i)))
                for i in range(num_layers) if kept[i]]
     tokens = 0
     report = progress_reporter(progress, len(batches), desc="head means", unit="batch", on_progress=on_progress)

@@ -30,6 +30,7 @@ from ..core.capturing import (
     encode,
 )
 from ..core.gating import resolve_ablation
+from ..core.hooks import this_thread_only
 from ..core.modes import eval_mode
 
 #: Families whose value projection and output projection this module knows how to split per head.
@@ -108,7 +109,7 @@ def _value_hooks(adapter, layers, kept, head_dim, store):
             values = output[0, :, part].float()
             store[index] = values.reshape(values.shape[0], -1, head_dim).transpose(0, 1).detach()
 
-        handles.append(module.register_forward_hook(hook))
+        handles.append(module.register_forward_hook(this_thread_only(hook)))
     return handles
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from ..core.bound import BoundModel, bind
 from ..core.capturing import _model_inputs, encode
 from ..core.gating import HeadMaskLike, kept_heads, model_shape
+from ..core.hooks import this_thread_only
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -155,7 +156,7 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
     model.eval()
     try:
         with bound.masked(mask):
-            handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(grab(i))
+            handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(this_thread_only(grab(i)))
                        for i in range(num_layers) if kept[i]]
             try:
                 clean_logits = bound.task_logits(model(**clean_in, **extra).logits)[0].float().cpu().numpy()
@@ -163,7 +164,8 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
                 for handle in handles:
                     handle.remove()
             handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(
-                _patch_hook(i, kept[i], head_dim, cached, plans)) for i in range(num_layers) if kept[i]]
+                this_thread_only(_patch_hook(i, kept[i], head_dim, cached, plans)))
+                for i in range(num_layers) if kept[i]]
             try:
                 corrupted_logits = bound.task_logits(model(**corrupt_in, **extra).logits)[0].float().cpu().numpy()
                 jobs = [(layer, head, p) for layer in range(num_layers) for head in kept[layer]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for
+from .hooks import this_thread_only
 
 KEPT_HEADS_ATTR = "_bertology_kept_heads"
 #: Attribute holding a model's default ablation, ``("mean", means)``; set by
@@ -205,7 +206,7 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
             if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
                 continue  # an all-ones gate changes nothing: skip the work
             hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model), head_means)
-            handles.append(adapter.out_projection(layer).register_forward_pre_hook(hook))
+            handles.append(adapter.out_projection(layer).register_forward_pre_hook(this_thread_only(hook)))
         yield gates
     finally:
         for handle in handles:

@@ -22,6 +22,7 @@ from torch import nn
 
 from .architectures import adapter_for, get_submodule
 from .gating import mask_heads, model_shape
+from .hooks import this_thread_only
 
 
 class _StopAtFirstLayer(Exception):
@@ -152,7 +153,7 @@ class LayerwiseRunner:
                     raise _StopAtFirstLayer
             return hook
 
-        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+        handles = [self.layers[i].register_forward_pre_hook(this_thread_only(grab(i)), with_kwargs=True)
                    for i in first_of_kind.values()]
         try:
             with self._autocast():
@@ -204,7 +205,7 @@ class LayerwiseRunner:
         handle = None
         if i == len(self.layers) - 1 and self.adapter.pooled_rows_from:
             handle = get_submodule(self.layers[i], self.adapter.pooled_rows_from).register_forward_pre_hook(
-                _first_row_only)
+                this_thread_only(_first_row_only))
         try:
             layer_args, layer_kwargs = cache.kind_args[self._kinds[i]]
             out = self.layers[i](h, *layer_args, **layer_kwargs)
