@@ -143,10 +143,7 @@ def time_mask_changes(session, repeats: int = 3, timeout: float = 600.0) -> dict
     session.wait(timeout)  # the baseline first (a live session opens before it lands)
     # The steady state: every layer cache built (a baseline from the shared cache comes without them, and
     # a live session builds them only some seconds later, in the background).
-    session.scorer.warm_caches()
-    deadline = time.monotonic() + timeout
-    while not session.scorer.warm and time.monotonic() < deadline:
-        time.sleep(0.05)
+    session.scorer.build_caches(timeout)
     timer = _Timer(session)
     per_layer: dict[int, list] = {}
     estimates: list = []

@@ -319,6 +319,18 @@ class LiveScorer:
             self._warm, self._warm_at = True, time.perf_counter() + after_s
             self._cond.notify_all()
 
+    def _warm_due(self) -> bool:
+        """Whether missing layer caches are to be built now (call with ``_cond`` held, or from the worker)."""
+        return self._warm and time.perf_counter() >= self._warm_at
+
+    def build_caches(self, timeout: float = 600.0) -> bool:
+        """Build every missing layer cache now, in the background, and wait for them; whether all were built."""
+        self.warm_caches()
+        deadline = time.monotonic() + timeout
+        while not self.warm and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.warm
+
     @property
     def warm(self) -> bool:
         """Whether every batch the budget admits has its layer cache."""
@@ -379,7 +391,7 @@ class LiveScorer:
                     if wait <= 0:
                         return True
                     self._cond.wait(wait)
-                elif self._jobs or (self._warm and time.perf_counter() >= self._warm_at):
+                elif self._jobs or self._warm_due():
                     return True
                 else:
                     self._cond.wait(self._warm_at - time.perf_counter() if self._warm else None)
@@ -437,7 +449,7 @@ class LiveScorer:
                 job, self._pending = self._pending, None
                 idle = job is None and self._capture_pending is None and not self._jobs
             if job is None:
-                if idle and self._warm and time.perf_counter() >= self._warm_at:
+                if idle and self._warm_due():
                     self._background.run(self._warm_one)
                 continue
             generation, mask, callbacks, _ = job

@@ -70,7 +70,6 @@ class LiveScore:
         self._baseline_cached = False
         self._callbacks = Callbacks(self.on_result, self.on_error, self.on_estimate)
         self.baseline_at: float | None = None  # time.perf_counter() when the baseline landed (owner thread)
-        self.warm_delay_s = WARM_DELAY_S
 
     # -- the baseline ----------------------------------------------------------------------
     def open_baseline(self, background: bool) -> None:
@@ -135,7 +134,7 @@ class LiveScore:
         if from_cache:
             self.scorer.remember(ones, score, predictions)
             if self._live:
-                self.scorer.warm_caches(after_s=self.warm_delay_s)
+                self.scorer.warm_caches(after_s=WARM_DELAY_S)
         self._publish(baseline_score=score, baseline_predictions=predictions)
         mask = self._current_mask()
         if mask is not None:
