@@ -33,19 +33,16 @@ def run(args) -> int:
     folder = results_dir()
     if folder is None:
         raise ValueError("the results cache is turned off (BERTOLOGY_RESULTS_DIR=off); nothing to precompute")
-    options = dict(task=args.task, glue_dir=args.glue_dir, split=args.split, max_examples=args.max_examples,
-                   device=args.device, shared_results=False)
     start = time.perf_counter()
-    live = ModelSession.from_pretrained(args.model, **options)  # as a dashboard opens it: the baseline is shared
+    # Opened as a dashboard opens it (live), so that its baseline is the one a dashboard looks for.
+    session = ModelSession.from_pretrained(args.model, task=args.task, glue_dir=args.glue_dir, split=args.split,
+                                           max_examples=args.max_examples, device=args.device,
+                                           shared_results=False)
     try:
-        if not live.wait(3600):
-            raise RuntimeError(live.score_error or "the baseline score did not arrive within an hour")
-        source = "already in the cache" if live.live.baseline_from_cache else "computed"
+        if not session.wait(3600):
+            raise RuntimeError(session.score_error or "the baseline score did not arrive within an hour")
+        source = "already in the cache" if session.live.baseline_from_cache else "computed"
         print(f"baseline score: {source} ({time.perf_counter() - start:.1f} s)", flush=True)
-    finally:
-        live.close()
-    session = ModelSession.from_pretrained(args.model, live=False, **options)
-    try:
         for name, compute in (("head importance", session.compute_importance),
                               ("masking curve", session.compute_masking_curve)):
             start = time.perf_counter()
