@@ -9,7 +9,9 @@ forward would come back gated, or raise the exception that stops a capture,
 and the capture would record that forward's tensors. Wrapped with
 :func:`this_thread_only`, the hook lets every other thread's forward pass as
 if it were not there (PyTorch runs a module's Python hooks in the thread that
-called the module).
+called the module). A wrapper that runs a forward in threads of its own
+(``torch.nn.DataParallel``'s replicas) would therefore not see these hooks; the
+package uses none.
 """
 
 from __future__ import annotations
