@@ -70,3 +70,14 @@ def test_check_mode_says_what_to_run(tmp_path, monkeypatch, capsys):
     (tmp_path / "docs").mkdir()
     assert cli_docs.main([]) == 0
     assert cli_docs.main(["--check"]) == 0
+
+
+def test_the_readme_names_every_command_that_takes_ablation_mean_and_its_table_has_one_header():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme.count("| command | what it does |") == 1
+    line = next(row for row in readme.splitlines() if row.startswith("| `--ablation mean` on "))
+    listed = set(re.findall(r"`([a-z-]+)`", line.split("|")[1].removeprefix(" `--ablation mean` on ")))
+    subparsers = build_parser()._subparsers._group_actions[0]
+    taking = {name for name, sub in subparsers.choices.items()
+              if any("--ablation" in action.option_strings for action in sub._actions)}
+    assert listed == taking, f"README's `--ablation mean` line should name {sorted(taking)}"
