@@ -5,6 +5,21 @@ widgets) and :class:`Dashboard` (the widgets on top of a session). The
 engine functions (:func:`mask_heads`, :func:`prune_heads`, :func:`capture`,
 :func:`head_importance`, ...) work on any supported transformers model.
 
+The layers, one per folder, lowest first; a module imports only from its own
+layer or a lower one (``tests/unit/test_layering.py`` checks it)::
+
+    glue/       GLUE tasks, loaders and metrics
+    runtime/    files, caches, processes, progress, memory: no model in sight
+    core/       gating, adapters, capture, the layer-by-layer runner, pruning, precision, the bound model
+    analyses/   evaluation, importance, masking curve, head roles, patching, ablation, probes
+    models/     loading, the default model, fine-tuning, the small GPT-2
+    session/    ModelSession: traitlets, no widgets
+    widgets/    the views: ipywidgets + bqplot over a session
+    commands/   the ``bertology`` command line (with cli.py, benchmark/ and this facade)
+
+Data flows one way: model and data -> engine (``core/``, ``analyses/``: torch,
+no Jupyter) -> :class:`ModelSession` -> views.
+
 Imports are lazy so ``import bertology_widgets`` stays fast.
 """
 

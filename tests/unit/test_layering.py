@@ -1,12 +1,14 @@
 """The package's import graph: layers only import downwards, and no module imports itself through others.
 
 Every ``import`` statement counts, module-level and inside functions (lazy
-imports are still dependencies). The layer order is stated once, here.
+imports are still dependencies). The layer order is stated once, in the package
+docstring; ``LAYERS`` spells it for the checks, and a test keeps the two equal.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import bertology_widgets
@@ -41,6 +43,11 @@ def layer_of(module: str) -> str:
     if parts[0] in LAYERS:
         return parts[0]
     return TOP_LEVEL[parts[0]]  # a new top-level module must be given its layer here
+
+
+def test_the_package_docstring_states_the_layers_in_this_order():
+    folders = re.findall(r"^    ([a-z]+)/ ", bertology_widgets.__doc__, flags=re.MULTILINE)
+    assert folders == [*LAYERS[:-1], "commands"]
 
 
 def test_every_module_has_a_layer():
