@@ -118,22 +118,29 @@ def test_a_second_session_takes_its_baseline_from_the_shared_cache(tokenizer):
 def test_a_cached_baseline_builds_the_layer_caches_only_after_the_warm_delay(tokenizer, monkeypatch):
     from bertology_widgets.session import live_score
 
-    monkeypatch.setattr(live_score, "WARM_DELAY_S", 1.5)
     first = open_session(tokenizer)
     assert first.wait(60) and first.scorer.warm  # it computed the baseline: the caches came with it
     first.close()
+    monkeypatch.setattr(live_score, "WARM_DELAY_S", 3600.0)  # not due while this test runs
     second = open_session(tokenizer)
     try:
         assert second.wait(60) and second.live.baseline_from_cache
-        assert not second.scorer.warm  # the page is being drawn: nothing runs yet
-        deadline = time.monotonic() + 60
-        while not second.scorer.warm and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert second.scorer.warm and time.perf_counter() - second.live.baseline_at >= 1.5
-        second.toggle_head(1, 2)
+        second.example_index = 1  # a capture on the worker: it has been idle since, with the warming not due
+        assert second.wait(60) and not second.scorer.warm  # the page is being drawn: nothing runs yet
+        second.toggle_head(1, 2)  # scored right without the caches
         assert second.wait(60) and second.score == {"accuracy": second.evaluate()["accuracy"]}
     finally:
         second.close()
+    monkeypatch.setattr(live_score, "WARM_DELAY_S", 0.0)  # due at once: the idle worker builds them unasked
+    third = open_session(tokenizer)
+    try:
+        assert third.wait(60) and third.live.baseline_from_cache
+        deadline = time.monotonic() + 60
+        while not third.scorer.warm and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert third.scorer.warm
+    finally:
+        third.close()
 
 
 def test_sessions_that_open_together_compute_the_baseline_once(tokenizer):
