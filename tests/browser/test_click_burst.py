@@ -7,9 +7,12 @@ state and mask from inside the kernel.  Clicks 50 cells of the head-mask grid
 back) with no wait between the clicks, as soon as the grid is drawn: the kernel
 computes its baseline afresh (an empty shared results folder), so the burst
 starts before the baseline lands. Waits until the readout settles on an exact
-score and prints how long that took after the last click.  Then the saved
-mask must be the one the clicks make, the readout must count its masked heads,
-and its accuracy must be what ``bertology evaluate --mask`` says.
+score.  Then the saved mask must be the one the clicks make, the last exact
+score the kernel published must be that mask's, the live loop must have scored
+fewer masks than there were clicks (stale requests are dropped, not scored), the
+readout must count its masked heads, and its accuracy must be what
+``bertology evaluate --mask`` says.  How fast it settles is a figure of
+``bertology bench`` (``burst_settle_s``), not an assertion here.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -41,9 +43,6 @@ pytestmark = pytest.mark.browser
 
 LAYERS, HEADS = 6, 12
 CLICKS, SEED = 50, 8
-# Generous: the target is 2 s after the last click (12-14 s before the live loop was
-# rebuilt); a shared, loaded CI machine must not make this flaky.
-SETTLE_BOUND_S = 30.0
 SAVE_BUTTON = "button.burst-save"
 SAVED_NOTE = ".burst-saved .widget-html-content"
 
@@ -53,7 +52,9 @@ SAVE_CELL = """\
 import ipywidgets as widgets
 import numpy as np
 
-STATE_PATH, MASK_PATH = {state!r}, {mask!r}
+STATE_PATH, MASK_PATH, SCORED_PATH = {state!r}, {mask!r}, {scored!r}
+exact_scores = []  # every mask whose exact score the session published, in order
+session.observe(lambda change: exact_scores.append(change["new"]), "scored_mask")
 
 
 def _save_state(_button):
@@ -61,6 +62,7 @@ def _save_state(_button):
         settled = session.wait(timeout=600)
         session.save_state(STATE_PATH)
         np.save(MASK_PATH, np.asarray(session.mask))
+        np.save(SCORED_PATH, np.asarray([m for m in exact_scores if m is not None]))
         saved.value = f"saved (settled: {{settled}})"
     except Exception as exc:
         saved.value = f"save failed: {{type(exc).__name__}}: {{exc}}"
@@ -105,17 +107,22 @@ def expected_mask(clicks) -> np.ndarray:
     return mask
 
 
-def burst_notebook(root: Path) -> tuple[Path, Path, Path]:
-    """The quickstart plus the "Save state" cell under ``root/burst``; returns (notebook, state, mask)."""
+def burst_notebook(root: Path) -> tuple[Path, Path, Path, Path]:
+    """The quickstart plus the "Save state" cell under ``root/burst``.
+
+    Returns (notebook, state, mask, scored): ``scored`` will hold the masks whose exact score the
+    session published, ``(n, layers, heads)``.
+    """
     folder = root / "burst"
     folder.mkdir(exist_ok=True)
-    state, mask = folder / "state.json", folder / "mask.npy"
+    state, mask, scored = folder / "state.json", folder / "mask.npy", folder / "scored.npy"
     nb = nbformat.read(str(QUICKSTART), as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(COLD_CELL.format(results=str(folder / "results"))))
-    nb.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(state=str(state), mask=str(mask))))
+    nb.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(state=str(state), mask=str(mask),
+                                                               scored=str(scored))))
     notebook = folder / QUICKSTART.name
     nbformat.write(nb, str(notebook))
-    return notebook, state, mask
+    return notebook, state, mask, scored
 
 
 def cli_accuracy(mask_path: Path) -> float:
@@ -140,7 +147,7 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
     n_masked = int((want == 0).sum())
     assert len(set(clicks)) < CLICKS and (want == 1).sum() > LAYERS * HEADS - len(set(clicks)), \
         "the pick must toggle some heads back"
-    notebook, state_path, mask_path = burst_notebook(browser_root)
+    notebook, state_path, mask_path, scored_path = burst_notebook(browser_root)
     run_notebook(page, "lab", lab_server, browser_root, notebook, MODEL_TIMEOUT_MS)
 
     rows = page.locator(".bw-mask-grid .heatmaprow")
@@ -150,19 +157,14 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
     cells = [rows.nth(layer).locator(".heatmapcell").nth(head) for layer, head in clicks]
     before_baseline = "scoring the baseline" in page.locator(READOUT).inner_text()
 
-    start = time.perf_counter()
     # As fast as the page takes them, no wait in between. Each click is dispatched on its cell, so neither a
     # hover tooltip nor a redraw under the pointer can drop or redirect one (test_layout clicks with the mouse).
     for cell in cells:
         cell.dispatch_event("click")
-    last_click = time.perf_counter()
     page.wait_for_function(_SETTLED_JS, arg=f"{n_masked} of {LAYERS * HEADS} heads masked", polling=50,
                            timeout=MODEL_TIMEOUT_MS)
-    settled = time.perf_counter() - last_click
     readout = page.locator(READOUT).inner_text()
-    assert settled < SETTLE_BOUND_S, f"the readout settled {settled:.1f} s after the last click"
-    print(f"\n[lab] {CLICKS} clicks on the head-mask grid in {last_click - start:.2f} s; "
-          f"last click -> exact score {settled:.2f} s; {n_masked} of {LAYERS * HEADS} heads masked; "
+    print(f"\n[lab] {CLICKS} clicks on the head-mask grid; {n_masked} of {LAYERS * HEADS} heads masked; "
           f"the burst started {'before' if before_baseline else 'after'} the baseline landed")
 
     page.locator(SAVE_BUTTON).click()
@@ -172,6 +174,10 @@ def test_click_burst_in_lab(default_model, lab_server, browser_root, page, brows
     saved = np.load(mask_path)
     assert np.array_equal(saved, want), f"the kernel's mask is not the clicks' one:\n{saved}\n!=\n{want}"
     assert np.array_equal(np.asarray(json.loads(state_path.read_text())["mask"]), saved)
+    scored = np.load(scored_path)
+    assert len(scored) and np.array_equal(scored[-1], want), "the last exact score is not the final mask's"
+    assert len(scored) < CLICKS, f"{len(scored)} exact scores for {CLICKS} clicks: stale requests were scored"
+    print(f"[lab] {len(scored)} exact scores published for {CLICKS} clicks")
     assert page.locator(READOUT).inner_text() == readout, "the readout moved after it settled"
     assert f"{int((saved == 0).sum())} of {saved.size} heads masked" in readout
 
