@@ -3,8 +3,9 @@
 Shows ``session.pipeline`` (a :class:`~bertology_widgets.analyses.pipeline.PipelineResult`):
 
 * per-task lines of probe accuracy by layer, each normalised between the
-  task's majority baseline (0) and its best layer (1); hovering a point shows
-  the raw accuracy;
+  task's majority baseline (0) and its best layer (1); a probe below its
+  baseline lowers the axis, down to ``Y_FLOOR`` (lower values are drawn on
+  it); hovering a point shows the raw accuracy;
 * each task's expected layer (triangle, from the scalar mix) and centre of
   gravity (diamond, from cumulative scoring) above the lines;
 * the scalar-mix weights as a task x layer heat map with a colour bar;
@@ -12,7 +13,8 @@ Shows ``session.pipeline`` (a :class:`~bertology_widgets.analyses.pipeline.Pipel
   overlay" toggle that draws the unmasked result dashed beneath.
 
 Nothing is computed until the button is pressed (or :meth:`run` called); a
-folded panel redraws nothing.
+folded panel redraws nothing, and its figures join the page when it is first
+opened (a figure drawn folded has no size: its plot area would be negative).
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ from ._grid import GridFigure
 
 TASK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 MARKER_Y = 1.12  # where the E[l] and CoG markers sit, above the normalised lines
+Y_LOW = -0.1  # the y axis's lower end while no probe is below its majority baseline
+Y_FLOOR = -1.0  # the lowest it goes: as far below the baseline as the best layer is above it
+
+
+def plotted(*normalised: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """Normalised accuracies ``(tasks, layers + 1)`` as drawn, and the y axis's lower end.
+
+    The axis reaches down to the lowest value with a margin, but not below ``Y_FLOOR``; a value
+    below the floor is drawn on it, so no line or point leaves the plot.
+    """
+    drawn = [np.clip(np.asarray(values, dtype=float), Y_FLOOR, None) for values in normalised]
+    lowest = min((float(np.nanmin(values)) for values in drawn if values.size), default=0.0)
+    return drawn, max(Y_FLOOR - 0.05, min(Y_LOW, lowest - 0.05))
 
 
 def pipeline_summary(result: PipelineResult, stale: bool) -> str:
@@ -89,7 +104,9 @@ class PipelinePanel(SessionView):
         self.add_class("bw-pipeline")
         self.tasks, self.background, self.options = tuple(tasks), background, options
         layers = session.num_layers + 1
-        x, y = LinearScale(min=-0.3, max=layers - 0.7), LinearScale(min=-0.1, max=1.2)
+        x, y = LinearScale(min=-0.3, max=layers - 0.7), LinearScale(min=Y_LOW, max=1.2)
+        self.y_scale = y
+        self._y_axis = Axis(scale=y, side="left", label="accuracy (0 majority, 1 best)", tick_values=[0, 0.5, 1])
         scales = {"x": x, "y": y}
         colours = list(TASK_COLOURS)
         self.lines = Lines(x=np.arange(layers, dtype=float), y=np.zeros((1, layers)), scales=scales, colors=colours,
@@ -109,8 +126,7 @@ class PipelinePanel(SessionView):
                                  self.markers_centre],
                           axes=[Axis(scale=x, label="layer (0 = embeddings)", tick_values=np.arange(layers),
                                      grid_lines="none"),
-                                Axis(scale=y, side="left", label="accuracy (0 majority, 1 best)",
-                                     tick_values=[0, 0.5, 1])],
+                                self._y_axis],
                           title="What each layer knows (v expected layer, \u25c6 centre of gravity)",
                           animation_duration=0, legend_location="bottom-right",
                           layout={"width": "560px", "height": "320px"},
@@ -137,10 +153,21 @@ class PipelinePanel(SessionView):
         self._dlink((self, "error"), (self.error_box, "value"),
                     lambda text: error_html(text, "#b91c1c", "#fef2f2") if text else "")
         self._on_click(self.button, self.compute)
-        self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.fig, self.mix.fig,
+        self.plots = w.VBox()  # the figures, once the panel is shown (see set_active)
+        self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.plots,
                          self.status, self.error_box]
         self._observe(self._redraw, ["result", "unmasked", "overlay"], owner=self)
         self._observe(self._redraw_status, ["pipeline_stale"], owner=session.pipeline_part)
+
+    def set_active(self, active: bool) -> None:
+        """Opened for the first time: the figures join the page, now that it can give them a size."""
+        if active and not self.plots.children:
+            self.plots.children = (self.fig, self.mix.fig)
+        super().set_active(active)
+
+    def _repr_mimebundle_(self, **kwargs):
+        self.set_active(self._active)  # shown on its own, outside a dashboard's folds
+        return super()._repr_mimebundle_(**kwargs)
 
     # -- running -------------------------------------------------------------------------
     def _follow_analysis(self, _change) -> None:
@@ -166,9 +193,17 @@ class PipelinePanel(SessionView):
             return
         layers = np.arange(result.num_layers + 1, dtype=float)
         tasks = list(result.tasks)
-        norm = result.normalised_accuracy
+        other = self.unmasked
+        show = bool(self.overlay and other is not None and other is not result)
+        overlay = np.zeros((0, len(layers)))
+        if show and other is not None:
+            overlay = other.normalised_accuracy[[other.row(t) for t in tasks if t in other.tasks]]
+        (norm, overlay), low = plotted(result.normalised_accuracy, overlay)
         xs = np.tile(layers, len(tasks))
         with self.fig.hold_sync(), self.lines.hold_sync(), self.points.hold_sync():
+            if self.y_scale.min != low:
+                self.y_scale.min = low
+                self._y_axis.tick_values = [t for t in (-1.0, -0.5, 0.0, 0.5, 1.0) if t >= low]
             self.lines.x, self.lines.y, self.lines.labels = layers, norm, tasks
             self.points.x, self.points.y = xs, norm.reshape(-1)
             self.points.names = [f"{t} L{int(layer)}: {a:.3f} (majority {result.majority[i]:.3f})"
@@ -184,11 +219,8 @@ class PipelinePanel(SessionView):
                     marker.colors = [TASK_COLOURS[i % len(TASK_COLOURS)] for i in keep]
                     marker.names = [f"{tasks[i]} {name} {values[i]:.2f}" for i in keep]
                     marker.visible = bool(keep)
-            other = self.unmasked
-            show = bool(self.overlay and other is not None and other is not result)
-            if show and other is not None:
-                rows = [other.row(t) for t in tasks if t in other.tasks]
-                self.unmasked_lines.x, self.unmasked_lines.y = layers, other.normalised_accuracy[rows]
+            if show:
+                self.unmasked_lines.x, self.unmasked_lines.y = layers, overlay
             self.unmasked_lines.visible = show
         self.mix.show(result.mix_weights, row_labels=tasks, col_labels=[f"L{int(x)}" for x in layers])
         self._redraw_status(None)
@@ -210,4 +242,4 @@ def kwargs_of(options: dict) -> dict:
     return {key: options.pop(key) for key in ("layout",) if key in options}
 
 
-__all__ = ["PipelinePanel", "pipeline_summary"]
+__all__ = ["PipelinePanel", "pipeline_summary", "plotted"]

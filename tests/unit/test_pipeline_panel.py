@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bertology_widgets.analyses.pipeline import PipelineResult
 from bertology_widgets.widgets import Dashboard
-from bertology_widgets.widgets.pipeline_panel import PipelinePanel
+from bertology_widgets.widgets.pipeline_panel import Y_FLOOR, Y_LOW, PipelinePanel
 
 QUICK = dict(max_sentences=12, max_iter=5)
 
@@ -50,4 +51,40 @@ def test_the_dashboard_has_the_panel_folded_and_computes_nothing(session):
     index = [fold.children for fold in dashboard.panels.children].index((pipeline,))
     assert dashboard.panels.get_title(index) == "Pipeline: what each layer knows"
     assert dashboard.panels.selected_index is None and session.pipeline is None and not session.analysis_busy
+    assert pipeline.plots.children == ()  # a figure drawn folded has no size: it joins the page when opened
+    dashboard.panels.selected_index = index
+    assert pipeline.plots.children == (pipeline.fig, pipeline.mix.fig)
+    dashboard.panels.selected_index = None
+    assert pipeline.plots.children == (pipeline.fig, pipeline.mix.fig)
     dashboard.close()
+
+
+def test_a_panel_shown_on_its_own_has_its_figures(session):
+    panel = PipelinePanel(session, ("upos",), background=False, **QUICK)
+    assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
+    assert panel.plots.children == (panel.fig, panel.mix.fig)
+    panel.close()
+
+
+def made_up_result(accuracy) -> PipelineResult:
+    """A two-task result over 2 layers with these accuracies ``(2, 3)`` and majority baselines of 0.5."""
+    accuracy = np.asarray(accuracy, dtype=float)
+    return PipelineResult(tasks=("upos", "deprel"), accuracy=accuracy, majority=np.array([0.5, 0.5]),
+                          mix_weights=np.full((2, 3), 1 / 3), mix_gamma=np.ones(2), mix_accuracy=accuracy.max(1),
+                          cumulative=np.maximum.accumulate(accuracy, axis=1), n_train=np.array([10, 10]),
+                          n_test=np.array([5, 5]))
+
+
+def test_probes_below_their_majority_baseline_are_drawn_inside_the_plot(session):
+    panel = PipelinePanel(session, ("upos", "deprel"), background=False, **QUICK)
+    panel.result = made_up_result([[0.45, 0.6, 0.7],  # upos: layer 0 a little below its baseline (-0.25)
+                                   [0.0, 0.52, 0.55]])  # deprel: layer 0 ten times further below than the best is above
+    low = panel.y_scale.min
+    assert Y_FLOOR - 0.1 < low < -0.25  # the axis went down to show them, with its ticks
+    assert list(panel.fig.axes[1].tick_values) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    np.testing.assert_allclose(panel.lines.y, [[-0.25, 0.5, 1.0], [Y_FLOOR, 0.4, 1.0]])  # the far one on the floor
+    assert panel.points.y.min() >= low and panel.lines.y.min() >= low
+    assert panel.points.names[3] == "deprel L0: 0.000 (majority 0.500)"  # the tooltip keeps the raw accuracy
+    panel.result = made_up_result([[0.5, 0.6, 0.7], [0.5, 0.52, 0.55]])
+    assert panel.y_scale.min == Y_LOW  # none below: the axis goes back up
+    panel.close()
