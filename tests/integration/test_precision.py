@@ -151,8 +151,9 @@ def test_take_rows_keeps_the_padding_of_the_batch():
 def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
     """200 random masks on all 872 dev examples on CUDA or an AMX CPU.
 
-    Elsewhere (AVX512-BF16, or bf16 emulated) bf16 and fp32 take 2-20 s per
-    mask on 2 cores, so the default is 40 masks x 128 examples; ``BERTOLOGY_GUARD_EXAMPLES`` and
+    With AVX512-BF16 alone, bf16 and fp32 take 2-20 s per mask on 2 cores: 40 masks x 128
+    examples. Where bf16 is emulated (no bf16 in hardware: ``precision.has_fast_bf16`` is
+    False), a handful: 5 masks x 128 examples. ``BERTOLOGY_GUARD_EXAMPLES`` and
     ``BERTOLOGY_GUARD_MASKS`` set the sizes.
     """
     from bertology_widgets.glue import load_glue
@@ -163,9 +164,12 @@ def test_guarded_bf16_equals_fp32_on_the_default_model_for_200_random_masks():
         pytest.skip("needs BERTOLOGY_GLUE_DIR")
     model, tokenizer = load_model(None, task="sst2")
     device = next(model.parameters()).device
-    fast = device.type == "cuda" or precision.cpu_has_amx()  # where 200 x 872 fits in CI's time
-    n = int(os.environ.get("BERTOLOGY_GUARD_EXAMPLES", "872" if fast else "128"))
-    masks = int(os.environ.get("BERTOLOGY_GUARD_MASKS", "200" if fast else "40"))
+    if device.type == "cuda" or precision.cpu_has_amx():  # where 200 x 872 fits in CI's time
+        sizes = (200, 872)
+    else:
+        sizes = (40, 128) if precision.has_fast_bf16(device) else (5, 128)
+    masks = int(os.environ.get("BERTOLOGY_GUARD_MASKS", sizes[0]))
+    n = int(os.environ.get("BERTOLOGY_GUARD_EXAMPLES", sizes[1]))
     examples = load_glue("sst2", "validation", glue_dir=glue_dir)[:n]
     s = ModelSession(model, tokenizer, examples, task="sst2", precision="bf16", live=False)
     try:
