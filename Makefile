@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -> .venv + package + offline default model, then the dashboard
-#   make test   -> .venv + package + test tools + Chromium, then the whole suite
+#   make test   -> .venv + package + test tools + Chromium + the models the suite opens, then the whole suite
 # The inner loop, once set up:
 #   make check  -> ruff, mypy and tests/unit in parallel (pytest-xdist), stopping at the first failure
 PYTHON ?= python3
@@ -17,7 +17,7 @@ ifneq ($(wildcard ../shared/glue/SST-2/train.tsv),)
 export BERTOLOGY_GLUE_DIR ?= $(abspath ../shared/glue)
 endif
 
-.PHONY: demo test check setup setup-test chromium default-model bench clean
+.PHONY: demo test check setup setup-test chromium default-model test-models bench clean
 
 # Unit tests run in parallel; the integration and browser tests start servers, kernels and subprocesses
 # that share ports, the default model's folder and the 2 cores, so they run one at a time.
@@ -54,10 +54,15 @@ chromium:
 default-model: $(STAMP)
 	$(VENV)/bin/bertology default-model
 
+# The models the suite opens: the default one, and the small GPT-2 of notebooks/04_gpt2.ipynb (a few
+# minutes, once), so the notebook's test loads it from the cache instead of training it.
+test-models: $(STAMP)
+	$(VENV)/bin/bertology default-model --gpt2
+
 demo: $(NOTEBOOK_STAMP) default-model
 	$(VENV)/bin/bertology demo $(DEMO_ARGS)
 
-test: setup-test default-model
+test: setup-test test-models
 	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(XDIST) --durations=25 tests/unit $(PYTEST_ARGS)

@@ -92,12 +92,14 @@ def scratch_builder(
 
 
 def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", glue_dir: PathLike | None = None,
-                         max_train_examples: int = 20_000, progress: bool = True) -> Path:
+                         max_train_examples: int = 20_000, progress: bool = True, rebuild: bool = False) -> Path:
     """Train the named from-scratch model on ``task`` once, into the user cache; return its folder.
 
     The folder is ``<cache>/<name>-<task>`` (see
     :func:`bertology_widgets.models.default_model.cache_root`); it is reused when its
-    manifest checks out and rebuilt otherwise (:func:`~bertology_widgets.models.default_model.build_cached_model`).
+    manifest checks out (unless ``rebuild``) and rebuilt otherwise
+    (:func:`~bertology_widgets.models.default_model.build_cached_model`). ``bertology default-model --gpt2``
+    builds ``gpt2-small-config`` on SST-2 this way, as ``make test`` does before notebooks/04_gpt2.ipynb runs.
     """
     from .default_model import build_cached_model, cache_root
     from .finetune import FinetuneConfig, finetune
@@ -109,4 +111,4 @@ def ensure_scratch_model(name: str = "gpt2-small-config", task: str = "sst2", gl
         result.pop("out", None)
         return {"build": result, "origin": SCRATCH_CONFIGS[name].description}
 
-    return build_cached_model(cache_root() / f"{name}-{task}", build)
+    return build_cached_model(cache_root() / f"{name}-{task}", build, rebuild=rebuild)

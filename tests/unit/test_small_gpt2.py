@@ -60,3 +60,20 @@ def test_the_tiny_gpt2_is_trained_once_into_the_cache(tmp_path, monkeypatch):
     assert len(calls) == 1
     model, _ = load_model(str(folder))
     assert model.config.model_type == "gpt2" and model.config.n_layer == 2
+
+
+@pytest.mark.parametrize("flags", [[], ["--gpt2"], ["--gpt2", "--rebuild"]])
+def test_bertology_default_model_builds_notebook_04s_gpt2_when_asked(flags, monkeypatch, capsys):
+    from bertology_widgets import cli
+    from bertology_widgets.models import small_gpt2
+
+    built = []
+    monkeypatch.setattr(default_model, "ensure_default_model",
+                        lambda glue_dir=None, rebuild=False: built.append(("default", rebuild)) or "default-folder")
+    monkeypatch.setattr(small_gpt2, "ensure_scratch_model",
+                        lambda name, task, glue_dir=None, rebuild=False: built.append((f"{name}-{task}", rebuild))
+                        or "gpt2-folder")
+    assert cli.main(["default-model", *flags]) == 0
+    rebuild = "--rebuild" in flags
+    assert built == [("default", rebuild)] + ([("gpt2-small-config-sst2", rebuild)] if flags else [])
+    assert capsys.readouterr().out.split() == ["default-folder"] + (["gpt2-folder"] if flags else [])
