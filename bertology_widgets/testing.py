@@ -51,6 +51,11 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
             n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=101, eos_token_id=102,
             **common,
         )
+    elif arch == "openai-gpt":
+        config = AutoConfig.for_model(
+            arch, vocab_size=vocab_size, n_embd=hidden, n_layer=num_layers, n_head=num_heads, n_positions=128,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
+        )
     elif arch == "llama":
         config = AutoConfig.for_model(
             arch, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=num_layers,
@@ -75,7 +80,8 @@ def tiny_config(arch: str, *, num_layers: int = 3, num_heads: int = 4, hidden: i
         )
     else:
         raise ValueError(f"no tiny config for {arch!r}; choose from {TINY_ARCHITECTURES + TINY_EXTRA_ARCHITECTURES}")
-    config._attn_implementation = "eager" if arch == "deberta-v2" else attn_implementation  # DeBERTa: eager only
+    eager_only = arch in ("deberta-v2", "openai-gpt")  # transformers has no SDPA path for these
+    config._attn_implementation = "eager" if eager_only else attn_implementation
     if initializer_range is not None:
         config.initializer_range = float(initializer_range)
     return config
@@ -89,6 +95,27 @@ def tiny_model(arch: str = "bert", *, seed: int = 0, **config_kwargs: Any) -> Pr
     config = tiny_config(arch, **config_kwargs)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation=config._attn_implementation)
     return model.eval()
+
+
+#: Families :func:`tiny_lm` builds with a causal LM head (the rest get a masked-LM head).
+TINY_CAUSAL_LMS = ("gpt2", "openai-gpt", "llama")
+TINY_MASKED_LMS = ("bert", "roberta", "distilbert")
+
+
+def tiny_lm(arch: str = "gpt2", *, seed: int = 0, **config_kwargs: Any) -> PreTrainedModel:
+    """A tiny random language model in eval mode: ``GPT2LMHeadModel``, ``OpenAIGPTLMHeadModel`` or
+    ``LlamaForCausalLM`` for the causal families, ``BertForMaskedLM`` (and RoBERTa's, DistilBERT's) for the others.
+
+    It ties its input and output embeddings as the family does, so GPT-2 and GPT unembed through ``wte``.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    if arch not in TINY_CAUSAL_LMS + TINY_MASKED_LMS:
+        raise ValueError(f"no tiny language model for {arch!r}; choose from {TINY_CAUSAL_LMS + TINY_MASKED_LMS}")
+    torch.manual_seed(seed)
+    config = tiny_config(arch, **config_kwargs)
+    auto = AutoModelForCausalLM if arch in TINY_CAUSAL_LMS else AutoModelForMaskedLM
+    return auto.from_config(config, attn_implementation=config._attn_implementation).eval()
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerBase:

@@ -251,6 +251,12 @@ GPT2 = ArchitectureAdapter(
     out_proj="attn.c_proj", qkv=("attn.c_attn",), conv1d=True, head_count_attrs=("num_heads",),
     classifier_head=_gpt2_head, classifier_modules=("score",), causal=True)
 
+OPENAI_GPT = ArchitectureAdapter(
+    name="GPT", model_types=("openai-gpt",), base_prefix="transformer", layers="h", attention_core="attn",
+    out_proj="attn.c_proj", qkv=("attn.c_attn",), conv1d=True, head_count_attrs=("n_head",), causal=True,
+    sdpa=False, prunable=False,
+    not_prunable_because="head pruning is not implemented for GPT (OpenAIGPTModel) yet")
+
 LLAMA = ArchitectureAdapter(
     name="Llama", model_types=("llama", "mistral", "qwen2"), base_prefix="model", layers="layers",
     attention_core="self_attn", out_proj="self_attn.o_proj",
@@ -264,7 +270,8 @@ MODERNBERT = ArchitectureAdapter(
     not_prunable_because="it fuses Q, K and V into one Wqkv projection, which head pruning does not slice",
     layer_kind=_modernbert_layer_kind, layer_note=_modernbert_layer_note)
 
-ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, LLAMA, DEBERTA_V2, MODERNBERT)
+ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, GPT2, OPENAI_GPT, LLAMA, DEBERTA_V2,
+                                             MODERNBERT)
 
 
 def layer_attention_note(model: nn.Module, layer: int) -> str:
