@@ -26,7 +26,7 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,12 +34,13 @@ from torch import nn
 
 from ..core.architectures import adapter_for
 from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
-from ..core.bound import encoded_examples
+from ..core.bound import bind, encoded_examples
 from ..core.capturing import _attentions_per_layer, attention_implementation
 from ..core.gating import kept_heads, model_shape
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
 from .evaluation import DEFAULT_MAX_LENGTH
+from .induction import induction_scores
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -81,6 +82,11 @@ class HeadRoles:
         One of :data:`ROLES` (``"pruned"`` for a head pruned away).
     n_examples, n_queries : int
     causal : bool
+    induction : np.ndarray, shape ``(layers, heads)``, or None
+        Causal models: each head's induction score, 0..1, on repeated random tokens
+        (:mod:`~bertology_widgets.analyses.induction`); None for bidirectional models.
+    in_context_loss : float or None
+        Causal LMs: the mean loss (nats per token) on the repeated half of those sequences.
     """
 
     measures: dict
@@ -88,6 +94,8 @@ class HeadRoles:
     n_examples: int
     n_queries: int
     causal: bool
+    induction: np.ndarray | None = None
+    in_context_loss: float | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -102,7 +110,10 @@ class HeadRoles:
         def clean(array):
             return [[None if not np.isfinite(v) else float(v) for v in row] for row in array]
 
+        extra = {} if self.induction is None else {"induction": clean(self.induction),
+                                                   "in_context_loss": self.in_context_loss}
         return {
+            **extra,
             "measures": {k: clean(v) for k, v in self.measures.items()},
             "roles": self.roles.tolist(),
             "role_counts": self.role_counts(),
@@ -116,7 +127,10 @@ class HeadRoles:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         npz, js = directory / "head_roles.npz", directory / "head_roles.json"
-        np.savez(npz, roles=self.roles.astype(str), **{k: v for k, v in self.measures.items()})
+        arrays: dict[str, Any] = dict(self.measures, roles=self.roles.astype(str))
+        if self.induction is not None:
+            arrays["induction"] = self.induction
+        np.savez(npz, **arrays)
         js.write_text(json.dumps(self.to_dict(), indent=1))
         return npz, js
 
@@ -127,9 +141,13 @@ class HeadRoles:
         if path.is_dir():
             path = path / "head_roles.json"
         data = json.loads(path.read_text())
-        measures = {k: np.array([[np.nan if v is None else v for v in row] for row in m], dtype=np.float64)
-                    for k, m in data["measures"].items()}
-        return cls(measures, np.array(data["roles"]), data["n_examples"], data["n_queries"], data["causal"])
+        def array(m):
+            return np.array([[np.nan if v is None else v for v in row] for row in m], dtype=np.float64)
+
+        measures = {k: array(m) for k, m in data["measures"].items()}
+        induction = array(data["induction"]) if "induction" in data else None
+        return cls(measures, np.array(data["roles"]), data["n_examples"], data["n_queries"], data["causal"],
+                   induction, data.get("in_context_loss"))
 
     def table(self) -> str:
         """A readable table: one line per head with its role and main measures."""
@@ -219,7 +237,7 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 @torch.inference_mode()
 def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet, *,
                batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
-               on_progress: Callable[[int, int], None] | None = None) -> HeadRoles:
+               on_progress: Callable[[int, int], None] | None = None, induction: bool | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
 
     Parameters
@@ -234,11 +252,16 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
         (see :mod:`~bertology_widgets.runtime.progress`).
     on_progress : callable, optional
         Also called as ``on_progress(done, total)`` after every batch (the older keyword).
+    induction : bool, optional
+        Also score induction heads and the in-context copying loss
+        (:func:`~bertology_widgets.analyses.induction.induction_scores`, one extra forward of its fixed
+        sequences). Default: for causal models.
 
     Returns
     -------
     HeadRoles
-        Measures ``(layers, heads)`` each, and roles ``(layers, heads)``.
+        Measures ``(layers, heads)`` each, and roles ``(layers, heads)``; ``induction`` ``(layers, heads)``
+        and ``in_context_loss`` for causal models.
     """
     if len(examples) == 0:
         raise ValueError("no examples given to measure head roles on")
@@ -276,8 +299,12 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
             missing[layer, heads] = counts[name][layer] == 0
         values[missing] = np.nan
         measures[name] = values
+    copying = None
+    if causal if induction is None else induction:
+        copying = induction_scores(bind(model, tokenizer))
     return HeadRoles(measures=measures, roles=assign_roles(measures), n_examples=len(encoded),
-                     n_queries=queries, causal=causal)
+                     n_queries=queries, causal=causal, induction=None if copying is None else copying.induction,
+                     in_context_loss=None if copying is None else copying.in_context_loss)
 
 
 __all__ = ["BROAD_ENTROPY_THRESHOLD", "HeadRoles", "MEASURES", "ROLES", "ROLE_DESCRIPTIONS",
