@@ -48,11 +48,13 @@ def fraction(text: str) -> float:
     return _number(float, text, 0.0, 1.0, lowest_allowed=False)
 
 
-def add_model_task_options(parser, task_required: bool = True) -> None:
+TASK_HELP = "GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"
+
+
+def add_model_task_options(parser, task_required: bool = True, task_help: str = TASK_HELP) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
-    parser.add_argument("--task", required=task_required,
-                        help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli")
+    parser.add_argument("--task", required=task_required, help=task_help)
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
                         help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
                              "SST-2 for sst2, else the hub)")
