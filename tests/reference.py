@@ -215,3 +215,15 @@ def faulty_batches(scorer: Any, fault: Callable[[int], object]) -> Iterator[Any]
         yield scorer
     finally:
         del scorer._batch_logits
+
+
+def run_cli(argv: list, capsys: Any) -> tuple[int, str, str]:
+    """``bertology argv...`` in this process: ``(exit code, stdout, stderr)``."""
+    from bertology_widgets.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

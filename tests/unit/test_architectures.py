@@ -117,4 +117,5 @@ def test_unsupported_architectures_are_refused_by_name(make, model_type, tokeniz
 
 def test_supported_architectures_lists_every_family():
     listed = supported_architectures().split(", ")
-    assert listed == ["BERT", "RoBERTa", "DistilBERT", "ELECTRA", "GPT-2", "Llama", "DeBERTa-v2/v3", "ModernBERT"]
+    assert listed == ["BERT", "RoBERTa", "DistilBERT", "ELECTRA", "GPT-2", "GPT", "Llama", "DeBERTa-v2/v3",
+                      "ModernBERT"]

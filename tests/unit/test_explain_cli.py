@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from reference import saved_tiny_model
-
-from bertology_widgets.cli import main
+from reference import run_cli, saved_tiny_model
 
 SENTENCES = ["a fine film", "a dull mess", "i loved it", "no point at all", "charming and affecting"]
 
@@ -27,21 +25,12 @@ def root(tmp_path_factory, tokenizer):
     return folder
 
 
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def model(root):
     return ["--model", str(root / "model")]
 
 
 def test_explain_json_has_words_scores_and_completeness(root, capsys):
-    code, out, err = run(["explain", *model(root), "--text", "a charming and affecting journey", "--method", "ig",
+    code, out, err = run_cli(["explain", *model(root), "--text", "a charming and affecting journey", "--method", "ig",
                           "--json"], capsys)
     assert code == 0, err
     result = json.loads(out)
@@ -53,7 +42,7 @@ def test_explain_json_has_words_scores_and_completeness(root, capsys):
 
 @pytest.mark.parametrize("method", ["grad_x_input", "occlusion", "rollout"])
 def test_explain_prints_words_in_order(root, capsys, method):
-    code, out, err = run(["explain", *model(root), "--text", "a dull mess", "--method", method,
+    code, out, err = run_cli(["explain", *model(root), "--text", "a dull mess", "--method", method,
                           "--mask", str(root / "mask.npy")], capsys)
     assert code == 0, err
     lines = out.splitlines()
@@ -63,7 +52,7 @@ def test_explain_prints_words_in_order(root, capsys, method):
 
 def test_explain_with_mean_ablation(root, capsys, monkeypatch):
     monkeypatch.delenv("BERTOLOGY_GLUE_DIR", raising=False)
-    code, out, err = run(["explain", *model(root), "--text", "a dull mess", "--mask", str(root / "mask.npy"),
+    code, out, err = run_cli(["explain", *model(root), "--text", "a dull mess", "--mask", str(root / "mask.npy"),
                           "--ablation", "mean", "--task", "sst2", "--glue-dir", str(root / "glue"), "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["ablation"] == "mean"
@@ -71,7 +60,7 @@ def test_explain_with_mean_ablation(root, capsys, monkeypatch):
 
 def test_agreement_writes_the_table(root, capsys, monkeypatch):
     monkeypatch.delenv("BERTOLOGY_GLUE_DIR", raising=False)
-    code, out, err = run(["agreement", *model(root), "--task", "sst2", "--glue-dir", str(root / "glue"),
+    code, out, err = run_cli(["agreement", *model(root), "--task", "sst2", "--glue-dir", str(root / "glue"),
                           "--methods", "grad_x_input,rollout", "--out", str(root / "agree")], capsys)
     assert code == 0, err
     written = json.loads((root / "agree" / "agreement.json").read_text())
@@ -106,7 +95,7 @@ CASES = [
 @pytest.mark.parametrize("argv, words", [pytest.param(build, words, id=name) for name, build, words in CASES])
 def test_bad_input_exits_2_with_one_line(root, argv, words, capsys, monkeypatch):
     monkeypatch.delenv("BERTOLOGY_GLUE_DIR", raising=False)
-    code, _, err = run(argv(root), capsys)
+    code, _, err = run_cli(argv(root), capsys)
     lines = [line for line in err.splitlines() if line.strip() and "examples)" not in line]
     assert code == 2, err
     assert len(lines) == 1 and "Traceback" not in err, err
