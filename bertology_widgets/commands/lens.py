@@ -25,14 +25,19 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+VISIBLE = str.maketrans({" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5"})
+
+
 def _cell(token: str, width: int) -> str:
-    shown = repr(token)[1:-1]
+    """A decoded token made visible (a space as ``␣``, a newline as ``↵``), cut or padded to ``width``."""
+    shown = repr(token.translate(VISIBLE))[1:-1]
     return (shown if len(shown) <= width else shown[:width - 1] + "…").ljust(width)
 
 
-def table(result, width: int = 10) -> str:
+def table(result, tokenizer, width: int = 10) -> str:
     """Rows = layers (``emb``, then ``0..L-1``), columns = positions: each cell the layer's top token there."""
-    header = "layer | " + " ".join(_cell(t, width) for t in result.tokens)
+    inputs = [tokenizer.decode([int(i)]) for i in result.input_ids]
+    header = "layer | " + " ".join(_cell(t, width) for t in inputs)
     lines = [header, "-" * len(header)]
     for row, cells in enumerate(result.top_tokens):
         name = "emb" if row == 0 else str(row - 1)
@@ -57,7 +62,7 @@ def run(args) -> int:
     what = "next token" if result.kind == "causal" else "token at each position"
     masked = "" if mask is None else f", {int((mask == 0).sum())} heads masked ({args.mask})"
     print(f"Logit lens: each layer's top prediction of the {what}{masked}")
-    print(table(result))
+    print(table(result, tokenizer))
     last = len(result.tokens) - 1
     final = result.top_tokens[-1][last][0]
     first = result.first_top_layer(int(result.final_ids[last]), last)
