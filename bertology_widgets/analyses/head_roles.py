@@ -40,7 +40,7 @@ from ..core.gating import kept_heads, model_shape
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
 from .evaluation import DEFAULT_MAX_LENGTH
-from .induction import induction_scores
+from .induction import induction_scores, probe_fits
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -255,7 +255,7 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
     induction : bool, optional
         Also score induction heads and the in-context copying loss
         (:func:`~bertology_widgets.analyses.induction.induction_scores`, one extra forward of its fixed
-        sequences). Default: for causal models.
+        sequences). Default: for causal models that take its 101 tokens.
 
     Returns
     -------
@@ -300,8 +300,9 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
         values[missing] = np.nan
         measures[name] = values
     copying = None
-    if causal if induction is None else induction:
-        copying = induction_scores(bind(model, tokenizer))
+    bound = bind(model, tokenizer)
+    if induction or (induction is None and causal and probe_fits(bound)):
+        copying = induction_scores(bound)
     return HeadRoles(measures=measures, roles=assign_roles(measures), n_examples=len(encoded),
                      n_queries=queries, causal=causal, induction=None if copying is None else copying.induction,
                      in_context_loss=None if copying is None else copying.in_context_loss)

@@ -40,7 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from ..core.bound import BoundModel
-from ..core.capturing import _attentions_per_layer, attention_implementation
+from ..core.capturing import _attentions_per_layer, attention_implementation, model_max_length
 from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
 from ..core.unembedding import has_lm_head, unembedding_for
@@ -129,10 +129,20 @@ def top_heads(scores: np.ndarray, n: int = 10) -> list[tuple[int, int, float]]:
     return [(int(i // heads), int(i % heads), float(flat[i])) for i in order]
 
 
+def probe_fits(bound: BoundModel, length: int = INDUCTION_LENGTH) -> bool:
+    """Whether the model takes a probe sequence (BOS and ``2 * length`` tokens) in one pass."""
+    return 2 * length + 1 <= model_max_length(bound.model, bound.tokenizer)
+
+
 def _probe(bound: BoundModel, length: int, count: int, seed: int, token_range: tuple[int, int]) -> RepeatedTokens:
     model: Any = bound.model
     vocab = int(model.get_input_embeddings().num_embeddings)
-    return repeated_tokens(bound.tokenizer, vocab, length, count, seed, token_range)
+    probe = repeated_tokens(bound.tokenizer, vocab, length, count, seed, token_range)
+    limit = model_max_length(model, bound.tokenizer)
+    if probe.input_ids.shape[1] > limit:
+        raise ValueError(f"the induction probe has {probe.input_ids.shape[1]} tokens; this model takes at most "
+                         f"{limit}: give length={(limit - probe.offset) // 2} or less")
+    return probe
 
 
 def _copy_loss(logits: torch.Tensor, probe: RepeatedTokens) -> float:
@@ -202,4 +212,5 @@ def induction_scores(bound: BoundModel, mask: HeadMaskLike = None, *, length: in
 
 
 __all__ = ["INDUCTION_LENGTH", "INDUCTION_SEED", "INDUCTION_SEQUENCES", "INDUCTION_TOKEN_RANGE", "InductionScores",
-           "RepeatedTokens", "in_context_loss", "induction_scores", "repeated_tokens", "top_heads"]
+           "RepeatedTokens", "in_context_loss", "induction_scores", "probe_fits", "repeated_tokens",
+           "top_heads"]

@@ -119,6 +119,11 @@ def test_models_the_scores_do_not_fit_are_refused_or_get_no_loss(tokenizer):
     assert classifier.in_context_loss is None and classifier.induction.shape == (3, 4)
 
 
+def test_a_probe_longer_than_the_model_takes_is_refused(model, tokenizer):
+    with pytest.raises(ValueError, match="takes at most 128: give length=64 or less"):
+        induction_scores(bind(model, tokenizer), length=70, count=1)
+
+
 def test_top_heads_orders_by_score_and_puts_pruned_heads_last():
     scores = np.array([[0.1, np.nan], [0.9, 0.5]])
     assert top_heads(scores, 4) == [(1, 0, 0.9), (1, 1, 0.5), (0, 0, 0.1), (0, 1, -np.inf)]
