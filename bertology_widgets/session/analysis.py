@@ -8,9 +8,11 @@ Every analysis goes through :meth:`AnalysisRunner.run`:
   It touches no trait, calls ``report(done, total)`` for progress and
   returns its result;
 * ``apply(result)`` runs on the kernel's main thread (through the session's
-  dispatcher) and assigns the traits.
+  dispatcher, as a :class:`~.jobs.Lane` hands results over) and assigns the traits.
 
-Failures land in ``analysis_error`` (cleared when the next analysis starts).
+The runner is a part that owns the ``analysis_*`` traits; :class:`AnalysisResults`
+is the part that owns importance, the masking curve and the probe. Failures land
+in ``analysis_error`` (cleared when the next analysis starts).
 
 An analysis that depends only on the model, the examples and its options
 passes ``cache=(kind, key_parts)``: its result is then shared on disk with
@@ -22,39 +24,81 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
-from traitlets import Bool, Dict, Float, HasTraits, Instance, Unicode
+from traitlets import Bool, Dict, Float, Instance, Unicode
 
 from ..analyses.probe import ProbeResult
+from .jobs import Lane
+from .part import Hold, SessionPart
 from .traits import array_trait
 
 PROGRESS_EVERY_S = 0.25  # progress reaches the traits at most 4 times a second
 
 
-class AnalysisRunner:
+class AnalysisData(NamedTuple):
+    """What the analysis parts read of the session: fixed when it opens."""
+
+    tokenizer: Any
+    examples: list
+    eval_set: Any  # EncodedSet of the examples: no analysis tokenizes them again
+    task: str
+    label_names: list
+    shape: tuple  # (layers, heads)
+    batch_size: int
+    max_length: int
+
+    def examples_for(self, max_examples):
+        return self.examples if max_examples is None else self.examples[:max_examples]
+
+    def set_for(self, max_examples):
+        """The encoded examples (the first ``max_examples``)."""
+        return self.eval_set if max_examples is None else self.eval_set.head(max_examples)
+
+
+class AnalysisRunner(SessionPart):
     """Runs one analysis at a time off the kernel thread; a part of :class:`~.session.ModelSession`.
+
+    Traits
+    ------
+    analysis_busy : bool; analysis_progress : float in [0, 1]; analysis_status : str
+        ``analysis_status`` is the running analysis' name, then ``"<name>: done"`` or ``"<name>: failed"``.
+    analysis_cached : bool
+        The last result came from the shared results cache.
+    analysis_error : str
 
     Parameters
     ----------
     post : callable
         The session dispatcher's ``post``: ``post(fn, *args)`` runs ``fn`` on the owner thread.
-    publish : callable
-        ``publish(**traits)`` assigns the session's ``analysis_*`` traits together (owner thread).
-    running : callable
-        The name of the analysis under way (the session's ``analysis_status`` while ``analysis_busy``), or None.
     drain : callable
         Runs what was posted (owner thread), for analyses run in the foreground.
     bound, model_lock
         The session's bound model; an analysis computes on a bound deep copy taken under the lock.
     """
 
-    def __init__(self, post: Callable[..., None], publish: Callable[..., None], running: Callable[[], str | None],
-                 drain: Callable[[], int], bound, model_lock: threading.RLock):
-        self._post, self._publish, self._running, self._drain = post, publish, running, drain
+    analysis_busy = Bool(False)
+    analysis_progress = Float(0.0)
+    analysis_status = Unicode("")
+    analysis_cached = Bool(False)
+    analysis_error = Unicode("")
+
+    def __init__(self, post: Callable[..., None], drain: Callable[[], int], bound, model_lock: threading.RLock,
+                 hold: Hold | None = None):
+        super().__init__(hold)
+        self.lane = Lane(post)
+        self._drain = drain
         self._bound, self._lock = bound, model_lock
         self._fingerprint: dict | None = None
+
+    def running(self) -> str | None:
+        """The name of the analysis under way, or None."""
+        return self.analysis_status if self.analysis_busy else None
+
+    def close(self) -> None:
+        """Drop the result of the analysis under way (it is never published)."""
+        self.lane.close()
 
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
@@ -83,18 +127,19 @@ class AnalysisRunner:
         cache (``compute`` must then return JSON-able data and arrays).
         Returns the worker thread (``background=True``), or None once applied.
         """
-        running = self._running()
+        running = self.running()
         if running is not None:
             raise RuntimeError(f"an analysis is already running ({running}); wait for it to finish")
-        self._publish(analysis_busy=True, analysis_progress=0.0, analysis_status=name, analysis_error="")
-        post = self._post
+        self.publish(analysis_busy=True, analysis_progress=0.0, analysis_status=name, analysis_error="")
+        lane = self.lane
+        generation = lane.request()
         last = [0.0]
 
         def report(done, total):  # worker thread: throttled, handed to the main thread
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY_S or done >= total:
                 last[0] = now
-                post(self._progressed, float(done) / max(1, total))
+                lane.deliver(generation, self._progressed, float(done) / max(1, total))
 
         def run():
             if cache is None:
@@ -107,9 +152,9 @@ class AnalysisRunner:
             try:
                 value, hit = run()
             except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                post(self._finished, name, None, exc)
+                lane.deliver(generation, self._finished, name, None, exc)
                 return
-            post(self._finished, name, apply, value, hit)
+            lane.deliver(generation, self._finished, name, apply, value, hit)
 
         if not background:
             target()
@@ -120,8 +165,8 @@ class AnalysisRunner:
         return thread
 
     def _progressed(self, fraction: float) -> None:
-        if self._running() is not None:
-            self._publish(analysis_progress=fraction)
+        if self.running() is not None:
+            self.publish(analysis_progress=fraction)
 
     def _finished(self, name: str, apply, value, cached: bool = False) -> None:
         """Main thread: apply the result (or show the failure) and free the analysis slot."""
@@ -136,16 +181,16 @@ class AnalysisRunner:
                   "analysis_progress": 1.0}
         if failure is not None:
             status["analysis_error"] = f"{name} failed: {type(failure).__name__}: {failure}"
-        self._publish(**status)
+        self.publish(**status)
         from ..runtime.memory import release_freed_memory
 
         release_freed_memory()  # the analysis' model copy and activations
 
 
-class AnalysisMixin(HasTraits):
-    """Traits and methods for importance, masking curves and probes (mixed into ``ModelSession``).
+class AnalysisResults(SessionPart):
+    """Head importance, the masking curve and the layer probe; a part of :class:`~.session.ModelSession`.
 
-    The work runs through the session's :class:`AnalysisRunner` (``session.analyses``).
+    The work runs through the session's :class:`AnalysisRunner` (``run``).
 
     Traits
     ------
@@ -155,53 +200,31 @@ class AnalysisMixin(HasTraits):
         ``random_baseline`` (steps with mean / min / max over seeds).
     probe : ProbeResult or None
         The last layer probe (:meth:`compute_probe`).
-    analysis_busy : bool; analysis_progress : float in [0, 1]; analysis_status : str
-        ``analysis_status`` is the running analysis' name, then ``"<name>: done"`` or ``"<name>: failed"``.
-    """
 
-    # What the methods below read from the session that mixes this in.
-    analyses: AnalysisRunner
-    tokenizer: Any
-    examples: list
-    eval_set: Any
-    batch_size: int
-    max_length: int
-    mask: Any
-    analysis_error: Any
-    task: Any
-    label_names: Any
-    num_layers: Any
-    num_heads: Any
+    Parameters
+    ----------
+    runner : AnalysisRunner
+        Runs the analyses (``run``, ``results_key``) and shows their status.
+    data : AnalysisData
+    current_mask : callable
+        ``() -> np.ndarray (layers, heads)``: the session's mask.
+    set_mask : callable
+        ``set_mask(mask)``: assign the session's mask (:meth:`mask_least_important`).
+    """
 
     importance = array_trait("layers", "heads", kinds="fiu", help="Head importance (higher: more important)")
     entropy = array_trait("layers", "heads", kinds="fiu", help="Mean attention entropy of each head, in nats")
     curve = Dict()
     probe = Instance(ProbeResult, allow_none=True, help="The last layer probe (accuracy: (layers + 1,))")
-    analysis_busy = Bool(False)
-    analysis_progress = Float(0.0)
-    analysis_status = Unicode("")
-    analysis_cached = Bool(False)
 
-    def private_model(self):
-        """A deep copy of the model, for long work that must not block or disturb live scoring."""
-        return self.analyses.private_model()
-
-    def private_bound(self):
-        """A bound deep copy of the model (the session's task, label order and ablation), for the analyses."""
-        return self.analyses.private_bound()
-
-    def _analysis_examples(self, max_examples):
-        return self.examples if max_examples is None else self.examples[:max_examples]
-
-    def _analysis_set(self, max_examples):
-        """The session's encoded examples (the first ``max_examples``): no analysis tokenizes them again."""
-        return self.eval_set if max_examples is None else self.eval_set.head(max_examples)
-
-    def _run_analysis(self, name: str, compute, apply, background: bool = True, cache=None):
-        return self.analyses.run(name, compute, apply, background, cache)
+    def __init__(self, runner: AnalysisRunner, data: AnalysisData, current_mask: Callable[[], Any],
+                 set_mask: Callable[[Any], None], hold: Hold | None = None):
+        super().__init__(hold)
+        self.runner, self.data = runner, data
+        self._current_mask, self._set_mask = current_mask, set_mask
 
     def _results_key(self, examples, **options) -> dict:
-        return self.analyses.results_key(self.task, examples, **options)
+        return self.runner.results_key(self.data.task, examples, **options)
 
     def compute_importance(self, max_examples: int | None = None, background: bool = True, **options):
         """Head importance and attention entropy under the current mask (see :func:`head_importance`).
@@ -210,19 +233,18 @@ class AnalysisMixin(HasTraits):
         """
         from ..analyses.importance import head_importance_set
 
-        examples, mask = self._analysis_examples(max_examples), np.array(self.mask)
-        eval_set = self._analysis_set(max_examples)
+        examples, mask = self.data.examples_for(max_examples), np.array(self._current_mask())
+        eval_set = self.data.set_for(max_examples)
 
         def compute(model, report):
             result = head_importance_set(model, eval_set, mask, on_progress=report, **options)
             return result.importance, result.entropy
 
         def apply(result):
-            with self.hold_trait_notifications():
-                self.importance, self.entropy = result
+            self.publish(importance=result[0], entropy=result[1])
 
         cache = ("importance", self._importance_key(examples, mask, options))
-        return self._run_analysis("head importance", compute, apply, background, cache)
+        return self.runner.run("head importance", compute, apply, background, cache)
 
     def _importance_key(self, examples, mask, options):
         return self._results_key(examples, mask=np.asarray(mask, dtype=np.float32), **options)
@@ -235,13 +257,14 @@ class AnalysisMixin(HasTraits):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
         from ..analyses.masking_curve import heads_per_step, masking_curve_set, random_masking_curve_set
 
-        examples = self._analysis_examples(max_examples)
-        eval_set = self._analysis_set(max_examples)
+        examples = self.data.examples_for(max_examples)
+        eval_set = self.data.set_for(max_examples)
+        layers, heads = self.data.shape
 
         def compute(model, report):
             # The bar's first half follows the curve's steps (at most all heads but one, per_step at a time),
             # the second half the random-order baseline.
-            total = self.num_layers * self.num_heads
+            total = layers * heads
             steps = max(1, (total - 1) // heads_per_step(total, options.get("masking_amount", 0.1)))
             done = [0]
 
@@ -262,11 +285,10 @@ class AnalysisMixin(HasTraits):
             return result.importance, data
 
         def apply(value):
-            with self.hold_trait_notifications():
-                self.importance, self.curve = value
+            self.publish(importance=value[0], curve=value[1])
 
         cache = ("masking_curve", self._curve_key(examples, random_seeds, options))
-        return self._run_analysis("masking curve", compute, apply, background, cache)
+        return self.runner.run("masking curve", compute, apply, background, cache)
 
     def load_shared_results(self, max_examples: int | None = None, random_seeds=(0, 1, 2), **curve_options) -> list:
         """Show the importance, entropy and masking curve already in the shared results cache.
@@ -279,19 +301,22 @@ class AnalysisMixin(HasTraits):
 
         if results_dir() is None:
             return []
-        examples, found = self._analysis_examples(max_examples), []
-        ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
+        examples, found = self.data.examples_for(max_examples), []
+        ones = np.ones(self.data.shape, dtype=np.float32)
         importance = lookup("importance", self._importance_key(examples, ones, {}))
         curve = lookup("masking_curve", self._curve_key(examples, random_seeds, curve_options))
-        with self.hold_trait_notifications():
-            if importance is not None:
-                self.importance, self.entropy = importance
-                found.append("importance")
-            if curve is not None:
-                self.importance, self.curve = curve
-                found.append("masking curve")
+        values: dict = {}
+        if importance is not None:
+            values.update(importance=importance[0], entropy=importance[1])
+            found.append("importance")
+        if curve is not None:
+            values.update(importance=curve[0], curve=curve[1])
+            found.append("masking curve")
+        with self.runner.hold_trait_notifications():
+            self.publish(**values)
             if found:
-                self.analysis_status, self.analysis_cached = f"{' and '.join(found)}: from the shared cache", True
+                self.runner.publish(analysis_status=f"{' and '.join(found)}: from the shared cache",
+                                    analysis_cached=True)
         return found
 
     def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,
@@ -307,9 +332,10 @@ class AnalysisMixin(HasTraits):
         """
         from ..analyses.probe import layer_probe
 
-        if not self.label_names:
-            raise ValueError(f"{self.task} is a regression task; layer probes support classification tasks only")
-        mask, task, dev = np.array(self.mask), self.task, list(self.examples)
+        data = self.data
+        if not data.label_names:
+            raise ValueError(f"{data.task} is a regression task; layer probes support classification tasks only")
+        mask, task, dev = np.array(self._current_mask()), data.task, list(data.examples)
 
         def compute(model, report):
             train = train_examples
@@ -317,23 +343,24 @@ class AnalysisMixin(HasTraits):
                 from ..glue import load_glue
 
                 train = list(load_glue(task, "train", glue_dir=glue_dir, max_examples=train_pool))
-            return layer_probe(model, self.tokenizer, train, dev, mask, pooling, max_train, C, seed,
+            return layer_probe(model, data.tokenizer, train, dev, mask, pooling, max_train, C, seed,
                                progress=report, max_dev=max_dev,
-                               batch_size=self.batch_size, max_length=self.max_length)
+                               batch_size=data.batch_size, max_length=data.max_length)
 
         def apply(result):
             self.probe = result
 
-        return self._run_analysis("layer probe", compute, apply, background)
+        return self.runner.run("layer probe", compute, apply, background)
 
     def mask_least_important(self, n: int) -> None:
         """Mask the ``n`` least important heads (needs :meth:`compute_importance` first); keep the rest."""
         if self.importance is None:
             raise ValueError("compute head importance first (compute_importance())")
-        total = self.num_layers * self.num_heads
+        layers, heads = self.data.shape
+        total = layers * heads
         if not 0 <= n <= total:
             raise ValueError(f"n must lie in 0..{total}, got {n}")
         order = np.argsort(np.asarray(self.importance).reshape(-1), kind="stable")
         mask = np.ones(total, dtype=np.float32)
         mask[order[:n]] = 0
-        self.mask = mask.reshape(self.num_layers, self.num_heads)
+        self._set_mask(mask.reshape(layers, heads))

@@ -1,44 +1,44 @@
 """Why this prediction, live: token attributions, attention rollout and norms of the shown input.
 
-:class:`ExplanationTraits` declares the traits a session shows (a mixin of
-:class:`~.session.ModelSession`); :class:`ExplanationPart` computes them. The
-part gets everything it needs as callables at construction, so it reads no
-other part's private state:
+:class:`ExplanationPart` owns the traits (what is asked: ``explain``,
+``explain_method``, ``explain_unmasked``, ``attention_measure``; what is
+computed: ``token_scores``, ``rollout``, ``norms`` ...) and computes them. It
+gets everything else as callables at construction, so it reads no other
+part's private state:
 
 - ``bound()``: the bound model (made once, on first use);
 - ``model_lock``: held around each piece of model work, as the live scorer holds it per batch;
 - ``post(fn, *args)``: the session's dispatcher, the only way a result reaches a trait;
-- ``apply(values)``: assigns the traits (main thread), given to ``post``;
+- ``shown()``: the :class:`ShownForExplanation` (the input, the mask, and its capture once
+  the mask's score and the capture have landed);
 - ``work_generation()``: a value that changes whenever the session asks for
   newer model work (a score or a capture); the part's work gives way to it at
   the next forward pass;
-- ``current_key()``: the ``(text, pair, mask, method, unmasked)`` the traits
-  should now describe; a result for another key is dropped, as a stale capture is;
 - ``ablation()``: ``(mode, means)`` masked heads follow.
 
-Order of work: the session asks for an explanation only once the mask's
-score and the shown input's capture have landed, so a toggle's score never
-waits behind an attribution; the part runs on its own thread, takes the
-model lock one piece at a time (rollout needs no model: it reads the
-capture; norms are one forward pass; a method's attribution, then the
-unmasked comparison), and stops at the next forward pass when a newer
-request comes in.
+Order of work: the session asks for an explanation (:meth:`ExplanationPart.refresh`)
+once the mask's score and the shown input's capture have landed, so a toggle's
+score never waits behind an attribution; the part runs on its own thread
+(:class:`~.jobs.LatestWorker`), takes the model lock one piece at a time
+(rollout needs no model: it reads the capture; norms are one forward pass; a
+method's attribution, then the unmasked comparison), and stops at the next
+forward pass when a newer request comes in (its :class:`~.jobs.Lane`).
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
-from traitlets import Bool, Dict, Enum, HasTraits, TraitError, Unicode, observe, validate
+from traitlets import Bool, Dict, Enum, TraitError, Unicode, observe
 
 from ..analyses.attention_flow import attention_rollout
 from ..analyses.attention_norms import attention_norms, check_norm_support
 from ..analyses.attribution import METHOD_LABELS, AttributionCancelled, resolve_method, token_attributions
 from ..core.capturing import TextTruncatedWarning
-from .live import mask_key
+from .jobs import Lane, LatestWorker
+from .part import Hold, SessionPart
 from .traits import array_trait
 
 #: What the attention view draws: the weights, ``||alpha f(x)||`` of the selected head, or the layer's rollout.
@@ -47,8 +47,28 @@ ATTENTION_MEASURES = ("weight", "norm", "rollout")
 SESSION_IG_BATCH = 8
 
 
-class ExplanationTraits(HasTraits):
-    """The traits of the explanation part (declared on :class:`~.session.ModelSession`).
+class MethodName(Unicode):
+    """An attribution method's name, stored in its full form (``"ig"`` -> ``"integrated_gradients"``)."""
+
+    def validate(self, obj, value):
+        try:
+            return resolve_method(super().validate(obj, value))
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+
+
+class ShownForExplanation(NamedTuple):
+    """What the explanation is of: the input and the mask; ``capture`` is None while nothing is shown."""
+
+    text: str
+    text_pair: str | None
+    mask: np.ndarray
+    capture: Any
+    ready: bool  # the mask's score and the input's capture have landed
+
+
+class ExplanationPart(SessionPart):
+    """The explanation traits of the shown input, computed on a thread of its own (see the module docstring).
 
     Traits
     ------
@@ -76,20 +96,8 @@ class ExplanationTraits(HasTraits):
     explanation_error : str
     """
 
-    # What the methods below read from the session that mixes this in.
-    mask: Any
-    scored_mask: Any
-    text: Any
-    text_pair: Any
-    busy: Any
-    shown: Any
-    explanation: Any
-    settled: Any
-    _publish: Any
-    _dispatcher: Any
-
     explain = Bool(False, help="Compute token attributions, rollout and norms of the shown input")
-    explain_method = Unicode("grad_x_input", help="Attribution method of token_scores")
+    explain_method = MethodName("grad_x_input", help="Attribution method of token_scores")
     explain_unmasked = Bool(False, help="Also compute token_scores with no head masked, for comparison")
     token_scores = Dict(help="Word and token attributions of the shown input under the mask")
     unmasked_token_scores = Dict(help="The same attributions with no head masked")
@@ -100,133 +108,79 @@ class ExplanationTraits(HasTraits):
     explanation_busy = Bool(False)
     explanation_error = Unicode("")
 
-    @validate("explain_method")
-    def _check_method(self, proposal):
-        try:
-            return resolve_method(proposal["value"])
-        except ValueError as exc:
-            raise TraitError(str(exc)) from None
+    def __init__(self, *, bound: Callable, model_lock, post: Callable[..., None],
+                 shown: Callable[[], ShownForExplanation], work_generation: Callable[[], Any],
+                 ablation: Callable[[], tuple], max_length: int, live: bool, hold: Hold | None = None):
+        super().__init__(hold)
+        self._bound_factory, self._bound = bound, None
+        self.model_lock, self._post = model_lock, post
+        self._shown, self._work_generation, self._ablation = shown, work_generation, ablation
+        self.max_length, self.live = max_length, live
+        self.lane = Lane(post)
+        self.worker = LatestWorker(self._run, "bertology-explanations")
+        self._shown_key = None
 
+    # -- main thread ------------------------------------------------------------------
     @observe("explain", "explain_method", "explain_unmasked", "attention_measure")
-    def _on_explain_settings(self, change):
-        self._explain_shown()
+    def _on_settings(self, change):
+        self.refresh()
 
-    def _explanation_key(self):
-        """What the explanation traits should describe now."""
-        mask = np.array(self.mask)
-        return (self.text, self.text_pair, mask.tobytes(), self.explain_method, bool(self.explain_unmasked))
+    def current_key(self) -> tuple:
+        """What the explanation traits should describe now: ``(text, pair, mask bytes, method, unmasked)``."""
+        shown = self._shown()
+        mask = np.array(shown.mask)
+        return (shown.text, shown.text_pair, mask.tobytes(), self.explain_method, bool(self.explain_unmasked))
 
-    def _explain_shown(self) -> None:
-        """Ask for the shown input's explanation once its score and capture are in (main thread)."""
-        part = getattr(self, "explanation", None)  # None while the session's parts are being built
-        if part is None:
-            return
+    def refresh(self) -> None:
+        """Ask for the shown input's explanation once its score and capture are in (the session calls it
+        when either lands; a change of the settings does too)."""
         if not self.explain and self.attention_measure == "weight":
-            part.supersede()
+            self.supersede()
             if self.explanation_busy:
                 self.explanation_busy = False
             return
-        shown = self.shown
-        capture = shown.current
-        if capture is None:  # nothing shown (an empty text): nothing to explain
-            part.supersede()
-            self._publish(token_scores={}, unmasked_token_scores={}, rollout=None, norms={}, explanation_busy=False)
+        shown = self._shown()
+        if shown.capture is None:  # nothing shown (an empty text): nothing to explain
+            self.supersede()
+            self.publish(token_scores={}, unmasked_token_scores={}, rollout=None, norms={}, explanation_busy=False)
             return
-        mask = np.array(self.mask)
-        scored = self.scored_mask is not None and np.array_equal(self.scored_mask, mask)
-        captured = shown.key == (self.text, self.text_pair, mask_key(mask))
-        if shown.pending or not captured or self.busy or not scored:
+        if not shown.ready:
             return  # asked again when the score or the capture lands
-        part.request(self._explanation_key(), self.text, self.text_pair, np.array(self.mask), self.explain_method,
-                     bool(self.explain_unmasked), capture)
+        self.request(self.current_key(), shown.text, shown.text_pair, np.array(shown.mask), self.explain_method,
+                     bool(self.explain_unmasked), shown.capture)
 
-    def wait_explained(self, timeout: float = 60.0) -> bool:
-        """Apply results until the explanation of the shown input is in (or failed); False on timeout."""
-        part = self.explanation
-
-        def done():
-            return self.settled() and not part.pending() and not self.explanation_busy
-
-        return self._dispatcher.wait(done, timeout)
-
-
-class ExplanationPart:
-    """Computes the explanation traits of the shown input on its own thread (see the module docstring)."""
-
-    def __init__(self, *, bound, model_lock, post, apply, work_generation, current_key, ablation, max_length,
-                 live: bool):
-        self._bound_factory, self._bound = bound, None
-        self.model_lock, self._post, self._apply = model_lock, post, apply
-        self._work_generation, self._current_key, self._ablation = work_generation, current_key, ablation
-        self.max_length, self.live = max_length, live
-        self._cond = threading.Condition()
-        self._generation = 0
-        self._job: tuple | None = None
-        self._running = False
-        self._closed = False
-        self._shown_key = None
-        self._thread: threading.Thread | None = None
-
-    # -- main thread ------------------------------------------------------------------
     def request(self, key, text, pair, mask, method, unmasked, capture) -> None:
         """Explain ``(text, pair)`` under ``mask`` with ``method`` (latest request wins)."""
-        with self._cond:
-            if key == self._shown_key:
-                self._job = None
-                self._generation += 1  # whatever was on its way is for another key
-                done = True
-            elif self._job is not None and self._job[1] == key:
-                return
-            else:
-                done = False
-                self._generation += 1
-                job = (self._generation, key, text, pair, mask, method, unmasked, capture, self._ablation(),
-                       self._work_generation())
-                if self.live:
-                    self._job = job
-                    self._start()
-                    self._cond.notify_all()
-        self._apply({"explanation_busy": not done})
-        if not done and not self.live:
+        if key == self._shown_key:
+            self.worker.drop()
+            self.lane.supersede()  # whatever was on its way is for another key
+            self.publish(explanation_busy=False)
+            return
+        queued = self.worker.queued()
+        if queued is not None and queued[1] == key:
+            return
+        job = (self.lane.request(), key, text, pair, mask, method, unmasked, capture, self._ablation(),
+               self._work_generation())
+        self.publish(explanation_busy=True)
+        if self.live:
+            self.worker.submit(job)
+        else:
             self._run(job)
 
     def supersede(self) -> None:
         """Drop the pending job and make the running one stale."""
-        with self._cond:
-            self._generation += 1
-            self._job = None
-            self._shown_key = None
+        self.worker.drop()
+        self.lane.supersede()
+        self._shown_key = None
 
     def pending(self) -> bool:
-        with self._cond:
-            return self._job is not None or self._running
+        return self.worker.pending()
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._generation += 1
-            self._cond.notify_all()
+        self.lane.close()
+        self.worker.close()
 
     # -- worker ------------------------------------------------------------------------
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="bertology-explanations", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._job is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                job, self._job, self._running = self._job, None, True
-            try:
-                self._run(job)
-            finally:
-                with self._cond:
-                    self._running = False
-
     def bound(self):
         with self.model_lock:
             if self._bound is None:
@@ -238,13 +192,13 @@ class ExplanationPart:
         generation, key, text, pair, mask, method, unmasked, capture, (mode, means), work = job
 
         def stale() -> bool:
-            return generation != self._generation or self._closed or self._work_generation() != work
+            return not self.lane.is_current(generation) or self._work_generation() != work
 
         def publish(values: dict) -> None:
             if self.live:
-                self._post(self._deliver, generation, key, values)
+                self.lane.deliver(generation, self._deliver, key, values)
             else:
-                self._deliver(generation, key, values)
+                self._deliver(key, values)
 
         try:
             rollout = attention_rollout(capture)
@@ -294,9 +248,14 @@ class ExplanationPart:
         out["masked"] = mask is not None and bool((np.asarray(mask) != 1).any())
         return out
 
-    def _deliver(self, generation, key, values) -> None:
-        """Main thread: assign ``values`` unless a newer request or another input made them stale."""
-        if generation != self._generation or key != self._current_key():
+    def _deliver(self, key, values) -> None:
+        """Main thread: assign ``values`` unless another input made them stale (the lane drops older requests)."""
+        if key != self.current_key():
             return
         self._shown_key = key if "token_scores" in values else None
-        self._apply(values)
+        self.publish(**values)
+
+    def wait(self, settled: Callable[[], bool], wait: Callable[[Callable[[], bool], float], bool],
+             timeout: float = 60.0) -> bool:
+        """``wait(done, timeout)`` (the dispatcher's) until the session has ``settled()`` and the explanation is in."""
+        return wait(lambda: settled() and not self.pending() and not self.explanation_busy, timeout)

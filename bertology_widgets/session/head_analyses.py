@@ -1,6 +1,7 @@
 """What a head does, on a session: the ablation mode, head roles and activation patching.
 
-All three run through the session's :class:`~.analysis.AnalysisRunner`: the work happens
+:class:`HeadAnalyses` is the part that owns their traits. All three run
+through the session's :class:`~.analysis.AnalysisRunner`: the work happens
 on a private copy of the model, and the traits are assigned by ``apply``.
 Switching ``ablation`` to ``"mean"`` computes the head means once per session
 (in the background), then makes mean ablation the model's default, so the
@@ -10,13 +11,24 @@ live score, the attention view, importance and the masking curve follow it.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
-from traitlets import Dict, Enum, HasTraits, Unicode, observe
+from traitlets import Dict, Enum, Unicode, observe
 
 from ..core.gating import ABLATIONS
+from .analysis import AnalysisData, AnalysisRunner
+from .part import Hold, SessionPart
 from .traits import array_trait
+
+
+class ShownText(NamedTuple):
+    """The shown input, for patching: its text and pair, the dev example (``-1``: own text) and its label."""
+
+    text: str
+    text_pair: str | None
+    example_index: int
+    example_label: Any
 
 # Sentiment words and their opposites, for "the same sentence with one word swapped".
 _SWAPS = {
@@ -28,8 +40,8 @@ _SWAPS = {
 _SWAPS.update({v: k for k, v in list(_SWAPS.items()) if v not in _SWAPS})
 
 
-class HeadAnalysesMixin(HasTraits):
-    """Traits and methods for mean ablation, head roles and patching (mixed into ``ModelSession``).
+class HeadAnalyses(SessionPart):
+    """Mean ablation, head roles and patching; a part of :class:`~.session.ModelSession`.
 
     Traits
     ------
@@ -46,25 +58,18 @@ class HeadAnalysesMixin(HasTraits):
     patching : dict
         :meth:`PatchingResult.to_dict` plus ``grid`` as an array ``(layers, heads)``,
         ``clean`` and ``corrupted`` texts; empty until computed.
-    """
 
-    # What the methods below use of the session that mixes this in.
-    model: Any
-    tokenizer: Any
-    examples: list
-    _analysis_set: Any  # AnalysisMixin's: the session's encoded examples
-    batch_size: int
-    max_length: int
-    mask: Any
-    text: Any
-    text_pair: Any
-    example_index: Any
-    example_label: Any
-    analysis_error: Any
-    _analysis_examples: Callable[..., Any]
-    _run_analysis: Callable[..., Any]
-    _example_lengths: Callable[[], np.ndarray]
-    _set_model_ablation: Callable[[str, Any], None]
+    Parameters
+    ----------
+    runner : AnalysisRunner
+    data : AnalysisData
+    current_mask : callable
+        ``() -> np.ndarray (layers, heads)``.
+    shown : callable
+        ``() -> ShownText``.
+    set_ablation : callable
+        ``set_ablation(mode, means)``: make it what masked heads output (rescoring and recapturing).
+    """
 
     ablation = Enum(ABLATIONS, default_value="zero")
     head_means = array_trait("layers", "heads", "d_head", help="Each head's mean output over the dev examples")
@@ -73,23 +78,30 @@ class HeadAnalysesMixin(HasTraits):
     corrupted_text = Unicode("")
     patching = Dict()
 
+    def __init__(self, runner: AnalysisRunner, data: AnalysisData, current_mask: Callable[[], Any],
+                 shown: Callable[[], ShownText], set_ablation: Callable[[str, Any], None], hold: Hold | None = None):
+        super().__init__(hold)
+        self.runner, self.data = runner, data
+        self._current_mask, self._shown, self._set_ablation = current_mask, shown, set_ablation
+
     # -- ablation --------------------------------------------------------------------
     def compute_head_means(self, max_examples: int | None = None, background: bool = True):
         """Each head's mean output over the dev examples (``head_means``); once per session."""
         from ..analyses.ablation import head_output_means
 
-        eval_set = self._analysis_set(max_examples)
+        data = self.data
+        eval_set = data.set_for(max_examples)
 
         def compute(model, report):
-            return head_output_means(model.model, self.tokenizer, eval_set, batch_size=self.batch_size,
-                                     max_length=self.max_length, on_progress=report)
+            return head_output_means(model.model, data.tokenizer, eval_set, batch_size=data.batch_size,
+                                     max_length=data.max_length, on_progress=report)
 
         def apply(means):
             self.head_means = means
             if self.ablation == "mean":
                 self._apply_ablation()
 
-        return self._run_analysis("head means", compute, apply, background)
+        return self.runner.run("head means", compute, apply, background)
 
     @observe("ablation")
     def _on_ablation(self, change):
@@ -97,31 +109,30 @@ class HeadAnalysesMixin(HasTraits):
             try:
                 self.compute_head_means()
             except RuntimeError as exc:  # another analysis is running
-                self.analysis_error = f"mean ablation needs the head means: {exc}"
+                self.runner.publish(analysis_error=f"mean ablation needs the head means: {exc}")
             return
         self._apply_ablation()
 
     def _apply_ablation(self) -> None:
         """Make ``ablation`` the model's default (mean only once the means are known)."""
         wanted = self.ablation if self.head_means is not None else "zero"
-        self._set_model_ablation(wanted, self.head_means if wanted == "mean" else None)
+        self._set_ablation(wanted, self.head_means if wanted == "mean" else None)
 
     # -- head roles --------------------------------------------------------------------
     def compute_roles(self, max_examples: int | None = None, background: bool = True):
         """Attention statistics and a role per head (:func:`~bertology_widgets.analyses.head_roles.head_roles`)."""
         from ..analyses.head_roles import head_roles
 
-        eval_set = self._analysis_set(max_examples)
+        data = self.data
+        eval_set = data.set_for(max_examples)
 
         def compute(model, report):
-            return head_roles(model.model, self.tokenizer, eval_set, max_length=self.max_length, on_progress=report)
+            return head_roles(model.model, data.tokenizer, eval_set, max_length=data.max_length, on_progress=report)
 
         def apply(result):
-            with self.hold_trait_notifications():
-                self.role_measures = dict(result.measures)
-                self.roles = result.roles
+            self.publish(role_measures=dict(result.measures), roles=result.roles)
 
-        return self._run_analysis("head roles", compute, apply, background)
+        return self.runner.run("head roles", compute, apply, background)
 
     # -- patching ----------------------------------------------------------------------
     def suggest_corrupted(self) -> str:
@@ -130,13 +141,14 @@ class HeadAnalysesMixin(HasTraits):
         First choice: another dev example with the same token length and the
         other label. Else the same sentence with a sentiment word swapped.
         """
-        if self.text_pair is None and self.example_index >= 0 and self.example_label is not None:
-            lengths = self._example_lengths()
-            for i in np.flatnonzero(lengths == lengths[self.example_index]):
-                example = self.examples[i]
-                if i != self.example_index and example.text_b is None and example.label != self.example_label:
+        shown = self._shown()
+        if shown.text_pair is None and shown.example_index >= 0 and shown.example_label is not None:
+            lengths = self.data.eval_set.encoded.lengths
+            for i in np.flatnonzero(lengths == lengths[shown.example_index]):
+                example = self.data.examples[i]
+                if i != shown.example_index and example.text_b is None and example.label != shown.example_label:
                     return example.text_a
-        return _swap_sentiment_word(self.text)
+        return _swap_sentiment_word(shown.text)
 
     def on_text_for_patching(self) -> None:
         """Suggest a corrupted partner for the new text (the session calls it when the text changes)."""
@@ -148,14 +160,14 @@ class HeadAnalysesMixin(HasTraits):
         """Patch every head of the current input (clean) into ``corrupted`` (default ``corrupted_text``)."""
         from ..analyses.patching import run_patching
 
-        clean = self.text
+        clean, tokenizer = self._shown().text, self.data.tokenizer
         corrupted = self.corrupted_text if corrupted is None else corrupted
         if not corrupted.strip():
             raise ValueError("type a corrupted input to patch into (for example the sentence with one word swapped)")
-        mask = np.array(self.mask)
+        mask = np.array(self._current_mask())
 
         def compute(model, report):
-            result = run_patching(model, self.tokenizer, clean, corrupted, mask=mask, **options)
+            result = run_patching(model, tokenizer, clean, corrupted, mask=mask, **options)
             report(1, 1)
             return result
 
@@ -164,7 +176,7 @@ class HeadAnalysesMixin(HasTraits):
             data.update(grid=result.grid, clean=clean, corrupted=corrupted)
             self.patching = data
 
-        return self._run_analysis("patching", compute, apply, background)
+        return self.runner.run("patching", compute, apply, background)
 
 
 def _swap_sentiment_word(text: str) -> str:

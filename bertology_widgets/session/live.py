@@ -38,7 +38,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from ..core.precision import GuardStats, bf16_copy, guarded, take_rows
 from ..glue import compute_metrics
 from ..runtime.background import LowPriorityThread
 from .estimates import estimate
+from .jobs import Callbacks, Lane
 
 
 def mask_key(mask: np.ndarray) -> bytes:
@@ -103,19 +104,6 @@ class Cancelled(Exception):
     """The request being scored was superseded."""
 
 
-class Callbacks(NamedTuple):
-    """How the worker reports one job, scores and captures alike; each runs on the owner thread through ``post``.
-
-    ``done(generation, value)``: a capture's value, or ``(mask, score, predictions)`` for a score;
-    ``failed(generation, exc)``; ``progress(generation, (values, intervals, fraction))`` for a
-    score's running estimate (None: no estimates). The generation lets the receiver drop stale work.
-    """
-
-    done: Callable[[int, Any], None]
-    failed: Callable[[int, BaseException], None]
-    progress: Callable[[int, Any], None] | None = None
-
-
 class LiveScorer:
     """Incremental, cancellable scoring of one evaluation set, and the worker of the live loop.
 
@@ -165,9 +153,9 @@ class LiveScorer:
         self.lru = ScoreLRU(lru_size)
         self.debounce_s, self.estimate_every_s = debounce_s, estimate_every_s
         self._cond = threading.Condition()
-        self._generation = 0
+        self.scores = Lane(lock=self._cond)  # the latest requested mask's score
+        self.captures = Lane(lock=self._cond)  # the latest requested capture
         self._pending = None
-        self._capture_generation = 0
         self._capture_pending = None
         self._jobs: deque = deque()  # (compute, callbacks), in order
         self._warm = False  # build missing layer caches while idle
@@ -285,10 +273,10 @@ class LiveScorer:
     def request(self, mask: np.ndarray, callbacks: Callbacks) -> int:
         """Ask for ``mask`` to be scored; returns its generation number (later requests supersede it)."""
         with self._cond:
-            self._generation += 1
-            self._pending = (self._generation, np.array(mask, dtype=np.float32), callbacks, time.perf_counter())
+            generation = self.scores.request()
+            self._pending = (generation, np.array(mask, dtype=np.float32), callbacks, time.perf_counter())
             self._cond.notify_all()
-            return self._generation
+            return generation
 
     def request_capture(self, compute: Callable[[], Any], callbacks: Callbacks) -> int:
         """Run ``compute()`` on the worker before any scoring batch; post ``callbacks.done(gen, value)``
@@ -298,10 +286,10 @@ class LiveScorer:
         latest pending capture runs).
         """
         with self._cond:
-            self._capture_generation += 1
-            self._capture_pending = (self._capture_generation, compute, callbacks, time.perf_counter())
+            generation = self.captures.request()
+            self._capture_pending = (generation, compute, callbacks, time.perf_counter())
             self._cond.notify_all()
-            return self._capture_generation
+            return generation
 
     def request_job(self, compute: Callable[[], Any], callbacks: Callbacks) -> None:
         """Run ``compute()`` once on the worker (after the pending capture, before scoring), then post
@@ -343,23 +331,22 @@ class LiveScorer:
     def supersede(self) -> int:
         """Cancel whatever scoring is in flight without asking for anything new."""
         with self._cond:
-            self._generation += 1
             self._pending = None
-            return self._generation
+            return self.scores.supersede()
 
     def supersede_capture(self) -> None:
         """Drop the pending capture, and make an in-flight one stale."""
         with self._cond:
-            self._capture_generation += 1
+            self.captures.supersede()
             self._capture_pending = None
 
     @property
     def generation(self) -> int:
-        return self._generation
+        return self.scores.generation
 
     @property
     def capture_generation(self) -> int:
-        return self._capture_generation
+        return self.captures.generation
 
     def in_background(self, compute: Callable[[], Any]) -> Any:
         """``compute()`` on the low-priority thread (see :mod:`~bertology_widgets.runtime.background`): for
@@ -369,8 +356,8 @@ class LiveScorer:
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._closed = True
-            self._generation += 1
-            self._capture_generation += 1
+            self.scores.close()
+            self.captures.close()
             self._cond.notify_all()
         self._background.close()
         thread = self._thread
@@ -455,7 +442,7 @@ class LiveScorer:
             generation, mask, callbacks, _ = job
             post = self._post
             assert post is not None, "start() the worker first"
-            is_current = lambda: self._generation == generation and not self._closed  # noqa: E731
+            is_current = lambda: self.scores.is_current(generation)  # noqa: E731
             progress = callbacks.progress
             on_estimate = None if progress is None else (
                 lambda v, i, p: post(progress, generation, (v, i, p)))

@@ -1,10 +1,10 @@
-"""The live score of a session: the scorer, its generations and estimates, and the score traits' values.
+"""The live score of a session: the scorer, its generations and estimates, and the score traits.
 
 :class:`LiveScore` is the part of :class:`~.session.ModelSession` that turns
 a mask into ``score``, ``predictions``, ``flipped`` and the progress traits.
-It owns the :class:`~.live.LiveScorer` (and so the worker thread) and the
-baseline predictions that ``flipped`` compares with. It assigns traits only
-through the ``publish`` callable the session gives it, on the owner thread.
+It owns the :class:`~.live.LiveScorer` (and so the worker thread) and those
+traits, which it assigns on the owner thread only (results reach it through
+the dispatcher, as :class:`~.jobs.Callbacks`).
 
 The baseline (every head kept) comes from the shared results cache
 (:mod:`bertology_widgets.runtime.results_cache`, kind ``"baseline"``: score,
@@ -27,45 +27,75 @@ import time
 from typing import Callable
 
 import numpy as np
+from traitlets import Bool, Dict, Float, List, Unicode
 
 from ..analyses.evaluation import predictions_from_logits
 from ..glue import compute_metrics
 from ..runtime.memory import release_freed_memory
-from .live import Callbacks, LiveScorer
-from .traits import frozen
+from .jobs import Callbacks
+from .live import LiveScorer
+from .part import Hold, SessionPart
+from .traits import array_trait, frozen
 
 # Seconds between a baseline read from the shared cache and the start of the layer caches' build.
 WARM_DELAY_S = 10.0
 
-Publish = Callable[..., None]  # publish(trait=value, ...): assigns the session's traits together
 
-
-class LiveScore:
+class LiveScore(SessionPart):
     """Scores masks for the session, inline or on the live worker.
+
+    Traits
+    ------
+    score, baseline_score : dict
+        The task's metrics under the scored mask, and with no head masked (``{}`` until scored).
+    score_interval : dict
+        ``{metric: (low, high)}`` while ``score_is_estimate``.
+    score_is_estimate : bool
+    scored_mask : np.ndarray ``(layers, heads)``
+        The mask that ``score`` belongs to.
+    predictions, baseline_predictions, labels : np.ndarray ``(n,)``
+    flipped : list of int
+        Examples whose prediction differs from the unmasked model's.
+    progress : float in [0, 1]; busy : bool
+        ``busy`` while a requested mask is not scored yet.
+    score_error : str
+        The last scoring failure (cleared by the next score).
 
     Parameters
     ----------
     scorer : LiveScorer
-    publish : callable
-        ``publish(**traits)`` assigns the session's traits, with notifications held.
-    is_busy : callable
-        Whether the session's ``busy`` trait is set (a burst of requests then costs no trait change).
     on_scored : callable
         Called (owner thread) after a score has been published: the shown example's predictions follow it.
     current_mask : callable
         The session's mask (None before the first), scored once the baseline has landed.
     baseline_key : callable
         The baseline's key in the shared results cache (called on the worker: it fingerprints the model).
+    hold : callable, optional
+        See :class:`~.part.SessionPart`.
     """
 
-    def __init__(self, scorer: LiveScorer, publish: Publish, is_busy: Callable[[], bool],
-                 on_scored: Callable[[], None], current_mask: Callable[[], np.ndarray | None],
-                 baseline_key: Callable[[], dict]):
+    score = Dict()
+    baseline_score = Dict()
+    score_interval = Dict()
+    score_is_estimate = Bool(False)
+    scored_mask = array_trait("layers", "heads", help="The mask that score belongs to")
+    predictions = array_trait("n", kinds="iuf", help="Prediction per example under the mask (class, or value)")
+    baseline_predictions = array_trait("n", kinds="iuf", help="Prediction per example with no head masked")
+    labels = array_trait("n", kinds="iuf", help="Label per example (class, or value for regression)")
+    flipped: List = List()
+    progress = Float(1.0)
+    busy = Bool(False)
+    score_error = Unicode("")
+
+    def __init__(self, scorer: LiveScorer, on_scored: Callable[[], None],
+                 current_mask: Callable[[], np.ndarray | None], baseline_key: Callable[[], dict],
+                 hold: Hold | None = None):
+        super().__init__(hold)
         self.scorer = scorer
-        self._publish, self._is_busy, self._on_scored = publish, is_busy, on_scored
+        self.labels = np.asarray(scorer.labels)
+        self._on_scored = on_scored
         self._current_mask, self._baseline_key = current_mask, baseline_key
         self._live = False
-        self._baseline_predictions: np.ndarray | None = None
         self._baseline_pending = False
         self._baseline_cached = False
         self._callbacks = Callbacks(self.on_result, self.on_error, self.on_estimate)
@@ -80,7 +110,7 @@ class LiveScore:
             self._baseline_landed(0, (self.scorer.baseline(ones), False))
             return
         self._baseline_pending = True
-        self._publish(baseline_score={}, baseline_predictions=None, score={}, predictions=None, scored_mask=None,
+        self.publish(baseline_score={}, baseline_predictions=None, score={}, predictions=None, scored_mask=None,
                       flipped=[], busy=True, progress=0.0)
 
     def request_baseline(self) -> None:
@@ -129,13 +159,13 @@ class LiveScore:
         value, from_cache = result
         ones = np.ones(self.scorer.shape, dtype=np.float32)
         score, predictions = dict(value["score"]), np.asarray(value["predictions"])
-        self._baseline_predictions, self._baseline_pending, self._baseline_cached = predictions, False, from_cache
+        self._baseline_pending, self._baseline_cached = False, from_cache
         self.baseline_at = time.perf_counter()
         if from_cache:
             self.scorer.remember(ones, score, predictions)
             if self._live:
                 self.scorer.warm_caches(after_s=WARM_DELAY_S)
-        self._publish(baseline_score=score, baseline_predictions=predictions)
+        self.publish(baseline_score=score, baseline_predictions=predictions)
         mask = self._current_mask()
         if mask is not None:
             self.rescore(mask)  # the baseline itself, memoised, or what was toggled meanwhile
@@ -154,17 +184,13 @@ class LiveScore:
         """Whether requests go to the worker (it was started and is running)."""
         return self._live and self.scorer.alive
 
-    @property
-    def baseline_predictions(self) -> np.ndarray | None:
-        return self._baseline_predictions
-
     # -- requests (owner thread) ---------------------------------------------------------
     def rescore(self, mask: np.ndarray) -> None:
         """Ask for ``mask``'s score: at once when memoised or not live, else on the worker."""
         mask = np.array(mask)
         if self._baseline_pending:  # scored once the baseline lands
-            if not self._is_busy():
-                self._publish(busy=True, progress=0.0)
+            if not self.busy:
+                self.publish(busy=True, progress=0.0)
             return
         cached = self.scorer.lru.get(mask)
         if cached is not None or not self.live:
@@ -177,8 +203,8 @@ class LiveScore:
             self.on_result(generation, (mask, score, predictions))
             return
         self.scorer.request(mask, self._callbacks)
-        if not self._is_busy():  # the rest of a burst costs no trait change
-            self._publish(busy=True, progress=0.0)
+        if not self.busy:  # the rest of a burst costs no trait change
+            self.publish(busy=True, progress=0.0)
 
     def set_ablation(self, apply: Callable[[], None], model_lock) -> None:
         """Cancel scoring, run ``apply()`` (it changes what a masked head outputs) under the model lock,
@@ -190,22 +216,22 @@ class LiveScore:
 
     # -- results (owner thread, through the dispatcher) ------------------------------------
     def _current(self, generation: int) -> bool:
-        return generation == self.scorer.generation
+        return self.scorer.scores.is_current(generation)
 
     def on_estimate(self, generation: int, value) -> None:
         if not self._current(generation):
             return
         values, intervals, progress = value
-        self._publish(score=dict(values), score_interval=dict(intervals), score_is_estimate=True,
+        self.publish(score=dict(values), score_interval=dict(intervals), score_is_estimate=True,
                       progress=float(progress))
 
     def on_result(self, generation: int, value) -> None:
         if not self._current(generation):
             return
         mask, score, predictions = value
-        flipped = ([] if self._baseline_predictions is None
-                   else np.nonzero(predictions != self._baseline_predictions)[0].tolist())
-        self._publish(score=dict(score), score_interval={}, score_is_estimate=False, predictions=predictions,
+        baseline = self.baseline_predictions
+        flipped = [] if baseline is None else np.nonzero(predictions != baseline)[0].tolist()
+        self.publish(score=dict(score), score_interval={}, score_is_estimate=False, predictions=predictions,
                       scored_mask=frozen(mask), flipped=flipped, progress=1.0, busy=False, score_error="")
         self._on_scored()
         release_freed_memory()  # the layer states this score replaced
@@ -215,4 +241,4 @@ class LiveScore:
             self._baseline_pending = False
         elif not self._current(generation):
             return
-        self._publish(score_error=f"scoring failed: {type(exc).__name__}: {exc}", busy=False, progress=1.0)
+        self.publish(score_error=f"scoring failed: {type(exc).__name__}: {exc}", busy=False, progress=1.0)

@@ -25,16 +25,17 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from traitlets import Bool, HasTraits, Instance
+from traitlets import Bool, Instance
 
 from ..analyses.pipeline import PipelineResult
+from .part import Hold, SessionPart
 from .traits import array_trait
 
 #: Treebank sentences per split the session probes by default: a few minutes on a laptop, not a quarter hour.
 SESSION_MAX_SENTENCES = 1000
 
 
-class PipelinePart(HasTraits):
+class PipelinePart(SessionPart):
     """The ``pipeline`` analysis of a session (see the module docstring).
 
     Parameters
@@ -62,8 +63,8 @@ class PipelinePart(HasTraits):
     pipeline_stale = Bool(False)
 
     def __init__(self, run_analysis: Callable, tokenizer, current_mask: Callable, current_ablation: Callable,
-                 task_examples: Callable, *, batch_size: int = 32, max_length: int = 128):
-        super().__init__()
+                 task_examples: Callable, *, batch_size: int = 32, max_length: int = 128, hold: Hold | None = None):
+        super().__init__(hold)
         self._run_analysis = run_analysis
         self._tokenizer = tokenizer
         self._current_mask = current_mask
@@ -108,13 +109,13 @@ class PipelinePart(HasTraits):
 
         def apply(value):  # the main thread
             masked = PipelineResult.from_json(value["masked"])
-            with self.hold_trait_notifications():
-                self.pipeline, self.pipeline_mask = masked, mask
-                if "unmasked" in value:
-                    self.pipeline_unmasked = PipelineResult.from_json(value["unmasked"])
-                elif not (mask != 1).any():
-                    self.pipeline_unmasked = masked
-                self.mask_changed(self._current_mask())
+            values = {"pipeline": masked, "pipeline_mask": mask}
+            if "unmasked" in value:
+                values["pipeline_unmasked"] = PipelineResult.from_json(value["unmasked"])
+            elif not (mask != 1).any():
+                values["pipeline_unmasked"] = masked
+            current = np.asarray(self._current_mask())
+            self.publish(**values, pipeline_stale=not np.array_equal(current, mask))
 
         return self._run_analysis("pipeline", compute, apply, background, None)
 

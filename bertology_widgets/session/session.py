@@ -14,8 +14,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import traitlets
-from traitlets import Any, Bool, Dict, Float, HasTraits, Instance, Int, List, TraitError, Unicode, observe, validate
+from traitlets import Bool, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
 from ..core.architectures import adapter_for, layer_attention_note
@@ -25,15 +24,16 @@ from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
 from ..core.precision import PRECISIONS, resolve_precision
 from ..runtime.memory import cap_onednn_caches
 from . import state as state_io
-from .analysis import AnalysisMixin, AnalysisRunner
+from .analysis import AnalysisData, AnalysisResults, AnalysisRunner
 from .dispatcher import Dispatcher
-from .explanation_part import ExplanationPart, ExplanationTraits
-from .head_analyses import HeadAnalysesMixin
-from .live import LiveScorer
+from .explanation_part import ExplanationPart, ShownForExplanation
+from .head_analyses import HeadAnalyses, ShownText
+from .live import LiveScorer, mask_key
 from .live_score import LiveScore
-from .pipeline_part import PipelinePart, PipelineResult
-from .shown_input import ShownInput
-from .traits import HeadMaskTrait, array_trait, head_mask_array
+from .part import Forwarding, delegate, mirror, part_traits
+from .pipeline_part import PipelinePart
+from .shown_input import ShownInput, ShownState
+from .traits import HeadMaskTrait, head_mask_array
 
 
 def display_name(model) -> str:
@@ -44,7 +44,7 @@ def display_name(model) -> str:
     return Path(name).name if Path(name).is_absolute() else name or str(getattr(config, "model_type", "model"))
 
 
-class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTraits):
+class ModelSession(HasTraits):
     """A model, a GLUE evaluation set and the live state of the dashboard.
 
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
@@ -63,8 +63,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         The selected head (validated against the model).
     model_name : str, read-only
         The model's folder or hub name, for titles.
-    head_masked : bool
-        Whether the selected head is masked (a toggle links here; it follows mask, layer and head).
+    head_masked : bool, read-only
+        Whether the selected head is masked (it follows mask, layer and head; :meth:`toggle_head` changes it).
     mask : np.ndarray, shape ``(layers, heads)``, float32, read-only
         1 keeps a head, 0 masks it. Assign a new array to change it.
     masked_count : int, read-only
@@ -104,20 +104,27 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         ``"fp32"`` or ``"bf16"``: what the live score and :meth:`evaluate` run
         in (``precision="auto"`` picks bf16 on fast-bf16 hardware; the fp32
         guard keeps the predictions equal to fp32's).
-    importance, entropy, curve, probe, analysis_busy, analysis_progress, analysis_status
-        Head importance, the masking curve and the layer probe (see :class:`~.analysis.AnalysisMixin`).
-
+    importance, entropy, curve, probe
+        Head importance, the masking curve and the layer probe (see :class:`~.analysis.AnalysisResults`).
+    analysis_busy, analysis_progress, analysis_status, analysis_cached
+        The analysis under way (see :class:`~.analysis.AnalysisRunner`).
     ablation, head_means, roles, role_measures, corrupted_text, patching
-        Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalysesMixin`).
+        Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalyses`).
     explain, explain_method, explain_unmasked, token_scores, unmasked_token_scores, rollout, norms, attention_measure
         Why this prediction: attributions, rollout and norms of the shown input
-        (see :class:`~.explanation_part.ExplanationTraits`).
+        (see :class:`~.explanation_part.ExplanationPart`).
+    pipeline
+        What each layer knows (see :class:`~.pipeline_part.PipelinePart`).
 
-    Parts: the session is a facade over parts that own their state (``parts``): ``live``
-    (:class:`~.live_score.LiveScore`: the scorer and the score traits' values), ``shown``
-    (:class:`~.shown_input.ShownInput`: the captures of the shown input) and ``analyses``
-    (:class:`~.analysis.AnalysisRunner`). They write traits through one method and never read
-    each other's private attributes.
+    Parts: the session is a facade over parts (``parts``), each a small ``HasTraits`` that declares
+    and writes its own traits: ``live`` (:class:`~.live_score.LiveScore`: the scorer and the score
+    traits), ``shown`` (:class:`~.shown_input.ShownInput`: the captures of the shown input),
+    ``analyses`` (:class:`~.analysis.AnalysisRunner`: the analysis under way), ``results``
+    (:class:`~.analysis.AnalysisResults`), ``heads`` (:class:`~.head_analyses.HeadAnalyses`),
+    ``explanation`` (:class:`~.explanation_part.ExplanationPart`) and ``pipeline``
+    (:class:`~.pipeline_part.PipelinePart`). The session declares a mirror of each part's traits
+    (:func:`~.part.mirror`) and keeps them equal both ways (:class:`~.part.Forwarding`); the parts get
+    callables, never the session, and never read each other's private attributes.
 
     Threads: only the thread that creates the session (the kernel's main
     thread) assigns traits. Scoring and captures run on one worker, analyses
@@ -129,7 +136,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
     num_heads = Int(read_only=True)
     model_name = Unicode(read_only=True, help="The model's name, for titles (its folder or hub name)")
     task = Unicode(read_only=True)
-    label_names = List(read_only=True)
+    label_names: List = List(read_only=True)
     metric_names: List = List(read_only=True)
     data_source = Unicode(read_only=True)
     causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
@@ -138,41 +145,71 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
 
     layer = Int(0)
     head = Int(0)
-    head_masked = Bool(False)
+    head_masked = Bool(False, read_only=True, help="Whether the selected head is masked (follows mask, layer, head)")
     mask = HeadMaskTrait()
     masked_count = Int(0, read_only=True, help="How many heads the mask masks (follows mask)")
     example_index = Int(0)
     text = Unicode("")
     text_pair = Unicode(None, allow_none=True)
-
-    tokens: List = List()
-    token_type_ids = array_trait("pos", kinds="iu", help="Segment of each shown token (0 for single texts)")
-    attention = array_trait("query", "key", help="Weights of the selected head on the shown input, under the mask")
-    attentions = array_trait("heads", "query", "key", help="Weights of every head of the selected layer")
-    hidden_states = array_trait("layers + 1", "pos", "hidden", help="Embedding output, then every layer's output")
-    truncated = Bool(False)
-
-    score = Dict()
-    baseline_score = Dict()
-    score_interval = Dict()
-    score_is_estimate = Bool(False)
-    scored_mask = array_trait("layers", "heads", help="The mask that score belongs to")
-    predictions = array_trait("n", kinds="iuf", help="Prediction per example under the mask (class, or value)")
-    baseline_predictions = array_trait("n", kinds="iuf", help="Prediction per example with no head masked")
-    labels = array_trait("n", kinds="iuf", help="Label per example (class, or value for regression)")
-    flipped: List = List()
-    example_label = Any(None, help="Label of the shown example: int class, float value, or None for custom text")
-    example_prediction = Any(None, help="Prediction on the shown input under the mask: int class or float value")
-    example_baseline_prediction = Any(None, help="Prediction on the shown input with no head masked")
-
-    progress = Float(1.0)
-    busy = Bool(False)
     error = Unicode("")
-    score_error = Unicode("")
-    capture_error = Unicode("")
-    analysis_error = Unicode("")
-    notice = Unicode("")
     precision = Unicode("fp32", read_only=True)
+
+    # mirrors of the live part's traits
+    baseline_predictions = mirror(LiveScore, "baseline_predictions")
+    baseline_score = mirror(LiveScore, "baseline_score")
+    busy = mirror(LiveScore, "busy")
+    flipped = mirror(LiveScore, "flipped")
+    labels = mirror(LiveScore, "labels")
+    predictions = mirror(LiveScore, "predictions")
+    progress = mirror(LiveScore, "progress")
+    score = mirror(LiveScore, "score")
+    score_error = mirror(LiveScore, "score_error")
+    score_interval = mirror(LiveScore, "score_interval")
+    score_is_estimate = mirror(LiveScore, "score_is_estimate")
+    scored_mask = mirror(LiveScore, "scored_mask")
+    # mirrors of the shown part's traits
+    attention = mirror(ShownInput, "attention")
+    attentions = mirror(ShownInput, "attentions")
+    capture_error = mirror(ShownInput, "capture_error")
+    example_baseline_prediction = mirror(ShownInput, "example_baseline_prediction")
+    example_label = mirror(ShownInput, "example_label")
+    example_prediction = mirror(ShownInput, "example_prediction")
+    hidden_states = mirror(ShownInput, "hidden_states")
+    notice = mirror(ShownInput, "notice")
+    token_type_ids = mirror(ShownInput, "token_type_ids")
+    tokens = mirror(ShownInput, "tokens")
+    truncated = mirror(ShownInput, "truncated")
+    # mirrors of the analyses part's traits
+    analysis_busy = mirror(AnalysisRunner, "analysis_busy")
+    analysis_cached = mirror(AnalysisRunner, "analysis_cached")
+    analysis_error = mirror(AnalysisRunner, "analysis_error")
+    analysis_progress = mirror(AnalysisRunner, "analysis_progress")
+    analysis_status = mirror(AnalysisRunner, "analysis_status")
+    # mirrors of the results part's traits
+    curve = mirror(AnalysisResults, "curve")
+    entropy = mirror(AnalysisResults, "entropy")
+    importance = mirror(AnalysisResults, "importance")
+    probe = mirror(AnalysisResults, "probe")
+    # mirrors of the heads part's traits
+    ablation = mirror(HeadAnalyses, "ablation")
+    corrupted_text = mirror(HeadAnalyses, "corrupted_text")
+    head_means = mirror(HeadAnalyses, "head_means")
+    patching = mirror(HeadAnalyses, "patching")
+    role_measures = mirror(HeadAnalyses, "role_measures")
+    roles = mirror(HeadAnalyses, "roles")
+    # mirrors of the explanation part's traits
+    attention_measure = mirror(ExplanationPart, "attention_measure")
+    explain = mirror(ExplanationPart, "explain")
+    explain_method = mirror(ExplanationPart, "explain_method")
+    explain_unmasked = mirror(ExplanationPart, "explain_unmasked")
+    explanation_busy = mirror(ExplanationPart, "explanation_busy")
+    explanation_error = mirror(ExplanationPart, "explanation_error")
+    norms = mirror(ExplanationPart, "norms")
+    rollout = mirror(ExplanationPart, "rollout")
+    token_scores = mirror(ExplanationPart, "token_scores")
+    unmasked_token_scores = mirror(ExplanationPart, "unmasked_token_scores")
+    # mirror of the pipeline part's result (its other traits: session.pipeline_part)
+    pipeline = mirror(PipelinePart, "pipeline")
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
@@ -201,9 +238,8 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         scorer = LiveScorer(bound, self.eval_set.encoded, labels, glue_task.name, self.model_lock,
                             batch_size=batch_size, precision=self.precision, lru_size=lru_size,
                             debounce_s=debounce_s, cache_mb=cache_mb, cache_every=cache_every)
-        self._wire_parts(scorer, labels, capture_lru_size, live)
+        self._wire_parts(scorer, live, capture_lru_size)
         ones = np.ones((self.num_layers, self.num_heads), dtype=np.float32)
-        self.labels = labels
         # Live: open now (shape, tokens, the shown example's attention); the baseline lands through the
         # dispatcher, from the shared results cache or the worker. Not live: it is scored before this returns.
         self.live.open_baseline(background=live)
@@ -212,44 +248,62 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
             self.live.start(self._dispatcher.post)
             self.live.request_baseline()
             weakref.finalize(self, scorer.close, 1.0)
+        weakref.finalize(self, self.explanation.worker.close)  # its thread holds the part weakly
 
-    def _wire_parts(self, scorer: LiveScorer, labels: np.ndarray, capture_lru_size: int, live: bool) -> None:
-        """Build the session's parts. Each owns its state and gets, as callables, what it needs of the others;
-        a new part is built here and listed in ``parts`` (which :meth:`close` closes)."""
-        self.analyses = AnalysisRunner(self._dispatcher.post, self._publish,
-                                       running=lambda: self.analysis_status if self.analysis_busy else None,
-                                       drain=self._dispatcher.drain, bound=self.bound, model_lock=self.model_lock)
+    def _wire_parts(self, scorer: LiveScorer, live: bool, capture_lru_size: int) -> None:
+        """Build the session's parts and mirror their traits (:class:`~.part.Forwarding`).
+
+        Each part owns its traits and gets, as callables, what it needs of the session and of the other
+        parts; a new part is built here and listed in ``parts`` (which :meth:`close` closes)."""
+        hold, post, lock = self.hold_trait_notifications, self._dispatcher.post, self.model_lock
+        current_mask = lambda: np.array(self.mask)  # noqa: E731
+        self.analyses = AnalysisRunner(post, self._dispatcher.drain, self.bound, lock, hold=hold)
         # The label mapping is part of every shared key (results_key); the precision and batching are the baseline's.
         baseline_options = dict(precision=self.precision, batch_size=self.batch_size, max_length=self.max_length)
-        self.live = LiveScore(scorer, self._publish, is_busy=lambda: self.busy,
-                              on_scored=self._on_scored, current_mask=lambda: self.mask,
+        self.live = LiveScore(scorer, on_scored=self._on_scored, current_mask=lambda: self.mask,
                               baseline_key=lambda: self.analyses.results_key(self.task, self.examples,
-                                                                             **baseline_options))
-        self.shown = ShownInput(self, self._publish, self.bound, self.model_lock, self.max_length,
-                                worker=scorer, is_live=lambda: self.live.live,
-                                baseline_predictions=lambda: self.live.baseline_predictions,
-                                is_regression=labels.dtype.kind == "f",
-                                notices=lambda: [self._label_notice, scorer.budget.notice],
-                                lru_size=capture_lru_size, on_shown=self._explain_shown)
-        self.explanation = self._explanation_part(scorer, live)
-        self.pipeline_part = self._pipeline_part()
-        self.parts: dict[str, object] = {"live": self.live, "shown": self.shown, "analyses": self.analyses,
-                                         "explanation": self.explanation, "pipeline": self.pipeline_part}
+                                                                             **baseline_options), hold=hold)
+        self.shown = ShownInput(
+            lambda: ShownState(self.text, self.text_pair, self.mask, self.example_index, self.layer, self.head),
+            self.bound, lock, self.max_length, worker=scorer, is_live=lambda: self.live.live,
+            baseline_predictions=lambda: self.live.baseline_predictions, is_regression=scorer.is_regression,
+            notices=lambda: [self._label_notice, scorer.budget.notice], lru_size=capture_lru_size,
+            on_shown=self._explain_shown, hold=hold)
+        data = AnalysisData(self.tokenizer, self.examples, self.eval_set, self.task, list(self.label_names),
+                            (self.num_layers, self.num_heads), self.batch_size, self.max_length)
+        self.results = AnalysisResults(self.analyses, data, current_mask, self._set_mask, hold=hold)
+        self.heads = HeadAnalyses(
+            self.analyses, data, current_mask,
+            lambda: ShownText(self.text, self.text_pair, self.example_index, self.example_label),
+            self._set_model_ablation, hold=hold)
+        bound = self.bound
+        self.explanation = ExplanationPart(
+            bound=lambda: bound, model_lock=lock, post=post, shown=self._for_explanation,
+            work_generation=lambda: (scorer.generation, scorer.capture_generation), ablation=lambda: bound.ablation,
+            max_length=self.max_length, live=live, hold=hold)
+        self.pipeline_part = self._pipeline_part(current_mask, hold)
+        self.parts: dict[str, HasTraits] = {
+            "live": self.live, "shown": self.shown, "analyses": self.analyses, "results": self.results,
+            "heads": self.heads, "explanation": self.explanation, "pipeline": self.pipeline_part}
+        self._forwardings = [Forwarding(part, self, part_traits(type(part))) for part in self.parts.values()
+                             if part is not self.pipeline_part]
+        self._forwardings.append(Forwarding(self.pipeline_part, self, ["pipeline"]))
+
+    def _set_mask(self, mask) -> None:
+        self.mask = mask
 
     # -- the pipeline probes (a part of its own: session/pipeline_part.py) ---------------
-    pipeline = Instance(PipelineResult, allow_none=True, help="What each layer knows (compute_pipeline())")
-
-    def _pipeline_part(self) -> PipelinePart:
+    def _pipeline_part(self, current_mask, hold) -> PipelinePart:
         def task_examples():
             from ..glue import load_glue
 
             return list(load_glue(self.task, "train", max_examples=20000)), list(self.examples)
 
+        heads = self.heads
         part = PipelinePart(
-            self._run_analysis, self.tokenizer, lambda: np.array(self.mask),
-            lambda: (self.ablation, self.head_means) if self.head_means is not None else ("zero", None),
-            task_examples, batch_size=self.batch_size, max_length=self.max_length)
-        traitlets.dlink((part, "pipeline"), (self, "pipeline"))
+            self.analyses.run, self.tokenizer, current_mask,
+            lambda: (heads.ablation, heads.head_means) if heads.head_means is not None else ("zero", None),
+            task_examples, batch_size=self.batch_size, max_length=self.max_length, hold=hold)
         self.observe(lambda change: part.mask_changed(change["new"]), "mask")
         return part
 
@@ -260,37 +314,41 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         """
         return self.pipeline_part.compute(tasks, background=background, **options)
 
+    # -- the analyses' methods, the parts' own -----------------------------------------------
+    compute_importance = delegate(AnalysisResults.compute_importance, "results")
+    compute_masking_curve = delegate(AnalysisResults.compute_masking_curve, "results")
+    compute_probe = delegate(AnalysisResults.compute_probe, "results")
+    load_shared_results = delegate(AnalysisResults.load_shared_results, "results")
+    mask_least_important = delegate(AnalysisResults.mask_least_important, "results")
+    compute_head_means = delegate(HeadAnalyses.compute_head_means, "heads")
+    compute_roles = delegate(HeadAnalyses.compute_roles, "heads")
+    compute_patching = delegate(HeadAnalyses.compute_patching, "heads")
+    suggest_corrupted = delegate(HeadAnalyses.suggest_corrupted, "heads")
+    private_model = delegate(AnalysisRunner.private_model, "analyses")
+    private_bound = delegate(AnalysisRunner.private_bound, "analyses")
+
+    # -- the explanation of the shown input ----------------------------------------------------
+    def _for_explanation(self) -> ShownForExplanation:
+        """The shown input for the explanation part: ready once the mask's score and the capture are in."""
+        mask, shown = np.array(self.mask), self.shown
+        scored = self.scored_mask is not None and np.array_equal(self.scored_mask, mask)
+        captured = shown.key == (self.text, self.text_pair, mask_key(mask))
+        ready = not shown.pending and captured and not self.busy and scored
+        return ShownForExplanation(self.text, self.text_pair, mask, shown.current, ready)
+
+    def _explain_shown(self) -> None:
+        part = getattr(self, "explanation", None)  # None while the parts are being built
+        if part is not None:
+            part.refresh()
+
+    def wait_explained(self, timeout: float = 60.0) -> bool:
+        """Apply results until the explanation of the shown input is in (or failed); False on timeout."""
+        return self.explanation.wait(self.settled, self._dispatcher.wait, timeout)
+
     def _on_scored(self) -> None:
         """A score landed: the shown input's predictions follow it, then its explanation (if one is asked for)."""
         self.shown.update_predictions()
         self._explain_shown()
-
-    def _explanation_part(self, scorer: LiveScorer, live: bool) -> ExplanationPart:
-        """The explanation part, holding this session weakly (its thread must not keep the session alive)."""
-        publish, explanation_key = weakref.WeakMethod(self._publish), weakref.WeakMethod(self._explanation_key)
-        bound = self.bound
-
-        def apply(values: dict) -> None:
-            method = publish()
-            if method is not None:
-                method(**values)
-
-        def current_key():
-            method = explanation_key()
-            return None if method is None else method()
-
-        part = ExplanationPart(
-            bound=lambda: bound, model_lock=self.model_lock, post=self._dispatcher.post, apply=apply,
-            work_generation=lambda: (scorer.generation, scorer.capture_generation), current_key=current_key,
-            max_length=self.max_length, live=live, ablation=lambda: bound.ablation)
-        weakref.finalize(self, part.close)
-        return part
-
-    def _publish(self, **traits) -> None:
-        """Assign several traits at once, observers running after the last (the parts' one way to write)."""
-        with self.hold_trait_notifications():
-            for name, value in traits.items():
-                setattr(self, name, value)
 
     @property
     def scorer(self) -> LiveScorer:
@@ -392,16 +450,10 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         """``head_masked`` and ``masked_count`` follow from ``mask``, ``layer`` and ``head`` here, and only here."""
         masked = bool(self.mask[self.layer, self.head] == 0)
         if self.head_masked != masked:
-            self.head_masked = masked
+            self.set_trait("head_masked", masked)
         count = int((np.asarray(self.mask) == 0).sum())
         if self.masked_count != count:
             self.set_trait("masked_count", count)
-
-    @observe("head_masked")
-    def _on_head_masked(self, change):
-        """A toggle linked to ``head_masked`` masks or keeps the selected head."""
-        if bool(self.mask[self.layer, self.head] == 0) != change["new"]:
-            self.set_head(self.layer, self.head, not change["new"])
 
     @observe("example_index")
     def _on_example(self, change):
@@ -417,11 +469,15 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
                 self.example_index = -1
         self.shown.recapture()
         if change["name"] == "text":
-            self.on_text_for_patching()
+            self.heads.on_text_for_patching()
 
     def _show_example(self, index: int, also: dict | None = None) -> None:
         example = self.examples[index]
-        self._publish(**(also or {}), text=example.text_a, text_pair=example.text_b, example_label=example.label)
+        with self.hold_trait_notifications():
+            for name, value in (also or {}).items():
+                setattr(self, name, value)
+            self.shown.publish(example_label=example.label)
+            self.text, self.text_pair = example.text_a, example.text_b
         self.shown.recapture()  # also when the text did not change (its predictions may have)
 
     def _set_model_ablation(self, wanted: str, means) -> None:
@@ -433,10 +489,6 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
         self.shown.forget()  # captures are keyed by (text, pair, mask): the ablation changes them all
         self.live.rescore(self.mask)
         self.shown.recapture()
-
-    def _example_lengths(self) -> np.ndarray:
-        """Token count of every dev example ``(n,)``."""
-        return self.eval_set.encoded.lengths
 
     # -- public methods ----------------------------------------------------------------
     def set_head(self, layer: int, head: int, keep: float) -> None:
@@ -509,7 +561,7 @@ class ModelSession(HeadAnalysesMixin, AnalysisMixin, ExplanationTraits, HasTrait
                 self.text, self.text_pair = data.get("text") or "", data.get("text_pair")
 
     def close(self) -> None:
-        """Stop the background worker (also done when the session is garbage-collected)."""
+        """Stop the background workers (also done when the session is garbage-collected)."""
         for part in self.parts.values():
             close = getattr(part, "close", None)
             if callable(close):

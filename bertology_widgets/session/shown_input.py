@@ -2,9 +2,10 @@
 
 :class:`ShownInput` is the part of :class:`~.session.ModelSession` that keeps
 the ``tokens``, ``attention(s)``, ``hidden_states`` and the example's
-predictions in step with the shown text and the mask. It owns the capture
-cache, the key of the shown capture, whether one is pending, and the
-unmasked logits of one's own text. A capture runs on the live worker (or
+predictions in step with the shown text and the mask. It owns those traits,
+the capture cache, the key of the shown capture, whether one is pending, and
+the unmasked logits of one's own text; what is to be shown it reads through
+one callable, ``shown()`` (a :class:`ShownState`). A capture runs on the live worker (or
 inline when the session is not live), at most once per (text, pair, mask),
 and lands through the dispatcher on the kernel thread like every other result.
 """
@@ -14,17 +15,21 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
+from traitlets import Any as AnyTrait
+from traitlets import Bool, List, Unicode
 
 from ..core.capturing import Capture, TextTruncatedWarning, capture, check_text
-from .live import LRU, Callbacks, LiveScorer, mask_key
-from .live_score import Publish
+from .jobs import Callbacks
+from .live import LRU, LiveScorer, mask_key
+from .part import Hold, SessionPart
+from .traits import array_trait
 
 
-class ShownTraits(Protocol):
-    """What :class:`ShownInput` reads from the session (public traits only)."""
+class ShownState(NamedTuple):
+    """What is to be shown: the input, the mask, the example (``-1``: one's own text) and the selected head."""
 
     text: str
     text_pair: str | None
@@ -34,15 +39,28 @@ class ShownTraits(Protocol):
     head: int
 
 
-class ShownInput:
-    """Capture of the shown input; the traits it fills are declared on :class:`~.session.ModelSession`.
+class ShownInput(SessionPart):
+    """Capture of the shown input, and the traits that show it.
+
+    Traits
+    ------
+    tokens : list of str
+    token_type_ids : np.ndarray ``(pos,)``
+    attention : np.ndarray ``(query, key)``; attentions : np.ndarray ``(heads, query, key)``
+        The selected head's weights, and every head's of the selected layer, under the mask.
+    hidden_states : np.ndarray ``(layers + 1, pos, hidden)``
+    truncated : bool
+    example_label, example_prediction, example_baseline_prediction
+        For the shown input (the label is ``None`` for one's own text).
+    notice : str
+        The capture's notice (truncation), then the session-wide ``notices()``.
+    capture_error : str
+        Why the shown input could not be captured (cleared by the next capture).
 
     Parameters
     ----------
-    traits : ShownTraits
-        The session, read (never assigned) for the text, mask, example and selected head.
-    publish : callable
-        ``publish(**traits)`` assigns the session's traits together (owner thread).
+    shown : callable
+        ``() -> ShownState``: what is to be shown now (read, never assigned).
     bound, model_lock, max_length
         What a capture runs: the bound model (its label order and ablation apply); the lock is held
         around each forward pass.
@@ -55,14 +73,31 @@ class ShownInput:
     is_regression : bool
     notices : callable
         Session-wide notices (label mapping, cache budget), shown after the capture's own.
+    on_shown : callable
+        Called (owner thread) after the shown capture changed or went.
+    hold : callable, optional
+        See :class:`~.part.SessionPart`.
     """
 
-    def __init__(self, traits: ShownTraits, publish: Publish, bound, model_lock: threading.RLock, max_length: int,
+    tokens: List = List()
+    token_type_ids = array_trait("pos", kinds="iu", help="Segment of each shown token (0 for single texts)")
+    attention = array_trait("query", "key", help="Weights of the selected head on the shown input, under the mask")
+    attentions = array_trait("heads", "query", "key", help="Weights of every head of the selected layer")
+    hidden_states = array_trait("layers + 1", "pos", "hidden", help="Embedding output, then every layer's output")
+    truncated = Bool(False)
+    example_label = AnyTrait(None, help="Label of the shown example: int class, float value, or None for custom text")
+    example_prediction = AnyTrait(None, help="Prediction on the shown input under the mask: int class or float value")
+    example_baseline_prediction = AnyTrait(None, help="Prediction on the shown input with no head masked")
+    notice = Unicode("")
+    capture_error = Unicode("")
+
+    def __init__(self, shown: Callable[[], ShownState], bound, model_lock: threading.RLock, max_length: int,
                  worker: LiveScorer, is_live: Callable[[], bool],
                  baseline_predictions: Callable[[], np.ndarray | None], is_regression: bool,
                  notices: Callable[[], list[str]], lru_size: int = 16,
-                 on_shown: Callable[[], None] = lambda: None):
-        self._traits, self._publish = traits, publish
+                 on_shown: Callable[[], None] = lambda: None, hold: Hold | None = None):
+        super().__init__(hold)
+        self._shown = shown
         self._bound, self._lock, self._max_length = bound, model_lock, max_length
         self._worker, self._is_live = worker, is_live
         self._baseline_predictions, self._is_regression, self._notices = baseline_predictions, is_regression, notices
@@ -97,7 +132,7 @@ class ShownInput:
 
     def recapture(self) -> None:
         """Ask for the capture of the shown input under the mask: at most one per (text, pair, mask)."""
-        t = self._traits
+        t = self._shown()
         text, pair, mask = t.text, t.text_pair, np.array(t.mask)
         key = (text, pair, mask_key(mask))
         if key == self._key:
@@ -154,13 +189,13 @@ class ShownInput:
 
     # -- results (owner thread) --------------------------------------------------------------
     def _applied(self, generation: int, value) -> None:
-        if generation != self._worker.capture_generation:
+        if not self._worker.captures.is_current(generation):
             return  # a newer capture is on its way
         self._pending = False
         self._apply(*value)
 
     def _failed(self, generation: int, exc: BaseException) -> None:
-        if generation != self._worker.capture_generation:
+        if not self._worker.captures.is_current(generation):
             return
         self._pending = False
         self._show_failure(exc)
@@ -169,12 +204,12 @@ class ShownInput:
         result, notices = captured
         self._captures.put(key, captured)
         own = self._unmasked_logits
-        if self._traits.example_index < 0 and (unmasked is not None or own is None or own[0] != key[:2]):
+        if self._shown().example_index < 0 and (unmasked is not None or own is None or own[0] != key[:2]):
             self._unmasked_logits = (key[:2], result.logits if unmasked is None else unmasked)
         self._capture = result
         if self.first_shown_at is None:
             self.first_shown_at = time.perf_counter()
-        self._publish(tokens=list(result.tokens), token_type_ids=result.token_type_ids,
+        self.publish(tokens=list(result.tokens), token_type_ids=result.token_type_ids,
                       hidden_states=result.hidden_states, truncated=result.truncated,
                       notice="\n".join(filter(None, [*notices[:1], *self._notices()])), capture_error="",
                       **self._attention(), **self._predictions())
@@ -183,7 +218,7 @@ class ShownInput:
     def _show_nothing(self, error: str) -> None:
         self._worker.supersede_capture()
         self._capture, self._key, self._pending = None, None, False
-        self._publish(tokens=[], token_type_ids=None, hidden_states=None, attention=None, attentions=None,
+        self.publish(tokens=[], token_type_ids=None, hidden_states=None, attention=None, attentions=None,
                       truncated=False, notice="", example_prediction=None, example_baseline_prediction=None,
                       capture_error=error)
         self._on_shown()
@@ -192,19 +227,20 @@ class ShownInput:
         self._key = None
         message = (str(exc) if isinstance(exc, ValueError)
                    else f"could not run the model on this input: {type(exc).__name__}: {exc}")
-        self._publish(capture_error=message)
+        self.publish(capture_error=message)
 
     # -- what the shown capture says ------------------------------------------------------------
     def _attention(self) -> dict:
         if self._capture is None:
             return {}
-        layer, head = self._traits.layer, self._traits.head
+        state = self._shown()
+        layer, head = state.layer, state.head
         return {"attentions": self._capture.attentions[layer], "attention": self._capture.attentions[layer, head]}
 
     def _predictions(self) -> dict:
         if self._capture is None or self._capture.logits is None:
             return {}
-        index = self._traits.example_index
+        index = self._shown().example_index
         if index < 0 and self._unmasked_logits is None:
             return {}  # one's own text whose first capture is still on its way (a score can land first)
         to_pred: Callable[[Any], Any] = ((lambda z: float(z[0])) if self._is_regression
@@ -222,8 +258,8 @@ class ShownInput:
 
     def slice_attention(self) -> None:
         """Show the selected layer's and head's weights of the shown capture."""
-        self._publish(**self._attention())
+        self.publish(**self._attention())
 
     def update_predictions(self) -> None:
         """Show the model's predictions on the shown input (after a new score or baseline)."""
-        self._publish(**self._predictions())
+        self.publish(**self._predictions())

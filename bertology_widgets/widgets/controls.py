@@ -20,8 +20,8 @@ class Controls(SessionView):
     layer, head : ipywidgets.Dropdown
         Linked to ``session.layer`` / ``session.head``.
     mask_head : ipywidgets.ToggleButton
-        Linked to ``session.head_masked``: pressed (and reading "Unmask head") while
-        the selected head is masked.
+        Follows ``session.head_masked``: pressed (and reading "Unmask head") while
+        the selected head is masked; pressing it calls ``session.toggle_head``.
     reset : ipywidgets.Button
         Calls ``session.reset_mask()``.
     """
@@ -38,10 +38,17 @@ class Controls(SessionView):
         self.reset = w.Button(description="Reset mask", icon="undo", tooltip="Keep every head", layout=fit)
         self._link((session, "layer"), (self.layer, "value"))
         self._link((session, "head"), (self.head, "value"))
-        self._link((session, "head_masked"), (self.mask_head, "value"))
+        self._dlink((session, "head_masked"), (self.mask_head, "value"))
+        self._observe(self._on_mask_head, ["value"], owner=self.mask_head, call_now=False)
         self._dlink((session, "head_masked"), (self.mask_head, "button_style"),
                     lambda masked: "danger" if masked else "")
         self._dlink((session, "head_masked"), (self.mask_head, "description"),
                     lambda masked: "Unmask head" if masked else "Mask head")
         self._on_click(self.reset, session.reset_mask)
         self.children = [w.HBox([self.layer, self.head, self.mask_head, self.reset])]
+
+    def _on_mask_head(self, change) -> None:
+        """The toggle was pressed: mask or keep the selected head (the session's ``head_masked`` follows)."""
+        session = self.session
+        if change["new"] != session.head_masked:
+            session.toggle_head(session.layer, session.head)

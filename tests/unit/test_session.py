@@ -164,8 +164,10 @@ def test_lru_is_bounded(tokenizer):
 
 def test_head_masked_follows_mask_and_selection(session):
     session.layer, session.head = 2, 3
-    session.head_masked = True
-    assert session.mask[2, 3] == 0
+    session.toggle_head(2, 3)
+    assert session.mask[2, 3] == 0 and session.head_masked is True
+    with pytest.raises(TraitError, match="read-only"):
+        session.head_masked = False  # derived: toggle_head changes it
     session.head = 2
     assert session.head_masked is False
     session.head = 3

@@ -28,7 +28,7 @@ def test_masked_count_and_head_masked_follow_the_mask_and_the_selection(session)
     assert session.masked_count == 2 and session.head_masked
     session.head = 3
     assert not session.head_masked and session.masked_count == 2
-    session.head_masked = True  # a toggle linked to head_masked masks the selected head
+    session.toggle_head(session.layer, session.head)  # head_masked is derived: toggle_head changes it
     assert session.mask[1, 3] == 0 and session.masked_count == 3
     session.reset_mask()
     assert session.masked_count == 0 and not session.head_masked
