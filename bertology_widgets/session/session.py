@@ -73,48 +73,38 @@ class ModelSession(HasTraits):
         Dev example shown (``-1`` for custom text).
     text, text_pair : str
         The input whose attention is shown.
-    tokens : list of str
-    attention : np.ndarray, shape ``(query, key)``
-        Weights of the selected head on the current input, under the mask.
-    attentions : np.ndarray, shape ``(heads, query, key)``
-        All heads of the selected layer.
-    hidden_states : np.ndarray, shape ``(layers + 1, pos, hidden)``
-    score, baseline_score : dict
-        The task's metrics under the mask, and with no head masked. A live session opens before
-        its baseline is scored: until it lands (:meth:`wait` brings it) both are ``{}``,
-        ``predictions`` and ``baseline_predictions`` are None, ``flipped`` is ``[]`` and ``busy`` is set;
-        a mask changed meanwhile is scored once it has. ``live=False`` scores it before returning.
-    score_interval : dict
-        ``{metric: (low, high)}`` while ``score_is_estimate``.
-    predictions, baseline_predictions, labels : np.ndarray, shape ``(n,)``
-    flipped : list of int
-        Examples whose prediction differs from the unmasked model's.
-    example_label, example_prediction, example_baseline_prediction
-        For the shown input (label is ``None`` for custom text).
-    progress : float in [0, 1]; busy : bool; notice : str
     data_source : str
         Where the examples came from, e.g. ``"SST-2 dev: embedded copy (872
         examples)"`` (empty when they were not given as a ``GlueSplit``).
-    score_error, capture_error, analysis_error : str
-        The last failure of each source (scoring, the shown input, an
-        analysis); each is cleared when its own source next succeeds.
     error : str
         Failures of the views' callbacks (a refused value, a broken button).
     precision : str, read-only
         ``"fp32"`` or ``"bf16"``: what the live score and :meth:`evaluate` run
         in (``precision="auto"`` picks bf16 on fast-bf16 hardware; the fp32
         guard keeps the predictions equal to fp32's).
-    importance, entropy, curve, probe
-        Head importance, the masking curve and the layer probe (see :class:`~.analysis.AnalysisResults`).
-    analysis_busy, analysis_progress, analysis_status, analysis_cached
-        The analysis under way (see :class:`~.analysis.AnalysisRunner`).
-    ablation, head_means, roles, role_measures, corrupted_text, patching
-        Mean ablation, head roles and patching (see :class:`~.head_analyses.HeadAnalyses`).
-    explain, explain_method, explain_unmasked, token_scores, unmasked_token_scores, rollout, norms, attention_measure
-        Why this prediction: attributions, rollout and norms of the shown input
-        (see :class:`~.explanation_part.ExplanationPart`).
-    pipeline
-        What each layer knows (see :class:`~.pipeline_part.PipelinePart`).
+
+    Mirrored traits (each part's, documented there; assigning one here assigns the part's):
+
+    - :class:`~.live_score.LiveScore`: ``score``, ``baseline_score``, ``score_interval``,
+      ``score_is_estimate``, ``scored_mask``, ``predictions``, ``baseline_predictions``, ``labels``,
+      ``flipped``, ``progress``, ``busy``, ``score_error``. A live session opens before its baseline
+      is scored: until it lands (:meth:`wait` brings it) ``score`` and ``baseline_score`` are ``{}``,
+      the predictions None, ``flipped`` is ``[]`` and ``busy`` is set; a mask changed meanwhile is
+      scored once it has. ``live=False`` scores it before returning.
+    - :class:`~.shown_input.ShownInput`: ``tokens``, ``token_type_ids``, ``attention``, ``attentions``,
+      ``hidden_states``, ``truncated``, ``example_label``, ``example_prediction``,
+      ``example_baseline_prediction``, ``notice``, ``capture_error``.
+    - :class:`~.analysis.AnalysisRunner`: ``analysis_busy``, ``analysis_progress``, ``analysis_status``,
+      ``analysis_cached``, ``analysis_error``; :class:`~.analysis.AnalysisResults`: ``importance``,
+      ``entropy``, ``curve``, ``probe``.
+    - :class:`~.head_analyses.HeadAnalyses`: ``ablation``, ``head_means``, ``roles``, ``role_measures``,
+      ``corrupted_text``, ``patching``.
+    - :class:`~.explanation_part.ExplanationPart`: ``explain``, ``explain_method``, ``explain_unmasked``,
+      ``attention_measure``, ``token_scores``, ``unmasked_token_scores``, ``rollout``, ``norms``,
+      ``explanation_busy``, ``explanation_error``.
+    - :class:`~.pipeline_part.PipelinePart`: ``pipeline`` (its other traits: ``session.pipeline_part``).
+
+    Each ``*_error`` is the last failure of its source, cleared when that source next succeeds.
 
     Parts: the session is a facade over parts (``parts``), each a small ``HasTraits`` that declares
     and writes its own traits: ``live`` (:class:`~.live_score.LiveScore`: the scorer and the score
