@@ -264,9 +264,10 @@ class LiveScorer:
         """Start the worker.
 
         The worker never calls a job's :class:`Callbacks` itself but hands them to
-        ``post(fn, *args)``, which runs them on the thread that owns the traits.
+        ``post(fn, *args)``, which runs them on the thread that owns the traits; a score's
+        or a capture's goes through its :class:`~.jobs.Lane` (dropped there once stale).
         """
-        self._post = post
+        self._post = self.scores.post = self.captures.post = post
         self._thread = threading.Thread(target=self._loop, name="bertology-live-scorer", daemon=True)
         self._thread.start()
 
@@ -391,14 +392,12 @@ class LiveScorer:
         if job is None:
             return
         generation, compute, callbacks, _ = job
-        post = self._post
-        assert post is not None, "start() the worker first"
         try:
             value = compute()
         except Exception as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-            post(callbacks.failed, generation, exc)
+            self.captures.deliver(generation, callbacks.failed, generation, exc)
             return
-        post(callbacks.done, generation, value)
+        self.captures.deliver(generation, callbacks.done, generation, value)
 
     def _run_job(self) -> None:
         """The oldest queued job, if any (worker thread)."""
@@ -440,19 +439,18 @@ class LiveScorer:
                     self._background.run(self._warm_one)
                 continue
             generation, mask, callbacks, _ = job
-            post = self._post
-            assert post is not None, "start() the worker first"
-            is_current = lambda: self.scores.is_current(generation)  # noqa: E731
+            lane = self.scores
+            is_current = lambda: lane.is_current(generation)  # noqa: E731
             progress = callbacks.progress
             on_estimate = None if progress is None else (
-                lambda v, i, p: post(progress, generation, (v, i, p)))
+                lambda v, i, p: lane.deliver(generation, progress, generation, (v, i, p)))
             try:
                 score, predictions = self.score(mask, is_current=is_current, between_batches=self._run_capture,
                                                 on_estimate=on_estimate)
-                post(callbacks.done, generation, (mask, score, predictions))
+                lane.deliver(generation, callbacks.done, generation, (mask, score, predictions))
             except Cancelled:
                 pass
             except BaseException as exc:  # noqa: BLE001 - shown in the dashboard, never raised in the kernel
-                post(callbacks.failed, generation, exc)
+                lane.deliver(generation, callbacks.failed, generation, exc)
             finally:  # the callbacks hold the session: keep none of them between jobs
                 del job, callbacks, progress, on_estimate
