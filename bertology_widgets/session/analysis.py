@@ -100,6 +100,14 @@ class AnalysisRunner(SessionPart):
         """Drop the result of the analysis under way (it is never published)."""
         self.lane.close()
 
+    def shown_from_cache(self, names: list[str]) -> None:
+        """Say that the results ``names`` were read from the shared results cache (owner thread)."""
+        self.publish(analysis_status=f"{' and '.join(names)}: from the shared cache", analysis_cached=True)
+
+    def refused(self, message: str) -> None:
+        """Say why an analysis could not start (owner thread)."""
+        self.publish(analysis_error=message)
+
     def private_model(self):
         """A deep copy of the model, for long work that must not block or disturb live scoring."""
         return self.private_bound().model
@@ -312,11 +320,10 @@ class AnalysisResults(SessionPart):
         if curve is not None:
             values.update(importance=curve[0], curve=curve[1])
             found.append("masking curve")
-        with self.runner.hold_trait_notifications():
+        with self._hold():
             self.publish(**values)
             if found:
-                self.runner.publish(analysis_status=f"{' and '.join(found)}: from the shared cache",
-                                    analysis_cached=True)
+                self.runner.shown_from_cache(found)
         return found
 
     def compute_probe(self, train_examples=None, *, glue_dir=None, train_pool: int = 20000, max_train: int = 2000,

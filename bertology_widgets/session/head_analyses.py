@@ -109,7 +109,7 @@ class HeadAnalyses(SessionPart):
             try:
                 self.compute_head_means()
             except RuntimeError as exc:  # another analysis is running
-                self.runner.publish(analysis_error=f"mean ablation needs the head means: {exc}")
+                self.runner.refused(f"mean ablation needs the head means: {exc}")
             return
         self._apply_ablation()
 
