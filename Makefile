@@ -3,6 +3,7 @@
 #   make test   -> .venv + package + test tools + Chromium + the models the suite opens, then the whole suite
 # The inner loop, once set up:
 #   make check  -> ruff, mypy and tests/unit in parallel (pytest-xdist), stopping at the first failure
+#   make docs   -> execute the notebooks (widget state stored) into offline HTML pages in docs/_build/html/
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -17,7 +18,7 @@ ifneq ($(wildcard ../shared/glue/SST-2/train.tsv),)
 export BERTOLOGY_GLUE_DIR ?= $(abspath ../shared/glue)
 endif
 
-.PHONY: demo test check setup setup-test chromium default-model test-models bench clean
+.PHONY: demo test check setup setup-test chromium default-model test-models bench docs clean
 
 # Unit tests run in parallel; the integration and browser tests start servers, kernels and subprocesses
 # that share ports, the default model's folder and the 2 cores, so they run one at a time.
@@ -75,6 +76,10 @@ check: $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/bertology bench --json
+
+# DOCS_ARGS=--subset runs the long notebooks on the test suite's subsets; DOCS_ARGS=01_quickstart builds one.
+docs: $(NOTEBOOK_STAMP) default-model
+	$(PY) scripts/build_docs.py $(DOCS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

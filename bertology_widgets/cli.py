@@ -14,7 +14,7 @@ from importlib import import_module
 from ._version import __version__
 
 SUBCOMMANDS = ("evaluate", "finetune", "importance", "mask", "prune", "bench", "default_model", "demo",
-               "roles", "patch", "precompute", "explain", "agreement", "pipeline", "lens")
+               "roles", "patch", "precompute", "explain", "agreement", "pipeline", "lens", "snapshot")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -140,7 +140,8 @@ class Dashboard(SessionView):
                               ("Mask grid SVG",
                                lambda: self.mask_grid.save_svg(self._picture_name("head_mask", "svg"))),
                               ("Mask .npy", lambda: self.save_mask(self.export_dir / "head_mask.npy")),
-                              ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json"))):
+                              ("Mask .json", lambda: self.save_mask(self.export_dir / "head_mask.json")),
+                              ("Snapshot (HTML)", lambda: self.save_html(self.export_dir / "dashboard_snapshot.html"))):
             button = w.Button(description=label, icon="download", layout={"width": "auto"})
             self._on_click(button, action)
             buttons.append(button)
@@ -154,6 +155,20 @@ class Dashboard(SessionView):
         path = Path(path)
         self.mask_grid.save_mask(path)
         self.export_status.value = f"saved the mask to <code>{html.escape(str(path))}</code>"
+        return path
+
+    def save_html(self, path) -> Path:
+        """Write a self-contained HTML snapshot of the dashboard to ``path``: it works offline, with no kernel.
+
+        The page holds the shown input's attention for every layer and head, the mask grid and
+        the readout at the session's mask and at each step of its masking curve (a slider), and
+        the importance map and curve when the session has them; all precomputed, here, on the
+        kernel's thread (one scoring pass per mask). See :mod:`bertology_widgets.snapshot`.
+        """
+        from ..snapshot import save_snapshot
+
+        path = save_snapshot(self.session, path)
+        self.export_status.value = f"wrote the snapshot <code>{html.escape(str(path))}</code>"
         return path
 
     def save_attention_png(self, filename: str | None = None) -> None:

@@ -131,6 +131,16 @@ CASES = [
                                                       "--out", str(r / "a_file" / "results")],
        ["--out", "a_file is a file, so no folder can be made under it"])
       for cmd in ("importance", "mask", "prune", "finetune")],
+    ("snapshot-out-in-no-folder", lambda r: ["snapshot", *model_args(r), "--out", str(r / "nowhere" / "page.html")],
+     ["--out", "nowhere does not exist", "create it first"]),
+    ("snapshot-out-is-a-folder", lambda r: ["snapshot", *model_args(r), "--out", str(r / "glue")],
+     ["--out", "is a folder", "give a file name"]),
+    ("snapshot-text-too-long", lambda r: ["snapshot", *model_args(r), "--no-curve", "--text", "word " * 200,
+                                          "--out", str(r / "page.html")],
+     ["--text has 202 tokens", "at most 130", "shorten"]),
+    ("snapshot-example-out-of-range", lambda r: ["snapshot", *model_args(r), "--no-curve", "--example", "9",
+                                                 "--out", str(r / "page.html")],
+     ["--example 9 does not exist", "0..3"]),
 ]
 
 
