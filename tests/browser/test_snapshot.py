@@ -54,12 +54,11 @@ class FileOnly:
 
 @pytest.fixture(scope="module")
 def default_page(tmp_path_factory, default_model):
-    """A snapshot of the default model on dev example 1, with a masking curve over 32 examples."""
-    session = ModelSession.from_pretrained(max_examples=32, live=False, shared_results=False)
+    """A snapshot of the default model on dev example 1, with a masking curve (and importance) over 64 examples."""
+    session = ModelSession.from_pretrained(max_examples=64, live=False, shared_results=False)
     try:
         session.example_index = 1
         session.compute_masking_curve(background=False, random_seeds=())
-        session.compute_importance(background=False)
         session.wait(analysis=True)
         assert len(session.curve["steps"]) >= 3
         return save_snapshot(session, tmp_path_factory.mktemp("snapshot") / "page.html")
@@ -88,7 +87,7 @@ def test_snapshot_draws_offline_and_its_controls_work(page, browser_log, default
     page.select_option(".bw-snapshot-layer select", label="4")
     page.wait_for_function(f"(old) => ({_fills(MAP_CELLS)})() !== old && ({_fills(MAP_CELLS)})() !== ''",
                            arg=before, timeout=h.UI_TIMEOUT_MS)
-    assert page.locator(".bw-snapshot-maps .bqplot .mainheading:visible").first.inner_text().startswith("Layer 4")
+    assert page.evaluate(_visible_text(".bw-snapshot-maps .bqplot .mainheading")).startswith("Layer 4")
 
     # The mask slider: the readout's score and the grid's colours follow each step.
     score, grid = page.evaluate(_visible_text(SCORE)), page.evaluate(_fills(MASK_CELLS))
@@ -99,6 +98,10 @@ def test_snapshot_draws_offline_and_its_controls_work(page, browser_log, default
     page.wait_for_function(f"(old) => ({_fills(MASK_CELLS)})() !== old", arg=grid, timeout=h.UI_TIMEOUT_MS)
     red = page.evaluate(_fills(MASK_CELLS)).count("rgb(214, 39, 40)")
     assert 0 < red < layers * heads  # some heads masked, in red
+    # One step back: the most heads masked with the score still above the threshold.
+    score = page.evaluate(_visible_text(SCORE))
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"(old) => ({_visible_text(SCORE)})() !== old", arg=score, timeout=h.UI_TIMEOUT_MS)
     page.screenshot(path=str(h.docs_screenshot("snapshot_slider.png")), full_page=True)
 
     assert net.aborted == [] and net.failed == [], (net.aborted, net.failed)
