@@ -34,7 +34,7 @@ SUBSETS = {"BERTOLOGY_PIPELINE_SENTENCES": "30", "BERTOLOGY_EXPLAIN_EXAMPLES": "
            "BERTOLOGY_IMPORTANCE_EXAMPLES": "128"}
 
 
-def build(notebook: Path, out: Path) -> Path:
+def build(notebook: Path, out: Path, cell_timeout: int = 3600) -> Path:
     """Execute ``notebook`` in a fresh kernel (in a temporary folder), store its widget state, write its page."""
     import nbformat
     from nbclient import NotebookClient
@@ -42,7 +42,7 @@ def build(notebook: Path, out: Path) -> Path:
 
     nb = nbformat.read(notebook, as_version=4)
     with tempfile.TemporaryDirectory() as work:
-        NotebookClient(nb, timeout=1800, kernel_name="python3", store_widget_state=True,
+        NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", store_widget_state=True,
                        resources={"metadata": {"path": work}}).execute()
     exporter = HTMLExporter(template_name="lab", widget_renderer_url="embed-amd.js", require_js_url="require.js",
                             mathjax_url=NO_MATHJAX)
@@ -57,6 +57,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="notebook names (default: all), e.g. 01_quickstart")
     parser.add_argument("--subset", action="store_true", help="the test suite's smaller runs of the long notebooks")
+    parser.add_argument("--cell-timeout", type=int, default=3600,
+                        help="seconds a cell may run (default 3600: 04_gpt2 trains a small GPT-2 on first use)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT.relative_to(REPO)})")
     args = parser.parse_args()
     notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -74,7 +76,7 @@ def main() -> int:
     start, pages = time.perf_counter(), []
     for notebook in notebooks:
         began = time.perf_counter()
-        pages.append(build(notebook, args.out))
+        pages.append(build(notebook, args.out, args.cell_timeout))
         print(f"{pages[-1].relative_to(REPO) if pages[-1].is_relative_to(REPO) else pages[-1]}: "
               f"{time.perf_counter() - began:.0f} s", flush=True)
     links = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>'
