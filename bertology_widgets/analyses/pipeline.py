@@ -245,10 +245,14 @@ class PipelineResult:
         path = path / "pipeline.json" if path.is_dir() else path
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
+    def state_names(self) -> list[str]:
+        """The hidden states' names, as every view and table writes them: ``"emb"``, then ``"L0"``, ``"L1"``, ..."""
+        return ["emb"] + [f"L{layer}" for layer in range(self.num_layers)]
+
     def table(self) -> str:
         """A plain-text table: per-layer accuracy, baseline, mix, expected layer and centre of gravity."""
-        layers = range(self.num_layers + 1)
-        head = f"{'task':<8} {'majority':>8} " + " ".join(f"{'L' + str(layer):>6}" for layer in layers)
+        names = self.state_names()
+        head = f"{'task':<8} {'majority':>8} " + " ".join(f"{name:>6}" for name in names)
         head += f" {'mix':>6} {'E[l]':>5} {'CoG':>5}"
         lines = [head]
         for i, task in enumerate(self.tasks):
@@ -290,16 +294,16 @@ class PipelineResult:
             for value, marker in ((self.expected_layer[i], "v"), (self.centre_of_gravity[i], "D")):
                 if math.isfinite(value):
                     lines.plot([value], [1.08], marker=marker, color=colour, ls="none")
-        lines.set_xticks(layers)
-        lines.set_xlabel("layer (0 = embeddings)")
+        lines.set_xticks(layers, self.state_names())
+        lines.set_xlabel("hidden state (emb = embeddings)")
         lines.set_ylabel("accuracy, normalised\n(0 = majority, 1 = best layer)")
         lines.set_title(f"What each layer knows ({self.heads_masked} heads masked, {self.ablation} ablation)"
                         "\nv expected layer of the mix, \u25c6 centre of gravity")
         lines.legend(fontsize="small", loc="lower right")
         image = heat.imshow(self.mix_weights, aspect="auto", cmap="viridis", vmin=0)
         heat.set_yticks(range(len(self.tasks)), self.tasks)
-        heat.set_xticks(layers)
-        heat.set_xlabel("layer")
+        heat.set_xticks(layers, self.state_names())
+        heat.set_xlabel("hidden state")
         heat.set_title("scalar-mix weights s_l")
         fig.colorbar(image, ax=heat)
         fig.tight_layout()

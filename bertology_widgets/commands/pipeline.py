@@ -125,7 +125,8 @@ def run(args) -> int:
     under = ("no head masked" if mask is None
              else f"{result.heads_masked} of {mask.size} heads masked ({args.ablation} ablation)")
     print(f"What each layer knows: {model.config._name_or_path or 'model'}, {under}; test accuracy per layer "
-          f"(L0 = embeddings), scalar mix, its expected layer E[l] and the centre of gravity CoG")
+          f"(emb = embeddings, L0... = the layers' outputs), scalar mix, its expected layer E[l] and the centre "
+          "of gravity CoG (positions along emb, L0, ... counted from 0)")
     print(result.table())
     if result.dropped_words:
         print(f"{result.dropped_words} words past --max-length {args.max_length} tokens were left out")

@@ -128,6 +128,7 @@ class SessionView(w.VBox):
 
     def __init__(self, session, **kwargs):
         super().__init__(**kwargs)
+        self.add_class("bw-view")  # the shared style sheet (_style.CSS) applies to views
         self.session = session
         self._links = []
         self._observers = []

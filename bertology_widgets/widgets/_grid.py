@@ -2,7 +2,7 @@
 
 Rows and columns sit on linear scales with cell *boundaries* ``0..n``, so cell
 ``(i, j)`` spans ``[j, j + 1] x [i, i + 1]`` and overlays (separator lines, a
-highlight frame, crosses) are drawn in the same coordinates. Tick labels are
+highlight frame, corner marks) are drawn in the same coordinates. Tick labels are
 placed at cell centres through the axis ``tick_labels`` mapping, which also
 copes with repeated tokens (an ordinal scale would merge them). A long row of
 tokens shows every k-th label, so labels never overlap; the hover tooltip
@@ -21,6 +21,7 @@ from bqplot.traits import array_dimension_bounds, array_serialization
 from traittypes import Array
 
 from ._base import SessionView, held
+from ._style import TICK_STYLE, TITLE_STYLE, colour_bar_margin
 
 
 class _GridHeatMap(GridHeatMap):
@@ -35,10 +36,12 @@ def _centres(n: int) -> np.ndarray:
 
 
 LABEL_PITCH_PX = 14  # the least distance between two tick labels of 11 px text
-# Masked heads, in every colouring: a white halo under a dark frame, and a hatch across the cell.
-MASKED_OVERLAYS = {"masked_halo": {"colors": ["white"], "stroke_width": 5},
-                   "masked": {"colors": ["#111827"], "stroke_width": 2.5},
-                   "masked_hatch": {"colors": ["#111827"], "stroke_width": 1.5, "opacities": [0.8]}}
+# Masked heads, in every colouring: a dark triangle (edged in white) in the cell's top-left corner, which
+# leaves the rest of the cell's colour to be read (frames and crosses on 40 heads hid it).
+MASKED_OVERLAYS = {"masked_halo": {"colors": ["white"], "stroke_width": 3},
+                   "masked": {"colors": ["#111827"], "stroke_width": 1, "fill": "inside",
+                              "fill_colors": ["#111827"], "fill_opacities": [1.0]}}
+CORNER = 0.35  # how far along each edge of a cell its corner mark runs
 
 
 def _tick_labels(labels, step: int = 1) -> tuple[np.ndarray, dict]:
@@ -74,13 +77,11 @@ def frames(cells) -> tuple[np.ndarray, np.ndarray]:
             np.array([y for _, y in xy], dtype=float).reshape(-1, 5))
 
 
-def crosses(cells) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)``, shape ``(2 * cells, 2)``: two diagonal strokes per ``(row, col)`` cell."""
-    x, y = [], []
-    for row, col in cells:
-        x += [[col, col + 1], [col, col + 1]]
-        y += [[row, row + 1], [row + 1, row]]
-    return np.array(x, dtype=float).reshape(-1, 2), np.array(y, dtype=float).reshape(-1, 2)
+def corners(cells) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, shape ``(cells, 4)``: a closed triangle in the top-left corner of each ``(row, col)`` cell."""
+    x = [[col, col + CORNER, col, col] for _row, col in cells]
+    y = [[row, row, row + CORNER, row] for row, _col in cells]
+    return np.array(x, dtype=float).reshape(-1, 4), np.array(y, dtype=float).reshape(-1, 4)
 
 
 class GridFigure:
@@ -96,8 +97,10 @@ class GridFigure:
         Names for row, column and value in the hover tooltip (an ``HTML`` widget,
         ``tooltip``, written on hover with the row and column labels and the value).
     colour_label : str
-        What the colour bar (``colour_axis``, a vertical ``ColorAxis``) measures; keep it
-        short, it is written above the bar.
+        What the colour bar (``colour_axis``, a vertical ``ColorAxis``) measures; it is written
+        above the bar, and the right margin grows to fit it (:func:`colour_bar_margin`).
+    colour_labels : tuple of str
+        Other labels the colour bar may show later (the margin fits the longest).
     axes : bool
         Draw labelled axes (False for small multiples).
     long_labels : bool
@@ -106,7 +109,8 @@ class GridFigure:
 
     def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
                  axes: bool = True, long_labels: bool = False, row_label: str = "", col_label: str = "",
-                 colour_label: str = "", value_format: str = ".3f", layout=None, fig_margin=None):
+                 colour_label: str = "", colour_labels=(), value_format: str = ".3f", layout=None,
+                 fig_margin=None):
         self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
         scales = {"row": self.rows, "column": self.cols, "color": color_scale}
         self.tooltip_names, self.value_format = tuple(tooltip or ()), value_format
@@ -118,30 +122,38 @@ class GridFigure:
                         interactions={}, **style)
             for name, style in (overlays or {}).items()
         }
+        margin = dict(fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
+        if axes and colour_label:
+            margin["right"] = max(margin["right"], colour_bar_margin(colour_label, *colour_labels))
         self.axes = []
         if axes:
-            tick_style = {"font-size": "11px"}
-            # Long tick labels (tokens) slant and push the axis labels out of their way.
-            slant = {"tick_rotate": -50, "tick_style": {**tick_style, "text-anchor": "end"}, "label_offset": "64px"}
+            tick_style = dict(TICK_STYLE)
+            # Long tick labels (tokens) slant and push the axis labels out of their way; each axis label sits
+            # at the outer edge of its margin, clear of the tick labels.
+            slant = {"tick_rotate": -50, "tick_style": {**tick_style, "text-anchor": "end"}}
             self.axes = [
                 Axis(scale=self.cols, side="bottom", label=col_label, grid_lines="none",
+                     label_offset=f"{margin['bottom'] - 8}px",
                      **(slant if long_labels else {"tick_style": tick_style})),
                 Axis(scale=self.rows, side="left", label=row_label, grid_lines="none", tick_style=tick_style,
-                     label_offset="76px" if long_labels else None),
+                     label_offset=f"{margin['left'] - 12}px"),
             ]
         # Vertical, at the right. bqplot draws the bar 100 px short of each end of the plot, so a
         # figure needs a plot over ~300 px tall for a readable bar; a small multiple (axes=False)
         # cannot show one, and keeps it hidden (its caption states the scale instead).
         self.colour_axis = ColorAxis(scale=color_scale, side="right", label=colour_label, num_ticks=5,
                                      tick_format=".2~f", tick_style={"font-size": "10px"}, visible=axes)
-        margin = dict(fig_margin or {"top": 40, "bottom": 40, "left": 50, "right": 10})
         layout = dict(layout or {})
+        width = _px(layout.get("width"), 300) + (margin["right"] - (fig_margin or {}).get("right", margin["right"]))
+        if axes:  # as wide as asked where there is room, narrower in a narrow notebook
+            layout.update(width=f"{width:.0f}px", max_width="100%")
         self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=[*self.axes, self.colour_axis],
                           title=title, padding_x=0, padding_y=0, animation_duration=0, layout=layout,
-                          fig_margin=margin, display_toolbar=False, title_style={"font-size": "13px"})
+                          fig_margin=margin, display_toolbar=False,
+                          title_style=TITLE_STYLE if axes else {"font-size": "12px"})
         # Room for tick labels along each axis, in pixels (for thinning them).
         self._room = (_px(layout.get("height"), 300) - margin["top"] - margin["bottom"],
-                      _px(layout.get("width"), 300) - margin["left"] - margin["right"])
+                      width - margin["left"] - margin["right"])
         self._click_handler = None
         self._labels: tuple | None = None
         self._cell_labels: tuple[list, list] | None = None

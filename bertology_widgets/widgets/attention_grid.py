@@ -21,6 +21,7 @@ SCALE_LABELS = {"fixed": "weight", "head": "weight", "row": "\u00f7 row max"}
 SCALE_TOOLTIPS = {"fixed": "colour scale 0 to 1 for every head", "head": "each head's largest weight is full colour",
                   "row": "each query's row divided by its largest weight"}
 SMALL_PX = 150  # one small map of the all-heads grid, frame included
+SMALL_TITLE_PX = 22  # the small map's title line, above its square
 # value -> label of the measure picker ("norm" and "rollout" come from session.norms / session.rollout)
 MEASURES = {"weight": "weight", "norm": "\u2016\u03b1 f(x)\u2016", "rollout": "rollout"}
 MEASURE_TOOLTIPS = {"weight": "the attention weights", "norm": "the norm of what each weight moves (Kobayashi et al.)",
@@ -103,15 +104,16 @@ class AttentionGrid(FigureView):
         self.grid = GridFigure(ColorScale(**ATTENTION_COLOURS), overlays={"separators": SEPARATOR_STYLE},
                                tooltip=("query", "key", "weight"), row_label="query", col_label="key",
                                long_labels=True, colour_label=SCALE_LABELS["head"],
+                               colour_labels=(*SCALE_LABELS.values(), *MEASURES.values()),
                                layout={"width": f"{size + 70}px", "height": f"{size + 40}px"},
                                fig_margin={"top": 40, "bottom": 90, "left": 100, "right": 80})
         self.scale_picker = w.ToggleButtons(options=[(label, value) for value, label in SCALES.items()],
-                                            description="scale", tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
-                                            style={"button_width": "80px", "description_width": "40px"})
+                                            tooltips=[SCALE_TOOLTIPS[v] for v in SCALES],
+                                            style={"button_width": "80px"})
         self.small: list = []
         per_row = max(1, (size + 70) // SMALL_PX)
-        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat({per_row}, {SMALL_PX}px)",
-                                            "display": "none"})
+        self._small_box = w.GridBox(layout={"grid_template_columns": f"repeat(auto-fill, {SMALL_PX}px)",
+                                            "max_width": f"{per_row * SMALL_PX}px", "display": "none"})
         self._small_box.add_class("bw-all-heads")
         self._small_caption = w.HTML(layout={"max_width": f"{size + 70}px"})  # wraps, never widens the view
         self.toggle_all = w.ToggleButton(description="All heads", tooltip="Show every head of this layer",
@@ -123,7 +125,12 @@ class AttentionGrid(FigureView):
                                               style={"button_width": "70px"})
         if session.has_trait("attention_measure"):
             self._link((session, "attention_measure"), (self.measure_picker, "value"))
-        self.children = [self.grid.fig, w.HBox([self.scale_picker, self.toggle_all]), self.measure_picker,
+        label = {"width": "90px"}
+        self.children = [self.grid.fig,
+                         w.HBox([w.Label("colour scale", layout=label), self.scale_picker, self.toggle_all],
+                                layout={"flex_flow": "row wrap", "align_items": "center"}),
+                         w.HBox([w.Label("show", layout=label), self.measure_picker],
+                                layout={"flex_flow": "row wrap", "align_items": "center"}),
                          self._small_caption, self._small_box]
         self._shown: tuple | None = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
@@ -138,7 +145,7 @@ class AttentionGrid(FigureView):
 
     def title(self) -> str:
         s = self.session
-        parts = [f"Layer {s.layer}, head {s.head}"]
+        parts = [f"L{s.layer} head {s.head}"]
         if s.head_masked:
             parts.append("masked")
         note = s.layer_notes[s.layer]  # ModernBERT: "local ±64 tokens" (sliding window) or "global"
@@ -146,7 +153,7 @@ class AttentionGrid(FigureView):
             parts.append(note)
         if s.causal:
             parts.append("causal")
-        return " · ".join(parts) + ": attention of each query to each key"
+        return " · ".join(parts) + ": attention, query \u2192 key"
 
     def measured(self):
         """``(matrix (query, key) or None, what it is)``: what the main map draws for ``session.attention_measure``."""
@@ -213,8 +220,8 @@ class AttentionGrid(FigureView):
             colours.min, colours.max = low, high
             self.grid.colour_axis.label = MEASURES[measure] if self.scale != "row" else SCALE_LABELS["row"]
         tokens = session_tokens(s)
-        what = (f"Layer {s.layer}, head {s.head}: \u2016\u03b1 f(x)\u2016, what each weight moves"
-                if measure == "norm" else f"Rollout through layer {s.layer}: how much of each key reaches each query")
+        what = (f"L{s.layer} head {s.head}: \u2016\u03b1 f(x)\u2016, what each weight moves"
+                if measure == "norm" else f"Rollout through L{s.layer}: each key's share in each query")
         self.grid.show(colour, tokens, tokens, title=what, values=matrix)
 
     # -- all heads of the layer --------------------------------------------------------------
@@ -229,10 +236,12 @@ class AttentionGrid(FigureView):
 
     def _build_small(self) -> None:
         for head in range(self.session.num_heads):
+            # A square map under a title line of its own: the title never touches the map.
+            side = SMALL_PX - 6
             small = GridFigure(ColorScale(**ATTENTION_COLOURS), title=f"head {head}", axes=False,
                                tooltip=("query", "key", "weight"),
-                               layout={"width": f"{SMALL_PX - 6}px", "height": f"{SMALL_PX - 6}px"},
-                               fig_margin={"top": 22, "bottom": 28, "left": 6, "right": 6})
+                               layout={"width": f"{side}px", "height": f"{side - 6 + SMALL_TITLE_PX}px"},
+                               fig_margin={"top": SMALL_TITLE_PX, "bottom": 6, "left": 6, "right": 6})
             small.on_cell_click(self._guarded(lambda _row, _col, head=head: self.select_head(head)))
             self.small.append(small)
         self._small_box.children = [small.fig for small in self.small]
@@ -243,7 +252,7 @@ class AttentionGrid(FigureView):
             return
         masked = np.asarray(s.mask)[s.layer] == 0
         self._small_caption.value = (
-            f"<b>All heads of layer {s.layer}</b> &middot; {html.escape(SCALE_TOOLTIPS[self.scale])} "
+            f"<b>All heads of L{s.layer}</b> &middot; {html.escape(SCALE_TOOLTIPS[self.scale])} "
             "(white is 0) &middot; click a map to select its head; masked heads are dimmed, with a dashed outline")
         tokens = session_tokens(s)
         for head, small in enumerate(self.small):

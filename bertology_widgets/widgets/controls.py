@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipywidgets as w
 
 from ._base import SessionView
+from ._style import layer_names
 
 
-def numbered(prefix: str, n: int) -> list[tuple[str, int]]:
-    """``[("Layer 0", 0), ("Layer 1", 1), ...]``."""
-    return [(f"{prefix} {i}", i) for i in range(n)]
+def numbered(prefix: str, n: int, names=None) -> list[tuple[str, int]]:
+    """``[("Head 0", 0), ("Head 1", 1), ...]``; with ``names``, ``[("Layer L0", 0), ...]``."""
+    return [(f"{prefix} {names[i] if names else i}", i) for i in range(n)]
 
 
 class Controls(SessionView):
@@ -30,7 +31,8 @@ class Controls(SessionView):
         super().__init__(session, **kwargs)
         self.add_class("bw-controls")
         narrow = {"width": "150px"}
-        self.layer = w.Dropdown(options=numbered("Layer", session.num_layers), layout=narrow)
+        self.layer = w.Dropdown(options=numbered("Layer", session.num_layers, layer_names(session.num_layers)),
+                                layout=narrow)
         self.head = w.Dropdown(options=numbered("Head", session.num_heads), layout=narrow)
         fit = {"width": "auto"}  # buttons as wide as their labels
         self.mask_head = w.ToggleButton(description="Mask head", icon="ban",
@@ -45,7 +47,7 @@ class Controls(SessionView):
         self._dlink((session, "head_masked"), (self.mask_head, "description"),
                     lambda masked: "Unmask head" if masked else "Mask head")
         self._on_click(self.reset, session.reset_mask)
-        self.children = [w.HBox([self.layer, self.head, self.mask_head, self.reset])]
+        self.children = [w.HBox([self.layer, self.head, self.mask_head, self.reset], layout={"flex_flow": "row wrap"})]
 
     def _on_mask_head(self, change) -> None:
         """The toggle was pressed: mask or keep the selected head (the session's ``head_masked`` follows)."""

@@ -9,6 +9,7 @@ from typing import TypeVar
 import ipywidgets as w
 
 from ._base import SessionView
+from ._style import CSS
 from .attention_grid import AttentionGrid
 from .controls import Controls
 from .example_view import ExampleView
@@ -82,12 +83,17 @@ class Dashboard(SessionView):
         for index, (_name, title, _view) in enumerate(PANELS):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
-        header = w.HTML(f"<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
+        header = w.HTML(f"{CSS}<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
                         f"{session.num_layers} layers &times; {session.num_heads} heads &middot; "
                         f"{len(session.examples)} examples")
-        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "400px"})
-        # Wraps (the mask grid goes under the attention map) rather than clip in a narrow column.
+        side = w.VBox([self.readout, self.mask_grid], layout={"margin": "0 0 0 12px", "width": "430px",
+                                                              "max_width": "100%"})
+        # Wraps (the mask grid goes under the attention map) rather than clip in a narrow column; the attention
+        # map narrows to the column where even it alone does not fit.
+        self.attention.layout.flex = "0 1 auto"
+        self.attention.layout.min_width = "0"
         self.main_row = w.HBox([self.attention, side], layout={"flex_flow": "row wrap"})
+        self.main_row.add_class("bw-main-row")
         self.children = [header, self.controls, self.main_row, self.example, self.token_strip, self.exports,
                          self.panels]
 

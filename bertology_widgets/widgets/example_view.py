@@ -53,7 +53,7 @@ class ExampleView(SessionView):
         self.add_class("bw-example")
         self.index = w.BoundedIntText(min=-1, max=len(session.examples) - 1, description="Example",
                                       tooltip="dev example (-1: your own text)", layout={"width": "180px"})
-        wide = {"width": "100%", "max_width": "640px"}
+        wide = {"width": "auto", "max_width": "640px"}  # the column's width less the widget's margins
         self.text = w.Text(description="Text", continuous_update=False, layout=wide)
         self.text_pair = w.Text(description="Pair", placeholder="(optional second sentence)",
                                 continuous_update=False, layout=wide)
@@ -62,7 +62,7 @@ class ExampleView(SessionView):
         self.source = w.HTML()
         self.prediction = w.HTML()
         self.prediction.add_class("bw-prediction")
-        self.flipped = w.Select(description="Flipped", rows=5, layout={"width": "100%", "max_width": "640px"})
+        self.flipped = w.Select(description="Flipped", rows=5, layout=dict(wide))
         self.notice = self._message_box("notice", "#92400e", "#fffbeb")
         self._link((session, "example_index"), (self.index, "value"))
         self._link((session, "text"), (self.text, "value"))

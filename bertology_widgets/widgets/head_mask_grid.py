@@ -8,27 +8,32 @@ from bqplot import ColorScale
 from traitlets import Enum
 
 from ..core.mask_files import save_mask
-from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, crosses, frame, frames
+from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, corners, frame
+from ._style import CSS, layer_names
+from ._style import legend_html as key_html
 from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
 
 MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
 COLOUR_BY = ("mask", "importance", "entropy", "role")
-# colour_by -> (figure title, colour bar label)
-TITLES = {"mask": ("Head mask: red is masked (gate 0), pale is kept (1)", "gate"),
-          "importance": ("Head importance (masked heads outlined)", "importance"),
-          "entropy": ("Attention entropy in nats (masked heads outlined)", "nats"),
-          "role": ("Head roles (masked heads outlined)", "role")}
+# colour_by -> (figure title, colour bar label; "" for a categorical colouring, told by a legend instead)
+TITLES = {"mask": ("Head mask", ""),
+          "importance": ("Head importance", "importance"),
+          "entropy": ("Attention entropy", "nats"),
+          "role": ("Head roles", "")}
+MASK_KEY = key_html([("masked (gate 0)", MASK_COLOURS["colors"][0], "swatch"),
+                     ("kept (gate 1)", MASK_COLOURS["colors"][1], "swatch"),
+                     ("corner mark: masked head", "\u25e4")])
 
 
 class HeadMaskGrid(FigureView):
     """One cell per head, rows are layers: red cells are masked; a click toggles the head.
 
     The selected head (``session.layer``, ``session.head``) is framed in
-    orange; masked heads are outlined (a dark frame on a white halo) in every
-    colouring and hatched when the cells show importance or entropy, so they
-    stay visible on dark cells. The colour bar and the title say what the
-    colours are.
+    orange; masked heads carry a dark corner mark (on a white halo) in every
+    colouring, which leaves the cell's colour readable. Importance and entropy
+    have a colour bar; the mask (0 or 1) and the roles (categories) have a
+    legend of swatches instead, as categorical figures do.
 
     Traits
     ------
@@ -55,22 +60,21 @@ class HeadMaskGrid(FigureView):
     colour_by = Enum(COLOUR_BY, default_value="mask")
     export_name = "head_mask"
 
-    def __init__(self, session, size: int = 380, **kwargs):
+    def __init__(self, session, size: int = 380, controls: bool = True, **kwargs):
         super().__init__(session, **kwargs)
         self.add_class("bw-mask-grid")
         self.colours = ColorScale(**MASK_COLOURS)
-        self.grid = GridFigure(self.colours, title=TITLES["mask"][0], colour_label=TITLES["mask"][1],
+        self.grid = GridFigure(self.colours, title=TITLES["mask"][0], colour_label="importance",
                                overlays={**MASKED_OVERLAYS, "selected": {"colors": ["#e6550d"], "stroke_width": 3}},
                                tooltip=("layer", "head", "value"), row_label="layer", col_label="head",
-                               layout={"width": f"{size}px", "height": f"{max(400, size * 3 // 4)}px"},
+                               layout={"width": f"{size + 40}px", "height": f"{max(400, size * 3 // 4)}px"},
                                fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
                                                style={"button_width": "auto"})
         self.note = w.HTML()
         # bqplot's hover tooltip follows the pointer: it must never take a click meant for the cell below it.
-        self.hint = w.HTML("<style>.bqplot_tooltip_div { pointer-events: none; }</style>"
-                           "<small>Click a cell to mask or unmask that head.</small>")
+        self.hint = w.HTML(CSS + "<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
         self.ablation_selector = w.ToggleButtons(options=[("Zero", "zero"), ("Mean", "mean")],
                                                  description="masked heads output",
@@ -80,8 +84,10 @@ class HeadMaskGrid(FigureView):
         self._value_tooltip = self.grid.heat.tooltip
         self.role_tooltip = RoleTooltip(lambda: self.session.roles)
         self.grid.heat.on_hover(self._guarded(self.role_tooltip.on_hover))
-        self.children = [self.grid.fig, self.hint, self.colour_selector, self.legend, self.note,
-                         self.ablation_selector]
+        # Under the importance panel's own map, the dashboard's controls would only repeat themselves.
+        shown = [self.grid.fig, self.legend, self.note]
+        self.children = [self.grid.fig, self.legend, self.hint, self.colour_selector, self.note,
+                         self.ablation_selector] if controls else shown
         self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
         self._observe(self._ask_for_roles, ["colour_by"], owner=self, call_now=False)
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
@@ -109,7 +115,8 @@ class HeadMaskGrid(FigureView):
         by_role = self.colour_by == "role" and chosen is not None
         if missing and self.colour_by == "role" and s.analysis_busy and s.analysis_status == "head roles":
             self.note.value = "<i>computing head roles in the background; showing the mask</i>"
-        self.legend.value = legend_html(s.roles) if by_role else ""
+        self.legend.value = legend_html(s.roles) if by_role else MASK_KEY if chosen is None else key_html(
+            [("corner mark: masked head", "\u25e4")])
         tooltip = self.role_tooltip if by_role else self._value_tooltip
         if self.grid.heat.tooltip is not tooltip:
             self.grid.heat.tooltip = tooltip
@@ -118,15 +125,16 @@ class HeadMaskGrid(FigureView):
             for key, value in palette.items():
                 setattr(self.colours, key, value)
         title, colour_label = TITLES["mask" if chosen is None else self.colour_by]
-        if self.grid.colour_axis.label != colour_label:
-            self.grid.colour_axis.label = colour_label
-        labels = range(s.num_layers), range(s.num_heads)
+        with self.grid.colour_axis.hold_sync():
+            if self.grid.colour_axis.label != colour_label:
+                self.grid.colour_axis.label = colour_label
+            self.grid.colour_axis.visible = bool(colour_label)
+        labels = layer_names(s.num_layers), range(s.num_heads)
         self.grid.show(self.values(), *labels, title=title)
         masked = np.argwhere(np.asarray(s.mask) == 0).tolist()
-        outline = frames(masked) if masked else None
-        self.grid.draw("masked_halo", outline)
-        self.grid.draw("masked", outline)
-        self.grid.draw("masked_hatch", crosses(masked) if chosen is not None and masked else None)
+        marks = corners(masked) if masked else None
+        self.grid.draw("masked_halo", marks)
+        self.grid.draw("masked", marks)
 
     def _ask_for_roles(self, _change) -> None:
         """Colouring by role (chosen by the user or by code) asks the session for the roles once."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipywidgets as w
 import numpy as np
-from bqplot import Axis, ColorScale, Figure, LinearScale, Scatter, Tooltip
+from bqplot import ColorAxis, ColorScale, LinearScale, Scatter, Tooltip
 from traitlets import Int, TraitError, validate
 
 from ..analyses.representations import layer_to_layer_cosine, pca_2d, token_norms
 from ._base import SessionView, held
 from ._grid import GridFigure
+from ._style import CHART_MARGIN, axis, colour_bar_margin, figure, state_names
 from .tokens import session_tokens
 
 HIGHLIGHT_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
@@ -28,8 +29,20 @@ def cosine_colours(cosine) -> dict:
 
 
 def state_labels(num_layers: int) -> list[str]:
-    """Names of the ``num_layers + 1`` rows of ``hidden_states``: ``"emb"``, then ``"L0"``, ``"L1"``, ..."""
-    return ["emb"] + [f"L{i}" for i in range(num_layers)]
+    """Names of the ``num_layers + 1`` rows of ``hidden_states``: ``"emb"``, then ``"L0"``, ``"L1"``, ...
+    (:func:`~bertology_widgets.widgets._style.state_names`, the one naming every view uses)."""
+    return state_names(num_layers)
+
+
+def padded(values, low: float = 0.08, high: float = 0.08) -> tuple[float, float]:
+    """``(min, max)`` of a scale around ``values`` with room on each side (a share of their range), so that
+    points sit off the axes and their labels inside the plot."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo if hi > lo else 1.0
+    return lo - low * span, hi + high * span
 
 
 def row_frame(row: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,22 +100,26 @@ class HiddenStatesView(SessionView):
         self.cosine = GridFigure(ColorScale(**cosine_colours([-1.0, 1.0])), title="Cosine with the layer below",
                                  tooltip=("layer", "token", "cosine"), colour_label="cosine",
                                  **grid_kwargs)
-        x, y = LinearScale(), LinearScale()
+        self.pca_x, self.pca_y = LinearScale(), LinearScale()
+        position = ColorScale(scheme="viridis")
         self.scatter = Scatter(x=np.zeros(1), y=np.zeros(1), names=[""], display_names=True, default_size=40,
-                               scales={"x": x, "y": y, "color": ColorScale(scheme="viridis")}, color=np.zeros(1),
+                               scales={"x": self.pca_x, "y": self.pca_y, "color": position}, color=np.zeros(1),
                                tooltip=Tooltip(fields=["name", "x", "y"], labels=["token", "PC 1", "PC 2"],
                                                formats=["", ".2f", ".2f"]))
-        self.pca_fig = Figure(marks=[self.scatter], axes=[Axis(scale=x, label="PC 1", grid_lines="none"),
-                                                          Axis(scale=y, side="left", label="PC 2",
-                                                               grid_lines="none")],
-                              animation_duration=0, layout={"width": f"{size}px", "height": f"{size}px"},
-                              fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        self.position_axis = ColorAxis(scale=position, side="right", label="position", num_ticks=4,
+                                       tick_format=".0f", tick_style={"font-size": "10px"})
+        self.pca_fig = figure([self.scatter], [axis(self.pca_x, "PC 1", grid_lines="none"),
+                                               axis(self.pca_y, "PC 2", side="left", grid_lines="none"),
+                                               self.position_axis],
+                              width=size, height=size, margin={**CHART_MARGIN, "right": colour_bar_margin("position")})
         self.slider = w.SelectionSlider(options=list(zip(state_labels(session.num_layers),
                                                          range(session.num_layers + 1))),
-                                        description="PCA of", layout={"width": f"{size}px"})
+                                        description="PCA of", layout={"width": "100%", "max_width": f"{size}px"})
         self._link((self, "pca_layer"), (self.slider, "value"))
         self._dlink((session, "layer"), (self, "pca_layer"), lambda layer: layer + 1)
         self.children = [w.HBox([self.norms.fig, self.cosine.fig], layout={"flex_flow": "row wrap"}),
+                         w.HTML("<small>The PCA colours each token by its position in the input "
+                                "(the colour bar), and writes the token to the right of its point.</small>"),
                          w.VBox([self.slider, self.pca_fig])]
         self._drawn: tuple | None = None
         self._observe(self._redraw_grids, ["hidden_states", "tokens"])
@@ -153,6 +170,9 @@ class HiddenStatesView(SessionView):
             # names first: bqplot checks them against x when display_names is on.
             self.scatter.names = session_tokens(s)
             self.scatter.x, self.scatter.y = points[:, 0], points[:, 1]
+            # Room to the right for the token written after each point, and off the axes all round.
+            self.pca_x.min, self.pca_x.max = padded(points[:, 0], 0.08, 0.3)
+            self.pca_y.min, self.pca_y.max = padded(points[:, 1], 0.1, 0.1)
             self.scatter.color = np.arange(len(s.tokens), dtype=float)
             self.pca_fig.title = f"PCA of the tokens' states at {state_labels(s.num_layers)[self.pca_layer]}"
 
@@ -161,4 +181,5 @@ class HiddenStatesView(SessionView):
         for widget in (self.norms, self.cosine):
             widget.close()
         self.pca_fig.close()
+        self.position_axis.close()
         self.scatter.close()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import time
+
 import ipywidgets as w
 import numpy as np
-from bqplot import Axis, Figure, LinearScale, Lines, Scatter
+from bqplot import LinearScale, Lines, Scatter
 
+from ..analyses.masking_curve import heads_per_step
 from ._base import SessionView, held
+from ._style import axis, empty_html, figure, legend_html
 from .head_mask_grid import HeadMaskGrid
 
 CURVE_COLOUR, RANDOM_COLOUR, THRESHOLD_COLOUR, CURRENT_COLOUR = "#1f77b4", "#6b7280", "#b91c1c", "#e6550d"
@@ -31,6 +36,41 @@ def threshold_label(curve: dict) -> str:
     """The threshold line's legend: ``"90 % of baseline"`` for a ``masking_threshold`` of 0.9."""
     fraction = curve.get("masking_threshold")
     return "threshold" if fraction is None else f"{float(fraction) * 100:.0f} % of baseline"
+
+
+MINE = ("head importance", "masking curve")  # the analyses whose progress and status this panel shows
+
+
+def curve_steps(num_heads_total: int, masking_amount: float = 0.1) -> int:
+    """How many steps the masking curve takes: ``per_step`` more heads masked each, at most all but one."""
+    return max(1, (num_heads_total - 1) // heads_per_step(num_heads_total, masking_amount))
+
+
+def duration(seconds: float) -> str:
+    """``"40 s"``, ``"6 min"``, ``"1.5 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def curve_forecast(steps: int, examples: int, importance_s: float | None) -> str:
+    """What the masking curve will cost, said before it starts: the steps, and a time when one is known."""
+    base = (f"The masking curve recomputes head importance at each of {steps} steps over {examples} examples, "
+            "then scores a random order of masking as a baseline")
+    if importance_s is None:
+        return (base + ": about as long as pressing Compute importance " + f"{steps + 1} times (press it first "
+                "for an estimate; the default model's curve took about 6 min on a 2-core CPU).")
+    return base + f": likely about {duration(1.3 * (steps + 1) * importance_s)} on this machine."
+
+
+def curve_progress(fraction: float, steps: int, elapsed_s: float) -> str:
+    """The line under the progress bar while the curve runs: the step, and the time likely left."""
+    if fraction < 0.5:
+        what = f"step {min(steps, int(round(fraction * 2 * steps)) + 1)} of {steps} (importance order)"
+    else:
+        what = "random-order baseline"
+    left = "" if fraction <= 0.02 else f" &middot; about {duration(elapsed_s * (1 - fraction) / fraction)} left"
+    return f"masking curve: {what} &middot; {duration(elapsed_s)} so far{left}"
 
 
 def pruning_note(session) -> str:
@@ -116,33 +156,40 @@ class ImportancePanel(SessionView):
         self.importance_button = w.Button(description="Compute importance", icon="play", button_style="primary",
                                           layout=fit)
         self.curve_button = w.Button(description="Masking curve", icon="line-chart", layout=fit)
-        self.progress = w.FloatProgress(min=0.0, max=1.0, description="analysis", layout={"width": "320px"})
-        self.status = w.Label()
+        self.progress = w.FloatProgress(min=0.0, max=1.0, layout={"width": "240px"})
+        self.status = w.HTML()
+        self.forecast = w.HTML()
         self.pruning = w.HTML()
-        self.importance_map = HeadMaskGrid(session, size=340)
+        self.importance_map = HeadMaskGrid(session, size=340, controls=False)
         self.importance_map.colour_by = "importance"
         # Its own class: page selectors for the dashboard's mask grid must not find this one.
         self.importance_map.remove_class("bw-mask-grid")
         self.importance_map.add_class("bw-importance-map")
         self.slider = w.IntSlider(min=0, max=total, description="mask the N least important heads",
                                   style={"description_width": "initial"}, continuous_update=False,
-                                  layout={"width": "480px"})
+                                  layout={"width": "100%", "max_width": "480px"})
         self.note = w.HTML()
         self._build_chart()
         for button in (self.importance_button, self.curve_button):
             self._dlink((session, "analysis_busy"), (button, "disabled"))
         self._dlink((session, "analysis_progress"), (self.progress, "value"))
-        self._dlink((session, "analysis_busy"), (self.progress.layout, "visibility"),
-                    lambda busy: "visible" if busy else "hidden")
-        self._dlink((session, "analysis_status"), (self.status, "value"))
+        self._started: tuple[str, float] | None = None  # (analysis, time.monotonic()) of the run under way
+        self._importance_s: float | None = None  # how long the last importance took here
         self._dlink((session, "importance"), (self.slider, "disabled"), lambda importance: importance is None)
         self._on_click(self.importance_button, self.compute_importance)
         self._on_click(self.curve_button, self.compute_masking_curve)
         self._dlink((session, "importance"), (self.importance_map.layout, "display"),
                     lambda importance: "none" if importance is None else None)
-        self.children = [w.HBox([self.importance_button, self.curve_button]), w.HBox([self.progress, self.status]),
-                         self.slider, self.note, self.pruning,
-                         w.HBox([self.importance_map, self.fig], layout={"flex_flow": "row wrap"})]
+        self.empty = w.HTML(empty_html("Compute importance", "score every head, then Masking curve to mask "
+                                       "them from the least important on"))
+        self.chart = w.VBox([self.fig, self.legend], layout={"min_width": "0"})
+        self.children = [w.HBox([self.importance_button, self.curve_button], layout={"flex_flow": "row wrap"}),
+                         w.HBox([self.progress, self.status], layout={"flex_flow": "row wrap",
+                                                                      "align_items": "center"}),
+                         self.forecast, self.empty, self.slider, self.note, self.pruning,
+                         w.HBox([self.importance_map, self.chart], layout={"flex_flow": "row wrap"})]
+        self._observe(self._follow_analysis, ["analysis_busy", "analysis_status", "analysis_progress"])
+        self._observe(self._show_what_is_computed, ["importance", "curve"])
         self._observe(self._follow_mask, ["mask", "importance"])
         self._observe(self._redraw_pruning, ["masked_count"])
         self._observe(self._on_slider, ["value"], owner=self.slider, call_now=False)
@@ -156,22 +203,20 @@ class ImportancePanel(SessionView):
                                  fill_colors=[RANDOM_COLOUR], fill_opacities=[0.15], stroke_width=0.5,
                                  opacities=[0.4, 0.4], visible=False)
         self.random_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[RANDOM_COLOUR], line_style="dashed",
-                                 labels=["random order (mean, min-max band)"], display_legend=True, visible=False)
+                                 visible=False)
         self.curve_line = Lines(x=EMPTY, y=EMPTY, scales=scales, colors=[CURVE_COLOUR], marker="circle",
-                                marker_size=24, stroke_width=2, labels=["importance order"], display_legend=True,
-                                visible=False)
+                                marker_size=24, stroke_width=2, visible=False)
         self.threshold_line = Lines(x=[0.0, 1.0], y=[0.0, 0.0], scales=scales, colors=[THRESHOLD_COLOUR],
-                                    line_style="dotted", labels=["threshold"], display_legend=True, visible=False,
-                                    stroke_width=2)
+                                    line_style="dotted", visible=False, stroke_width=2)
         self.current_point = Scatter(x=[0.0], y=[0.0], scales=scales, colors=[CURRENT_COLOUR], default_size=80,
-                                     stroke="black", labels=["current mask"], display_legend=True)
-        self.y_axis = Axis(scale=self.y_scale, side="left", label=self.metric, tick_format=".2f")
-        self.fig = Figure(marks=[self.random_band, self.random_line, self.curve_line, self.threshold_line,
-                                 self.current_point],
-                          axes=[Axis(scale=x, label="fraction of heads masked", tick_format=".0%"), self.y_axis],
-                          title="Masking curve", legend_location="top-right", animation_duration=0,
-                          layout={"width": "520px", "height": "340px"},
-                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+                                     stroke="black", visible=False)
+        self.y_axis = axis(self.y_scale, self.metric, side="left", tick_format=".2f")
+        # The legend sits under the chart (legend_html), off the data: it names only what is drawn.
+        self.fig = figure([self.random_band, self.random_line, self.curve_line, self.threshold_line,
+                           self.current_point],
+                          [axis(x, "fraction of heads masked", tick_format=".0%"), self.y_axis],
+                          title="Masking curve", width=520, height=340)
+        self.legend = w.HTML()
 
     @property
     def metric(self) -> str:
@@ -233,6 +278,13 @@ class ImportancePanel(SessionView):
             if threshold is not None:
                 self.threshold_line.y = [float(threshold)] * 2
             self.threshold_line.visible = threshold is not None
+        keys = [("importance order", CURVE_COLOUR, "line")] if steps else []
+        if baseline:
+            keys += [("random order: mean", RANDOM_COLOUR, "dashed"), ("min-max over seeds", RANDOM_COLOUR, "band")]
+        if threshold is not None:
+            keys.append((threshold_label(curve), THRESHOLD_COLOUR, "dotted"))
+        keys += [("current mask", CURRENT_COLOUR, "dot"), ("(hollow while estimated)", CURRENT_COLOUR, "ring")]
+        self.legend.value = legend_html(keys)
         self._redraw_current(None)
 
     def _redraw_current(self, _change) -> None:
@@ -242,7 +294,48 @@ class ImportancePanel(SessionView):
             if value is not None:
                 self.current_point.x, self.current_point.y = [fraction_masked(s.mask)], [float(value)]
             self.current_point.fill = not s.score_is_estimate
-            self.current_point.visible = value is not None
+            self.current_point.visible = value is not None and bool(s.curve.get("steps"))
+
+    def _show_what_is_computed(self, _change) -> None:
+        """No figure before there is data: words say what to press; the curve's chart once it exists."""
+        s = self.session
+        self.empty.layout.display = None if s.importance is None and not s.curve else "none"
+        self.chart.layout.display = None if s.curve.get("steps") else "none"
+        self._redraw_forecast()
+
+    def _follow_analysis(self, _change) -> None:
+        """The bar and the line under it follow this panel's analyses only; the curve says its step and time left."""
+        s = self.session
+        name = next((n for n in MINE if s.analysis_status.startswith(n)), None)
+        busy = bool(s.analysis_busy and name)
+        now = time.monotonic()
+        if busy and (self._started is None or self._started[0] != name):
+            self._started = (name, now)
+        elif not busy and self._started is not None:
+            if self._started[0] == "head importance" and s.analysis_status == "head importance: done":
+                self._importance_s = now - self._started[1]
+            self._started = None
+        self.progress.layout.display = None if busy else "none"
+        if busy and name == "masking curve" and self._started is not None:
+            text = curve_progress(s.analysis_progress, self._steps(), now - self._started[1])
+        else:
+            text = html.escape(s.analysis_status) if name else ""
+        if self.status.value != text:
+            self.status.value = text
+        self._redraw_forecast()
+
+    def _steps(self) -> int:
+        s = self.session
+        return curve_steps(s.num_layers * s.num_heads, float(self.curve_options.get("masking_amount", 0.1)))
+
+    def _redraw_forecast(self) -> None:
+        s = self.session
+        running = s.analysis_busy and s.analysis_status.startswith("masking curve")
+        examples = len(s.examples) if self.max_examples is None else min(self.max_examples, len(s.examples))
+        text = "" if running or s.curve.get("steps") else (
+            f"<small>{curve_forecast(self._steps(), examples, self._importance_s)}</small>")
+        if self.forecast.value != text:
+            self.forecast.value = text
 
     def close(self) -> None:
         super().close()

@@ -6,17 +6,18 @@ import html
 
 import ipywidgets as w
 import numpy as np
-from bqplot import Axis, Bars, Figure, Label, LinearScale, Lines
+from bqplot import Bars, LinearScale, Lines
 from traitlets import Bool, Instance, TraitError, Unicode, validate
 
 from ..analyses.probe import ProbeResult
 from ..analyses.representations import POOLINGS
 from ._base import SessionView, follow_analysis
+from ._style import axis, empty_html, figure, legend_html, state_at
 from .hidden_states import state_labels
 
 ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
                "padding:4px 8px;margin:2px 0;white-space:pre-wrap")
-BASELINE_COLOUR, CENTRE_COLOUR = "#6b7280", "#e6550d"
+BASELINE_COLOUR, CENTRE_COLOUR, BAR_COLOUR = "#6b7280", "#e6550d", "#3182bd"
 
 
 def probe_summary(result: ProbeResult, current_mask) -> str:
@@ -29,8 +30,8 @@ def probe_summary(result: ProbeResult, current_mask) -> str:
     parts = [f"{result.n_train} train / {result.n_dev} dev examples", f"{result.pooling} pooling",
              f"{result.heads_masked} of {mask.size} heads masked", f"{result.seconds:.1f} s",
              f"best: {labels[best]} ({result.accuracy[best]:.3f})",
-             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else f"layer {centre - 1:.2f}"),
-             *([] if np.isnan(expected) else [f"expected layer of the scalar mix: layer {expected - 1:.2f}"]),
+             "centre of gravity: " + ("none (no layer gains)" if np.isnan(centre) else state_at(centre)),
+             *([] if np.isnan(expected) else [f"expected layer of the scalar mix: {state_at(expected)}"]),
              f"majority baseline {result.majority_baseline:.3f}"]
     used = np.ones_like(mask) if result.mask is None else np.asarray(result.mask)
     stale = "" if np.array_equal(used, mask) else (
@@ -91,7 +92,7 @@ class LayerProbe(SessionView):
     bars : bqplot.Bars
         ``x`` the layer index, ``y`` the accuracy.
     baseline, centre : bqplot.Lines
-    notes : bqplot.Label
+    notes : ipywidgets.HTML
         Texts of the baseline and the centre of gravity.
     status : ipywidgets.HTML
         See :func:`probe_summary`.
@@ -114,26 +115,25 @@ class LayerProbe(SessionView):
         states = session.num_layers + 1
         x, y = LinearScale(min=-0.6, max=states - 0.4), LinearScale(min=0.0, max=1.0)
         scales = {"x": x, "y": y}
-        self.bars = Bars(x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=["#3182bd"],
+        self.bars = Bars(x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=[BAR_COLOUR],
                          padding=0.2)
         self.baseline = Lines(x=[-0.6, states - 0.4], y=[0.0, 0.0], scales=scales, colors=[BASELINE_COLOUR],
                               line_style="dashed", visible=False)
         self.centre = Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2,
                             visible=False)
-        self.notes = Label(x=[0.0, 0.0], y=[0.0, 0.0], text=["", ""], scales=scales, colors=[BASELINE_COLOUR,
-                           CENTRE_COLOUR], default_size=12, x_offset=4, y_offset=-4, visible=False)
-        self.fig = Figure(marks=[self.bars, self.baseline, self.centre, self.notes], title="Layer probe accuracy",
-                          axes=[Axis(scale=x, label="hidden state (emb = embeddings)",
-                                     tick_values=np.arange(states), grid_lines="none",
-                                     tick_labels={str(i): label for i, label in
-                                                  enumerate(state_labels(session.num_layers))}),
-                                Axis(scale=y, side="left", label="dev accuracy", tick_format=".1f")],
-                          animation_duration=0, layout={"width": "520px", "height": "320px"},
-                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        # What the lines are is said under the chart (``notes``), never printed over the bars.
+        self.notes = w.HTML()
+        self.fig = figure([self.bars, self.baseline, self.centre], title="Layer probe accuracy",
+                          axes=[axis(x, "hidden state (emb = embeddings)", tick_values=np.arange(states),
+                                     grid_lines="none", tick_labels={str(i): label for i, label in
+                                                                     enumerate(state_labels(session.num_layers))}),
+                                axis(y, "dev accuracy", side="left", tick_format=".1f")],
+                          width=520, height=320)
+        self.empty = w.HTML(empty_html("Train probes", "train a linear probe of the task's label on every layer"))
         self.button = w.Button(description="Train probes", icon="play", button_style="primary")
         self.pooling_picker = w.ToggleButtons(options=list(POOLINGS), description="Pooling",
                                               style={"button_width": "60px"})
-        self.progress = w.FloatProgress(min=0.0, max=1.0, description="training", layout={"visibility": "hidden"})
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="training", layout={"display": "none"})
         self.status = w.HTML()
         self.error_box = w.HTML()
         self._link((self, "pooling"), (self.pooling_picker, "value"))
@@ -142,12 +142,13 @@ class LayerProbe(SessionView):
         self._observe(self._follow_analysis, ["analysis_busy", "analysis_status", "analysis_error"])
         self._dlink((self, "running"), (self.button, "disabled"))
         self._dlink((self, "running"), (self.pooling_picker, "disabled"))
-        self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
+        self._dlink((self, "running"), (self.progress.layout, "display"), lambda on: None if on else "none")
         self._dlink((self, "error"), (self.error_box, "value"),
                     lambda text: f'<div style="{ERROR_STYLE}">{html.escape(text)}</div>' if text else "")
         self._on_click(self.button, self.train)
-        self.children = [w.HBox([self.button, self.pooling_picker]), self.progress, self.fig, self.status,
-                         self.error_box]
+        self.chart = w.VBox([self.fig, self.notes], layout={"display": "none", "min_width": "0"})
+        self.children = [w.HBox([self.button, self.pooling_picker], layout={"flex_flow": "row wrap"}), self.progress,
+                         self.empty, self.chart, self.status, self.error_box]
         self._observe(self._redraw, ["result"], owner=self)
         self._observe(self._redraw_status, ["mask"])
 
@@ -192,19 +193,21 @@ class LayerProbe(SessionView):
     # -- drawing ---------------------------------------------------------------------------
     def _redraw(self, _change) -> None:
         result = self.result
+        self.empty.layout.display = None if result is None else "none"
+        self.chart.layout.display = "none" if result is None else None
         if result is None:
             return
         centre, base = result.center_of_gravity, result.majority_baseline
-        with self.fig.hold_sync(), self.bars.hold_sync(), self.notes.hold_sync():
+        with self.fig.hold_sync(), self.bars.hold_sync():
             self.bars.y = np.asarray(result.accuracy, dtype=float)
             self.baseline.y, self.baseline.visible = [base, base], True
             self.centre.visible = not np.isnan(centre)
             if self.centre.visible:
                 self.centre.x = [centre, centre]
-            self.notes.x = [-0.5, 0.0 if np.isnan(centre) else centre]
-            self.notes.y = [base, 0.97]
-            self.notes.text = [f"majority {base:.2f}", "" if np.isnan(centre) else f"centre L{centre - 1:.1f}"]
-            self.notes.visible = True
+        keys = [("dev accuracy", BAR_COLOUR, "swatch"), (f"majority baseline {base:.2f}", BASELINE_COLOUR, "dashed")]
+        if not np.isnan(centre):
+            keys.append((f"centre of gravity {state_at(centre)}", CENTRE_COLOUR, "line"))
+        self.notes.value = legend_html(keys)
         self._redraw_status(None)
 
     def _redraw_status(self, _change) -> None:
@@ -214,5 +217,5 @@ class LayerProbe(SessionView):
 
     def close(self) -> None:
         super().close()
-        for widget in (self.fig, self.bars, self.baseline, self.centre, self.notes):
+        for widget in (self.fig, self.bars, self.baseline, self.centre):
             widget.close()

@@ -9,8 +9,11 @@ import numpy as np
 from bqplot import ColorScale
 
 from ._grid import FigureView, GridFigure, frame
+from ._style import empty_html, layer_names, symmetric_range
 
-PATCH_COLOURS = {"colors": ["#b2182b", "#f7f7f7", "#2166ac"], "mid": 0.0}  # hurts, nothing, restores
+# Hurts, nothing, restores: ColorBrewer's RdBu on a range symmetric around 0 (symmetric_range), so that a
+# head at -0.02 is as pale as one at +0.02, as activation-patching figures draw it.
+PATCH_COLOURS = {"colors": ["#b2182b", "#f7f7f7", "#2166ac"], "mid": 0.0, "min": -1.0, "max": 1.0}
 
 
 class PatchingPanel(FigureView):
@@ -22,8 +25,9 @@ class PatchingPanel(FigureView):
     sentence with a sentiment word swapped) and editable here. "Patch" runs
     :meth:`ModelSession.compute_patching` in the background; the map shows
     ``session.patching["grid"]``: the normalised logit difference, 1 where
-    the head alone restores the clean prediction, 0 where it changes nothing.
-    Clicking a cell selects that head in the main view.
+    the head alone restores the clean prediction, 0 where it changes nothing,
+    on a diverging scale symmetric around 0. Before the first run the panel
+    draws no map and says to press Patch. Clicking a cell selects that head.
 
     Attributes
     ----------
@@ -51,8 +55,10 @@ class PatchingPanel(FigureView):
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
         self.clean = w.HTML()
         self.corrupted = w.Text(description="corrupted", placeholder="the input with one word changed",
-                                continuous_update=False, layout={"width": "520px"})
-        self.patch_button = w.Button(description="Patch", icon="play", button_style="primary")
+                                continuous_update=False, layout={"width": "100%", "max_width": "520px"})
+        self.patch_button = w.Button(description="Patch", icon="play", button_style="primary",
+                                     layout={"width": "auto"})
+        self.empty = w.HTML(empty_html("Patch", "run the clean and the corrupted input and patch each head in turn"))
         self.predictions = w.HTML()
         self._dlink((session, "text"), (self.clean, "value"), lambda text: f"<b>clean</b>: {html.escape(text)}")
         self._link((session, "corrupted_text"), (self.corrupted, "value"))
@@ -60,8 +66,9 @@ class PatchingPanel(FigureView):
         self._on_click(self.patch_button, self.compute)
         hint = w.HTML("<small>1: patching this head alone restores the clean prediction; 0: no change. "
                       "Click a cell to select that head.</small>")
-        self.children = [self.clean, w.HBox([self.corrupted, self.patch_button]), self.predictions,
-                         self.grid.fig, hint]
+        self.figure = w.VBox([self.grid.fig, hint], layout={"min_width": "0"})
+        self.children = [self.clean, w.HBox([self.corrupted, self.patch_button]), self.predictions, self.empty,
+                         self.figure]
         self._observe(self._redraw, ["patching"])
         self._observe(self._frame_selected, ["layer", "head"])
 
@@ -75,16 +82,19 @@ class PatchingPanel(FigureView):
 
     def _redraw(self, _change) -> None:
         s, data = self.session, self.session.patching
+        self.empty.layout.display = "none" if data else None
+        self.figure.layout.display = None if data else "none"
         if not data:
-            self.grid.show(np.zeros((s.num_layers, s.num_heads)), range(s.num_layers), range(s.num_heads))
-            self.predictions.value = "<i>press Patch to run the clean and corrupted inputs</i>"
+            self.predictions.value = ""
             return
         grid = np.nan_to_num(np.asarray(data["grid"], dtype=float))
-        self.grid.show(grid, range(s.num_layers), range(s.num_heads))
+        with self.colours.hold_sync():
+            self.colours.min, self.colours.max = symmetric_range(grid)
+        self.grid.show(grid, layer_names(s.num_layers), range(s.num_heads))
         self.predictions.value = (
             f"clean &rarr; <b>{html.escape(self._label(data['clean_prediction']))}</b>, corrupted &rarr; "
             f"<b>{html.escape(self._label(data['corrupted_prediction']))}</b>; "
-            f"best head: layer {int(np.argmax(grid) // grid.shape[1])}, head {int(np.argmax(grid) % grid.shape[1])} "
+            f"best head: L{int(np.argmax(grid) // grid.shape[1])}, head {int(np.argmax(grid) % grid.shape[1])} "
             f"({grid.max():.2f})")
 
     def _frame_selected(self, _change) -> None:

@@ -24,12 +24,13 @@ import math
 
 import ipywidgets as w
 import numpy as np
-from bqplot import Axis, ColorScale, Figure, LinearScale, Lines, Scatter, Tooltip
+from bqplot import ColorScale, LinearScale, Lines, Scatter, Tooltip
 from traitlets import Bool, Instance, Unicode
 
 from ..analyses.pipeline import PipelineResult
 from ._base import SessionView, error_html, follow_analysis
 from ._grid import GridFigure
+from ._style import axis, empty_html, figure, legend_html, state_at, state_names
 
 TASK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 MARKER_Y = 1.12  # where the E[l] and CoG markers sit, above the normalised lines
@@ -54,8 +55,8 @@ def pipeline_summary(result: PipelineResult, stale: bool) -> str:
     for i, task in enumerate(result.tasks):
         best = int(np.argmax(result.accuracy[i]))
         cog = result.centre_of_gravity[i]
-        parts.append(f"<b>{html.escape(task)}</b>: best L{best} {result.accuracy[i, best]:.3f}, "
-                     f"E[l] {result.expected_layer[i]:.2f}, CoG {'-' if math.isnan(cog) else f'{cog:.2f}'}")
+        parts.append(f"<b>{html.escape(task)}</b>: best {state_at(best)} {result.accuracy[i, best]:.3f}, "
+                     f"E[l] {state_at(result.expected_layer[i])}, CoG {'-' if math.isnan(cog) else state_at(cog)}")
     note = ('<div class="bw-pipeline-stale" style="color:#b45309"><b>The mask has changed since</b>: '
             "press Compute to probe under the current mask.</div>") if stale else ""
     return f'<div class="bw-pipeline-status">{" &middot; ".join(parts)}</div>{note}'
@@ -106,11 +107,11 @@ class PipelinePanel(SessionView):
         layers = session.num_layers + 1
         x, y = LinearScale(min=-0.3, max=layers - 0.7), LinearScale(min=Y_LOW, max=1.2)
         self.y_scale = y
-        self._y_axis = Axis(scale=y, side="left", label="accuracy (0 majority, 1 best)", tick_values=[0, 0.5, 1])
+        self._y_axis = axis(y, "accuracy (0 majority, 1 best)", side="left", tick_values=[0, 0.5, 1])
         scales = {"x": x, "y": y}
         colours = list(TASK_COLOURS)
         self.lines = Lines(x=np.arange(layers, dtype=float), y=np.zeros((1, layers)), scales=scales, colors=colours,
-                           stroke_width=2, labels=["-"], display_legend=True)
+                           stroke_width=2)
         self.unmasked_lines = Lines(x=np.arange(layers, dtype=float), y=np.zeros((1, layers)), scales=scales,
                                     colors=colours, line_style="dashed", opacities=[0.5], visible=False)
         self.point_tooltip = Tooltip(fields=["name"], labels=["accuracy"])
@@ -122,25 +123,25 @@ class PipelinePanel(SessionView):
         self.markers_centre = Scatter(x=np.zeros(1), y=np.full(1, MARKER_Y), scales=scales, marker="diamond",
                                       colors=colours, default_size=60, visible=False, names=[""],
                                       display_names=False, tooltip=Tooltip(fields=["name"], labels=["CoG"]))
-        self.fig = Figure(marks=[self.unmasked_lines, self.lines, self.points, self.markers_expected,
-                                 self.markers_centre],
-                          axes=[Axis(scale=x, label="layer (0 = embeddings)", tick_values=np.arange(layers),
-                                     grid_lines="none"),
-                                self._y_axis],
-                          title="What each layer knows (v expected layer, \u25c6 centre of gravity)",
-                          animation_duration=0, legend_location="bottom-right",
-                          layout={"width": "560px", "height": "320px"},
-                          fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20})
+        names = state_names(session.num_layers)
+        self.fig = figure([self.unmasked_lines, self.lines, self.points, self.markers_expected, self.markers_centre],
+                          [axis(x, "hidden state (emb = embeddings)", tick_values=np.arange(layers),
+                                tick_labels={str(i): name for i, name in enumerate(names)}, grid_lines="none"),
+                           self._y_axis],
+                          title="What each layer knows", width=560, height=320)
+        self.legend = w.HTML()
         self.mix = GridFigure(ColorScale(scheme="viridis", min=0.0, max=1.0), title="Scalar-mix weights s_l",
-                              tooltip=("task", "layer", "weight"), row_label="task", col_label="layer",
-                              colour_label="s_l", layout={"width": "560px", "height": "380px"},
-                              fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 60})
+                              tooltip=("task", "hidden state", "weight"), row_label="task", col_label="hidden state",
+                              colour_label="s_l", layout={"width": "560px", "height": "384px"},
+                              fig_margin={"top": 40, "bottom": 44, "left": 96, "right": 60})
+        self.empty = w.HTML(empty_html("Compute", "probe every layer for parts of speech, dependencies and the "
+                                       "task's label (a minute or more)"))
         self.button = w.Button(description="Compute", icon="play", button_style="primary",
                                tooltip="probe every layer under the current mask", layout={"width": "auto"})
         self.overlay_toggle = w.ToggleButton(description="Unmasked overlay", icon="clone",
                                              tooltip="draw the result with no head masked, dashed",
                                              layout={"width": "auto"})
-        self.progress = w.FloatProgress(min=0.0, max=1.0, description="probing", layout={"visibility": "hidden"})
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="probing", layout={"display": "none"})
         self.status = w.HTML()
         self.error_box = w.HTML()
         self._link((self, "overlay"), (self.overlay_toggle, "value"))
@@ -149,12 +150,13 @@ class PipelinePanel(SessionView):
         self._dlink((session, "analysis_progress"), (self.progress, "value"))
         self._observe(self._follow_analysis, ["analysis_busy", "analysis_status", "analysis_error"])
         self._dlink((self, "running"), (self.button, "disabled"))
-        self._dlink((self, "running"), (self.progress.layout, "visibility"), lambda on: "visible" if on else "hidden")
+        self._dlink((self, "running"), (self.progress.layout, "display"), lambda on: None if on else "none")
         self._dlink((self, "error"), (self.error_box, "value"),
                     lambda text: error_html(text, "#b91c1c", "#fef2f2") if text else "")
         self._on_click(self.button, self.compute)
-        self.plots = w.VBox()  # the figures, once the panel is shown (see set_active)
-        self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.plots,
+        # The figures join the page when the panel is first shown (see set_active), and show once there is data.
+        self.plots = w.VBox(layout={"display": "none", "min_width": "0"})
+        self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.empty, self.plots,
                          self.status, self.error_box]
         self._observe(self._redraw, ["result", "unmasked", "overlay"], owner=self)
         self._observe(self._redraw_status, ["pipeline_stale"], owner=session.pipeline_part)
@@ -162,7 +164,7 @@ class PipelinePanel(SessionView):
     def set_active(self, active: bool) -> None:
         """Opened for the first time: the figures join the page, now that it can give them a size."""
         if active and not self.plots.children:
-            self.plots.children = (self.fig, self.mix.fig)
+            self.plots.children = (self.fig, self.legend, self.mix.fig)
         super().set_active(active)
 
     def _repr_mimebundle_(self, **kwargs):
@@ -189,9 +191,12 @@ class PipelinePanel(SessionView):
     # -- drawing ---------------------------------------------------------------------------
     def _redraw(self, _change) -> None:
         result = self.result
+        self.empty.layout.display = None if result is None else "none"
+        self.plots.layout.display = "none" if result is None else None
         if result is None:
             return
         layers = np.arange(result.num_layers + 1, dtype=float)
+        names = state_names(result.num_layers)
         tasks = list(result.tasks)
         other = self.unmasked
         show = bool(self.overlay and other is not None and other is not result)
@@ -206,7 +211,7 @@ class PipelinePanel(SessionView):
                 self._y_axis.tick_values = [t for t in (-1.0, -0.5, 0.0, 0.5, 1.0) if t >= low]
             self.lines.x, self.lines.y, self.lines.labels = layers, norm, tasks
             self.points.x, self.points.y = xs, norm.reshape(-1)
-            self.points.names = [f"{t} L{int(layer)}: {a:.3f} (majority {result.majority[i]:.3f})"
+            self.points.names = [f"{t} {names[int(layer)]}: {a:.3f} (majority {result.majority[i]:.3f})"
                                  for i, t in enumerate(tasks) for layer, a in zip(layers, result.accuracy[i])]
             self.points.colors = [TASK_COLOURS[i % len(TASK_COLOURS)] for i in range(len(tasks))
                                   for _ in layers]
@@ -217,12 +222,16 @@ class PipelinePanel(SessionView):
                     marker.x = np.array([values[i] for i in keep], dtype=float)
                     marker.y = np.full(len(keep), MARKER_Y)
                     marker.colors = [TASK_COLOURS[i % len(TASK_COLOURS)] for i in keep]
-                    marker.names = [f"{tasks[i]} {name} {values[i]:.2f}" for i in keep]
+                    marker.names = [f"{tasks[i]} {name} {state_at(values[i])}" for i in keep]
                     marker.visible = bool(keep)
             if show:
                 self.unmasked_lines.x, self.unmasked_lines.y = layers, overlay
             self.unmasked_lines.visible = show
-        self.mix.show(result.mix_weights, row_labels=tasks, col_labels=[f"L{int(x)}" for x in layers])
+        keys = [(task, TASK_COLOURS[i % len(TASK_COLOURS)], "line") for i, task in enumerate(tasks)]
+        keys += [("unmasked", "#6b7280", "dashed")] if show else []
+        self.legend.value = legend_html([*keys, ("expected layer (scalar mix)", "\u25bc"),
+                                         ("centre of gravity", "\u25c6")])
+        self.mix.show(result.mix_weights, row_labels=tasks, col_labels=names)
         self._redraw_status(None)
 
     def _redraw_status(self, _change) -> None:

@@ -1,6 +1,9 @@
 """Colours, legend and hover text for head roles on a layers x heads grid.
 
-Roles are categories, so the grid colours cells by a role's index on a
+Roles are categories, so they get distinct colours (matplotlib's tab10, as the
+field's figures of head behaviour use) and a legend of swatches, never a colour
+bar; "mixed" is a visible beige, so a grid of mostly mixed heads does not look empty.
+The grid colours cells by a role's index on a
 :class:`bqplot.ColorScale` whose ``colors`` list has one entry per role and
 whose domain is ``0 .. len(roles) - 1``: index ``i`` maps exactly to colour ``i``.
 """
@@ -16,8 +19,8 @@ from ..analyses.head_roles import ROLE_DESCRIPTIONS, ROLES
 
 ROLE_NAMES = ROLES + ("pruned",)
 ROLE_PALETTE = {
-    "cls": "#1f77b4", "sep": "#9ca3af", "punct": "#8c564b", "prev": "#2ca02c", "next": "#98df8a",
-    "self": "#ff7f0e", "broad": "#9467bd", "mixed": "#f3f4f6", "pruned": "#111827",
+    "cls": "#1f77b4", "sep": "#7f7f7f", "punct": "#8c564b", "prev": "#2ca02c", "next": "#98df8a",
+    "self": "#ff7f0e", "broad": "#9467bd", "mixed": "#d8cfc4", "pruned": "#111827",
 }
 ROLE_COLOURS = {"colors": [ROLE_PALETTE[name] for name in ROLE_NAMES], "min": 0.0, "max": float(len(ROLE_NAMES) - 1)}
 
@@ -38,7 +41,7 @@ def legend_html(roles) -> str:
         f'border:1px solid #6b7280;margin-right:3px"></span>{html.escape(name)} ({present[name]})</span>'
         for name in ROLE_NAMES if name in present
     ]
-    return "<small>" + " ".join(items) + "</small>"
+    return '<div class="bw-legend">' + " ".join(items) + "</div>"
 
 
 class RoleTooltip(w.HTML):
@@ -65,5 +68,5 @@ class RoleTooltip(w.HTML):
         roles = self._roles()
         role = "not computed" if roles is None else str(np.asarray(roles)[layer, head])
         meaning = ROLE_DESCRIPTIONS.get(role, "")
-        self.value = (f"<div style='padding:2px 6px'>layer {layer}, head {head}<br><b>{html.escape(role)}</b>"
+        self.value = (f"<div style='padding:2px 6px'>layer L{layer}, head {head}<br><b>{html.escape(role)}</b>"
                       f"{'<br><small>' + html.escape(meaning) + '</small>' if meaning else ''}</div>")

@@ -36,6 +36,12 @@ def strip_html(words, scores, scale: float, other=None, css_class: str = "bw-tok
     return "".join(spans)
 
 
+def strip_caption(text: str) -> str:
+    """The caption in front of a strip, in a box of fixed width (both strips' words then line up)."""
+    return (f'<span class="bw-strip-caption" style="display:inline-block;width:104px;font-size:12px;'
+            f'color:#4b5563">{html.escape(text)}</span>')
+
+
 def colour_bar_html(scale: float, label: str) -> str:
     """A horizontal diverging colour bar from ``-scale`` to ``+scale``."""
     left, right = score_colour(-1, 1), score_colour(1, 1)
@@ -102,10 +108,11 @@ class TokenStrip(SessionView):
         other = np.asarray(unmasked["scores"], dtype=float) if unmasked else None
         both = scores if other is None else np.concatenate([scores, other])
         scale = float(np.abs(both).max()) if both.size else 0.0
-        prefix = "<small>under the mask</small> " if shown.get("masked") else ""
+        # Both strips start after a caption of one width, so that their words line up one above the other.
+        prefix = strip_caption("under the mask") if shown.get("masked") else ""
         self.strip.value = prefix + strip_html(shown["words"], scores, scale, other)
         self.unmasked_strip.value = ("" if other is None else
-                                     "<small>unmasked</small> " + strip_html(unmasked["words"], other, scale))
+                                     strip_caption("unmasked") + strip_html(unmasked["words"], other, scale))
         self.colour_bar.value = colour_bar_html(scale, f"{shown.get('method_label', shown['method'])} "
                                                        f"for the logit of {shown.get('label', '')}")
         extra = ""

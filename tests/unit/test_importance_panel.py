@@ -43,11 +43,11 @@ def test_importance_button_fills_importance_and_enables_the_slider(session):
     assert panel.slider.disabled and panel.slider.max == LAYERS * HEADS
     panel.importance_button.click()
     assert panel.importance_button.disabled and panel.curve_button.disabled  # busy until the thread is done
-    assert panel.progress.layout.visibility == "visible"
+    assert panel.progress.layout.display is None  # shown while busy, and takes no room otherwise
     settle(session)
     assert session.analysis_error == "" and session.importance.shape == (LAYERS, HEADS)
     assert not panel.slider.disabled and not panel.importance_button.disabled and not panel.curve_button.disabled
-    assert panel.progress.layout.visibility == "hidden" and panel.progress.value == 1.0
+    assert panel.progress.layout.display == "none" and panel.progress.value == 1.0
     assert panel.status.value == session.analysis_status == "head importance: done"
 
 

@@ -245,10 +245,10 @@ def test_attention_view_title_names_modernbert_local_and_global_layers(tokenizer
     session = ModelSession(family_model("modernbert"), tokenizer, tiny_examples(8), task="sst2", live=False)
     try:
         view = AttentionGrid(session)
-        assert view.grid.fig.title == "Layer 0, head 0 · global: attention of each query to each key"
+        assert view.grid.fig.title == "L0 head 0 · global: attention, query → key"
         session.layer = 1
         half = session.model.config.local_attention // 2
-        assert view.grid.fig.title == f"Layer 1, head 0 · local ±{half} tokens: attention of each query to each key"
+        assert view.grid.fig.title == f"L1 head 0 · local ±{half} tokens: attention, query → key"
     finally:
         session.close()
 

@@ -22,7 +22,7 @@ def test_the_panel_draws_lines_tooltips_markers_and_the_mix_heat_map(session):
     result = panel.run()
     assert panel.lines.y.shape == (2, 3) and list(panel.lines.labels) == ["upos", "deprel"]
     np.testing.assert_allclose(panel.lines.y, result.normalised_accuracy)
-    assert panel.points.names[0] == f"upos L0: {result.accuracy[0, 0]:.3f} (majority {result.majority[0]:.3f})"
+    assert panel.points.names[0] == f"upos emb: {result.accuracy[0, 0]:.3f} (majority {result.majority[0]:.3f})"
     np.testing.assert_allclose(panel.mix.heat.color, result.mix_weights)
     assert panel.mix.colour_axis.visible and panel.mix.colour_axis in panel.mix.fig.axes  # the colour bar
     assert panel.markers_expected.visible and len(panel.markers_expected.x) == 2

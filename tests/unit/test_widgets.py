@@ -37,7 +37,7 @@ def session(tokenizer):
 
 def test_layer_and_head_dropdowns_set_the_session(session):
     controls = Controls(session)
-    assert controls.layer.options == tuple((f"Layer {i}", i) for i in range(LAYERS))
+    assert controls.layer.options == tuple((f"Layer L{i}", i) for i in range(LAYERS))
     assert controls.head.label == "Head 0"
     controls.layer.value = 3
     assert session.layer == 3
@@ -80,7 +80,7 @@ def test_mask_grid_frames_the_selected_head_and_colours_by_scores(session):
     np.testing.assert_array_equal(grid.grid.heat.color, importance)
     assert grid.colours.min is None and grid.note.value == ""
     session.toggle_head(0, 1)
-    assert grid.grid.overlays["masked"].visible  # masked heads stay visible as crosses
+    assert grid.grid.overlays["masked"].visible  # masked heads keep their corner mark
     grid.colour_selector.value = "mask"
     assert grid.colour_by == "mask" and grid.colours.max == 1.0
     np.testing.assert_array_equal(grid.grid.heat.color, session.mask)
@@ -99,7 +99,7 @@ def test_attention_grid_shows_the_session_attention(session):
     separators = view.grid.overlays["separators"]
     boundary = session.tokens.index("[SEP]") + 1
     assert separators.visible and boundary in separators.x
-    assert "Layer 0, head 3" in view.grid.fig.title and "causal" not in view.grid.fig.title
+    assert "L0 head 3" in view.grid.fig.title and "causal" not in view.grid.fig.title
     # Per head by default: the head's largest weight is full colour, and the colour bar says so.
     colours = view.grid.heat.scales["color"]
     assert view.scale == "head" and (colours.min, colours.max) == (0, pytest.approx(session.attention.max()))
@@ -290,11 +290,12 @@ def test_every_heat_map_of_the_dashboard_has_a_colour_bar(session):
         assert len(bars) == 1 and bars[0].scale is heat.scales["color"], fig.title
         assert fig.title, "every heat map says what it shows"
     # bqplot draws a colour bar 100 px short of each end of the plot: thumbnails hide theirs
-    # (the all-heads caption states their scale); every full-size map shows its bar.
+    # (the all-heads caption states their scale); every full-size map shows its bar, but for the
+    # mask's 0 / 1 gates, which a legend of two swatches tells.
     thumbnails = {small.fig for small in dashboard.attention.small}
     for fig in heat_figures:
         bar = next(a for a in fig.axes if isinstance(a, ColorAxis))
-        assert bar.visible == (fig not in thumbnails), fig.title
+        assert bar.visible == (fig not in thumbnails and fig is not dashboard.mask_grid.grid.fig), fig.title
         if fig not in thumbnails:
             margin, height = fig.fig_margin, int(fig.layout.height.removesuffix("px"))
             assert height - margin["top"] - margin["bottom"] >= 300, f"{fig.title}: too short for a colour bar"
@@ -349,7 +350,8 @@ def test_masked_heads_are_outlined_in_every_colouring(session):
         outline = grid.grid.overlays["masked"]
         assert outline.visible and (outline.x.min(), outline.y.min()) == (2, 1)
     session.importance = np.ones((LAYERS, HEADS))
-    assert grid.grid.overlays["masked_hatch"].visible and "importance" in grid.grid.fig.title.lower()
+    assert grid.grid.overlays["masked"].visible and "importance" in grid.grid.fig.title.lower()
+    assert grid.grid.colour_axis.visible and "corner mark" in grid.legend.value
     assert grid.grid.colour_axis.label == "importance"
     session.reset_mask()
     assert not grid.grid.overlays["masked"].visible

@@ -40,9 +40,10 @@ def test_role_colouring_legend_and_tooltip(session):
     assert "sep (1)" in grid.legend.value and "prev (1)" in grid.legend.value and "mixed (10)" in grid.legend.value
     assert grid.grid.heat.tooltip is grid.role_tooltip
     grid.grid.heat._handle_custom_msgs(None, {"event": "hover", "data": {"row": 1, "column": 2}})
-    assert "layer 1, head 2" in grid.role_tooltip.value and "<b>prev</b>" in grid.role_tooltip.value
+    assert "layer L1, head 2" in grid.role_tooltip.value and "<b>prev</b>" in grid.role_tooltip.value
     grid.colour_by = "mask"
-    assert grid.legend.value == "" and grid.grid.heat.tooltip is not grid.role_tooltip
+    assert "masked (gate 0)" in grid.legend.value and grid.grid.heat.tooltip is not grid.role_tooltip
+    assert not grid.grid.colour_axis.visible  # two gates, two swatches: no colour bar
     grid.close()
 
 
