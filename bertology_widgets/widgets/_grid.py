@@ -21,7 +21,7 @@ from bqplot.traits import array_dimension_bounds, array_serialization
 from traittypes import Array
 
 from ._base import SessionView, held
-from ._style import TICK_STYLE, TITLE_STYLE, colour_bar_margin
+from ._style import TICK_STYLE, TITLE_STYLE, colour_bar_margin, narrowing
 
 
 class _GridHeatMap(GridHeatMap):
@@ -146,7 +146,7 @@ class GridFigure:
         layout = dict(layout or {})
         width = _px(layout.get("width"), 300) + (margin["right"] - (fig_margin or {}).get("right", margin["right"]))
         if axes:  # as wide as asked where there is room, narrower in a narrow notebook
-            layout.update(width=f"{width:.0f}px", max_width="100%")
+            layout.update(narrowing(width, layout.get("height", "300px")))
         self.fig = Figure(marks=[self.heat, *self.overlays.values()], axes=[*self.axes, self.colour_axis],
                           title=title, padding_x=0, padding_y=0, animation_duration=0, layout=layout,
                           fig_margin=margin, display_toolbar=False,

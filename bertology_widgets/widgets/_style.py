@@ -75,11 +75,18 @@ def axis(scale, label: str, side: str = "bottom", margin=None, **kwargs):
                 tick_style=TICK_STYLE, **kwargs)
 
 
+def narrowing(width: float, height) -> dict:
+    """A figure's layout: ``width`` px where there is room, the column's width where not (no side margins, which
+    would push a full-width figure past the column)."""
+    height = height if isinstance(height, str) else f"{height}px"
+    return {"width": f"{width:.0f}px", "max_width": "100%", "height": height, "margin": "2px 0"}
+
+
 def figure(marks, axes, *, title: str = "", width: int, height: int, margin=None, **kwargs):
     """A bqplot ``Figure`` with the shared title size and no toolbar; ``width`` shrinks in a narrow notebook."""
     from bqplot import Figure
 
-    layout = {"width": "100%", "max_width": f"{width}px", "height": f"{height}px", "min_width": "260px"}
+    layout = narrowing(width, height)
     return Figure(marks=marks, axes=axes, title=title, title_style=TITLE_STYLE, display_toolbar=False,
                   animation_duration=0, layout=layout, fig_margin=dict(margin or CHART_MARGIN), **kwargs)
 
@@ -110,6 +117,14 @@ def legend_html(items) -> str:
             key = f'<span style="{_KEYS[item[2]].format(c=item[1])}"></span>'
         keys.append(f'<span class="bw-key">{key} {html.escape(item[0])}</span>')
     return f'<div class="bw-legend">{"".join(keys)}</div>' if keys else ""
+
+
+def labelled(text: str, control, width: str = "90px"):
+    """``control`` (a picker) with its label on the same line, never alone above it."""
+    import ipywidgets as w
+
+    return w.HBox([w.Label(text, layout={"width": width}), control],
+                  layout={"flex_flow": "row wrap", "align_items": "center"})
 
 
 def empty_html(press: str, what: str) -> str:

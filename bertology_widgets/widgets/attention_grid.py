@@ -10,6 +10,7 @@ from bqplot import ColorScale
 from traitlets import Bool, Enum
 
 from ._grid import FigureView, GridFigure
+from ._style import labelled
 from .tokens import session_tokens
 
 SEPARATOR_STYLE = {"colors": ["#e6550d"], "stroke_width": 2}
@@ -125,13 +126,9 @@ class AttentionGrid(FigureView):
                                               style={"button_width": "70px"})
         if session.has_trait("attention_measure"):
             self._link((session, "attention_measure"), (self.measure_picker, "value"))
-        label = {"width": "90px"}
-        self.children = [self.grid.fig,
-                         w.HBox([w.Label("colour scale", layout=label), self.scale_picker, self.toggle_all],
-                                layout={"flex_flow": "row wrap", "align_items": "center"}),
-                         w.HBox([w.Label("show", layout=label), self.measure_picker],
-                                layout={"flex_flow": "row wrap", "align_items": "center"}),
-                         self._small_caption, self._small_box]
+        self.children = [self.grid.fig, w.HBox([labelled("colour scale", self.scale_picker), self.toggle_all],
+                                               layout={"flex_flow": "row wrap", "align_items": "center"}),
+                         labelled("show", self.measure_picker), self._small_caption, self._small_box]
         self._shown: tuple | None = None
         self._observe(self._redraw, ["attention", "token_type_ids", "head_masked"])
         if session.has_trait("attention_measure"):

@@ -67,6 +67,8 @@ class Dashboard(SessionView):
             session = ModelSession.from_pretrained()
         super().__init__(session, **kwargs)
         self.add_class("bw-dashboard")
+        # As wide as the notebook's column, not 100 % of it plus a widget's margin (which ran 2 px past it).
+        self.layout.width, self.layout.margin = "auto", "2px 0"
         self.export_dir = Path(export_dir)
         self.controls = Controls(session)
         self.attention = AttentionGrid(session)

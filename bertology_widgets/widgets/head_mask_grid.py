@@ -9,7 +9,7 @@ from traitlets import Enum
 
 from ..core.mask_files import save_mask
 from ._grid import MASKED_OVERLAYS, FigureView, GridFigure, corners, frame
-from ._style import CSS, layer_names
+from ._style import CSS, labelled, layer_names
 from ._style import legend_html as key_html
 from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
 
@@ -52,7 +52,7 @@ class HeadMaskGrid(FigureView):
     ablation_selector : ipywidgets.ToggleButtons
         Linked to ``session.ablation``: what a masked head outputs (zeros or its mean).
     legend : ipywidgets.HTML
-        The role legend (empty unless colouring by role).
+        Under the map: the roles' or the mask's swatches, or what the corner mark means.
     role_tooltip : RoleTooltip
         The tooltip while colouring by role.
     """
@@ -77,8 +77,7 @@ class HeadMaskGrid(FigureView):
         self.hint = w.HTML(CSS + "<small>Click a cell to mask or unmask that head.</small>")
         self._link((self, "colour_by"), (self.colour_selector, "value"))
         self.ablation_selector = w.ToggleButtons(options=[("Zero", "zero"), ("Mean", "mean")],
-                                                 description="masked heads output",
-                                                 style={"button_width": "60px", "description_width": "initial"})
+                                                 style={"button_width": "60px"})
         self._link((session, "ablation"), (self.ablation_selector, "value"))
         self.legend = w.HTML()
         self._value_tooltip = self.grid.heat.tooltip
@@ -86,8 +85,9 @@ class HeadMaskGrid(FigureView):
         self.grid.heat.on_hover(self._guarded(self.role_tooltip.on_hover))
         # Under the importance panel's own map, the dashboard's controls would only repeat themselves.
         shown = [self.grid.fig, self.legend, self.note]
-        self.children = [self.grid.fig, self.legend, self.hint, self.colour_selector, self.note,
-                         self.ablation_selector] if controls else shown
+        self.children = [self.grid.fig, self.legend, self.hint, labelled("colour by", self.colour_selector, "70px"),
+                         self.note, labelled("masked heads output", self.ablation_selector, "140px")] \
+            if controls else shown
         self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
         self._observe(self._ask_for_roles, ["colour_by"], owner=self, call_now=False)
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)

@@ -108,6 +108,11 @@ class ImportancePanel(SessionView):
     (legend "90 % of baseline"),
     and the current mask as a point at ``(1 - mean(session.mask),
     session.score[metric])`` that moves with every estimate and exact score.
+    The legend (``legend``) sits under the chart and names only what is drawn;
+    the chart is hidden until a curve exists, and the panel says what to press
+    (``empty``). Before the curve starts, ``forecast`` says how many steps it
+    takes and about how long; while it runs, ``status`` gives the step and the
+    time left (:func:`curve_progress`).
 
     Parameters
     ----------
@@ -122,9 +127,12 @@ class ImportancePanel(SessionView):
     ----------
     importance_button, curve_button : ipywidgets.Button
     progress : ipywidgets.FloatProgress
-        Bound to ``session.analysis_progress``; visible while ``session.analysis_busy``.
-    status : ipywidgets.Label
-        ``session.analysis_status``.
+        Bound to ``session.analysis_progress``; shown (taking room) only while this panel's analysis runs.
+    status : ipywidgets.HTML
+        This panel's analysis status (importance or the curve), the curve's step and time left.
+    forecast : ipywidgets.HTML
+        What the masking curve will cost (:func:`curve_forecast`), until it exists.
+    empty, legend : ipywidgets.HTML
     slider : ipywidgets.IntSlider
         ``0 .. layers x heads``: how many heads are masked.
     note : ipywidgets.HTML

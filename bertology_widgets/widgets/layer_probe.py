@@ -6,13 +6,13 @@ import html
 
 import ipywidgets as w
 import numpy as np
-from bqplot import Bars, LinearScale, Lines
+from bqplot import LinearScale, Lines
 from traitlets import Bool, Instance, TraitError, Unicode, validate
 
 from ..analyses.probe import ProbeResult
 from ..analyses.representations import POOLINGS
 from ._base import SessionView, follow_analysis
-from ._style import axis, empty_html, figure, legend_html, state_at
+from ._style import axis, empty_html, figure, labelled, legend_html, state_at
 from .hidden_states import state_labels
 
 ERROR_STYLE = ("color:#b91c1c;background:#fef2f2;border:1px solid #b91c1c;border-radius:3px;"
@@ -38,6 +38,15 @@ def probe_summary(result: ProbeResult, current_mask) -> str:
         '<div class="bw-probe-stale" style="color:#b45309"><b>The mask has changed since</b>: '
         "click Train probes to re-run under the current mask.</div>")
     return f'<div class="bw-probe-status">{" &middot; ".join(parts)}</div>{stale}'
+
+
+def bar_outlines(heights, width: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, each shape ``(bars, 5)``: a closed rectangle from 0 up to each height, centred on its index."""
+    heights = np.asarray(heights, dtype=float)
+    left = np.arange(len(heights), dtype=float)[:, None] - width / 2
+    x = left + np.array([0.0, width, width, 0.0, 0.0])
+    y = heights[:, None] * np.array([0.0, 0.0, 1.0, 1.0, 0.0])
+    return x, y
 
 
 class LayerProbe(SessionView):
@@ -89,8 +98,8 @@ class LayerProbe(SessionView):
     button : ipywidgets.Button
     progress : ipywidgets.FloatProgress
     fig : bqplot.Figure
-    bars : bqplot.Bars
-        ``x`` the layer index, ``y`` the accuracy.
+    bars : bqplot.Lines
+        One filled rectangle per hidden state (:func:`bar_outlines`): ``y[:, 2]`` the accuracy.
     baseline, centre : bqplot.Lines
     notes : ipywidgets.HTML
         Texts of the baseline and the centre of gravity.
@@ -115,8 +124,11 @@ class LayerProbe(SessionView):
         states = session.num_layers + 1
         x, y = LinearScale(min=-0.6, max=states - 0.4), LinearScale(min=0.0, max=1.0)
         scales = {"x": x, "y": y}
-        self.bars = Bars(x=np.arange(states, dtype=float), y=np.zeros(states), scales=scales, colors=[BAR_COLOUR],
-                         padding=0.2)
+        # One filled rectangle per hidden state (a Lines polygon: bqplot's Bars drew nothing when first shown
+        # in a panel that had been hidden until its data came).
+        self.bars = Lines(x=bar_outlines(np.zeros(states))[0], y=bar_outlines(np.zeros(states))[1], scales=scales,
+                          colors=[BAR_COLOUR], fill="inside", fill_colors=[BAR_COLOUR], fill_opacities=[1.0],
+                          stroke_width=1)
         self.baseline = Lines(x=[-0.6, states - 0.4], y=[0.0, 0.0], scales=scales, colors=[BASELINE_COLOUR],
                               line_style="dashed", visible=False)
         self.centre = Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2,
@@ -131,8 +143,7 @@ class LayerProbe(SessionView):
                           width=520, height=320)
         self.empty = w.HTML(empty_html("Train probes", "train a linear probe of the task's label on every layer"))
         self.button = w.Button(description="Train probes", icon="play", button_style="primary")
-        self.pooling_picker = w.ToggleButtons(options=list(POOLINGS), description="Pooling",
-                                              style={"button_width": "60px"})
+        self.pooling_picker = w.ToggleButtons(options=list(POOLINGS), style={"button_width": "60px"})
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="training", layout={"display": "none"})
         self.status = w.HTML()
         self.error_box = w.HTML()
@@ -147,7 +158,8 @@ class LayerProbe(SessionView):
                     lambda text: f'<div style="{ERROR_STYLE}">{html.escape(text)}</div>' if text else "")
         self._on_click(self.button, self.train)
         self.chart = w.VBox([self.fig, self.notes], layout={"display": "none", "min_width": "0"})
-        self.children = [w.HBox([self.button, self.pooling_picker], layout={"flex_flow": "row wrap"}), self.progress,
+        self.children = [w.HBox([self.button, labelled("pooling", self.pooling_picker, "60px")],
+                                layout={"flex_flow": "row wrap", "align_items": "center"}), self.progress,
                          self.empty, self.chart, self.status, self.error_box]
         self._observe(self._redraw, ["result"], owner=self)
         self._observe(self._redraw_status, ["mask"])
@@ -199,7 +211,7 @@ class LayerProbe(SessionView):
             return
         centre, base = result.center_of_gravity, result.majority_baseline
         with self.fig.hold_sync(), self.bars.hold_sync():
-            self.bars.y = np.asarray(result.accuracy, dtype=float)
+            self.bars.x, self.bars.y = bar_outlines(result.accuracy)
             self.baseline.y, self.baseline.visible = [base, base], True
             self.centre.visible = not np.isnan(centre)
             if self.centre.visible:

@@ -42,12 +42,15 @@ def strip_caption(text: str) -> str:
             f'color:#4b5563">{html.escape(text)}</span>')
 
 
-def colour_bar_html(scale: float, label: str) -> str:
-    """A horizontal diverging colour bar from ``-scale`` to ``+scale``."""
+def colour_bar_html(scale: float, label: str, signed: bool = True) -> str:
+    """A horizontal colour bar: diverging from ``-scale`` to ``+scale``, or (``signed=False``, scores that are
+    never negative, such as rollout) from 0 to ``scale``."""
     left, right = score_colour(-1, 1), score_colour(1, 1)
+    low, stops = (f"{-scale:+.3g}", f"{left},rgba(255,255,255,0),{right}") if signed else \
+        ("0", f"rgba(255,255,255,0),{right}")
     return (f'<div class="bw-colour-bar" style="display:flex;align-items:center;gap:6px;font-size:11px">'
-            f'<span>{-scale:+.3g}</span><span style="display:inline-block;width:160px;height:10px;'
-            f'background:linear-gradient(to right,{left},rgba(255,255,255,0),{right});'
+            f'<span>{low}</span><span style="display:inline-block;width:160px;height:10px;'
+            f'background:linear-gradient(to right,{stops});'
             f'border:1px solid #d1d5db"></span><span>{scale:+.3g}</span>'
             f'<span style="color:#6b7280">{html.escape(label)}</span></div>')
 
@@ -114,7 +117,8 @@ class TokenStrip(SessionView):
         self.unmasked_strip.value = ("" if other is None else
                                      strip_caption("unmasked") + strip_html(unmasked["words"], other, scale))
         self.colour_bar.value = colour_bar_html(scale, f"{shown.get('method_label', shown['method'])} "
-                                                       f"for the logit of {shown.get('label', '')}")
+                                                       f"for the logit of {shown.get('label', '')}",
+                                                signed=bool((both < 0).any()))
         extra = ""
         if shown.get("completeness_gap") is not None:
             extra = f" &middot; completeness gap {100 * shown['completeness_gap']:.1f}%"

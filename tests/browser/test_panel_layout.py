@@ -65,44 +65,40 @@ dashboard.mask_grid.colour_by = "role"
 dashboard""",
 ]
 
-# Problems of the figures under a selector: legends, labels and texts out of place.
-_FIGURE_PROBLEMS_JS = """(sel) => {
+# Problems of one figure: legends, labels and texts out of place.
+_FIGURE_PROBLEMS_JS = """(fig) => {
   const problems = [];
   const shown = el => { const r = el.getBoundingClientRect();
     return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'
-      && getComputedStyle(el).display !== 'none' && !el.closest('[visibility="hidden"]'); };
+      && getComputedStyle(el).display !== 'none'; };
   const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1
     && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
   const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
     && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
-  for (const root of document.querySelectorAll(sel)) {
-    for (const fig of root.querySelectorAll('.bqplot')) {
-      if (fig.offsetParent === null || !shown(fig)) continue;
-      const box = fig.getBoundingClientRect();
-      const name = (fig.querySelector('.mainheading')?.textContent || 'untitled').slice(0, 50);
-      const plotEl = fig.querySelector('.plotarea_background');
-      const plot = plotEl && shown(plotEl) ? plotEl.getBoundingClientRect() : null;
-      for (const legend of fig.querySelectorAll('.g_legend')) {
-        if (!shown(legend) || !legend.querySelector('text')) continue;
-        const r = legend.getBoundingClientRect();
-        if (!inside(r, box)) problems.push(`${name}: the legend leaves the figure`);
-        if (plot && overlap(r, plot)) problems.push(`${name}: the legend covers the data`);
-      }
-      const texts = [...fig.querySelectorAll('svg text')].filter(t => t.textContent.trim() && shown(t));
-      for (const t of texts) {
-        if (!inside(t.getBoundingClientRect(), box))
-          problems.push(`${name}: "${t.textContent.trim()}" leaves the figure`);
-      }
-      const labels = [...fig.querySelectorAll('.axislabel')].filter(l => l.textContent.trim() && shown(l));
-      for (const label of labels) {
-        const r = label.getBoundingClientRect();
-        const what = `${name}: axis label "${label.textContent.trim()}"`;
-        if (plot && overlap(r, plot)) problems.push(`${what} overlaps the data area`);
-        for (const other of texts) {
-          if (!other.contains(label) && overlap(r, other.getBoundingClientRect()))
-            problems.push(`${what} overlaps "${other.textContent.trim()}"`);
-        }
-      }
+  if (fig.offsetParent === null || !shown(fig)) return problems;
+  const box = fig.getBoundingClientRect();
+  const name = (fig.querySelector('.mainheading')?.textContent || 'untitled').slice(0, 50);
+  const plotEl = fig.querySelector('.plotarea_background');
+  const plot = plotEl && shown(plotEl) ? plotEl.getBoundingClientRect() : null;
+  for (const legend of fig.querySelectorAll('.g_legend')) {
+    if (!shown(legend) || !legend.querySelector('text')) continue;
+    const r = legend.getBoundingClientRect();
+    if (!inside(r, box)) problems.push(`${name}: the legend leaves the figure`);
+    if (plot && overlap(r, plot)) problems.push(`${name}: the legend covers the data`);
+  }
+  const texts = [...fig.querySelectorAll('svg text')].filter(t => t.textContent.trim() && shown(t));
+  for (const t of texts) {
+    if (!inside(t.getBoundingClientRect(), box))
+      problems.push(`${name}: "${t.textContent.trim()}" leaves the figure`);
+  }
+  const labels = [...fig.querySelectorAll('.axislabel')].filter(l => l.textContent.trim() && shown(l));
+  for (const label of labels) {
+    const r = label.getBoundingClientRect();
+    const what = `${name}: axis label "${label.textContent.trim()}"`;
+    if (plot && overlap(r, plot)) problems.push(`${what} overlaps the data area`);
+    for (const other of texts) {
+      if (!other.contains(label) && overlap(r, other.getBoundingClientRect()))
+        problems.push(`${what} overlaps "${other.textContent.trim()}"`);
     }
   }
   return [...new Set(problems)];
@@ -130,20 +126,6 @@ _FIGURES_JS = """(sel) => [...document.querySelectorAll(`${sel} .bqplot`)]
   .map(f => f.querySelector('.mainheading')?.textContent || 'untitled')"""
 
 
-# Whether every shown figure has laid itself out to its box (bqplot relayouts a moment after a resize).
-_FIGURES_SETTLED_JS = """() => [...document.querySelectorAll('.bqplot')].filter(f => f.offsetParent !== null)
-  .every(f => { const svg = f.querySelector('svg');
-    return !svg || Math.abs(svg.getBoundingClientRect().width - f.getBoundingClientRect().width) <= 2; })"""
-
-
-def settle(page) -> None:
-    """Wait until the figures fit their boxes again; one that never does is what the checks then report."""
-    try:
-        page.wait_for_function(_FIGURES_SETTLED_JS, timeout=h.ROUNDTRIP_TIMEOUT_MS // 3)
-    except PlaywrightTimeout:
-        pass
-
-
 def fold_titles(page):
     return page.locator(".bw-dashboard .jupyter-widget-Collapse-header, .bw-dashboard .lm-AccordionPanel-title")
 
@@ -159,14 +141,35 @@ def open_fold(page, title: str, selector: str) -> None:
 def set_width(page, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
     page.wait_for_function(f"() => window.innerWidth === {width}", timeout=h.UI_TIMEOUT_MS)
-    settle(page)
 
 
-def layout_problems(page, width: int, selectors) -> list[str]:
-    settle(page)
-    problems = [f"{width} px: {p}" for p in page.evaluate(_FIGURE_PROBLEMS_JS, ", ".join(selectors))]
+def when_settled(page, js: str, arg=None) -> list[str]:
+    """``js``'s problems once the page has had time to relayout (bqplot redraws a moment after a resize)."""
+    try:
+        page.wait_for_function(f"(arg) => ({js})(arg).length === 0", arg=arg, timeout=h.ROUNDTRIP_TIMEOUT_MS // 3)
+    except PlaywrightTimeout:
+        pass  # what is still wrong is reported
+    return page.evaluate(js, arg)
+
+
+def figure_problems(page, selector: str) -> list[str]:
+    """The problems of every shown figure under ``selector``, each first scrolled into view (bqplot lays out
+    a figure again after a resize once it is on screen)."""
+    problems: list[str] = []
+    figures = page.locator(f"{selector} .bqplot")
+    for index in range(figures.count()):
+        figure = figures.nth(index)
+        if not figure.is_visible():
+            continue
+        figure.scroll_into_view_if_needed()
+        problems += [p for p in when_settled(page, _FIGURE_PROBLEMS_JS, figure.element_handle()) if p not in problems]
+    return problems
+
+
+def layout_problems(page, width: int, selector: str) -> list[str]:
+    problems = [f"{width} px: {p}" for p in figure_problems(page, selector)]
     if width <= 900:
-        problems += [f"{width} px: past the output area: {p}" for p in page.evaluate(_PAST_OUTPUT_JS)]
+        problems += [f"{width} px: past the output area: {p}" for p in when_settled(page, _PAST_OUTPUT_JS)]
     return problems
 
 
@@ -197,10 +200,10 @@ def test_the_quickstart_panels_are_empty_until_computed_and_fit(default_model, j
     problems, drawn, silent = [], [], []
     for width in WIDTHS:
         set_width(page, width)
-        problems += layout_problems(page, width, [".bw-dashboard"])
+        problems += layout_problems(page, width, ".bw-dashboard")
         for name, title, selector in PANELS:
             open_fold(page, title, selector)
-            problems += layout_problems(page, width, [selector])
+            problems += layout_problems(page, width, selector)
             if name in UNCOMPUTED:
                 figures = page.evaluate(_FIGURES_JS, selector)
                 if figures:
@@ -222,14 +225,14 @@ def test_every_panel_computed_fits_its_figures(jupyter_server, browser_root, pag
     problems = []
     for width in WIDTHS:
         set_width(page, width)
-        problems += layout_problems(page, width, [".bw-dashboard"])
+        problems += layout_problems(page, width, ".bw-dashboard")
         shoot(page, ".bw-attention-grid", f"attention-{width}.png", width)
         shoot(page, ".bw-mask-grid", f"roles-{width}.png", width)
         for name, title, selector in PANELS:
             open_fold(page, title, selector)
             # Every fold computed: a figure with its cells or marks, and no "press" left unanswered.
             assert page.evaluate(_FIGURES_JS, selector), f"{name} shows no figure once computed"
-            problems += layout_problems(page, width, [selector])
+            problems += layout_problems(page, width, selector)
             shoot(page, selector, f"panel-{name}-{width}.png", width)
     assert not problems, "\n".join(problems)
     assert browser_log.unexpected_page_errors() == []
