@@ -197,6 +197,10 @@ class GridFigure:
                 lines.visible = False
                 return
             lines.x, lines.y = xy
+            if lines.fill != "none":  # bqplot fills line i with fill_colors[i]: one colour per shape
+                n = len(xy[0]) if np.ndim(xy[0]) == 2 else 1
+                lines.colors, lines.fill_colors = [lines.colors[0]] * n, [lines.fill_colors[0]] * n
+                lines.fill_opacities = [lines.fill_opacities[0]] * n
             lines.visible = True
 
     # -- hover -------------------------------------------------------------------------------

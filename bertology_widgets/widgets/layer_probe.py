@@ -127,8 +127,8 @@ class LayerProbe(SessionView):
         # One filled rectangle per hidden state (a Lines polygon: bqplot's Bars drew nothing when first shown
         # in a panel that had been hidden until its data came).
         self.bars = Lines(x=bar_outlines(np.zeros(states))[0], y=bar_outlines(np.zeros(states))[1], scales=scales,
-                          colors=[BAR_COLOUR], fill="inside", fill_colors=[BAR_COLOUR], fill_opacities=[1.0],
-                          stroke_width=1)
+                          colors=[BAR_COLOUR] * states, fill="inside", fill_colors=[BAR_COLOUR] * states,
+                          fill_opacities=[1.0] * states, stroke_width=1)
         self.baseline = Lines(x=[-0.6, states - 0.4], y=[0.0, 0.0], scales=scales, colors=[BASELINE_COLOUR],
                               line_style="dashed", visible=False)
         self.centre = Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=scales, colors=[CENTRE_COLOUR], stroke_width=2,
