@@ -13,7 +13,8 @@ from ._style import CSS, labelled, layer_names
 from ._style import legend_html as key_html
 from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
 
-MASK_COLOURS = {"colors": ["#d62728", "#eef3f8"], "min": 0.0, "max": 1.0}  # masked red, kept pale
+MASKED_RED, KEPT_PALE = "#d62728", "#eef3f8"
+MASK_COLOURS = {"colors": [MASKED_RED, KEPT_PALE], "min": 0.0, "max": 1.0}
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
 COLOUR_BY = ("mask", "importance", "entropy", "role")
 # colour_by -> (figure title, colour bar label; "" for a categorical colouring, told by a legend instead)
@@ -21,8 +22,7 @@ TITLES = {"mask": ("Head mask", ""),
           "importance": ("Head importance", "importance"),
           "entropy": ("Attention entropy", "nats"),
           "role": ("Head roles", "")}
-MASK_KEY = key_html([("masked (gate 0)", MASK_COLOURS["colors"][0], "swatch"),
-                     ("kept (gate 1)", MASK_COLOURS["colors"][1], "swatch"),
+MASK_KEY = key_html([("masked (gate 0)", MASKED_RED, "swatch"), ("kept (gate 1)", KEPT_PALE, "swatch"),
                      ("corner mark: masked head", "\u25e4")])
 
 

@@ -317,7 +317,7 @@ class ImportancePanel(SessionView):
         name = next((n for n in MINE if s.analysis_status.startswith(n)), None)
         busy = bool(s.analysis_busy and name)
         now = time.monotonic()
-        if busy and (self._started is None or self._started[0] != name):
+        if busy and name is not None and (self._started is None or self._started[0] != name):
             self._started = (name, now)
         elif not busy and self._started is not None:
             if self._started[0] == "head importance" and s.analysis_status == "head importance: done":
