@@ -100,6 +100,7 @@ def import_graph() -> dict[str, set[str]]:
 VIEW_ENGINE_NAMES = {
     "bertology_widgets.analyses.attribution": {"METHOD_LABELS"},  # a constant: method names for people
     "bertology_widgets.analyses.head_roles": {"ROLES", "ROLE_DESCRIPTIONS"},  # constants
+    "bertology_widgets.analyses.masking_curve": {"heads_per_step"},  # arithmetic: how many heads a step masks
     "bertology_widgets.analyses.probe": {"ProbeResult"},  # the type of session.probe
     "bertology_widgets.analyses.pipeline": {"PipelineResult"},  # the type of session.pipeline
     "bertology_widgets.analyses.representations": {"POOLINGS",  # a constant; the rest: numpy over session.hidden_states

@@ -53,16 +53,16 @@ def test_the_dashboard_has_the_panel_folded_and_computes_nothing(session):
     assert dashboard.panels.selected_index is None and session.pipeline is None and not session.analysis_busy
     assert pipeline.plots.children == ()  # a figure drawn folded has no size: it joins the page when opened
     dashboard.panels.selected_index = index
-    assert pipeline.plots.children == (pipeline.fig, pipeline.mix.fig)
+    assert pipeline.plots.children == (pipeline.fig, pipeline.legend, pipeline.mix.fig)
     dashboard.panels.selected_index = None
-    assert pipeline.plots.children == (pipeline.fig, pipeline.mix.fig)
+    assert pipeline.plots.children == (pipeline.fig, pipeline.legend, pipeline.mix.fig)
     dashboard.close()
 
 
 def test_a_panel_shown_on_its_own_has_its_figures(session):
     panel = PipelinePanel(session, ("upos",), background=False, **QUICK)
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
-    assert panel.plots.children == (panel.fig, panel.mix.fig)
+    assert panel.plots.children == (panel.fig, panel.legend, panel.mix.fig)
     panel.close()
 
 
@@ -84,7 +84,7 @@ def test_probes_below_their_majority_baseline_are_drawn_inside_the_plot(session)
     assert list(panel.fig.axes[1].tick_values) == [-1.0, -0.5, 0.0, 0.5, 1.0]
     np.testing.assert_allclose(panel.lines.y, [[-0.25, 0.5, 1.0], [Y_FLOOR, 0.4, 1.0]])  # the far one on the floor
     assert panel.points.y.min() >= low and panel.lines.y.min() >= low
-    assert panel.points.names[3] == "deprel L0: 0.000 (majority 0.500)"  # the tooltip keeps the raw accuracy
+    assert panel.points.names[3] == "deprel emb: 0.000 (majority 0.500)"  # the tooltip keeps the raw accuracy
     panel.result = made_up_result([[0.5, 0.6, 0.7], [0.5, 0.52, 0.55]])
     assert panel.y_scale.min == Y_LOW  # none below: the axis goes back up
     panel.close()
