@@ -154,18 +154,25 @@ class PipelinePanel(SessionView):
         self._dlink((self, "error"), (self.error_box, "value"),
                     lambda text: error_html(text, "#b91c1c", "#fef2f2") if text else "")
         self._on_click(self.button, self.compute)
-        # The figures join the page when the panel is first shown (see set_active), and show once there is data.
-        self.plots = w.VBox(layout={"display": "none", "min_width": "0"})
+        # The figures join the page once the panel is shown with a result (see _place_figures).
+        self.plots = w.VBox(layout={"min_width": "0"})
         self.children = [w.HBox([self.button, self.overlay_toggle]), self.progress, self.empty, self.plots,
                          self.status, self.error_box]
         self._observe(self._redraw, ["result", "unmasked", "overlay"], owner=self)
         self._observe(self._redraw_status, ["pipeline_stale"], owner=session.pipeline_part)
 
     def set_active(self, active: bool) -> None:
-        """Opened for the first time: the figures join the page, now that it can give them a size."""
-        if active and not self.plots.children:
-            self.plots.children = (self.fig, self.legend, self.mix.fig)
+        """Opened, with a result to show: the figures join the page, now that it can give them a size."""
+        self._active = bool(active)
+        self._place_figures()
         super().set_active(active)
+
+    def _place_figures(self) -> None:
+        """The figures join the page once the panel is open and has a result (drawn folded or hidden, a figure
+        has no size, and bqplot draws a plot area of negative size); until then the panel says what to press."""
+        self.empty.layout.display = None if self.result is None else "none"
+        if self._active and self.result is not None and not self.plots.children:
+            self.plots.children = (self.fig, self.legend, self.mix.fig)
 
     def _repr_mimebundle_(self, **kwargs):
         self.set_active(self._active)  # shown on its own, outside a dashboard's folds
@@ -191,8 +198,7 @@ class PipelinePanel(SessionView):
     # -- drawing ---------------------------------------------------------------------------
     def _redraw(self, _change) -> None:
         result = self.result
-        self.empty.layout.display = None if result is None else "none"
-        self.plots.layout.display = "none" if result is None else None
+        self._place_figures()
         if result is None:
             return
         layers = np.arange(result.num_layers + 1, dtype=float)

@@ -53,7 +53,11 @@ def test_the_dashboard_has_the_panel_folded_and_computes_nothing(session):
     assert dashboard.panels.selected_index is None and session.pipeline is None and not session.analysis_busy
     assert pipeline.plots.children == ()  # a figure drawn folded has no size: it joins the page when opened
     dashboard.panels.selected_index = index
+    assert pipeline.plots.children == () and "Press <b>Compute</b>" in pipeline.empty.value  # nothing to draw yet
+    pipeline.tasks, pipeline.options = ("upos",), dict(QUICK)
+    pipeline.run()
     assert pipeline.plots.children == (pipeline.fig, pipeline.legend, pipeline.mix.fig)
+    assert pipeline.empty.layout.display == "none"
     dashboard.panels.selected_index = None
     assert pipeline.plots.children == (pipeline.fig, pipeline.legend, pipeline.mix.fig)
     dashboard.close()
@@ -62,6 +66,7 @@ def test_the_dashboard_has_the_panel_folded_and_computes_nothing(session):
 def test_a_panel_shown_on_its_own_has_its_figures(session):
     panel = PipelinePanel(session, ("upos",), background=False, **QUICK)
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
+    panel.run()
     assert panel.plots.children == (panel.fig, panel.legend, panel.mix.fig)
     panel.close()
 

@@ -280,6 +280,9 @@ def test_every_heat_map_of_the_dashboard_has_a_colour_bar(session):
     session.importance = np.ones((LAYERS, HEADS))
     for index in range(len(dashboard.panels.children)):  # every fold opened once: its panel is built
         dashboard.panels.selected_index = index
+    # The pipeline's figures join the page with a result (the last fold, open).
+    dashboard.pipeline.tasks, dashboard.pipeline.options = ("upos",), {"max_sentences": 12, "max_iter": 5}
+    dashboard.pipeline.run()
     heat_figures = [f for f in _figures(dashboard) if any(isinstance(m, GridHeatMap) for m in f.marks)]
     # main attention map, the small maps, the mask grid, the importance map, norms and cosine, patching,
     # the pipeline panel's mix weights

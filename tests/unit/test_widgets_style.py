@@ -56,7 +56,7 @@ def test_empty_panels_draw_nothing_and_say_what_to_press(session):
         assert view.empty.layout.display is None and f"Press <b>{press}</b>" in view.empty.value
     assert importance.chart.layout.display == "none" and importance.importance_map.layout.display == "none"
     assert patching.figure.layout.display == "none"
-    assert pipeline.plots.layout.display == "none" and probe.chart.layout.display == "none"
+    assert pipeline.plots.children == () and probe.chart.layout.display == "none"
     assert importance.progress.layout.display == "none"  # a hidden bar takes no room
     assert "steps over" in importance.forecast.value
     session.importance = np.ones((session.num_layers, session.num_heads))
