@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     out = output_folder(args.out)
-    bound, eval_set, task = load_inputs(args)
+    bound, eval_set, task, _ = load_inputs(args)
     compute_and_write_importance(args, bound, eval_set, task, out)
     if not is_main(args):
         return 0

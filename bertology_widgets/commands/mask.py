@@ -12,7 +12,6 @@ from ..runtime.files import output_folder
 from ._common import (
     add_ablation_option,
     add_masking_options,
-    apply_ablation,
     is_main,
     load_inputs,
     run_masking,
@@ -30,8 +29,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     out = output_folder(args.out)
-    bound, eval_set, task = load_inputs(args)
-    apply_ablation(args, bound, eval_set, progress=is_main(args))
+    bound, eval_set, task, _ = load_inputs(args)
     run_masking(args, bound, eval_set, task, out)
     if not is_main(args):
         return 0
