@@ -117,11 +117,13 @@ class Objective(ABC):
         """The worst value still :meth:`within` ``threshold`` of ``baseline``.
 
         ``baseline * threshold`` where higher is better; ``baseline / threshold`` where lower is better
-        (a perplexity may grow by ``1 / threshold``).
+        (a perplexity may grow by ``1 / threshold``). A threshold of 0 keeps every value.
         """
-        if not 0 < threshold:
-            raise ValueError(f"the threshold must be positive, got {threshold}")
-        return float(baseline) * threshold if self.higher_is_better(metric) else float(baseline) / threshold
+        if not threshold >= 0:
+            raise ValueError(f"the threshold must be 0 or more, got {threshold}")
+        if self.higher_is_better(metric):
+            return float(baseline) * threshold
+        return float(baseline) / threshold if threshold > 0 else float("inf")
 
     def within(self, value: float, baseline: float, threshold: float, metric: str | None = None) -> bool:
         """Whether ``value`` keeps ``threshold`` of ``baseline`` (the masking curve's stopping test)."""
@@ -133,7 +135,7 @@ class Objective(ABC):
         if metric is None:
             return self.primary_metric
         if metric not in self.metrics:
-            raise ValueError(f"metric {metric!r} is not one of {self.name}'s: {', '.join(self.metrics)}")
+            raise ValueError(f"{self.name} reports {', '.join(self.metrics)}; got metric {metric!r}")
         return metric
 
     # -- data --------------------------------------------------------------------------------------------
