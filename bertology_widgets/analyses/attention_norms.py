@@ -17,6 +17,7 @@ no token; it is reported on its own (:attr:`AttentionNorms.ablation_norms`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,7 +169,8 @@ def attention_norms(bound: BoundModel, inputs: str | dict, mask: HeadMaskLike = 
     pos = batch["input_ids"].shape[1]
     per_layer = _attentions_per_layer(out.attentions, kept)
     weights = torch.stack([_full_head_attention(a, kept[i], num_heads, pos) for i, a in enumerate(per_layer)])
-    hidden = int(model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd)
+    config: Any = model.config
+    hidden = int(config.hidden_size if hasattr(config, "hidden_size") else config.n_embd)
     head_norms = torch.zeros(num_layers, num_heads, pos, pos)
     layer_norms = torch.zeros(num_layers, pos, pos)
     ablation_norms = torch.zeros(num_layers, num_heads)

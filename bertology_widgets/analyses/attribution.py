@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -168,7 +168,8 @@ def _classifier(bound: BoundModel, batch: dict, should_stop: Callable[[], bool] 
     inputs (attention mask, segments) are repeated to the batch's size.
     Decoder models pool their last position (the input has no padding).
     """
-    model, adapter = bound.model, bound.adapter
+    model: Any = bound.model  # a classifier: get_input_embeddings(), and score() for decoders
+    adapter = bound.adapter
     embed = model.get_input_embeddings()
     extra = {k: v for k, v in batch.items() if k != "input_ids"}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def attribution_agreement(bound: BoundModel, examples: Sequence[Example],
     with report, warnings.catch_warnings():
         warnings.simplefilter("ignore", TextTruncatedWarning)
         for index, example in enumerate(report.iterate(examples)):
-            common = dict(mask=mask, ablation=ablation, means=means, max_length=max_length)
+            common: dict[str, Any] = dict(mask=mask, ablation=ablation, means=means, max_length=max_length)
             try:
                 reference = token_attributions(bound, example.text_a, example.text_b, "occlusion", **common)
             except ValueError:  # an empty text, or one with no words

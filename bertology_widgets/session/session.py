@@ -223,7 +223,8 @@ class ModelSession(HasTraits):
         # The model stays in the mode it was in: every forward of the session runs under core.modes.eval_mode.
         self.model, self.tokenizer, self.examples = model, tokenizer, list(examples)
         self.batch_size, self.max_length = batch_size, max_length
-        self.set_trait("precision", resolve_precision(precision, bound.device, glue_task.is_regression))
+        regression = glue_task is not None and glue_task.is_regression
+        self.set_trait("precision", resolve_precision(precision, bound.device, regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
         self._set_model_traits(model, glue_task, examples)
