@@ -87,6 +87,25 @@ def add_model_task_options(parser, task_required: bool = True, task_help: str = 
     add_task_options(parser, task_required, task_help)
 
 
+def add_folder_run_options(parser) -> None:
+    """A command that runs on a task's split and writes a folder: the model and task options, ``--out``, ``--split``."""
+    add_model_task_options(parser)
+    add_out_option(parser)
+    add_split_option(parser)
+
+
+def run_in_folder(args, work) -> int:
+    """Load the inputs (:func:`load_inputs`), make the ``--out`` folder and run ``work(inputs, out)``;
+    the main process prints the text it returns."""
+    from ..runtime.files import output_folder
+
+    out = output_folder(args.out)
+    said = work(load_inputs(args), out)
+    if is_main(args):
+        print(said, end="")
+    return 0
+
+
 def add_out_option(parser, required: bool = True, help: str = "folder for the results (created if missing)") -> None:
     parser.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=required, help=help)
 
@@ -255,9 +274,7 @@ def _bind(args, model, tokenizer, task):
 # -- importance, masking and pruning: what `importance`, `mask`, `prune` and `roles` share --------------
 def add_importance_options(p) -> None:
     """Model, data and importance options (run_bertology.py's names are accepted too)."""
-    add_model_task_options(p)
-    add_out_option(p)
-    add_split_option(p)
+    add_folder_run_options(p)
     add_batch_size_option(p, None, "examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
     p.add_argument("--compat", action="store_true",
                    help="reproduce run_bertology.py exactly: batch size 1, never-zeroed gradient, "

@@ -6,15 +6,13 @@ Writes ``agreement.json`` (summary and per-example correlations) and
 
 from __future__ import annotations
 
-from ._common import add_ablation_option, add_mask_option, add_model_task_options, add_out_option, add_split_option
+from ._common import add_ablation_option, add_folder_run_options, add_mask_option
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("agreement", help="faithfulness: each attribution method's word ranking against "
                                                 "occlusion's (Spearman), over a GLUE dev set")
-    add_model_task_options(p)
-    add_out_option(p)
-    add_split_option(p)
+    add_folder_run_options(p)
     p.add_argument("--methods", default="grad_x_input,integrated_gradients,rollout,attention",
                    help="comma-separated methods to compare with occlusion "
                         "(default: grad_x_input,integrated_gradients,rollout,attention)")
