@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
@@ -31,6 +30,7 @@ from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for
 from .batching import EncodedExamples, encode_examples, pad_token_id, uses_token_types
+from .evalset import EvalSet
 from .gating import KEPT_HEADS_ATTR, HeadMaskLike, as_head_mask, mask_heads, resolve_ablation
 from .objective import Objective, encode_labelled, glue_objective
 
@@ -41,55 +41,6 @@ if TYPE_CHECKING:
     from .labels import LabelMap
     from .layerwise import LayerwiseRunner
     from .pruning import PruneReport
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """Examples tokenized once for one bound model.
-
-    Attributes
-    ----------
-    examples : sequence of Example
-    encoded : EncodedExamples
-        Unpadded token ids, ``n`` rows, cut to ``max_length``.
-    labels : np.ndarray, shape ``(n,)``, or None
-        Class ids in the task's order (or regression targets); None for unlabelled examples.
-    task : GlueTask or None
-    max_length : int
-    targets : tuple or None
-        What an objective scores each example against besides ``labels`` (one entry per example,
-        e.g. a masked language model's masked positions and their tokens); None for GLUE.
-    """
-
-    examples: Sequence[Example]
-    encoded: EncodedExamples
-    labels: np.ndarray | None
-    task: GlueTask | None
-    max_length: int
-    targets: tuple | None = None
-
-    def __len__(self) -> int:
-        return len(self.encoded)
-
-    def head(self, n: int) -> EvalSet:
-        """The first ``n`` examples, without tokenizing them again."""
-        encoded = self.encoded
-        return EvalSet(
-            examples=self.examples[:n],
-            encoded=EncodedExamples(encoded.input_ids[:n],
-                                    None if encoded.token_type_ids is None else encoded.token_type_ids[:n],
-                                    encoded.truncated[:n]),
-            labels=None if self.labels is None else self.labels[:n],
-            task=self.task,
-            max_length=self.max_length,
-            targets=None if self.targets is None else self.targets[:n],
-        )
-
-    def require_labels(self) -> np.ndarray:
-        """The labels ``(n,)``; raises ``ValueError`` for unlabelled examples (a GLUE test split)."""
-        if self.labels is None:
-            raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
-        return self.labels
 
 
 def encoded_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet,

@@ -21,7 +21,7 @@ from torch import nn
 from .hooks import this_thread_only
 
 if TYPE_CHECKING:
-    from .bound import BoundModel
+    from .facts import BoundFacts
 
 #: Set by :func:`~bertology_widgets.core.pruning.prune_heads` on the model it prunes: the heads left per layer.
 KEPT_HEADS_ATTR = "_bertology_kept_heads"
@@ -141,7 +141,7 @@ def resolve_ablation(ablation: str, means: np.ndarray | torch.Tensor | None,
 
 
 @contextlib.contextmanager
-def mask_heads(bound: BoundModel, mask: HeadMaskLike, ablation: str | None = None,
+def mask_heads(bound: BoundFacts, mask: HeadMaskLike, ablation: str | None = None,
                means: np.ndarray | torch.Tensor | None = None, *,
                model: nn.Module | None = None) -> Iterator[torch.Tensor]:
     """Gate attention heads of a bound model for the duration of the ``with`` block.

@@ -25,7 +25,7 @@ from .gating import mask_heads
 from .hooks import this_thread_only
 
 if TYPE_CHECKING:
-    from .bound import BoundModel
+    from .facts import BoundFacts
 
 
 class _StopAtFirstLayer(Exception):
@@ -102,7 +102,7 @@ class LayerwiseRunner:
         Run this copy of ``bound.model`` instead (a bf16 copy, say), with the same label order and gates.
     """
 
-    def __init__(self, bound: BoundModel, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
+    def __init__(self, bound: BoundFacts, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
                  model: nn.Module | None = None):
         if int(keep_every) < 1:
             raise ValueError(f"keep_every must be >= 1, got {keep_every}")

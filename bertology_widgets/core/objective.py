@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from .batching import encode_examples
+from .evalset import EvalSet
 
 if TYPE_CHECKING:
     from ..glue import Example, GlueTask
-    from .bound import BoundModel, EvalSet
+    from .facts import BoundFacts
 
 #: ``metric(patched (rows, k), clean (k,), corrupted (k,)) -> (rows,)``: a patching metric over readout vectors.
 PatchMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -40,11 +41,9 @@ PatchMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 Scores = Mapping[str, float]
 
 
-def encode_labelled(bound: BoundModel, examples: Sequence[Example], max_length: int) -> EvalSet:
+def encode_labelled(bound: BoundFacts, examples: Sequence[Example], max_length: int) -> EvalSet:
     """Texts (pairs too) tokenized by :func:`~bertology_widgets.core.batching.encode_examples`, cut to
     ``max_length`` tokens, with each example's ``label`` (``labels=None`` when one is missing)."""
-    from .bound import EvalSet
-
     labels = [ex.label for ex in examples]
     return EvalSet(examples=examples, encoded=encode_examples(bound.tokenizer, examples, max_length),
                    labels=None if any(label is None for label in labels) else np.asarray(labels),
@@ -139,7 +138,7 @@ class Objective(ABC):
         return metric
 
     # -- data --------------------------------------------------------------------------------------------
-    def encode(self, bound: BoundModel, examples: Sequence[Example], max_length: int) -> EvalSet:
+    def encode(self, bound: BoundFacts, examples: Sequence[Example], max_length: int) -> EvalSet:
         """Tokenize ``examples`` once for ``bound`` and gather what they are scored against.
 
         The default is :func:`encode_labelled`.

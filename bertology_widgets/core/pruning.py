@@ -20,7 +20,7 @@ from .architectures import ArchitectureAdapter, get_submodule
 from .gating import KEPT_HEADS_ATTR, HeadMaskLike
 
 if TYPE_CHECKING:
-    from .bound import BoundModel
+    from .facts import BoundFacts
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class NoHeads(nn.Module):
         return self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size), None
 
 
-def check_prunable(bound: BoundModel) -> ArchitectureAdapter:
+def check_prunable(bound: BoundFacts) -> ArchitectureAdapter:
     """The bound model's adapter; ``ValueError`` saying why when its family cannot be pruned exactly."""
     adapter = bound.adapter
     if not adapter.prunable:
@@ -153,7 +153,7 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
 
 
 @torch.no_grad()
-def prune_heads(bound: BoundModel, mask: HeadMaskLike) -> PruneReport:
+def prune_heads(bound: BoundFacts, mask: HeadMaskLike) -> PruneReport:
     """Physically remove the heads whose gate is 0 from ``bound.model``, in place.
 
     ``bound.pruned(mask)`` prunes a copy instead and leaves the model whole.
@@ -198,7 +198,7 @@ def prune_heads(bound: BoundModel, mask: HeadMaskLike) -> PruneReport:
     )
 
 
-def expected_params_after(bound: BoundModel, mask: HeadMaskLike) -> int:
+def expected_params_after(bound: BoundFacts, mask: HeadMaskLike) -> int:
     """Parameter count :func:`prune_heads` will leave, computed from shapes alone.
 
     Each removed head drops ``3 * (hidden * d_head + d_head)`` Q/K/V weights
