@@ -91,7 +91,7 @@ class LiveScore(SessionPart):
                  hold: Hold | None = None):
         super().__init__(hold)
         self.scorer = scorer
-        self.labels = np.asarray(scorer.labels)
+        self.labels = np.asarray(scorer.eval_set.require_labels())
         self._on_scored = on_scored
         self._current_mask, self._baseline_key = current_mask, baseline_key
         self._live = False

@@ -259,7 +259,8 @@ class ModelSession(HasTraits):
         self.shown = ShownInput(
             lambda: ShownState(self.text, self.text_pair, self.mask, self.example_index, self.layer, self.head),
             self.bound, lock, self.max_length, worker=scorer, is_live=lambda: self.live.live,
-            baseline_predictions=lambda: self.live.baseline_predictions, is_regression=scorer.is_regression,
+            baseline_predictions=lambda: self.live.baseline_predictions,
+            is_regression=bool(self.bound.task is not None and self.bound.task.is_regression),
             notices=lambda: [self._label_notice, scorer.budget.notice], lru_size=capture_lru_size,
             on_shown=self._explain_shown, hold=hold)
         data = AnalysisData(self.tokenizer, self.examples, self.eval_set, self.task, list(self.label_names),
