@@ -14,6 +14,8 @@ import torch
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+    from .core.bound import BoundModel
+
 TINY_ARCHITECTURES = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama")
 #: Families with a tiny config that the generic parametrised suite does not cover
 #: (its references are written per family); ``tests/test_new_families.py`` does.
@@ -125,6 +127,18 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
     from .models.loading import minilm_dir
 
     return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+_TOKENIZER: list = []
+
+
+def tiny_bound(model: PreTrainedModel, task: str | None = None) -> BoundModel:
+    """``model`` bound with the shared tiny tokenizer (loaded once per process) for ``task``."""
+    from .core.bound import bind
+
+    if not _TOKENIZER:
+        _TOKENIZER.append(tiny_tokenizer())
+    return bind(model, _TOKENIZER[0], task)
 
 
 WORDS = ("good bad great awful film movie plot actors boring brilliant dull fun charming mess "

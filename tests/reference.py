@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 import torch
 
 from bertology_widgets.core.gating import mask_heads
-from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_model
+from bertology_widgets.testing import TINY_ARCHITECTURES, tiny_bound, tiny_model
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,7 +140,7 @@ def logits_of(model: nn.Module, batch: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def masked_logits(model: nn.Module, batch: dict, mask: HeadMaskLike) -> torch.Tensor:
-    with mask_heads(model, mask):
+    with mask_heads(tiny_bound(model), mask):
         return model(**batch).logits
 
 

@@ -17,11 +17,13 @@ no token; it is reported on its own (:attr:`AttentionNorms.ablation_norms`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..core.architectures import BERT, DISTILBERT, ELECTRA, GPT2, ROBERTA, get_submodule
+from ..core.bound import BoundModel
 from ..core.capturing import (
     _attentions_per_layer,
     _full_head_attention,
@@ -29,7 +31,7 @@ from ..core.capturing import (
     attention_implementation,
     encode,
 )
-from ..core.gating import resolve_ablation
+from ..core.gating import HeadMaskLike, resolve_ablation
 from ..core.hooks import this_thread_only
 from ..core.modes import eval_mode
 
@@ -114,8 +116,9 @@ def _value_hooks(adapter, layers, kept, head_dim, store):
 
 
 @torch.no_grad()
-def attention_norms(bound, inputs, mask=None, *, pair: str | None = None, ablation: str | None = None,
-                    means=None, max_length: int | None = None, return_vectors: bool = False) -> AttentionNorms:
+def attention_norms(bound: BoundModel, inputs: str | dict, mask: HeadMaskLike = None, *, pair: str | None = None,
+                    ablation: str | None = None, means: np.ndarray | torch.Tensor | None = None,
+                    max_length: int | None = None, return_vectors: bool = False) -> AttentionNorms:
     """``||alpha_ij f_h(x_j)||`` per head and layer, and the layer's ``||sum_h ...||``, for one input.
 
     Parameters
@@ -142,7 +145,7 @@ def attention_norms(bound, inputs, mask=None, *, pair: str | None = None, ablati
         batch, _ = encode(tokenizer, model, inputs, pair, max_length)
     else:
         batch = inputs
-    device = next(model.parameters()).device
+    device = bound.device
     batch = {k: v.to(device) for k, v in _model_inputs(model, batch).items()}
     if batch["input_ids"].shape[0] != 1:
         raise ValueError(f"attention_norms takes one example; got a batch of {batch['input_ids'].shape[0]}")
@@ -151,7 +154,7 @@ def attention_norms(bound, inputs, mask=None, *, pair: str | None = None, ablati
     if ablation is None:
         mode, default_means = bound.ablation
         ablation, means = mode, (default_means if means is None else means)
-    head_means = resolve_ablation(model, ablation, means)
+    head_means = resolve_ablation(ablation, means, bound.head_means_shape)
     kept = bound.kept_heads()
     layers = adapter.layer_modules(model)
     store: dict[int, torch.Tensor] = {}
@@ -166,7 +169,8 @@ def attention_norms(bound, inputs, mask=None, *, pair: str | None = None, ablati
     pos = batch["input_ids"].shape[1]
     per_layer = _attentions_per_layer(out.attentions, kept)
     weights = torch.stack([_full_head_attention(a, kept[i], num_heads, pos) for i, a in enumerate(per_layer)])
-    hidden = int(model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd)
+    config: Any = model.config
+    hidden = int(config.hidden_size if hasattr(config, "hidden_size") else config.n_embd)
     head_norms = torch.zeros(num_layers, num_heads, pos, pos)
     layer_norms = torch.zeros(num_layers, pos, pos)
     ablation_norms = torch.zeros(num_layers, num_heads)

@@ -31,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from ..core.bound import BoundModel
 from ..core.capturing import Capture, _model_inputs, capture, encode
+from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
 from .attention_flow import attention_rollout, classification_position, layer_head_weights
 
@@ -132,7 +134,7 @@ def resolve_method(method: str) -> str:
 
 
 @contextlib.contextmanager
-def _fp32_gated(bound, mask, ablation, means) -> Iterator[None]:
+def _fp32_gated(bound: BoundModel, mask, ablation, means) -> Iterator[None]:
     """Eval mode, no autocast, the head gates: what every method runs under."""
     dtype = bound.dtype
     if dtype != torch.float32:
@@ -158,7 +160,7 @@ def _word_groups(batch, tokenizer, ids: list[int]) -> tuple[list[str], list[list
     return words, positions
 
 
-def _classifier(bound, batch: dict, should_stop: Callable[[], bool] | None = None):
+def _classifier(bound: BoundModel, batch: dict, should_stop: Callable[[], bool] | None = None):
     """``forward(input_ids) -> (n, classes)`` task-order logits, through the word-embedding layer.
 
     The word embeddings are computed here and handed to the model as
@@ -166,7 +168,8 @@ def _classifier(bound, batch: dict, should_stop: Callable[[], bool] | None = Non
     inputs (attention mask, segments) are repeated to the batch's size.
     Decoder models pool their last position (the input has no padding).
     """
-    model, adapter = bound.model, bound.adapter
+    model: Any = bound.model  # a classifier: get_input_embeddings(), and score() for decoders
+    adapter = bound.adapter
     embed = model.get_input_embeddings()
     extra = {k: v for k, v in batch.items() if k != "input_ids"}
 
@@ -212,8 +215,9 @@ def _check_target(target, classes: int) -> int:
     return int(target)
 
 
-def token_attributions(bound, text: str, pair: str | None = None, method: str = "grad_x_input",
-                       target: int | None = None, *, mask=None, ablation: str | None = None, means=None,
+def token_attributions(bound: BoundModel, text: str, pair: str | None = None, method: str = "grad_x_input",
+                       target: int | None = None, *, mask: HeadMaskLike = None, ablation: str | None = None,
+                       means: np.ndarray | torch.Tensor | None = None,
                        max_length: int | None = None, steps: int = DEFAULT_IG_STEPS,
                        capture_: Capture | None = None, batch_size: int | None = None,
                        should_stop: Callable[[], bool] | None = None) -> TokenAttribution:

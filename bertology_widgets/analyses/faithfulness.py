@@ -12,13 +12,18 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..core.bound import BoundModel
 from ..core.capturing import TextTruncatedWarning, capture
+from ..core.gating import HeadMaskLike
 from ..runtime.progress import Progress, progress_reporter
 from .attribution import ATTENTION_METHODS, METHOD_LABELS, resolve_method, token_attributions
+
+if TYPE_CHECKING:
+    from ..glue import Example
 
 DEFAULT_AGREEMENT_METHODS = ("grad_x_input", "integrated_gradients", "rollout", "attention")
 
@@ -98,8 +103,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def attribution_agreement(bound, examples: Sequence, methods: Sequence[str] = DEFAULT_AGREEMENT_METHODS, *,
-                          mask=None, ablation: str | None = None, means=None, max_length: int | None = 128,
+def attribution_agreement(bound: BoundModel, examples: Sequence[Example],
+                          methods: Sequence[str] = DEFAULT_AGREEMENT_METHODS, *, mask: HeadMaskLike = None,
+                          ablation: str | None = None, means: np.ndarray | None = None, max_length: int | None = 128,
                           progress: Progress = True) -> AgreementTable:
     """Spearman correlation of each method's word ranking with occlusion's, over ``examples``.
 
@@ -129,7 +135,7 @@ def attribution_agreement(bound, examples: Sequence, methods: Sequence[str] = DE
     with report, warnings.catch_warnings():
         warnings.simplefilter("ignore", TextTruncatedWarning)
         for index, example in enumerate(report.iterate(examples)):
-            common = dict(mask=mask, ablation=ablation, means=means, max_length=max_length)
+            common: dict[str, Any] = dict(mask=mask, ablation=ablation, means=means, max_length=max_length)
             try:
                 reference = token_attributions(bound, example.text_a, example.text_b, "occlusion", **common)
             except ValueError:  # an empty text, or one with no words

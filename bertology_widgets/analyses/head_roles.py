@@ -32,11 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.architectures import adapter_for
-from ..core.batching import collate, length_sorted_batches, pad_token_id, uses_token_types
-from ..core.bound import bind, encoded_examples
+from ..core.batching import collate, length_sorted_batches
+from ..core.bound import BoundModel, EvalSet, as_scored
 from ..core.capturing import _attentions_per_layer, attention_implementation
-from ..core.gating import kept_heads, model_shape
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
 from .evaluation import DEFAULT_MAX_LENGTH
@@ -45,7 +43,6 @@ from .induction import induction_scores, probe_fits
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from ..core.bound import EvalSet
     from ..glue import Example
     from ..runtime.files import PathLike
 
@@ -235,17 +232,18 @@ def _layer_sums(att: torch.Tensor, valid: torch.Tensor, sep: torch.Tensor, punct
 
 
 @torch.inference_mode()
-def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet, *,
-               batch_size: int = 16, max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
+def head_roles(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+               examples: Sequence[Example] | None = None, *, batch_size: int = 16,
+               max_length: int = DEFAULT_MAX_LENGTH, progress: Progress = False,
                on_progress: Callable[[int, int], None] | None = None, induction: bool | None = None) -> HeadRoles:
     """Attention statistics and a role for every head, over ``examples`` in batches.
 
     Parameters
     ----------
-    model, tokenizer
-        A supported model (BERT family or GPT-2; base or task model) and its tokenizer.
-    examples : sequence of Example
-        The dev set or a subset (objects with ``text_a`` / ``text_b``).
+    bound, eval_set
+        A bound model (BERT family or GPT-2; base or task model) and its encoded examples; or a model,
+        its tokenizer and ``examples`` (the dev set or a subset: objects with ``text_a`` / ``text_b``),
+        bound here (see :func:`~bertology_widgets.core.bound.as_scored`).
     batch_size, max_length : int
     progress : bool or callable
         A tqdm bar (True), none (False) or ``progress(done, total)`` in batches
@@ -263,16 +261,15 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
         Measures ``(layers, heads)`` each, and roles ``(layers, heads)``; ``induction`` ``(layers, heads)``
         and ``in_context_loss`` for causal models.
     """
-    if len(examples) == 0:
-        raise ValueError("no examples given to measure head roles on")
-    adapter = adapter_for(model)
-    num_layers, num_heads = model_shape(model)
-    kept = kept_heads(model)
-    causal = adapter.causal
-    encoded = encoded_examples(tokenizer, examples, max_length)
+    bound, eval_set = as_scored(bound, eval_set, examples, max_length=max_length)
+    model, tokenizer = bound.model, bound.tokenizer
+    num_layers, num_heads = bound.shape
+    kept = bound.kept_heads()
+    causal = bound.is_causal
+    encoded = eval_set.encoded
     batches = length_sorted_batches(encoded.lengths, batch_size)
-    device = next(model.parameters()).device
-    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+    device = bound.device
+    pad, with_types = bound.pad_id, bound.uses_token_types
     sums = {m: torch.zeros(num_layers, num_heads, dtype=torch.float64) for m in MEASURES}
     counts = {m: torch.zeros(num_layers, dtype=torch.float64) for m in MEASURES}
     queries = 0
@@ -300,7 +297,6 @@ def head_roles(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: S
         values[missing] = np.nan
         measures[name] = values
     copying = None
-    bound = bind(model, tokenizer)
     if induction or (induction is None and causal and probe_fits(bound)):
         copying = induction_scores(bound)
     return HeadRoles(measures=measures, roles=assign_roles(measures), n_examples=len(encoded),

@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..core.batching import EncodedExamples, collate, length_sorted_batches
-from ..core.bound import BoundModel, EvalSet
+from ..core.bound import BoundModel, EvalSet, as_scored
 from ..core.capturing import attention_implementation
 from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
+from ..core.objective import Objective
 from ..runtime.distributed import ONE_PROCESS, Processes, ordered_sum
 from ..runtime.progress import Progress, ProgressReporter, progress_reporter
-from .evaluation import DEFAULT_MAX_LENGTH, bind_for, scored_task
+from .evaluation import DEFAULT_MAX_LENGTH
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -102,16 +102,6 @@ def normalize_importance(raw: np.ndarray | torch.Tensor, by_layer: bool = True,
     return scores.numpy()
 
 
-def example_losses(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """``(batch,)`` losses: cross-entropy, or squared error for regression (STS-B).
-
-    Their mean is the loss transformers' classifiers return for these labels.
-    """
-    if regression:
-        return (logits.float().squeeze(-1) - labels.float()) ** 2
-    return F.cross_entropy(logits.float(), labels.long(), reduction="none")
-
-
 def attention_entropy_sums(attentions: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
     """``(layers, heads)`` entropy summed over non-padding query tokens of a batch.
 
@@ -135,8 +125,9 @@ def _masked_entropy(entropy_sum: torch.Tensor, gates: torch.Tensor, tokens: floa
     return gates * entropy_sum - torch.xlogy(gates, gates) * tokens
 
 
-def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                    mask: HeadMaskLike = None, *, per_example: bool = True, compat: bool = False,
+def head_importance(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                    examples: Sequence[Example] | None = None, mask: HeadMaskLike = None, *,
+                    per_example: bool = True, compat: bool = False,
                     batch_size: int | None = None, normalize_by_layer: bool = True, normalize_global: bool = True,
                     compute_entropy: bool = True, max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
                     progress: Progress = False, on_progress: Callable[[int, int], None] | None = None,
@@ -145,11 +136,12 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
 
     Parameters
     ----------
-    model, tokenizer
-        An unpruned sequence classifier (BERT family, GPT-2, ...) and its tokenizer.
-    examples : sequence of :class:`~bertology_widgets.glue.Example`
-        Labelled examples; the loss is the model's (cross-entropy, or squared
-        error for STS-B).
+    bound, eval_set
+        An unpruned bound model (BERT family, GPT-2, ...) and its encoded examples; or a model, its
+        tokenizer and labelled ``examples`` (:class:`~bertology_widgets.glue.Example`), bound here
+        (see :func:`~bertology_widgets.core.bound.as_scored`). The loss is the objective's
+        (:meth:`~bertology_widgets.core.objective.Objective.losses`: for a GLUE task the model's
+        own, cross-entropy, or squared error for STS-B).
     mask : array-like, shape ``(layers, heads)``, optional
         Gates to hold the heads at (1 keep, 0 masked); the gradients are taken there.
     per_example : bool
@@ -202,22 +194,10 @@ def head_importance(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exampl
     -------
     ImportanceResult
     """
-    bound = bind_for(model, tokenizer, examples, task)
-    return head_importance_set(bound, bound.encode(examples, max_length), mask, per_example=per_example,
-                               compat=compat, batch_size=batch_size, normalize_by_layer=normalize_by_layer,
-                               normalize_global=normalize_global, compute_entropy=compute_entropy,
-                               progress=progress, on_progress=on_progress, processes=processes)
-
-
-def head_importance_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike = None, *,
-                        per_example: bool = True, compat: bool = False, batch_size: int | None = None,
-                        normalize_by_layer: bool = True, normalize_global: bool = True,
-                        compute_entropy: bool = True, progress: Progress = False,
-                        on_progress: Callable[[int, int], None] | None = None,
-                        processes: Processes = ONE_PROCESS) -> ImportanceResult:
-    """:func:`head_importance` on a bound model and its encoded examples (the same options)."""
     start = time.perf_counter()
-    glue_task, labels = scored_task(bound, eval_set)
+    bound, eval_set = as_scored(bound, eval_set, examples, task=task, max_length=max_length)
+    objective = bound.require_objective()
+    objective.check(eval_set)
     _check_unpruned(bound)
     if batch_size is None:
         batch_size = 1 if compat else DEFAULT_IMPORTANCE_BATCH_SIZE
@@ -226,10 +206,8 @@ def head_importance_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike
     device = bound.device
     encoded = eval_set.encoded
     run = _ImportancePass(
-        bound=bound, encoded=encoded, device=device, compute_entropy=compute_entropy,
-        regression=glue_task.is_regression,
-        gates=bound.gates(mask).detach().float().to(device),
-        labels=torch.as_tensor(labels, dtype=torch.float32 if glue_task.is_regression else torch.long),
+        bound=bound, eval_set=eval_set, encoded=encoded, device=device, compute_entropy=compute_entropy,
+        objective=objective, gates=bound.gates(mask).detach().float().to(device),
     )
 
     def report(total: int) -> ProgressReporter:  # in examples, this process's share
@@ -266,10 +244,10 @@ class _ImportancePass:
     """What every batch of one :func:`head_importance` computation shares."""
 
     bound: BoundModel
+    eval_set: EvalSet
     encoded: EncodedExamples
-    labels: torch.Tensor  # (n,): class ids in the task's order, or scores for regression
+    objective: Objective  # its losses() is the loss differentiated
     gates: torch.Tensor  # (layers, heads), on the model's device: where the gradients are taken
-    regression: bool
     compute_entropy: bool
     device: torch.device
 
@@ -283,7 +261,7 @@ class _ImportancePass:
         batch = collate(self.encoded, indices, bound.pad_id, self.device, bound.uses_token_types)
         with bound.masked(gate):
             out = bound.model(**batch, output_attentions=self.compute_entropy)
-        losses = example_losses(bound.task_logits(out.logits), self.labels[indices].to(self.device), self.regression)
+        losses = self.objective.losses(bound.task_logits(out.logits), batch, self.eval_set, indices)
         (grad,) = torch.autograd.grad(losses.sum() if summed else losses.mean(), gate)
         entropy = (attention_entropy_sums(out.attentions, batch["attention_mask"]) if self.compute_entropy
                    else torch.zeros(self.gates.shape, device=grad.device))
@@ -373,7 +351,6 @@ __all__ = [
     "DEFAULT_IMPORTANCE_BATCH_SIZE",
     "ImportanceResult",
     "attention_entropy_sums",
-    "example_losses",
     "format_head_table",
     "head_importance",
     "normalize_importance",

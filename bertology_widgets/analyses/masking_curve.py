@@ -2,7 +2,9 @@
 
 :func:`masking_curve` is run_bertology.py's ``--try_masking``: mask the least
 important heads a few at a time, recomputing importance under the mask after
-every step, until the score falls below ``threshold x original``.
+every step, until the score is no longer within ``threshold`` of the original
+(``threshold x original`` where higher is better, ``original / threshold``
+where lower is: the bound model's objective says which).
 :func:`random_masking_curve` masks heads in random order with the same step
 sizes; :func:`keep_one_head_per_layer` keeps only each layer's most important
 head. :func:`prune_and_compare` removes the masked heads from a copy of the
@@ -20,13 +22,13 @@ import torch
 from torch import nn
 
 from ..core.batching import EncodedExamples, collate, length_sorted_batches
-from ..core.bound import BoundModel, EvalSet
+from ..core.bound import BoundModel, EvalSet, as_scored
 from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
 from ..runtime.distributed import ONE_PROCESS, Processes
 from ..runtime.progress import Progress, progress_reporter
-from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
-from .importance import head_importance_set
+from .evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate
+from .importance import head_importance
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -43,7 +45,7 @@ class MaskingCurve:
     original_score : dict
         Metrics of the unmasked model.
     metric : str
-        The metric compared with ``threshold x original``.
+        The metric compared with ``threshold_score``.
     masking_threshold, masking_amount : float
         As passed.
     heads_per_step : int
@@ -51,13 +53,18 @@ class MaskingCurve:
     curve : list of dict
         One entry per evaluated mask, starting with the unmasked model:
         ``step``, ``heads_masked``, ``fraction_masked``, ``score`` (metrics
-        dict), ``kept`` (score >= threshold x original) and ``mask``
+        dict), ``kept`` (the score within the threshold of the original) and ``mask``
         (``(layers, heads)`` nested list, 1 keep / 0 masked).
     final_mask : np.ndarray, shape ``(layers, heads)``
         The last mask that kept the threshold.
     importance : np.ndarray, shape ``(layers, heads)``
         Normalised importance of the unmasked model.
     seconds : float
+    threshold_score : float
+        The worst score still kept (``Objective.threshold_value``: ``original x threshold``
+        where higher is better, ``original / threshold`` where lower is).
+    higher_is_better : bool
+        The metric's direction.
     """
 
     original_score: dict
@@ -69,6 +76,8 @@ class MaskingCurve:
     final_mask: np.ndarray
     importance: np.ndarray
     seconds: float
+    threshold_score: float
+    higher_is_better: bool = True
 
     @property
     def final_fraction_masked(self) -> float:
@@ -82,7 +91,8 @@ class MaskingCurve:
             "masking_threshold": self.masking_threshold,
             "masking_amount": self.masking_amount,
             "heads_per_step": self.heads_per_step,
-            "threshold_score": self.original_score[self.metric] * self.masking_threshold,
+            "threshold_score": self.threshold_score,
+            "higher_is_better": self.higher_is_better,
             "steps": self.curve,
             "final_mask": self.final_mask.tolist(),
             "final_fraction_masked": self.final_fraction_masked,
@@ -102,19 +112,17 @@ METRIC_ALIASES = {"acc": "accuracy", "mcc": "matthews_correlation"}
 
 
 def _metric_name(bound: BoundModel, eval_set: EvalSet, metric: str | None) -> str:
-    glue_task, _ = scored_task(bound, eval_set)
-    metric = METRIC_ALIASES.get(metric, metric) if metric else glue_task.primary_metric
-    if metric not in glue_task.metrics:
-        raise ValueError(f"{glue_task.display_name} reports {', '.join(glue_task.metrics)}; got metric {metric!r}")
-    return metric
+    objective = bound.require_objective()
+    objective.check(eval_set)
+    return objective.metric_name(METRIC_ALIASES.get(metric, metric) if metric else None)
 
 
 def _scorer(bound: BoundModel, eval_set: EvalSet, batch_size: int, processes: Processes = ONE_PROCESS):
     """``score(mask) -> {metric: value}`` for this bound model and its examples (batches shared among ``processes``)."""
-    metric_names = scored_task(bound, eval_set)[0].metrics
+    metric_names = bound.require_objective().metrics
 
     def score(mask) -> dict:
-        result = evaluate_set(bound, eval_set, mask=mask, batch_size=batch_size, processes=processes)
+        result = evaluate(bound, eval_set, mask=mask, batch_size=batch_size, processes=processes)
         return {name: float(result[name]) for name in metric_names}
 
     return score
@@ -125,7 +133,8 @@ def _step(step: int, mask: np.ndarray, score: dict, kept: bool) -> dict:
             "score": score, "kept": bool(kept), "mask": mask.tolist()}
 
 
-def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+def masking_curve(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                  examples: Sequence[Example] | None = None, *,
                   masking_amount: float = 0.1, masking_threshold: float = 0.9, metric: str | None = None,
                   importance: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                   max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None, progress: Progress = False,
@@ -135,7 +144,8 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
 
     Each step masks the ``heads_per_step`` least important heads still
     active, scores the new mask with :func:`~bertology_widgets.analyses.evaluation.evaluate`,
-    stops if the score is below ``masking_threshold x original``, and
+    stops once the score is not within ``masking_threshold`` of the original (see
+    :meth:`~bertology_widgets.core.objective.Objective.within`), and
     otherwise recomputes importance under the new mask. It also stops when
     no more than ``heads_per_step`` heads are left (run_bertology.py would
     loop on, masking nothing), so at least one head stays.
@@ -147,7 +157,8 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     masking_amount : float
         Fraction of all heads masked per step.
     masking_threshold : float
-        Stop when ``score[metric] < masking_threshold * original``.
+        Stop when ``score[metric]`` falls below ``masking_threshold * original`` (above
+        ``original / masking_threshold`` for a metric where lower is better).
     metric : str, optional
         One of the task's metrics (or run_bertology.py's ``"acc"``, ``"mcc"``);
         default the task's first (accuracy for SST-2).
@@ -173,20 +184,8 @@ def masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     -------
     MaskingCurve
     """
-    bound = bind_for(model, tokenizer, examples, task)
-    return masking_curve_set(bound, bound.encode(examples, max_length), masking_amount=masking_amount,
-                             masking_threshold=masking_threshold, metric=metric, importance=importance,
-                             batch_size=batch_size, progress=progress, on_step=on_step, processes=processes,
-                             **importance_kwargs)
-
-
-def masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: float = 0.1,
-                      masking_threshold: float = 0.9, metric: str | None = None,
-                      importance: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                      progress: Progress = False, on_step: Callable[[dict], None] | None = None,
-                      processes: Processes = ONE_PROCESS, **importance_kwargs: Any) -> MaskingCurve:
-    """:func:`masking_curve` on a bound model and its encoded examples (the same options)."""
     start = time.perf_counter()
+    bound, eval_set = as_scored(bound, eval_set, examples, task=task, max_length=max_length)
     metric = _metric_name(bound, eval_set, metric)
     num_layers, num_heads = bound.shape
     per_step = heads_per_step(num_layers * num_heads, masking_amount)
@@ -194,14 +193,15 @@ def masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: f
     importance_kwargs.update(compute_entropy=False, batch_size=importance_batch_size, processes=processes)
 
     def measure(mask):
-        return head_importance_set(bound, eval_set, mask, **importance_kwargs).importance
+        return head_importance(bound, eval_set, mask=mask, **importance_kwargs).importance
 
     score = _scorer(bound, eval_set, batch_size, processes)
     mask = np.ones((num_layers, num_heads), dtype=np.float32)
     first_importance = measure(None) if importance is None else np.asarray(importance, dtype=np.float32)
     current = first_importance
     original = score(mask)
-    threshold = original[metric] * masking_threshold
+    objective = bound.require_objective()
+    threshold = objective.threshold_value(original[metric], masking_threshold, metric)
     curve = [_step(0, mask, original, True)]
     final_mask = mask
     report = progress_reporter(progress, (mask.size - 1) // per_step, show_bar=processes.is_main,
@@ -212,7 +212,7 @@ def masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: f
             mask = mask.copy()
             mask.reshape(-1)[ranked[:per_step]] = 0.0
             new_score = score(mask)
-            kept = new_score[metric] >= threshold
+            kept = objective.within(new_score[metric], original[metric], masking_threshold, metric)
             curve.append(_step(len(curve), mask, new_score, kept))
             report.set_postfix(**{metric: f"{new_score[metric]:.4f}"})
             report.update(1)
@@ -227,10 +227,13 @@ def masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: f
         original_score=original, metric=metric, masking_threshold=float(masking_threshold),
         masking_amount=float(masking_amount), heads_per_step=per_step, curve=curve,
         final_mask=final_mask, importance=first_importance, seconds=time.perf_counter() - start,
+        threshold_score=threshold, higher_is_better=objective.higher_is_better(metric),
     )
 
 
-def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], *,
+def random_masking_curve(bound: BoundModel | nn.Module,
+                         eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                         examples: Sequence[Example] | None = None, *,
                          masking_amount: float = 0.1, masking_threshold: float = 0.9, seeds: Iterable[int] = (0, 1, 2),
                          min_steps: int = 0, metric: str | None = None, original_score: dict | None = None,
                          batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
@@ -240,7 +243,7 @@ def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, e
 
     Every seed masks ``heads_per_step`` more heads per step, in the order of
     ``np.random.default_rng(seed).permutation``. All seeds step together
-    until each has fallen below ``masking_threshold x original`` and at least
+    until each has left ``masking_threshold`` of the original (as :func:`masking_curve`) and at least
     ``min_steps`` steps are done (pass ``len(curve) - 1`` to cover the
     importance curve), or until one head would be left. ``progress``: a tqdm
     bar (True), none (False) or ``progress(done, total)`` in steps.
@@ -254,19 +257,7 @@ def random_masking_curve(model: nn.Module, tokenizer: PreTrainedTokenizerBase, e
         per seed, the fraction masked at its last step above the threshold,
         and ``final_fraction_masked_mean``.
     """
-    bound = bind_for(model, tokenizer, examples, task)
-    return random_masking_curve_set(bound, bound.encode(examples, max_length), masking_amount=masking_amount,
-                                    masking_threshold=masking_threshold, seeds=seeds, min_steps=min_steps,
-                                    metric=metric, original_score=original_score, batch_size=batch_size,
-                                    progress=progress, processes=processes)
-
-
-def random_masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_amount: float = 0.1,
-                             masking_threshold: float = 0.9, seeds: Iterable[int] = (0, 1, 2), min_steps: int = 0,
-                             metric: str | None = None, original_score: dict | None = None,
-                             batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress = False,
-                             processes: Processes = ONE_PROCESS) -> dict:
-    """:func:`random_masking_curve` on a bound model and its encoded examples (the same options)."""
+    bound, eval_set = as_scored(bound, eval_set, examples, task=task, max_length=max_length)
     metric = _metric_name(bound, eval_set, metric)
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -276,7 +267,7 @@ def random_masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_am
     per_step = heads_per_step(total, masking_amount)
     score = _scorer(bound, eval_set, batch_size, processes)
     original = original_score if original_score is not None else score(None)
-    threshold = original[metric] * masking_threshold
+    objective = bound.require_objective()
     orders = [np.random.default_rng(seed).permutation(total) for seed in seeds]
     dropped = [False] * len(seeds)
     final_fraction = [0.0] * len(seeds)
@@ -294,7 +285,7 @@ def random_masking_curve_set(bound: BoundModel, eval_set: EvalSet, *, masking_am
                 mask[order[:masked]] = 0.0
                 value = score(mask.reshape(num_layers, num_heads))[metric]
                 values.append(value)
-                if not dropped[i] and value >= threshold:
+                if not dropped[i] and objective.within(value, original[metric], masking_threshold, metric):
                     final_fraction[i] = masked / total
                 else:
                     dropped[i] = True
@@ -312,8 +303,10 @@ def _aggregate(step: int, masked: int, total: int, values) -> dict:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                            importance: np.ndarray, *, metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+def keep_one_head_per_layer(bound: BoundModel | nn.Module,
+                            eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                            examples: Sequence[Example] | None = None, importance: np.ndarray | None = None, *,
+                            metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                             max_length: int = DEFAULT_MAX_LENGTH, task: str | None = None,
                             processes: Processes = ONE_PROCESS) -> dict:
     """Score the model with only the most important head of each layer left.
@@ -321,16 +314,10 @@ def keep_one_head_per_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase
     Returns ``{"mask": (layers, heads) nested list, "score": metrics dict,
     "metric": name, "heads_kept": layers, "fraction_masked": float}``.
     """
-    bound = bind_for(model, tokenizer, examples, task)
-    return keep_one_head_per_layer_set(bound, bound.encode(examples, max_length), importance, metric=metric,
-                                       batch_size=batch_size, processes=processes)
-
-
-def keep_one_head_per_layer_set(bound: BoundModel, eval_set: EvalSet, importance: np.ndarray, *,
-                                metric: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                                processes: Processes = ONE_PROCESS) -> dict:
-    """:func:`keep_one_head_per_layer` on a bound model and its encoded examples."""
+    bound, eval_set = as_scored(bound, eval_set, examples, task=task, max_length=max_length)
     metric = _metric_name(bound, eval_set, metric)
+    if importance is None:
+        raise ValueError("keep_one_head_per_layer needs importance=, a (layers, heads) table")
     importance = np.asarray(importance, dtype=np.float64)
     if importance.shape != bound.shape:
         raise ValueError(f"importance has shape {importance.shape}; this model has "
@@ -358,8 +345,9 @@ def _forward_seconds(bound: BoundModel, encoded: EncodedExamples, batches, mask,
     return float(np.median(times))
 
 
-def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                      mask: HeadMaskLike, *, metric: str | None = None, repeats: int = 3,
+def prune_and_compare(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                      examples: Sequence[Example] | None = None, mask: HeadMaskLike = None, *,
+                      metric: str | None = None, repeats: int = 3,
                       batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH,
                       task: str | None = None) -> dict:
     """Prune the heads ``mask`` removes from a copy of ``model``; compare size, score and speed.
@@ -380,27 +368,16 @@ def prune_and_compare(model: nn.Module, tokenizer: PreTrainedTokenizerBase, exam
         ``seconds_before``, ``seconds_after``, ``speedup``
         (= ``seconds_before / seconds_after``; above 1 means pruning is faster).
     """
-    bound = bind_for(model, tokenizer, examples, task)
-    return prune_and_compare_set(bound, bound.encode(examples, max_length), mask, metric=metric, repeats=repeats,
-                                 batch_size=batch_size)
-
-
-def prune_and_compare_set(bound: BoundModel, eval_set: EvalSet, mask: HeadMaskLike, *, metric: str | None = None,
-                          repeats: int = 3, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
-    """:func:`prune_and_compare` on a bound model and its encoded examples.
-
-    The pruned copy (a deep copy: as much memory again as the model's weights, less the heads removed) is
-    bound with the same task and label mapping, and scored on the same encoded examples.
-    """
+    bound, eval_set = as_scored(bound, eval_set, examples, task=task, max_length=max_length)
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     metric = _metric_name(bound, eval_set, metric)
-    metric_names = scored_task(bound, eval_set)[0].metrics
+    metric_names = bound.require_objective().metrics
     pruned = bound.pruned(mask)
     report = pruned.prune_report
     assert report is not None  # pruned() sets it
-    masked = evaluate_set(bound, eval_set, mask=mask, batch_size=batch_size)
-    after = evaluate_set(pruned, eval_set, batch_size=batch_size)
+    masked = evaluate(bound, eval_set, mask=mask, batch_size=batch_size)
+    after = evaluate(pruned, eval_set, batch_size=batch_size)
     batches = length_sorted_batches(eval_set.encoded.lengths, batch_size)
     with eval_mode(bound.model):
         seconds_before = _forward_seconds(bound, eval_set.encoded, batches, mask, repeats)

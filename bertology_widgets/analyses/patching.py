@@ -14,45 +14,22 @@ run's value, cached once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.bound import BoundModel, bind
+from ..core.bound import BoundModel, as_bound
 from ..core.capturing import _model_inputs, encode
-from ..core.gating import HeadMaskLike, kept_heads, model_shape
+from ..core.gating import HeadMaskLike
 from ..core.hooks import this_thread_only
+from ..core.modes import eval_mode
+from ..core.objective import PatchMetric, logit_difference, normalised_logit_difference
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-
-def logit_difference(logits: np.ndarray, target: int) -> np.ndarray:
-    """``logits[..., target]`` minus the largest other logit (the other one for two classes).
-
-    logits: ``(..., labels)`` -> ``(...)``.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    others = np.delete(logits, target, axis=-1)
-    return logits[..., target] - others.max(-1)
-
-
-def normalised_logit_difference(patched: np.ndarray, clean: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
-    """``(LD(patched) - LD(corrupted)) / (LD(clean) - LD(corrupted))``; the default patching metric.
-
-    LD is :func:`logit_difference` for the clean input's predicted class.
-    patched: ``(n, labels)``; clean, corrupted: ``(labels,)``. Returns ``(n,)``:
-    1 means the patch alone restores the clean behaviour, 0 that nothing changes.
-    """
-    target = int(np.argmax(clean))
-    ld_clean, ld_corrupted = logit_difference(clean, target), logit_difference(corrupted, target)
-    denominator = ld_clean - ld_corrupted
-    if abs(denominator) < 1e-9:
-        raise ValueError("the clean and corrupted inputs give the same logit difference "
-                         f"({ld_clean:.4g}); pick a corrupted input the model treats differently")
-    return (logit_difference(patched, target) - ld_corrupted) / denominator
 
 
 @dataclass
@@ -63,7 +40,8 @@ class PatchingResult:
     ----------
     grid : np.ndarray, shape ``(layers, heads)`` or ``(layers, heads, pos)``
         The metric for each patched head (and position). NaN for heads pruned away.
-    clean_logits, corrupted_logits : np.ndarray, shape ``(labels,)``
+    clean_logits, corrupted_logits : np.ndarray, shape ``(k,)``
+        What the objective reads from each run (``Objective.readout``: a classifier's logits ``(labels,)``).
     clean_tokens, corrupted_tokens : list of str
     per_position : bool
     """
@@ -115,25 +93,29 @@ def _patch_hook(layer_index: int, kept: list[int], head_dim: int, clean: list, p
 
 
 @torch.inference_mode()
-def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None, clean: str,
-                 corrupted: str, *,
-                 metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+def run_patching(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBase | None, clean: str,
+                 corrupted: str, *, metric: PatchMetric | None = None, target: int | None = None,
                  per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> PatchingResult:
     """Patch every head's clean output into the corrupted run; see :func:`patch_heads`.
 
-    ``model`` may be a :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``): its
-    label order is applied to the logits and its default ablation to ``mask``.
+    ``model``: a bound model (``tokenizer`` then ``None``), or a model and its tokenizer, bound here
+    (:func:`~bertology_widgets.core.bound.as_bound`). The bound model's label order is applied to the
+    logits, its default ablation to ``mask``; its objective says what is read from each run
+    (``Objective.readout``) and the default ``metric`` (``Objective.patch_metric(target)``).
     """
-    bound = bind(model, tokenizer)
+    bound = as_bound(model, tokenizer)
     model, tokenizer = bound.model, bound.tokenizer
     adapter = bound.adapter
-    if not adapter.is_task_model(model):
+    if not bound.is_task_model:
         raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits")
-    metric = metric or normalised_logit_difference
-    num_layers, num_heads = model_shape(model)
-    head_dim = adapter.head_dim(model)
-    kept = kept_heads(model)
-    device = next(model.parameters()).device
+    objective = bound.objective
+    if metric is None:  # without an objective (no task): the classifier's logit difference
+        metric = objective.patch_metric(target) if objective is not None else partial(
+            normalised_logit_difference, target=target)
+    num_layers, num_heads = bound.shape
+    head_dim = bound.head_dim
+    kept = bound.kept_heads()
+    device = bound.device
     clean_batch, _ = encode(tokenizer, model, clean)
     corrupt_batch, _ = encode(tokenizer, model, corrupted)
     clean_in = {k: v.to(device) for k, v in _model_inputs(model, clean_batch).items()}
@@ -152,14 +134,17 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
             cached[layer_index] = args[0].detach().clone()
         return hook
 
-    was_training = model.training
-    model.eval()
-    try:
+    def read(inputs: dict) -> torch.Tensor:
+        """``(rows, k)``: what the objective reads from a run of ``inputs``."""
+        logits = bound.task_logits(model(**inputs, **extra).logits).float()
+        return logits if objective is None else objective.readout(logits, inputs["attention_mask"])
+
+    with eval_mode(model):
         with bound.masked(mask):
             handles = [adapter.out_projection(layers[i]).register_forward_pre_hook(this_thread_only(grab(i)))
                        for i in range(num_layers) if kept[i]]
             try:
-                clean_logits = bound.task_logits(model(**clean_in, **extra).logits)[0].float().cpu().numpy()
+                clean_logits = read(clean_in)[0].cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()
@@ -167,7 +152,7 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
                 this_thread_only(_patch_hook(i, kept[i], head_dim, cached, plans)))
                 for i in range(num_layers) if kept[i]]
             try:
-                corrupted_logits = bound.task_logits(model(**corrupt_in, **extra).logits)[0].float().cpu().numpy()
+                corrupted_logits = read(corrupt_in)[0].cpu().numpy()
                 jobs = [(layer, head, p) for layer in range(num_layers) for head in kept[layer]
                         for p in (range(n_corrupt) if per_position else [None])]
                 patched = np.zeros((len(jobs), clean_logits.shape[0]), dtype=np.float64)
@@ -178,13 +163,10 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
                         select[row, layer, head, slice(None) if p is None else p] = 1.0
                     plans["select"] = select.to(device)
                     inputs = {k: v.expand(len(chunk), -1) for k, v in corrupt_in.items()}
-                    logits = bound.task_logits(model(**inputs, **extra).logits)
-                    patched[start:start + len(chunk)] = logits.float().cpu().numpy()
+                    patched[start:start + len(chunk)] = read(inputs).cpu().numpy()
             finally:
                 for handle in handles:
                     handle.remove()
-    finally:
-        model.train(was_training)
     values = np.asarray(metric(patched, clean_logits, corrupted_logits), dtype=np.float64)
     grid = np.full((num_layers, num_heads, n_corrupt) if per_position else (num_layers, num_heads), np.nan)
     for (layer, head, p), value in zip(jobs, values):
@@ -195,22 +177,24 @@ def run_patching(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBa
                           corrupted_tokens=ids(corrupt_in["input_ids"][0].tolist()), per_position=per_position)
 
 
-def patch_heads(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str, corrupted: str, *,
-                metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+def patch_heads(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBase | None, clean: str,
+                corrupted: str, *, metric: PatchMetric | None = None, target: int | None = None,
                 per_position: bool = False, mask: HeadMaskLike = None, batch_size: int = 72) -> np.ndarray:
     """Activation patching of every head from a clean into a corrupted run.
 
     Parameters
     ----------
     model, tokenizer
-        A supported sequence classifier and its tokenizer.
+        A bound sequence classifier (``tokenizer`` then ``None``), or a supported one and its tokenizer.
     clean, corrupted : str
         The two inputs. When their token lengths differ, positions are
         matched from the start and only the common prefix is patched; use
         inputs of equal length for a clean comparison.
     metric : callable, optional
-        ``metric(patched (n, labels), clean (labels,), corrupted (labels,)) -> (n,)``;
-        default :func:`normalised_logit_difference`.
+        ``metric(patched (n, k), clean (k,), corrupted (k,)) -> (n,)``; default: the objective's
+        (``Objective.patch_metric``; for a classifier :func:`normalised_logit_difference`).
+    target : int, optional
+        The class (or token) whose restoration the default metric measures (default: the clean top one).
     per_position : bool
         Patch one position at a time (needs equal token lengths).
     mask : array-like ``(layers, heads)``, optional
@@ -224,7 +208,7 @@ def patch_heads(model: nn.Module, tokenizer: PreTrainedTokenizerBase, clean: str
         ``(layers, heads)``, or ``(layers, heads, pos)`` with ``per_position``.
         Use :func:`run_patching` for the logits and tokens too.
     """
-    return run_patching(model, tokenizer, clean, corrupted, metric=metric, per_position=per_position,
+    return run_patching(model, tokenizer, clean, corrupted, metric=metric, target=target, per_position=per_position,
                         mask=mask, batch_size=batch_size).grid
 
 

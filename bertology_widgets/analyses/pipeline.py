@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..core.bound import BoundModel, bind
+from ..core.bound import BoundModel, as_bound
 from ..runtime.progress import Progress, progress_reporter
 from .linear_probes import (
     DEFAULT_L2,
@@ -366,7 +366,7 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
                    *, train: Sequence[UDSentence] | None = None, test: Sequence[UDSentence] | None = None,
                    ud_dir: str | Path | None = None, task_train: Sequence[Example] | None = None,
                    task_test: Sequence[Example] | None = None, mask: HeadMaskLike = None,
-                   ablation: str = "zero", means=None, max_sentences: int | None = None,
+                   ablation: str | None = None, means=None, max_sentences: int | None = None,
                    max_task_train: int | None = 2000, task_pooling: str = "cls", l2: float = DEFAULT_L2,
                    max_iter: int = DEFAULT_MAX_ITER, batch_size: int = 32, max_length: int = 128,
                    progress: Progress = False, cache: bool = False) -> PipelineResult:
@@ -376,8 +376,7 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     ----------
     model, tokenizer
         A supported model (sequence classifier or base model) and its fast tokenizer, or a
-        :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``). ``mask``,
-        ``ablation`` and ``means`` are explicit here: a bound model's default ablation is not used.
+        :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``).
     tasks : sequence of str
         Names from :func:`known_tasks`: ``"upos"``, ``"deprel"`` (and any registered word task), ``"task"``.
     train, test : sequences of :class:`~bertology_widgets.analyses.ud.UDSentence`, optional
@@ -386,7 +385,8 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     task_train, task_test : sequences of GLUE examples
         Needed for the ``"task"`` row (labelled, a classification task).
     mask : array-like ``(layers, heads)``, optional; ablation : {"zero", "mean"}; means : ``(layers, heads, d_head)``
-        The head gating the hidden states are computed under (see :func:`~bertology_widgets.core.gating.mask_heads`).
+        The head gating the hidden states are computed under (see :func:`~bertology_widgets.core.gating.mask_heads`);
+        ``ablation=None``: the bound model's default ablation (``BoundModel.ablation``).
     max_sentences : int, optional
         Use only the first N treebank sentences of each split (quick runs, tests).
     max_task_train : int, optional
@@ -435,14 +435,16 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
             raise ValueError(f"the 'task' row needs training and dev examples; got {len(glue_train)} and "
                              f"{len(glue_test)}")
         class_labels(glue_train, "training"), class_labels(glue_test, "dev")  # clear errors for regression / no labels
-    bound = bind(model, tokenizer)
-    model, tokenizer = bound.model, bound.tokenizer
+    bound = as_bound(model, tokenizer)
+    model = bound.model
+    if ablation is None:
+        ablation, means = bound.ablation
     options = {"l2": float(l2), "max_iter": int(max_iter), "max_length": int(max_length),
                "max_sentences": max_sentences, "max_task_train": max_task_train, "task_pooling": task_pooling}
     mask_array = None if mask is None else np.array(mask, dtype=np.float32)
 
     def compute() -> dict:
-        result = _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask_array, ablation, means,
+        result = _compute(bound, tasks, train, test, glue_train, glue_test, mask_array, ablation, means,
                           options, l2, max_iter, batch_size, max_length, progress)
         return result.to_json()
 
@@ -460,20 +462,20 @@ def pipeline_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizer
     return PipelineResult.from_json(value)
 
 
-def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, ablation, means, options, l2,
+def _compute(bound, tasks, train, test, glue_train, glue_test, mask, ablation, means, options, l2,
              max_iter, batch_size, max_length, progress) -> PipelineResult:
-    from ..core.architectures import adapter_for
     from .pipeline_states import encode_sentences, encode_words, unit_states
 
     start = time.perf_counter()
+    model, tokenizer = bound.model, bound.tokenizer
     word_tasks = [t for t in tasks if t != GLUE_TASK_ROW]
-    layers = adapter_for(model).num_layers(model) + 1
+    layers = bound.num_layers + 1
     encodings = {}
     if word_tasks:
         encodings["train"] = encode_words(tokenizer, train, max_length)
         encodings["test"] = encode_words(tokenizer, test, max_length)
     if GLUE_TASK_ROW in tasks:
-        causal = adapter_for(model).causal
+        causal = bound.is_causal
         pooling = options["task_pooling"]
         encodings["task_train"] = encode_sentences(tokenizer, glue_train, causal, max_length, pooling)
         encodings["task_test"] = encode_sentences(tokenizer, glue_test, causal, max_length, pooling)
@@ -483,7 +485,7 @@ def _compute(model, tokenizer, tasks, train, test, glue_train, glue_test, mask, 
     sizes, classes = {}, {}
     with progress_reporter(progress, batches + fits, desc="pipeline probes", unit="step") as report:
         def states_of(name):
-            return unit_states(model, tokenizer, encodings[name], mask, ablation, means, batch_size,
+            return unit_states(bound, None, encodings[name], mask, ablation, means, batch_size,
                                progress=lambda done, total: report.update(1) if done else None)
 
         def fitted():

@@ -30,10 +30,9 @@ from ..core.batching import (
     collate,
     encode_examples,
     length_sorted_batches,
-    pad_token_id,
-    uses_token_types,
 )
-from ..core.gating import HeadMaskLike, mask_heads
+from ..core.bound import BoundModel, as_bound
+from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
 from .representations import pooling_positions
@@ -151,22 +150,26 @@ def encode_sentences(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Exam
 
 
 @torch.inference_mode()
-def unit_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, units: EncodedUnits,
-                mask: HeadMaskLike = None, ablation: str | None = "zero", means=None, batch_size: int = 32,
+def unit_states(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBase | None, units: EncodedUnits,
+                mask: HeadMaskLike = None, ablation: str | None = None, means=None, batch_size: int = 32,
                 progress: Progress = False, desc: str = "hidden states") -> np.ndarray:
     """Every unit's vector on every layer: ``(layers + 1, units, hidden)`` float32 (dropped units: zeros).
 
+    ``model``: a bound model (``tokenizer`` then ``None``) or a model and its tokenizer, bound here.
+    ``ablation=None`` uses the bound model's default ablation (see ``BoundModel.masked``).
     Row 0 is the embedding output. ``progress`` counts batches. The forward
     pass's batch size changes the numbers only by float round-off (padding is
     masked; units are averaged in float32 on the CPU in a fixed order).
     """
+    bound = as_bound(model, tokenizer)
+    model = bound.model
     encoded, offsets = units.encoded, units.offsets
-    device = next(model.parameters()).device
-    pad, with_types = pad_token_id(model, tokenizer), uses_token_types(model)
+    device = bound.device
+    pad, with_types = bound.pad_id, bound.uses_token_types
     batches = length_sorted_batches(encoded.lengths, batch_size)
     out = None
     report = progress_reporter(progress, len(batches), desc=desc, unit="batch")
-    with eval_mode(model), mask_heads(model, mask, ablation, means), report:
+    with eval_mode(model), bound.masked(mask, ablation, means), report:
         for indices in report.iterate(batches):
             batch = collate(encoded, indices, pad, device, with_types)
             hidden = torch.stack(model(**batch, output_hidden_states=True).hidden_states).float().cpu()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..core.bound import BoundModel, bind
+from ..core.bound import BoundModel, as_bound
 from ..runtime.progress import Progress, progress_reporter
 from .linear_probes import DEFAULT_L2, centre_of_gravity, expected_layer
 from .pipeline import GLUE_TASK_ROW, PipelineResult, pipeline_probe
@@ -196,12 +196,11 @@ def layer_probe(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBas
     classes = np.unique(train_y)
     if len(classes) < 2:
         raise ValueError(f"all {len(train)} training examples have label {classes[0]}; a probe needs two classes")
-    bound = bind(model, tokenizer)
-    ablation, means = bound.ablation
+    bound = as_bound(model, tokenizer)
     with progress_reporter(progress, 100, desc="layer probes", unit="%") as report:
         report.update(0)
         result = pipeline_probe(bound, None, (GLUE_TASK_ROW,), task_train=train, task_test=dev, mask=mask,
-                                ablation=ablation, means=means, max_task_train=None, task_pooling=pooling,
+                                max_task_train=None, task_pooling=pooling,
                                 l2=l2_from_C(C, len(train)), batch_size=batch_size, max_length=max_length,
                                 progress=lambda done, total: report.update_to(100 * done // max(1, total)))
     return ProbeResult.from_pipeline(result, seconds=time.perf_counter() - start)

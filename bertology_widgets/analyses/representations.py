@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.batching import collate, encode_examples, length_sorted_batches
-from ..core.bound import bind
+from ..core.batching import collate, length_sorted_batches
+from ..core.bound import BoundModel, EvalSet, as_scored
 from ..core.gating import HeadMaskLike
 from ..core.modes import eval_mode
 from ..runtime.progress import Progress, progress_reporter
@@ -107,16 +107,19 @@ def pooling_positions(attention_mask: torch.Tensor, pooling: str, causal: bool) 
 
 
 @torch.inference_mode()
-def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                  mask: HeadMaskLike = None, pooling: str = "cls", batch_size: int = 32, max_length: int = 128,
+def pooled_states(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokenizerBase | Sequence[Example],
+                  examples: Sequence[Example] | None = None, mask: HeadMaskLike = None, pooling: str = "cls",
+                  batch_size: int = 32, max_length: int = 128,
                   progress: Progress = False) -> np.ndarray:
     """One vector per example and layer: the pooled hidden states under a head mask.
 
     Parameters
     ----------
-    model, tokenizer
-        A supported model (see :mod:`bertology_widgets.core.architectures`) and its tokenizer.
-    examples : sequence of :class:`~bertology_widgets.glue.Example`
+    bound, eval_set
+        A bound model (see :mod:`bertology_widgets.core.architectures`) and its encoded examples; or a
+        model, its tokenizer and ``examples`` (:class:`~bertology_widgets.glue.Example`), bound here
+        (see :func:`~bertology_widgets.core.bound.as_scored`). The bound model's default ablation
+        applies to ``mask``.
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied during the pass (1 keep, 0 mask).
     pooling : {"cls", "mean"}
@@ -133,14 +136,12 @@ def pooled_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, examples
     np.ndarray, float32, shape ``(layers + 1, n, hidden)``
         Row 0 pools the embedding output, row ``l`` the output of layer ``l - 1``.
     """
-    if len(examples) == 0:
-        raise ValueError("no examples to pool")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    bound = bind(model, tokenizer)  # a bound model keeps its default ablation for ``mask``
+    bound, eval_set = as_scored(bound, eval_set, examples, max_length=max_length)
     model = bound.model
     causal = bound.is_causal
-    encoded = encode_examples(bound.tokenizer, examples, max_length)
+    encoded = eval_set.encoded
     device = bound.device
     pad, with_types = bound.pad_id, bound.uses_token_types
     out = None

@@ -50,16 +50,17 @@ def naive_reevaluation_seconds(model, tokenizer, examples, max_length: int = 128
     ``backward=False`` and ``pad_to_max=False`` time lighter variants of the
     same loop, for comparison.
     """
-    from ..core.batching import uses_token_types
-    from ..core.gating import mask_heads, model_shape
+    from ..core.bound import bind
+    from ..core.gating import mask_heads
 
+    bound = bind(model, tokenizer)
     padding = "max_length" if pad_to_max else False
-    drop_types = not uses_token_types(model)
-    device = next(model.parameters()).device
-    gates = torch.ones(model_shape(model), device=device, requires_grad=backward)
+    drop_types = not bound.uses_token_types
+    device = bound.device
+    gates = torch.ones(bound.shape, device=device, requires_grad=backward)
     grad_mode = torch.enable_grad() if backward else torch.inference_mode()
     start = time.perf_counter()
-    with grad_mode, attention_implementation(model, "eager"), mask_heads(model, gates):
+    with grad_mode, attention_implementation(model, "eager"), mask_heads(bound, gates):
         for ex in examples:
             enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_length, padding=padding,
                             return_tensors="pt")

@@ -8,6 +8,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,18 +49,84 @@ def fraction(text: str) -> float:
     return _number(float, text, 0.0, 1.0, lowest_allowed=False)
 
 
+#: ``--task``'s help for commands that score a task's examples.
 TASK_HELP = "GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"
+MASK_HELP = "head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json"
 
 
-def add_model_task_options(parser, task_required: bool = True, task_help: str = TASK_HELP) -> None:
+def add_model_option(parser) -> None:
+    """``--model`` and ``--device``."""
     parser.add_argument("--model", default=None,
                         help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def add_model_options(parser) -> None:
+    """``--model``, ``--device``, ``--label-map`` and ``--max-length``: a command that binds a model."""
+    add_model_option(parser)
+    parser.add_argument("--label-map", "--label_map", dest="label_map", default=None,
+                        help="which of the model's classes is which task label, when config.id2label does not "
+                             "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative")
+    parser.add_argument("--max-length", "--max_length", "--max-seq-length", "--max_seq_length", dest="max_length",
+                        type=positive_int, default=128, help="tokens per example (default 128)")
+
+
+def add_task_options(parser, task_required: bool = True, task_help: str = TASK_HELP) -> None:
+    """``--task``, ``--glue-dir`` and ``--max-examples``: where a command's GLUE examples come from."""
     parser.add_argument("--task", required=task_required, help=task_help)
     parser.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
                         help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded "
                              "SST-2 for sst2, else the hub)")
     parser.add_argument("--max-examples", "--max_examples", dest="max_examples", type=example_count, default=None,
                         help="use only the first N examples")
+
+
+def add_model_task_options(parser, task_required: bool = True, task_help: str = TASK_HELP) -> None:
+    """The model options and the task options (:func:`add_model_options`, :func:`add_task_options`)."""
+    add_model_options(parser)
+    add_task_options(parser, task_required, task_help)
+
+
+def add_folder_run_options(parser) -> None:
+    """A command that runs on a task's split and writes a folder: the model and task options, ``--out``, ``--split``."""
+    add_model_task_options(parser)
+    add_out_option(parser)
+    add_split_option(parser)
+
+
+def run_in_folder(args, work) -> int:
+    """Load the inputs (:func:`load_inputs`), make the ``--out`` folder and run ``work(inputs, out)``;
+    the main process prints the text it returns."""
+    from ..runtime.files import output_folder
+
+    out = output_folder(args.out)
+    said = work(load_inputs(args), out)
+    if is_main(args):
+        print(said, end="")
+    return 0
+
+
+def add_out_option(parser, required: bool = True, help: str = "folder for the results (created if missing)") -> None:
+    parser.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=required, help=help)
+
+
+def add_split_option(parser) -> None:
+    parser.add_argument("--split", default="validation", help="GLUE split (default: validation)")
+
+
+def add_batch_size_option(parser, default: int | None, help: str | None = None) -> None:
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=default,
+                        help=help or f"examples per batch (default {default})")
+
+
+def add_mask_option(parser, help: str = MASK_HELP) -> None:
+    parser.add_argument("--mask", default=None, help=help)
+
+
+def add_ablation_option(parser) -> None:
+    parser.add_argument("--ablation", choices=("zero", "mean"), default="zero",
+                        help="what a masked head outputs: zeros (default) or its mean output over the task's "
+                             "examples (needs --task)")
 
 
 def load_examples(args, task, split):
@@ -113,13 +180,11 @@ def load_mask_file(path):
     return None if path is None else load_mask(path)
 
 
-def mask_for_model(mask, path, model):
-    """``mask`` (from the file ``path``) if its shape is the model's ``(layers, heads)``; None stays None."""
-    from ..core.gating import model_shape
-
+def mask_for_model(mask, path, bound):
+    """``mask`` (from the file ``path``) if its shape is the bound model's ``(layers, heads)``; None stays None."""
     if mask is None:
         return None
-    shape = model_shape(model)
+    shape = bound.shape
     if mask.shape != shape:
         raise ValueError(f"the mask in {path} has shape {mask.shape}, but this model has {shape[0]} layers x "
                          f"{shape[1]} heads; give a mask of shape {shape}")
@@ -136,17 +201,62 @@ def jsonable(result: dict) -> dict:
     return out
 
 
-def add_label_map_option(parser) -> None:
-    parser.add_argument("--label-map", "--label_map", dest="label_map", default=None,
-                        help="which of the model's classes is which task label, when config.id2label does not "
-                             "say it in words the task knows: MODEL=TASK pairs, e.g. LABEL_0=positive,LABEL_1=negative")
+class Inputs(NamedTuple):
+    """What :func:`load_inputs` gives a command."""
+
+    bound: Any  # BoundModel: the model bound once, with --label-map and --ablation applied
+    eval_set: Any  # EvalSet or None: the examples encoded once
+    task: Any  # GlueTask or None
+    mask: np.ndarray | None  # --mask, checked against the model's shape
 
 
-def bind_model(args, model, tokenizer, task):
+def load_inputs(args, *, examples: bool = True, default_task: str | None = None) -> Inputs:
+    """Load, bind and prepare what a command runs on, the same way for every command.
+
+    The model (``--model``, ``--device``) is bound once for ``--task`` with ``--label-map``
+    (what was matched is said on stderr); the ``--split`` examples (``--glue-dir``,
+    ``--max-examples``) are encoded once when ``examples`` is true or ``--ablation mean``
+    needs them; ``--mask`` is read and checked against the model; ``--ablation mean``
+    makes the head means over those examples the bound model's default ablation.
+    Without ``--task``, ``default_task`` (or the model's recorded task) stands in where
+    examples are needed. Sets ``args.processes`` (see :func:`launch_processes`); under
+    ``accelerate launch`` the main process loads first, so it alone builds or downloads.
+    """
+    from ..glue import get_task
+    from ..models.default_model import load_default_or
+
+    args.processes = processes = launch_processes(args)
+    mask_path = getattr(args, "mask", None)
+    mask = load_mask_file(mask_path)  # a bad file fails before the model loads
+    mean = getattr(args, "ablation", "zero") == "mean"
+    task_name = getattr(args, "task", None)
+    if mean and not task_name and default_task is None:
+        raise ValueError("--ablation mean averages each head's output over a task's examples; "
+                         "name the task with --task (e.g. --task sst2)")
+    with processes.main_process_first():
+        model, tokenizer = load_default_or(args.model, device=getattr(args, "device", None), task=task_name)
+        if not task_name and (examples or mean) and default_task is not None:
+            from ..core.labels import recorded_task
+
+            task_name = recorded_task(model) or default_task
+        task = get_task(task_name) if task_name else None
+        loaded = load_examples(args, task, getattr(args, "split", "validation")) if task and (examples or mean) \
+            else None
+    bound = _bind(args, model, tokenizer, task)
+    eval_set = None if loaded is None else bound.encode(loaded, args.max_length)
+    mask = mask_for_model(mask, mask_path, bound)
+    if mean:
+        from ..analyses.ablation import head_output_means
+
+        progress = processes.is_main and not getattr(args, "json", False)
+        bound.set_ablation("mean", head_output_means(bound, eval_set, progress=progress))
+    return Inputs(bound, eval_set, task, mask)
+
+
+def _bind(args, model, tokenizer, task):
     """Bind the model once for ``task`` (``--label-map`` overrides the matching); say on stderr what was matched.
 
-    The model is not changed: the label order is applied to its logits. Returns the
-    :class:`~bertology_widgets.core.bound.BoundModel`.
+    The model is not changed: the label order is applied to its logits. A task mismatch is said here once.
     """
     from ..core.bound import bind
     from ..core.labels import TaskMismatchWarning, parse_label_map
@@ -156,60 +266,16 @@ def bind_model(args, model, tokenizer, task):
         bound = bind(model, tokenizer, task, parse_label_map(getattr(args, "label_map", None)))
     for warning in caught:
         print(f"bertology {args.command}: warning: {warning.message}", file=sys.stderr)
-    warnings.filterwarnings("ignore", category=TaskMismatchWarning)  # said once, not again per scoring pass
     if bound.label_notice():
         print(f"bertology {args.command}: {bound.label_notice()}", file=sys.stderr)
     return bound
 
 
-def add_ablation_option(parser) -> None:
-    parser.add_argument("--ablation", choices=("zero", "mean"), default="zero",
-                        help="what a masked head outputs: zeros (default) or its mean output over the examples")
-
-
-def apply_ablation(args, bound, eval_set, progress: bool = True) -> None:
-    """With ``--ablation mean``: average each head's output over ``examples``; make mean ablation the bound default."""
-    if getattr(args, "ablation", "zero") != "mean":
-        return
-    from ..analyses.ablation import head_output_means
-
-    means = head_output_means(bound.model, bound.tokenizer, eval_set, max_length=args.max_length, progress=progress)
-    bound.set_ablation("mean", means)
-
-
-def bound_for(args, model, tokenizer, mask_path):
-    """The bound model the command runs on, with ``--mask`` checked and ``--ablation mean`` applied."""
-    from ..core.bound import bind
-
-    if args.ablation == "mean" and not args.task:
-        raise ValueError("--ablation mean averages each head's output over a task's examples; "
-                         "name the task with --task (e.g. --task sst2)")
-    bound = bind(model, tokenizer, task=args.task)
-    mask = mask_for_model(load_mask_file(mask_path), mask_path, model)
-    if args.ablation == "mean":
-        from ..analyses.ablation import head_output_means
-        from ..glue import load_glue
-
-        examples = load_glue(args.task, getattr(args, "split", "validation"), glue_dir=args.glue_dir,
-                             max_examples=args.max_examples)
-        print(examples.describe(), file=sys.stderr, flush=True)
-        means = head_output_means(model, tokenizer, examples, max_length=args.max_length, progress=not args.json)
-        bound.set_ablation("mean", means)
-    return bound, mask
-
-
 # -- importance, masking and pruning: what `importance`, `mask`, `prune` and `roles` share --------------
 def add_importance_options(p) -> None:
     """Model, data and importance options (run_bertology.py's names are accepted too)."""
-    add_model_task_options(p)
-    add_label_map_option(p)
-    p.add_argument("--out", "--output-dir", "--output_dir", dest="out", required=True,
-                   help="folder for the results (created if missing)")
-    p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=None,
-                   help="examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
-    p.add_argument("--max-length", "--max_length", "--max-seq-length", "--max_seq_length", dest="max_length",
-                   type=positive_int, default=128)
+    add_folder_run_options(p)
+    add_batch_size_option(p, None, "examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
     p.add_argument("--compat", action="store_true",
                    help="reproduce run_bertology.py exactly: batch size 1, never-zeroed gradient, "
                         "division by tokens (default: the paper's mean over examples of |dL/dg|)")
@@ -219,25 +285,6 @@ def add_importance_options(p) -> None:
     p.add_argument("--dont-normalize-global-importance", "--dont_normalize_global_importance",
                    dest="dont_normalize_global_importance", action="store_true",
                    help="don't min-max scale all importance scores to [0, 1]")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-
-
-def load_inputs(args):
-    """``(bound, eval_set, task)`` for the command-line options: the model bound once, the examples encoded once.
-
-    Sets ``args.processes`` (see :func:`launch_processes`); under ``accelerate
-    launch`` the main process loads first, so it alone builds or downloads.
-    """
-    from ..glue import get_task
-    from ..models.default_model import load_default_or
-
-    args.processes = launch_processes(args)
-    task = get_task(args.task)
-    with args.processes.main_process_first():
-        examples = load_examples(args, task, args.split)
-        model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
-    bound = bind_model(args, model, tokenizer, task)
-    return bound, bound.encode(examples, args.max_length), task
 
 
 def importance_options(args) -> dict:
@@ -271,10 +318,9 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 
 def compute_and_write_importance(args, bound, eval_set, task, out: Path):
     """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
-    from ..analyses.importance import format_head_table, head_importance_set
+    from ..analyses.importance import format_head_table, head_importance
 
-    result = head_importance_set(bound, eval_set, batch_size=args.batch_size, progress=True,
-                                 **importance_options(args))
+    result = head_importance(bound, eval_set, batch_size=args.batch_size, progress=True, **importance_options(args))
     if not is_main(args):
         return result
     assert result.entropy is not None  # computed: compute_entropy is on by default
@@ -301,7 +347,8 @@ def _seeds(text: str) -> tuple[int, ...]:
 def add_masking_options(p) -> None:
     add_importance_options(p)
     p.add_argument("--masking-threshold", "--masking_threshold", dest="masking_threshold", type=fraction, default=0.9,
-                   help="stop masking when the metric < threshold x original (default 0.9)")
+                   help="stop masking when the metric falls below threshold x original (above original / "
+                        "threshold for a metric where lower is better; default 0.9)")
     p.add_argument("--masking-amount", "--masking_amount", dest="masking_amount", type=fraction, default=0.1,
                    help="fraction of all heads masked per step (default 0.1)")
     p.add_argument("--metric-name", "--metric_name", "--metric", dest="metric", default=None,
@@ -329,25 +376,25 @@ def _random_table(random_curve: dict) -> str:
 def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
     from ..analyses.importance import format_head_table
-    from ..analyses.masking_curve import keep_one_head_per_layer_set, masking_curve_set, random_masking_curve_set
+    from ..analyses.masking_curve import keep_one_head_per_layer, masking_curve, random_masking_curve
 
     seeds = _seeds(args.random_seeds)
     processes = processes_of(args)
     examples = eval_set.examples
     importance = compute_and_write_importance(args, bound, eval_set, task, out)
-    curve = masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
-                              masking_threshold=args.masking_threshold, metric=args.metric,
-                              importance=importance.importance, importance_batch_size=args.batch_size,
-                              progress=True, batch_size=args.eval_batch_size, **importance_options(args))
+    curve = masking_curve(bound, eval_set, masking_amount=args.masking_amount,
+                          masking_threshold=args.masking_threshold, metric=args.metric,
+                          importance=importance.importance, importance_batch_size=args.batch_size,
+                          progress=True, batch_size=args.eval_batch_size, **importance_options(args))
     random_curve = None
     if seeds:
-        random_curve = random_masking_curve_set(bound, eval_set, masking_amount=args.masking_amount,
-                                                masking_threshold=args.masking_threshold, seeds=seeds,
-                                                min_steps=len(curve.curve) - 1, metric=curve.metric,
-                                                original_score=curve.original_score, progress=True,
-                                                processes=processes, batch_size=args.eval_batch_size)
-    keep_one = keep_one_head_per_layer_set(bound, eval_set, importance.importance, metric=curve.metric,
-                                           processes=processes, batch_size=args.eval_batch_size)
+        random_curve = random_masking_curve(bound, eval_set, masking_amount=args.masking_amount,
+                                            masking_threshold=args.masking_threshold, seeds=seeds,
+                                            min_steps=len(curve.curve) - 1, metric=curve.metric,
+                                            original_score=curve.original_score, progress=True,
+                                            processes=processes, batch_size=args.eval_batch_size)
+    keep_one = keep_one_head_per_layer(bound, eval_set, importance=importance.importance, metric=curve.metric,
+                                       processes=processes, batch_size=args.eval_batch_size)
     if not processes.is_main:
         return curve.final_mask
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
@@ -359,9 +406,11 @@ def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
 
     metric = curve.metric
     original = curve.original_score[metric]
+    relation = (f"{args.masking_threshold} x original" if curve.higher_is_better
+                else f"original / {args.masking_threshold}")
     sections = [
         (f"Masking on {task.display_name} {args.split} ({len(examples)} examples): original {metric} "
-         f"{original:.5f}, threshold {args.masking_threshold} x original = {original * args.masking_threshold:.5f}, "
+         f"{original:.5f}, threshold {relation} = {curve.threshold_score:.5f}, "
          f"{curve.heads_per_step} heads per step", ""),
         ("Steps (importance order)", _steps_table(curve.curve, metric)),
         (f"Final head mask: {curve.final_fraction_masked:.1%} of heads masked (1 keep, 0 masked)",

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import add_model_task_options, positive_int
+from ._common import add_model_option, add_task_options, positive_int
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmark live re-scoring against the naive batch-size-1 loop")
-    add_model_task_options(p, task_required=False)
+    add_model_option(p)
+    add_task_options(p, task_required=False)
     p.set_defaults(task="sst2")
     p.add_argument("--repeats", type=positive_int, default=3, help="heads timed per layer (default 3)")
     p.add_argument("--no-bert-base", dest="bert_base", action="store_false", help="skip the BERT-base-sized model")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive baseline")
-    p.add_argument("--device", default=None)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="the live session's precision (auto: bf16 on CUDA or a CPU with AMX or AVX512-BF16, else fp32)")
     p.add_argument("--no-bf16-check", dest="bf16", action="store_false",

@@ -7,16 +7,12 @@ import json
 from ..core.precision import resolve_precision
 from ._common import (
     add_ablation_option,
-    add_label_map_option,
+    add_batch_size_option,
+    add_mask_option,
     add_model_task_options,
-    apply_ablation,
-    bind_model,
+    add_split_option,
     jsonable,
-    launch_processes,
-    load_examples,
-    load_mask_file,
-    mask_for_model,
-    positive_int,
+    load_inputs,
     scale_out_help,
 )
 
@@ -25,12 +21,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)",
                               epilog=scale_out_help("evaluate"))
     add_model_task_options(p)
-    add_label_map_option(p)
-    p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
-    p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_split_option(p)
+    add_mask_option(p)
+    add_batch_size_option(p, 32)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
                         "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
@@ -41,26 +34,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..analyses.evaluation import evaluate_set
-    from ..glue import get_task
-    from ..models.default_model import load_default_or
+    from ..analyses.evaluation import evaluate
 
-    processes = launch_processes(args)
-    task = get_task(args.task)
-    mask = load_mask_file(args.mask)
-    with processes.main_process_first():
-        examples = load_examples(args, task, args.split)
-        model, tokenizer = load_default_or(args.model, device=args.device)
-    bound = bind_model(args, model, tokenizer, task)
-    mask = mask_for_model(mask, args.mask, model)
-    eval_set = bound.encode(examples, args.max_length)
-    apply_ablation(args, bound, eval_set, progress=not args.json and processes.is_main)
-    result = evaluate_set(bound, eval_set, mask=mask, batch_size=args.batch_size,
-                          progress=not args.json, precision=args.precision, processes=processes)
+    bound, eval_set, task, mask = load_inputs(args)
+    processes = args.processes
+    result = evaluate(bound, eval_set, mask=mask, batch_size=args.batch_size,
+                      progress=not args.json, precision=args.precision, processes=processes)
     if not processes.is_main:
         return 0
     result = jsonable(result)
-    result["precision"] = resolve_precision(args.precision, next(model.parameters()).device, task.is_regression)
+    result["precision"] = resolve_precision(args.precision, bound.device, task.is_regression)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())
     if bound.label_map is not None and not bound.label_map.is_identity:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_ablation_option, bound_for, positive_int
+from ._common import add_ablation_option, add_mask_option, add_model_task_options, load_inputs, positive_int
 
 METHOD_CHOICES = ("ig", "integrated_gradients", "grad_x_input", "occlusion", "rollout", "attention")
 
@@ -18,21 +18,13 @@ def add_parser(subparsers) -> None:
                    help="ig (Integrated Gradients, default), grad_x_input, occlusion, rollout or attention")
     p.add_argument("--target", type=int, default=None,
                    help="class to explain, in the task's label order (default: the predicted class)")
-    p.add_argument("--model", default=None,
-                   help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
-    p.add_argument("--task", default=None,
-                   help="GLUE task whose label order the classes follow (default: the model's own record); "
-                        "--ablation mean takes its head means from this task's examples")
-    p.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
-                   help="GLUE folder for --ablation mean (default: $BERTOLOGY_GLUE_DIR, else the embedded SST-2)")
-    p.add_argument("--max-examples", "--max_examples", dest="max_examples", type=positive_int, default=None,
-                   help="--ablation mean: average head outputs over the first N examples only")
-    p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
+    add_model_task_options(p, task_required=False,
+                           task_help="GLUE task whose label order the classes follow (default: the model's own "
+                                     "record); --ablation mean takes its head means from this task's examples")
+    add_mask_option(p)
     add_ablation_option(p)
     p.add_argument("--steps", type=positive_int, default=None,
                    help="Integrated Gradients steps (default: 32, a completeness gap well under 5%%)")
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object: "words", "scores", "method", "target" (and "completeness_gap" for IG)')
     p.set_defaults(run=run)
@@ -46,10 +38,8 @@ def label_name(bound, target: int) -> str:
 
 def run(args) -> int:
     from ..analyses.attribution import DEFAULT_IG_STEPS, METHOD_LABELS, token_attributions
-    from ..models.default_model import load_default_or
 
-    model, tokenizer = load_default_or(args.model, device=args.device)
-    bound, mask = bound_for(args, model, tokenizer, args.mask)
+    bound, _, _, mask = load_inputs(args, examples=False)
     result = token_attributions(bound, args.text, args.pair, args.method, args.target, mask=mask,
                                 max_length=args.max_length, steps=args.steps or DEFAULT_IG_STEPS)
     out = result.to_dict()

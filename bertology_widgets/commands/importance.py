@@ -6,12 +6,11 @@ heads)`` arrays, run_bertology.py's names) and ``importance.txt`` (the tables).
 
 from __future__ import annotations
 
-from ..runtime.files import output_folder
 from ._common import (
     add_importance_options,
     compute_and_write_importance,
     is_main,
-    load_inputs,
+    run_in_folder,
     scale_out_help,
 )
 
@@ -24,11 +23,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    out = output_folder(args.out)
-    bound, eval_set, task = load_inputs(args)
-    compute_and_write_importance(args, bound, eval_set, task, out)
-    if not is_main(args):
-        return 0
-    print((out / "importance.txt").read_text(encoding="utf-8"), end="")
-    print(f"wrote {out / 'head_importance.npy'}, {out / 'attn_entropy.npy'}, {out / 'importance.txt'}")
-    return 0
+    def work(inputs, out) -> str:
+        compute_and_write_importance(args, inputs.bound, inputs.eval_set, inputs.task, out)
+        return ((out / "importance.txt").read_text(encoding="utf-8") if is_main(args) else "") + \
+            f"wrote {out / 'head_importance.npy'}, {out / 'attn_entropy.npy'}, {out / 'importance.txt'}\n"
+
+    return run_in_folder(args, work)

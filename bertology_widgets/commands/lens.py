@@ -54,8 +54,9 @@ def run(args) -> int:
     mask = load_mask_file(args.mask)
     model, tokenizer = load_language_model(args.model, device=args.device)
     unembedding_for(model)  # a model without an LM head is refused before any work
-    mask = mask_for_model(mask, args.mask, model)
-    result = logit_lens(bind(model, tokenizer), args.text, k=args.top_k, mask=mask)
+    bound = bind(model, tokenizer)
+    mask = mask_for_model(mask, args.mask, bound)
+    result = logit_lens(bound, args.text, k=args.top_k, mask=mask)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

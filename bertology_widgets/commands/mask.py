@@ -8,13 +8,10 @@ baseline) and ``summary.txt``.
 
 from __future__ import annotations
 
-from ..runtime.files import output_folder
 from ._common import (
     add_ablation_option,
     add_masking_options,
-    apply_ablation,
-    is_main,
-    load_inputs,
+    run_in_folder,
     run_masking,
     scale_out_help,
 )
@@ -29,11 +26,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    out = output_folder(args.out)
-    bound, eval_set, task = load_inputs(args)
-    apply_ablation(args, bound, eval_set, progress=is_main(args))
-    run_masking(args, bound, eval_set, task, out)
-    if not is_main(args):
-        return 0
-    print(f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}")
-    return 0
+    def work(inputs, out) -> str:
+        run_masking(args, inputs.bound, inputs.eval_set, inputs.task, out)
+        return f"wrote head_importance.npy, attn_entropy.npy, head_mask.npy, curve.json, summary.txt in {out}\n"
+
+    return run_in_folder(args, work)

@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import load_mask_file
+from ._common import add_ablation_option, add_mask_option, add_model_task_options, add_out_option, load_inputs
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("patch", help="activation patching: which heads carry the decision for this input?")
     p.add_argument("--clean", required=True, help="the clean input text")
     p.add_argument("--corrupted", required=True, help="the corrupted input text (best: same token length)")
-    p.add_argument("--model", default=None,
-                   help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
-    p.add_argument("--out", default=None, help="folder for patching.npy and patching.json")
+    add_model_task_options(p, task_required=False,
+                           task_help="GLUE task whose label order the classes follow (default: the model's own "
+                                     "record); --ablation mean takes its head means from this task's examples")
+    add_out_option(p, required=False, help="folder for patching.npy and patching.json")
     p.add_argument("--per-position", "--per_position", dest="per_position", action="store_true",
                    help="patch one position at a time: a (layers, heads, positions) grid (needs equal lengths)")
-    p.add_argument("--mask", default=None, help="head mask applied to every run (.npy or .json)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_mask_option(p, help="head mask applied to every run (.npy or .json)")
+    add_ablation_option(p)
     p.set_defaults(run=run)
 
 
@@ -33,13 +34,12 @@ def run(args) -> int:
 
     from ..analyses.importance import format_head_table
     from ..analyses.patching import run_patching
-    from ..models.default_model import load_default_or
+    from .explain import label_name
 
-    model, tokenizer = load_default_or(args.model, device=args.device)
-    result = run_patching(model, tokenizer, args.clean, args.corrupted, per_position=args.per_position,
-                          mask=load_mask_file(args.mask))
-    labels = getattr(model.config, "id2label", {}) or {}
-    name = lambda i: labels.get(i, str(i))  # noqa: E731
+    bound, _, _, mask = load_inputs(args, examples=False)
+    result = run_patching(bound, None, args.clean, args.corrupted, per_position=args.per_position, mask=mask)
+    labels = getattr(bound.model.config, "id2label", {}) or {}  # without a task: the model's own class names
+    name = lambda i: label_name(bound, i) if bound.task is not None else labels.get(i, str(i))  # noqa: E731
     print(f"clean: {' '.join(result.clean_tokens)} -> {name(result.clean_prediction)}")
     print(f"corrupted: {' '.join(result.corrupted_tokens)} -> {name(result.corrupted_prediction)}")
     grid = result.grid if not args.per_position else np.nansum(result.grid, axis=-1)

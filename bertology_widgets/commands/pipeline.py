@@ -9,18 +9,18 @@ package), or on any CoNLL-U files given with ``--train`` and ``--test``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..runtime.files import output_folder
 from ._common import (
     add_ablation_option,
-    add_label_map_option,
-    apply_ablation,
-    bind_model,
+    add_batch_size_option,
+    add_mask_option,
+    add_model_options,
+    add_out_option,
+    add_task_options,
     example_count,
-    load_mask_file,
-    mask_for_model,
+    load_inputs,
     positive_int,
 )
 
@@ -40,15 +40,12 @@ def task_list(text: str) -> tuple:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("pipeline", help="probe every layer for POS, dependencies and the task's label "
                                                "(Tenney et al. 2019), optionally under a head mask")
-    p.add_argument("--model", default=None,
-                   help="model folder or hub name (default: MiniLM fine-tuned on SST-2, built on first use)")
+    add_model_options(p)
     p.add_argument("--tasks", type=task_list, default=("upos", "deprel", "task"),
                    help="comma-separated probing tasks: upos, deprel, task (default: all three)")
-    p.add_argument("--task", default=None,
-                   help="GLUE task of the 'task' row and of --ablation mean's head means (default: the model's "
-                        "recorded task, else sst2)")
-    p.add_argument("--glue-dir", "--glue_dir", dest="glue_dir", default=None,
-                   help="folder in the standard GLUE layout (default: $BERTOLOGY_GLUE_DIR, else the embedded SST-2)")
+    add_task_options(p, task_required=False,
+                     task_help="GLUE task of the 'task' row and of --ablation mean's head means (default: the "
+                               "model's recorded task, else sst2)")
     p.add_argument("--ud-dir", dest="ud_dir", default=None,
                    help="folder with UD English-EWT's en_ewt-ud-dev.conllu and en_ewt-ud-test.conllu (default: "
                         "$BERTOLOGY_UD_DIR, else the copy embedded in the package)")
@@ -58,14 +55,11 @@ def add_parser(subparsers) -> None:
                    help="use only the first N sentences of each CoNLL-U file")
     p.add_argument("--max-task-train", dest="max_task_train", type=positive_int, default=2000,
                    help="GLUE training examples for the 'task' row (a random subset; default 2000)")
-    p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
+    add_mask_option(p)
     add_ablation_option(p)
-    add_label_map_option(p)
-    p.add_argument("--out", required=True, help="folder for pipeline.npz, pipeline.json and the chart")
+    add_out_option(p, help="folder for pipeline.npz, pipeline.json and the chart")
     p.add_argument("--format", choices=("png", "svg"), default="png", help="the chart's format (default png)")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=positive_int, default=128)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_batch_size_option(p, 32)
     p.set_defaults(run=run)
 
 
@@ -83,12 +77,9 @@ def _check_inputs(args) -> None:
 def run(args) -> int:
     from ..analyses.pipeline import pipeline_probe
     from ..analyses.ud import read_conllu
-    from ..glue import get_task
-    from ..models.default_model import load_default_or
 
     _check_inputs(args)
     out = output_folder(args.out)
-    mask = load_mask_file(args.mask)
     word_tasks = [t for t in args.tasks if t != "task"]
     train = test = None
     if word_tasks and args.train is not None:
@@ -97,26 +88,16 @@ def run(args) -> int:
         from ..analyses.ud import load_ud
 
         train, test = load_ud("dev", args.ud_dir), load_ud("test", args.ud_dir)
-    model, tokenizer = load_default_or(args.model, device=args.device)
+    bound, eval_set, task, mask = load_inputs(args, examples="task" in args.tasks, default_task="sst2")
     glue_train = glue_dev = None
-    bound = None
-    if "task" in args.tasks or args.ablation == "mean":
-        from ..core.labels import recorded_task
+    if "task" in args.tasks:
         from ..glue import load_glue
 
-        task = get_task(args.task or recorded_task(model) or "sst2")
-        bound = bind_model(args, model, tokenizer, task)
-        glue_dev = load_glue(task, "validation", glue_dir=args.glue_dir)
-        print(glue_dev.describe(), file=sys.stderr, flush=True)
-        if "task" in args.tasks:
-            glue_train = load_glue(task, "train", glue_dir=args.glue_dir, max_examples=20000)
-        apply_ablation(args, bound, bound.encode(glue_dev, args.max_length))
-    mask = mask_for_model(mask, args.mask, model)
-    means = None if bound is None else bound.ablation[1]
-    result = pipeline_probe(model if bound is None else bound, tokenizer, args.tasks, train=train, test=test,
-                            task_train=glue_train,
-                            task_test=glue_dev, mask=mask, ablation=args.ablation, means=means,
-                            max_sentences=args.max_sentences, max_task_train=args.max_task_train,
+        glue_dev = eval_set.examples
+        glue_train = load_glue(task, "train", glue_dir=args.glue_dir, max_examples=20000)
+    result = pipeline_probe(bound, None, args.tasks, train=train, test=test, task_train=glue_train,
+                            task_test=glue_dev, mask=mask, max_sentences=args.max_sentences,
+                            max_task_train=args.max_task_train,
                             batch_size=args.batch_size, max_length=args.max_length, progress=True, cache=True)
     written = result.save(out)
     chart = out / f"pipeline.{args.format}"
@@ -124,7 +105,7 @@ def run(args) -> int:
     written.append(chart)
     under = ("no head masked" if mask is None
              else f"{result.heads_masked} of {mask.size} heads masked ({args.ablation} ablation)")
-    print(f"What each layer knows: {model.config._name_or_path or 'model'}, {under}; test accuracy per layer "
+    print(f"What each layer knows: {bound.model.config._name_or_path or 'model'}, {under}; test accuracy per layer "
           f"(emb = embeddings, L0... = the layers' outputs), scalar mix, its expected layer E[l] and the centre "
           "of gravity CoG (positions along emb, L0, ... counted from 0)")
     print(result.table())

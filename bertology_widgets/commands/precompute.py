@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from ._common import add_model_task_options
+from ._common import add_model_task_options, add_split_option
 
 
 def add_parser(subparsers) -> None:
@@ -21,12 +21,12 @@ def add_parser(subparsers) -> None:
                                                  "into the shared cache")
     add_model_task_options(p, task_required=False)
     p.set_defaults(task="sst2")
-    p.add_argument("--split", default="validation", help="GLUE split (default: validation, as the dashboard)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_split_option(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from ..core.labels import parse_label_map
     from ..runtime.results_cache import results_dir
     from ..session import ModelSession
 
@@ -37,6 +37,7 @@ def run(args) -> int:
     # Opened as a dashboard opens it (live), so that its baseline is the one a dashboard looks for.
     session = ModelSession.from_pretrained(args.model, task=args.task, glue_dir=args.glue_dir, split=args.split,
                                            max_examples=args.max_examples, device=args.device,
+                                           label_map=parse_label_map(args.label_map), max_length=args.max_length,
                                            shared_results=False)
     try:
         if not session.wait(3600):

@@ -13,11 +13,10 @@ import numpy as np
 
 from ..runtime.files import output_folder
 from ._common import (
+    add_mask_option,
     add_masking_options,
     is_main,
     load_inputs,
-    load_mask_file,
-    mask_for_model,
     positive_int,
     run_masking,
     write_text,
@@ -28,32 +27,29 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("prune", help="prune heads (by default the mask `bertology mask` finds) and "
                                             "compare parameters, score and speed")
     add_masking_options(p)
-    p.add_argument("--mask", default=None,
-                   help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
-                        "(default: run the masking procedure first)")
+    add_mask_option(p, help="head mask to prune: .npy (layers, heads), 1 keep / 0 prune, or .json "
+                            "(default: run the masking procedure first)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed forward passes per model; the median counts")
     p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:
-    from ..analyses.masking_curve import prune_and_compare_set
+    from ..analyses.masking_curve import prune_and_compare
     from ..core.pruning import check_prunable
 
     out = output_folder(args.out)
-    mask = load_mask_file(args.mask)
-    bound, eval_set, task = load_inputs(args)
+    bound, eval_set, task, mask = load_inputs(args)
     examples = eval_set.examples
-    check_prunable(bound.model)  # before any masking work
+    check_prunable(bound)  # before any masking work
     if mask is not None:
-        mask = mask_for_model(mask, args.mask, bound.model)
         if is_main(args):
             np.save(out / "head_mask.npy", np.asarray(mask, dtype=np.float32))
     else:
         mask = run_masking(args, bound, eval_set, task, out)
     if not is_main(args):  # pruning and timing one copy is the main process's job
         return 0
-    report = prune_and_compare_set(bound, eval_set, mask, metric=args.metric, repeats=args.repeats,
-                                   batch_size=args.eval_batch_size)
+    report = prune_and_compare(bound, eval_set, mask=mask, metric=args.metric, repeats=args.repeats,
+                               batch_size=args.eval_batch_size)
     report.update(task=task.name, split=args.split, n_examples=len(examples), mask=np.asarray(mask).tolist())
     (out / "prune.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     metric = report["metric"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from ..runtime.files import output_folder
-from ._common import TASK_HELP, add_model_task_options
+from ._common import TASK_HELP, add_batch_size_option, add_model_task_options, add_out_option, add_split_option
 
 LM_TEXTS = "UD English-EWT test texts"
 
@@ -22,12 +22,9 @@ def add_parser(subparsers) -> None:
                                             "([CLS], [SEP], previous token, induction, ...)")
     add_model_task_options(p, task_help=TASK_HELP + "; or lm: a causal or masked LM (--model) on the embedded "
                                                     f"{LM_TEXTS}, with induction scores for a causal LM")
-    p.add_argument("--out", "--output-dir", dest="out", required=True,
-                   help="folder for the results (created if missing)")
-    p.add_argument("--split", default="validation", help="GLUE split (default: validation)")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16)
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=128)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_out_option(p)
+    add_split_option(p)
+    add_batch_size_option(p, 16)
     p.set_defaults(run=run)
 
 
@@ -59,12 +56,11 @@ def run(args) -> int:
     if args.task == "lm":
         bound, eval_set, described = _lm_inputs(args)
     else:
-        bound, eval_set, task = load_inputs(args)
+        bound, eval_set, task, _ = load_inputs(args)
         described = f"{task.display_name} {args.split}"
     out = output_folder(args)
     start = time.perf_counter()
-    result = head_roles(bound.model, bound.tokenizer, eval_set, batch_size=args.batch_size,
-                        max_length=args.max_length, progress=True)
+    result = head_roles(bound, eval_set, batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
     npz, js = result.save(out)
     sections = [

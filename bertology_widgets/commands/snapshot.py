@@ -28,7 +28,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--curve-examples", dest="curve_examples", type=positive_int, default=CURVE_EXAMPLES,
                    help=f"compute the masking curve on the first N examples (default {CURVE_EXAMPLES}, a few "
                         "minutes on a CPU); the readout scores each of its masks on all examples")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--out", required=True, help="the HTML file to write, e.g. page.html")
     p.set_defaults(run=run)
 
@@ -54,7 +53,7 @@ def run(args) -> int:
                                            max_examples=args.max_examples, device=args.device, live=False)
     try:
         if mask is not None:
-            session.mask = mask_for_model(mask, args.mask, session.model)
+            session.mask = mask_for_model(mask, args.mask, session.bound)
         if args.text is not None:
             check_text_length(args.text, session.model, session.tokenizer)
             session.text, session.text_pair = args.text, None

@@ -274,12 +274,6 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA,
                                              MODERNBERT)
 
 
-def layer_attention_note(model: nn.Module, layer: int) -> str:
-    """What is special about ``layer``'s attention (``""`` for most families), for view titles."""
-    adapter = adapter_for(model)
-    return adapter.layer_note(model, layer) if adapter.layer_note else ""
-
-
 class UnsupportedArchitectureError(ValueError):
     """The model's architecture is not in :data:`ADAPTERS`."""
 

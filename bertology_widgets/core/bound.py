@@ -3,7 +3,8 @@
 :func:`bind` resolves what every analysis needs to know about a model (its
 architecture adapter, ``(layers, heads, head_dim)``, pad id, whether it takes
 token types, the GLUE task and the mapping from the model's class order to
-the task's label order) once, and keeps it. The engine's analyses take a
+the task's label order, and the :class:`~bertology_widgets.core.objective.Objective` it is scored
+on) once, and keeps it. The engine's analyses take a
 :class:`BoundModel` and an :class:`EvalSet` (examples tokenized once, labels
 checked once) rather than the bare model that each would inspect again.
 
@@ -13,7 +14,7 @@ labels, the permutation is applied to the logits (:meth:`BoundModel.task_logits`
 wherever the engine reads them. The only state a bound model puts on the
 model is the gating hooks of :meth:`BoundModel.masked`, removed at the end of
 each ``with`` block, so nothing of it stays on the model past the block. The
-default ablation (:meth:`BoundModel.set_ablation`) lives on the bound model.
+default ablation (:meth:`BoundModel.set_ablation`) lives on the bound model, and only there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
@@ -30,7 +30,9 @@ from torch import nn
 
 from .architectures import ArchitectureAdapter, adapter_for
 from .batching import EncodedExamples, encode_examples, pad_token_id, uses_token_types
-from .gating import ABLATION_ATTR, HeadMaskLike, as_head_mask, kept_heads, mask_heads, resolve_ablation
+from .evalset import EvalSet
+from .gating import KEPT_HEADS_ATTR, HeadMaskLike, as_head_mask, mask_heads, resolve_ablation
+from .objective import Objective, encode_labelled, glue_objective
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -39,50 +41,6 @@ if TYPE_CHECKING:
     from .labels import LabelMap
     from .layerwise import LayerwiseRunner
     from .pruning import PruneReport
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """Examples tokenized once for one bound model.
-
-    Attributes
-    ----------
-    examples : sequence of Example
-    encoded : EncodedExamples
-        Unpadded token ids, ``n`` rows, cut to ``max_length``.
-    labels : np.ndarray, shape ``(n,)``, or None
-        Class ids in the task's order (or regression targets); None for unlabelled examples.
-    task : GlueTask or None
-    max_length : int
-    """
-
-    examples: Sequence[Example]
-    encoded: EncodedExamples
-    labels: np.ndarray | None
-    task: GlueTask | None
-    max_length: int
-
-    def __len__(self) -> int:
-        return len(self.encoded)
-
-    def head(self, n: int) -> EvalSet:
-        """The first ``n`` examples, without tokenizing them again."""
-        encoded = self.encoded
-        return EvalSet(
-            examples=self.examples[:n],
-            encoded=EncodedExamples(encoded.input_ids[:n],
-                                    None if encoded.token_type_ids is None else encoded.token_type_ids[:n],
-                                    encoded.truncated[:n]),
-            labels=None if self.labels is None else self.labels[:n],
-            task=self.task,
-            max_length=self.max_length,
-        )
-
-    def require_labels(self) -> np.ndarray:
-        """The labels ``(n,)``; raises ``ValueError`` for unlabelled examples (a GLUE test split)."""
-        if self.labels is None:
-            raise ValueError("these examples have no labels (a GLUE test split has none); use 'validation'")
-        return self.labels
 
 
 def encoded_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example] | EvalSet,
@@ -109,13 +67,16 @@ class BoundModel:
     is_causal : bool
     task : GlueTask or None
         From ``task=``, else what the model's config records, else None.
+    objective : Objective or None
+        What the model is scored on: ``objective=``, else the GLUE task's
+        (:func:`~bertology_widgets.core.objective.glue_objective`), else None.
     label_map : LabelMap or None
         The model's class order against the task's labels (None without a
         task, or for a base model without a classification head).
     """
 
     def __init__(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: str | GlueTask | None = None,
-                 label_map: dict | None = None):
+                 label_map: dict | None = None, objective: Objective | None = None):
         from .labels import check_num_labels, recorded_task, resolve_label_map, task_of, warn_if_other_task
 
         self.model = model
@@ -153,6 +114,8 @@ class BoundModel:
                 self.label_map = resolve_label_map(config.id2label, self.task, label_map, recorded_task(model))
                 if not self.label_map.is_identity:
                     self._order = torch.as_tensor(self.label_map.task_to_model, dtype=torch.long)
+        self.objective: Objective | None = objective if objective is not None else (
+            None if self.task is None else glue_objective(self.task))
 
     # -- facts ---------------------------------------------------------------------------------------------
     @property
@@ -171,7 +134,25 @@ class BoundModel:
 
     def kept_heads(self) -> list[list[int]]:
         """Original indices of the heads present in each layer (all, unless pruned)."""
-        return kept_heads(self.model)
+        kept = getattr(self.model, KEPT_HEADS_ATTR, None)
+        if kept is not None:
+            return [list(k) for k in kept]
+        return [list(range(self.num_heads)) for _ in range(self.num_layers)]
+
+    def layer_note(self, layer: int) -> str:
+        """What is special about ``layer``'s attention (``""`` for most families), for view titles."""
+        return self.adapter.layer_note(self.model, layer) if self.adapter.layer_note else ""
+
+    @property
+    def head_means_shape(self) -> tuple[int, int, int]:
+        """``(layers, heads, d_head)``: the shape of mean ablation's means."""
+        return self.num_layers, self.num_heads, self.head_dim
+
+    def require_objective(self) -> Objective:
+        """:attr:`objective`; ``ValueError`` says how to give one when the model has none."""
+        if self.objective is None:
+            raise ValueError("no GLUE task given and the model's config records none; pass task='sst2' (or --task)")
+        return self.objective
 
     def copy(self) -> BoundModel:
         """A bound deep copy of the model (as much memory again as its weights), with this one's settings.
@@ -179,8 +160,9 @@ class BoundModel:
         The copy keeps the task, the label mapping and the default ablation; work on it (a long
         analysis in another thread, pruning) leaves this model alone.
         """
-        twin = BoundModel(copy.deepcopy(self.model), self.tokenizer, self.task, self._label_map_given)
-        twin._ablation = self._ablation
+        twin = copy.copy(self)  # the facts found by binding are kept, not worked out again
+        twin.model = copy.deepcopy(self.model)
+        twin.prune_report = None
         return twin
 
     def pruned(self, mask: HeadMaskLike) -> BoundModel:
@@ -193,7 +175,7 @@ class BoundModel:
         from .pruning import prune_heads
 
         pruned = self.copy()
-        pruned.prune_report = prune_heads(pruned.model, mask)
+        pruned.prune_report = prune_heads(pruned, mask)
         return pruned
 
     def to(self, device: torch.device | str) -> BoundModel:
@@ -226,16 +208,13 @@ class BoundModel:
 
     def set_ablation(self, ablation: str = "zero", means: np.ndarray | torch.Tensor | None = None) -> None:
         """What a masked head outputs under :meth:`masked`: zeros, or ``means`` ``(layers, heads, d_head)``."""
-        resolved = resolve_ablation(self.model, ablation, means)
+        resolved = resolve_ablation(ablation, means, self.head_means_shape)
         self._ablation = ("zero", None) if resolved is None else ("mean", resolved.clone())
 
     @property
     def ablation(self) -> tuple[str, torch.Tensor | None]:
-        """``(mode, means)``: this bound model's default (or the model's own, set with ``set_ablation(model)``)."""
-        if self._ablation is not None:
-            return self._ablation
-        legacy = getattr(self.model, ABLATION_ATTR, None)
-        return legacy if legacy else ("zero", None)
+        """``(mode, means)``: this bound model's default ablation (``("zero", None)`` until set)."""
+        return self._ablation if self._ablation is not None else ("zero", None)
 
     @contextlib.contextmanager
     def masked(self, mask: HeadMaskLike, ablation: str | None = None,
@@ -245,27 +224,21 @@ class BoundModel:
         ``ablation=None`` uses :attr:`ablation`. Yields the validated mask ``(layers, heads)``
         (or ``(batch, layers, heads)``).
         """
-        if ablation is None:
-            ablation, means = self.ablation
-        with mask_heads(self.model, mask, ablation, means) as gates:
+        with mask_heads(self, mask, ablation, means) as gates:
             yield gates
 
     # -- data ----------------------------------------------------------------------------------------------
     def encode(self, examples: Sequence[Example], max_length: int = 128) -> EvalSet:
-        """Tokenize ``examples`` once (cut to ``max_length`` tokens) and check their labels once.
+        """Tokenize ``examples`` once (cut to ``max_length`` tokens) as the objective asks, and gather what
+        they are scored against (:meth:`Objective.encode`; without an objective, texts and labels).
 
         Raises ``ValueError`` for an empty list.
         """
         if len(examples) == 0:
             raise ValueError("no examples to score: the list of examples is empty")
-        labels = [ex.label for ex in examples]
-        return EvalSet(
-            examples=examples,
-            encoded=encode_examples(self.tokenizer, examples, max_length),
-            labels=None if any(label is None for label in labels) else np.asarray(labels),
-            task=self.task,
-            max_length=int(max_length),
-        )
+        if self.objective is None:
+            return encode_labelled(self, examples, max_length)
+        return self.objective.encode(self, examples, max_length)
 
     def runner(self, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
                model: nn.Module | None = None) -> LayerwiseRunner:
@@ -275,14 +248,7 @@ class BoundModel:
         """
         from .layerwise import LayerwiseRunner
 
-        target = self.model if model is None else model
-
-        def masking(mask: HeadMaskLike) -> contextlib.AbstractContextManager:
-            mode, means = self.ablation
-            return mask_heads(target, mask, mode, means)
-
-        return LayerwiseRunner(target, autocast_dtype=autocast_dtype, keep_every=keep_every,
-                               label_order=self.label_order, masking=masking)
+        return LayerwiseRunner(self, autocast_dtype=autocast_dtype, keep_every=keep_every, model=model)
 
     # -- lifetime ------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -302,8 +268,11 @@ class BoundModel:
 
 
 def bind(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None = None,
-         task: str | GlueTask | None = None, label_map: dict | None = None) -> BoundModel:
+         task: str | GlueTask | None = None, label_map: dict | None = None,
+         objective: Objective | None = None) -> BoundModel:
     """Bind ``model`` and ``tokenizer`` once (see :class:`BoundModel`); a bound model is returned as it is.
+
+    ``objective`` scores the model on something else than a GLUE task (a language model's perplexity).
 
     Raises
     ------
@@ -317,7 +286,39 @@ def bind(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | Non
         return model
     if tokenizer is None:
         raise ValueError("bind(model, tokenizer): the tokenizer is missing")
-    return BoundModel(model, tokenizer, task, label_map)
+    return BoundModel(model, tokenizer, task, label_map, objective)
 
 
-__all__ = ["BoundModel", "EvalSet", "bind", "encoded_examples"]
+def as_bound(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBase | None = None, *,
+             task: str | GlueTask | None = None, label_map: dict | None = None) -> BoundModel:
+    """The bound model an engine function works on: ``model`` itself when bound, else ``bind(model, tokenizer,
+    task, label_map)``. Every public engine function calls this (or :func:`as_scored`) once, at its entry."""
+    if isinstance(model, BoundModel):
+        return model
+    return bind(model, tokenizer, task, label_map)
+
+
+def as_scored(model: BoundModel | nn.Module, data: EvalSet | PreTrainedTokenizerBase | Sequence[Example] | None,
+              examples: Sequence[Example] | EvalSet | None = None, *, task: str | GlueTask | None = None,
+              label_map: dict | None = None, max_length: int = 128) -> tuple[BoundModel, EvalSet]:
+    """``(bound, eval_set)`` for a function that scores examples, called as ``f(bound, eval_set)``,
+    ``f(bound, examples)`` or ``f(model, tokenizer, examples)``.
+
+    Examples are tokenized once here (cut to ``max_length``); the task is ``task``, else the examples',
+    else what the model's config records.
+    """
+    if isinstance(data, EvalSet) or (isinstance(model, BoundModel) and examples is None and data is not None):
+        if examples is not None:
+            raise TypeError("pass either an EvalSet or a tokenizer and examples, not both; "
+                            "give the other options by keyword")
+        data, examples = None, data
+    if examples is None:
+        raise ValueError("no examples given: pass the examples (or an EvalSet from bound.encode(examples))")
+    if isinstance(examples, EvalSet):
+        return as_bound(model, data), examples
+    bound = as_bound(model, data, task=task if task is not None else getattr(examples, "task", None),
+                     label_map=label_map)
+    return bound, bound.encode(examples, max_length)
+
+
+__all__ = ["BoundModel", "EvalSet", "as_bound", "as_scored", "bind", "encoded_examples"]

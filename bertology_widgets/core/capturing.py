@@ -18,9 +18,9 @@ from torch import nn
 
 from ..core.modes import eval_mode
 from .batching import uses_token_types
-from .bound import BoundModel, bind
+from .bound import BoundModel, as_bound
 from .exceptions import BertologyWarning
-from .gating import HeadMaskLike, kept_heads
+from .gating import HeadMaskLike
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -152,15 +152,15 @@ def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | 
     Parameters
     ----------
     model, tokenizer
-        A supported transformers model and its tokenizer.
+        A bound model (``tokenizer`` then ``None``), or a supported transformers model and its tokenizer,
+        bound here (:func:`~bertology_widgets.core.bound.as_bound`).
     text, text_pair : str
         The input. Empty text raises ``ValueError``; over-long text is
         truncated with a :class:`TextTruncatedWarning`.
     mask : array-like, shape ``(layers, heads)``, optional
         Head mask applied during the pass.
 
-    ``model`` may be a :class:`~bertology_widgets.core.bound.BoundModel` (``tokenizer`` then ``None``):
-    its default ablation applies to ``mask`` and the logits come in its task's label order.
+    The bound model's default ablation applies to ``mask`` and the logits come in its task's label order.
 
     Returns
     -------
@@ -168,7 +168,7 @@ def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | 
         With ``attentions`` of shape ``(layers, heads, pos, pos)`` and
         ``hidden_states`` of shape ``(layers + 1, pos, hidden)``.
     """
-    bound = bind(model, tokenizer)
+    bound = as_bound(model, tokenizer)
     model, tokenizer = bound.model, bound.tokenizer
     adapter = bound.adapter
     num_heads = bound.num_heads
@@ -177,7 +177,7 @@ def capture(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | 
     with eval_mode(model), attention_implementation(model, "eager"), bound.masked(mask):
         out = model(**inputs, output_attentions=True, output_hidden_states=True)
     pos = inputs["input_ids"].shape[1]
-    kept = kept_heads(model)
+    kept = bound.kept_heads()
     attentions = torch.stack([
         _full_head_attention(layer_attn, kept[i], num_heads, pos)
         for i, layer_attn in enumerate(_attentions_per_layer(out.attentions, kept))

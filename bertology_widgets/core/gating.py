@@ -12,38 +12,23 @@ Convention (as ``run_bertology.py``'s ``head_mask.npy``): a mask has shape
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from .architectures import ArchitectureAdapter, adapter_for
 from .hooks import this_thread_only
 
+if TYPE_CHECKING:
+    from .facts import BoundFacts
+
+#: Set by :func:`~bertology_widgets.core.pruning.prune_heads` on the model it prunes: the heads left per layer.
 KEPT_HEADS_ATTR = "_bertology_kept_heads"
-#: Attribute holding a model's default ablation, ``("mean", means)``; set by
-#: :func:`bertology_widgets.analyses.ablation.set_ablation`, read by :func:`mask_heads`.
-ABLATION_ATTR = "_bertology_ablation"
 ABLATIONS = ("zero", "mean")
 
 #: What a ``mask=`` argument may be: ``(layers, heads)`` gates as an array, a tensor, nested lists, or None (all 1).
 HeadMaskLike = Union[np.ndarray, torch.Tensor, Sequence[Sequence[float]], None]
-
-
-def model_shape(model: nn.Module) -> tuple[int, int]:
-    """``(num_layers, num_heads)`` of ``model`` as first configured (before pruning)."""
-    adapter = adapter_for(model)
-    return adapter.num_layers(model), adapter.num_heads(model)
-
-
-def kept_heads(model: nn.Module) -> list[list[int]]:
-    """Original indices of the heads still present in each layer (all, unless pruned)."""
-    kept = getattr(model, KEPT_HEADS_ATTR, None)
-    if kept is not None:
-        return [list(k) for k in kept]
-    layers, heads = model_shape(model)
-    return [list(range(heads)) for _ in range(layers)]
 
 
 def as_head_mask(mask: HeadMaskLike, num_layers: int, num_heads: int, *, dtype: torch.dtype = torch.float32,
@@ -135,21 +120,16 @@ def _gate_hook(gates: torch.Tensor, layer_index: int, kept: list[int], head_dim:
     return hook
 
 
-def resolve_ablation(model: nn.Module, ablation: str | None,
-                     means: np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
+def resolve_ablation(ablation: str, means: np.ndarray | torch.Tensor | None,
+                     expected: tuple[int, int, int]) -> torch.Tensor | None:
     """The means tensor ``(layers, heads, d_head)`` for mean ablation, or ``None`` for zero ablation.
 
-    ``ablation=None`` takes the model's default (see
-    :func:`bertology_widgets.analyses.ablation.set_ablation`), else zero.
+    ``expected``: the model's ``(layers, heads, d_head)`` (``BoundModel.head_means_shape``).
     """
-    if ablation is None:
-        ablation, means = getattr(model, ABLATION_ATTR, None) or ("zero", None)
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
     if ablation == "zero":
         return None
-    adapter = adapter_for(model)
-    expected = (adapter.num_layers(model), adapter.num_heads(model), adapter.head_dim(model))
     if means is None:
         raise ValueError("mean ablation needs means=head_output_means(model, tokenizer, examples), "
                          f"shape {expected}")
@@ -161,15 +141,16 @@ def resolve_ablation(model: nn.Module, ablation: str | None,
 
 
 @contextlib.contextmanager
-def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None,
-               means: np.ndarray | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-    """Gate attention heads for the duration of the ``with`` block.
+def mask_heads(bound: BoundFacts, mask: HeadMaskLike, ablation: str | None = None,
+               means: np.ndarray | torch.Tensor | None = None, *,
+               model: nn.Module | None = None) -> Iterator[torch.Tensor]:
+    """Gate attention heads of a bound model for the duration of the ``with`` block.
 
     Parameters
     ----------
-    model : transformers model
+    bound : BoundModel
         Any model in :data:`bertology_widgets.core.architectures.ADAPTERS`
-        (base model or sequence classifier), pruned or not.
+        (base model or sequence classifier), pruned or not, bound once.
     mask : array-like or torch.Tensor, shape ``(num_layers, num_heads)`` or ``(batch, num_layers, num_heads)``
         1 keeps a head, 0 masks it, a fraction scales it. A tensor with
         ``requires_grad=True`` collects ``d(output)/d(gate)`` in ``mask.grad``.
@@ -181,10 +162,12 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
     ablation : {"zero", "mean"}, optional
         What a masked head outputs: zeros, or its mean output ``means``
         (gates between 0 and 1 interpolate: ``g * x + (1 - g) * mean``).
-        ``None`` uses the model's default (:func:`~bertology_widgets.analyses.ablation.set_ablation`), else zero.
+        ``None`` uses the bound model's default (``bound.ablation``, see ``BoundModel.set_ablation``).
     means : array-like, shape ``(num_layers, num_heads, d_head)``
         Each head's mean output at the gated point, from
         :func:`~bertology_widgets.analyses.ablation.head_output_means`; needed for ``"mean"``.
+    model : nn.Module, optional
+        Gate this copy of ``bound.model`` instead (a bf16 copy, say: the same architecture and heads).
 
     Yields
     ------
@@ -193,19 +176,20 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
 
     The hooks are removed in ``finally``, even when the forward raises.
     """
-    adapter = adapter_for(model)
-    num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
-    gates = as_head_mask(mask, num_layers, num_heads, batched=True)
-    head_means = resolve_ablation(model, ablation, means)
+    adapter, target = bound.adapter, bound.model if model is None else model
+    gates = as_head_mask(mask, bound.num_layers, bound.num_heads, batched=True)
+    if ablation is None:
+        ablation, means = bound.ablation
+    head_means = resolve_ablation(ablation, means, bound.head_means_shape)
     handles = []
     try:
-        for layer_index, (layer, kept) in enumerate(zip(adapter.layer_modules(model), kept_heads(model))):
+        for layer_index, (layer, kept) in enumerate(zip(adapter.layer_modules(target), bound.kept_heads())):
             if not kept:
                 continue
             layer_gates = gates[..., layer_index, kept]
             if not layer_gates.requires_grad and bool((layer_gates == 1).all()):
                 continue  # an all-ones gate changes nothing: skip the work
-            hook = _gate_hook(gates, layer_index, kept, adapter.head_dim(model), head_means)
+            hook = _gate_hook(gates, layer_index, kept, bound.head_dim, head_means)
             handles.append(adapter.out_projection(layer).register_forward_pre_hook(this_thread_only(hook)))
         yield gates
     finally:
@@ -213,12 +197,9 @@ def mask_heads(model: nn.Module, mask: HeadMaskLike, ablation: str | None = None
             handle.remove()
 
 
-def validate_layer_head(model_or_shape: nn.Module | tuple[int, int], layer: int, head: int | None = None) -> None:
-    """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range."""
-    if isinstance(model_or_shape, tuple):
-        num_layers, num_heads = model_or_shape
-    else:
-        num_layers, num_heads = model_shape(model_or_shape)
+def validate_layer_head(shape: tuple[int, int], layer: int, head: int | None = None) -> None:
+    """Raise ``ValueError`` if ``layer`` (and ``head``) are out of range of ``shape`` ``(layers, heads)``."""
+    num_layers, num_heads = shape
     _check_index("layer", layer)
     if not 0 <= int(layer) < num_layers:
         raise ValueError(f"layer {layer} does not exist; this model has layers 0..{num_layers - 1}")
@@ -239,10 +220,7 @@ def _check_index(name: str, value: object) -> None:
 __all__ = [
     "ABLATIONS",
     "HeadMaskLike",
-    "ArchitectureAdapter",
     "as_head_mask",
-    "kept_heads",
     "mask_heads",
-    "model_shape",
     "validate_layer_head",
 ]

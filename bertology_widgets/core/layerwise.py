@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .architectures import adapter_for, get_submodule
-from .gating import mask_heads, model_shape
+from .architectures import get_submodule
+from .gating import mask_heads
 from .hooks import this_thread_only
+
+if TYPE_CHECKING:
+    from .facts import BoundFacts
 
 
 class _StopAtFirstLayer(Exception):
@@ -80,8 +83,9 @@ class LayerwiseRunner:
 
     Parameters
     ----------
-    model : transformers ``*ForSequenceClassification``
-        A model from the adapter table, in eval mode.
+    bound : BoundModel
+        A bound sequence classifier (a model from the adapter table), run in eval mode: its adapter,
+        shape, label order and default ablation are read from it. Usually made by ``bound.runner()``.
     autocast_dtype : torch.dtype, optional
         ``torch.bfloat16`` to run under CPU/GPU autocast.
     keep_every : int
@@ -94,22 +98,18 @@ class LayerwiseRunner:
         of the 6 full hidden states (a sixth of the memory) for at most 2
         extra layers per change; the logits are the same, bit for bit (the
         layers re-run below the changed one see unchanged mask rows).
-    label_order : sequence of int, optional
-        ``task_to_model``: the logits' columns are taken in this order, so
-        they come in the task's label order (see :class:`~bertology_widgets.core.bound.BoundModel`).
-    masking : callable, optional
-        ``masking(mask)``: the context manager that gates the heads
-        (default: :func:`~bertology_widgets.core.gating.mask_heads` on ``model``).
+    model : nn.Module, optional
+        Run this copy of ``bound.model`` instead (a bf16 copy, say), with the same label order and gates.
     """
 
-    def __init__(self, model: nn.Module, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
-                 label_order: Sequence[int] | None = None,
-                 masking: Callable[[torch.Tensor], contextlib.AbstractContextManager] | None = None):
+    def __init__(self, bound: BoundFacts, autocast_dtype: torch.dtype | None = None, keep_every: int = 1,
+                 model: nn.Module | None = None):
         if int(keep_every) < 1:
             raise ValueError(f"keep_every must be >= 1, got {keep_every}")
         self.keep_every = int(keep_every)
-        self.model = model
-        self.adapter = adapter_for(model)
+        model = bound.model if model is None else model
+        self.bound, self.model = bound, model
+        self.adapter = bound.adapter
         if not self.adapter.is_task_model(model):
             raise ValueError(
                 f"{type(model).__name__} has no sequence-classification head; load it with "
@@ -121,11 +121,15 @@ class LayerwiseRunner:
         self.layers = self.adapter.layer_modules(model)
         kind = self.adapter.layer_kind
         self._kinds = [kind(model, i) if kind else None for i in range(len(self.layers))]
-        self.shape = model_shape(model)
+        self.shape = bound.shape
         self.autocast_dtype = autocast_dtype
-        self.device = next(model.parameters()).device
-        self.label_order = None if label_order is None else torch.as_tensor(list(label_order), dtype=torch.long)
-        self.masking = masking if masking is not None else (lambda mask: mask_heads(model, mask))
+        self.device = bound.device
+        label_order = bound.label_order
+        self.label_order = None if label_order is None else torch.as_tensor(label_order, dtype=torch.long)
+
+    def masking(self, mask: torch.Tensor) -> contextlib.AbstractContextManager:
+        """Gate the heads of the model run, with the bound model's default ablation."""
+        return mask_heads(self.bound, mask, model=self.model)
 
     def _autocast(self):
         if self.autocast_dtype is None:

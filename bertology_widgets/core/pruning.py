@@ -11,13 +11,16 @@ projection's weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from .architectures import ArchitectureAdapter, adapter_for, get_submodule
-from .gating import KEPT_HEADS_ATTR, HeadMaskLike, as_head_mask, kept_heads
+from .architectures import ArchitectureAdapter, get_submodule
+from .gating import KEPT_HEADS_ATTR, HeadMaskLike
+
+if TYPE_CHECKING:
+    from .facts import BoundFacts
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ class NoHeads(nn.Module):
         return self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size), None
 
 
-def check_prunable(model: nn.Module) -> ArchitectureAdapter:
-    """The model's adapter; ``ValueError`` saying why when its family cannot be pruned exactly."""
-    adapter = adapter_for(model)
+def check_prunable(bound: BoundFacts) -> ArchitectureAdapter:
+    """The bound model's adapter; ``ValueError`` saying why when its family cannot be pruned exactly."""
+    adapter = bound.adapter
     if not adapter.prunable:
         why = f" ({adapter.not_prunable_because})" if adapter.not_prunable_because else ""
         raise ValueError(f"pruning is not implemented for {adapter.name}{why}; head masking works "
@@ -150,13 +153,15 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
 
 
 @torch.no_grad()
-def prune_heads(model: nn.Module, mask: HeadMaskLike) -> PruneReport:
-    """Physically remove the heads whose gate is 0, in place.
+def prune_heads(bound: BoundFacts, mask: HeadMaskLike) -> PruneReport:
+    """Physically remove the heads whose gate is 0 from ``bound.model``, in place.
+
+    ``bound.pruned(mask)`` prunes a copy instead and leaves the model whole.
 
     Parameters
     ----------
-    model : transformers model
-        BERT, RoBERTa, DistilBERT, ELECTRA or GPT-2 (base or classifier).
+    bound : BoundModel
+        BERT, RoBERTa, DistilBERT, ELECTRA or GPT-2 (base or classifier), bound.
     mask : array-like, shape ``(num_layers, num_heads)``
         1 keeps, 0 prunes; fractional gates are folded into the output
         projection. Entries for heads already pruned are ignored.
@@ -166,13 +171,12 @@ def prune_heads(model: nn.Module, mask: HeadMaskLike) -> PruneReport:
     PruneReport
         Parameter and head counts before and after.
     """
-    adapter = check_prunable(model)
-    num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
-    gates = as_head_mask(mask, num_layers, num_heads).detach().float()
-    head_dim = adapter.head_dim(model)
+    adapter, model = check_prunable(bound), bound.model
+    gates = bound.gates(mask).detach().float()
+    head_dim = bound.head_dim
     config: Any = model.config
     hidden_size = int(config.hidden_size)
-    before_kept = kept_heads(model)
+    before_kept = bound.kept_heads()
     params_before = _num_params(model)
     after_kept = []
     for layer_index, (layer, present) in enumerate(zip(adapter.layer_modules(model), before_kept)):
@@ -194,16 +198,14 @@ def prune_heads(model: nn.Module, mask: HeadMaskLike) -> PruneReport:
     )
 
 
-def expected_params_after(model: nn.Module, mask: HeadMaskLike) -> int:
+def expected_params_after(bound: BoundFacts, mask: HeadMaskLike) -> int:
     """Parameter count :func:`prune_heads` will leave, computed from shapes alone.
 
     Each removed head drops ``3 * (hidden * d_head + d_head)`` Q/K/V weights
     and biases plus ``d_head * hidden`` output-projection weights.
     """
-    adapter = adapter_for(model)
-    num_layers, num_heads = adapter.num_layers(model), adapter.num_heads(model)
-    gates = as_head_mask(mask, num_layers, num_heads).detach()
-    config: Any = model.config
-    d, h = adapter.head_dim(model), int(config.hidden_size)
-    removed = int(sum((gates[layer, k] == 0).sum().item() for layer, k in enumerate(kept_heads(model))))
-    return _num_params(model) - removed * (3 * (h * d + d) + d * h)
+    gates = bound.gates(mask).detach()
+    config: Any = bound.model.config
+    d, h = bound.head_dim, int(config.hidden_size)
+    removed = int(sum((gates[layer, k] == 0).sum().item() for layer, k in enumerate(bound.kept_heads())))
+    return _num_params(bound.model) - removed * (3 * (h * d + d) + d * h)

@@ -239,13 +239,13 @@ class AnalysisResults(SessionPart):
 
         Returns the worker thread (``background=True``) or None once done.
         """
-        from ..analyses.importance import head_importance_set
+        from ..analyses.importance import head_importance
 
         examples, mask = self.data.examples_for(max_examples), np.array(self._current_mask())
         eval_set = self.data.set_for(max_examples)
 
         def compute(model, report):
-            result = head_importance_set(model, eval_set, mask, on_progress=report, **options)
+            result = head_importance(model, eval_set, mask=mask, on_progress=report, **options)
             return result.importance, result.entropy
 
         def apply(result):
@@ -263,7 +263,7 @@ class AnalysisResults(SessionPart):
     def compute_masking_curve(self, max_examples: int | None = None, background: bool = True,
                               random_seeds=(0, 1, 2), **options):
         """The iterative masking curve (``run_bertology.py --try_masking``) and a random-order baseline."""
-        from ..analyses.masking_curve import heads_per_step, masking_curve_set, random_masking_curve_set
+        from ..analyses.masking_curve import heads_per_step, masking_curve, random_masking_curve
 
         examples = self.data.examples_for(max_examples)
         eval_set = self.data.set_for(max_examples)
@@ -280,15 +280,15 @@ class AnalysisResults(SessionPart):
                 done[0] += 1
                 report(min(done[0], steps), 2 * steps)
 
-            result = masking_curve_set(model, eval_set, on_step=on_step, **options)
+            result = masking_curve(model, eval_set, on_step=on_step, **options)
             report(1, 2)
             data = result.to_dict()
             if random_seeds:
-                baseline = random_masking_curve_set(model, eval_set, seeds=random_seeds,
-                                                    masking_amount=result.masking_amount,
-                                                    masking_threshold=result.masking_threshold,
-                                                    original_score=result.original_score,
-                                                    min_steps=len(result.curve) - 1)
+                baseline = random_masking_curve(model, eval_set, seeds=random_seeds,
+                                                masking_amount=result.masking_amount,
+                                                masking_threshold=result.masking_threshold,
+                                                original_score=result.original_score,
+                                                min_steps=len(result.curve) - 1)
                 data["random_baseline"] = baseline
             return result.importance, data
 

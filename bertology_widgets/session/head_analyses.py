@@ -93,8 +93,7 @@ class HeadAnalyses(SessionPart):
         eval_set = data.set_for(max_examples)
 
         def compute(model, report):
-            return head_output_means(model.model, data.tokenizer, eval_set, batch_size=data.batch_size,
-                                     max_length=data.max_length, on_progress=report)
+            return head_output_means(model, eval_set, batch_size=data.batch_size, on_progress=report)
 
         def apply(means):
             self.head_means = means
@@ -127,7 +126,7 @@ class HeadAnalyses(SessionPart):
         eval_set = data.set_for(max_examples)
 
         def compute(model, report):
-            return head_roles(model.model, data.tokenizer, eval_set, max_length=data.max_length, on_progress=report)
+            return head_roles(model, eval_set, on_progress=report)
 
         def apply(result):
             self.publish(role_measures=dict(result.measures), roles=result.roles)

@@ -43,13 +43,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..analyses.evaluation import predictions_from_logits
 from ..core.batching import collate, length_sorted_batches
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB, CacheBudget, LayerCache, LayerwiseRunner
+from ..core.modes import eval_mode
 from ..core.precision import GuardStats, bf16_copy, guarded, take_rows
-from ..glue import compute_metrics
 from ..runtime.background import LowPriorityThread
-from .estimates import estimate
 from .jobs import Callbacks, Lane
 
 
@@ -111,10 +109,9 @@ class LiveScorer:
     ----------
     bound : BoundModel
         The session's bound sequence classifier (fp32).
-    encoded : EncodedExamples
-        The tokenized evaluation set.
-    labels : np.ndarray, shape ``(n,)``
-    task : str
+    eval_set : EvalSet
+        The tokenized evaluation set; the bound model's objective scores it (each batch reduced to
+        per-example rows, the rows to metrics and running estimates).
     model_lock : threading.RLock
         Held around each batch and capture (``ModelSession.evaluate`` takes it too).
     batch_size : int
@@ -130,7 +127,7 @@ class LiveScorer:
         (:class:`~bertology_widgets.core.layerwise.LayerwiseRunner`'s ``keep_every``; default 3).
     """
 
-    def __init__(self, bound, encoded, labels, task, model_lock, *, batch_size=32, precision="fp32",
+    def __init__(self, bound, eval_set, model_lock, *, batch_size=32, precision="fp32",
                  autocast_dtype=None, lru_size=128, debounce_s=0.02, estimate_every_s=0.25, seed=0,
                  cache_mb=DEFAULT_CACHE_MB, cache_every=DEFAULT_CACHE_EVERY):
         self.runner32 = bound.runner(autocast_dtype=autocast_dtype, keep_every=cache_every)
@@ -139,8 +136,9 @@ class LiveScorer:
         self._runner: LayerwiseRunner | None = None if precision == "bf16" else self.runner32
         self.shape = bound.shape  # (layers, heads)
         self.guard = GuardStats()
-        self.labels, self.task, self.model_lock = labels, task, model_lock
-        self.is_regression = np.issubdtype(np.asarray(labels).dtype, np.floating)
+        self.eval_set, self.objective, self.model_lock = eval_set, bound.require_objective(), model_lock
+        self.n = len(eval_set)
+        encoded = eval_set.encoded
         device = self.runner32.device
         pad, with_types = bound.pad_id, bound.uses_token_types
         batches = length_sorted_batches(encoded.lengths, batch_size)
@@ -186,8 +184,11 @@ class LiveScorer:
         self.lru.clear()
 
     def _batch_logits(self, number: int, gates: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch, labels)`` of batch ``number`` under ``gates``; bf16 goes through the fp32 guard."""
-        with self.model_lock:
+        """Logits ``(batch, labels)`` of batch ``number`` under ``gates``; bf16 goes through the fp32 guard.
+
+        Runs in eval mode (:func:`~bertology_widgets.core.modes.eval_mode`): the model's own mode is put back.
+        """
+        with self.model_lock, eval_mode(self._bound.model):
             cache = self._caches[number]
             if cache is None:
                 cache = self.runner.prepare(self._inputs[number])
@@ -232,8 +233,8 @@ class LiveScorer:
 
     def _score(self, mask, is_current, on_estimate, between_batches, keep_logits=False):
         gates = torch.as_tensor(np.asarray(mask, dtype=np.float32))
-        n = len(self.labels)
-        predictions = np.zeros(n, dtype=np.float64 if self.is_regression else np.int64)
+        n, objective = self.n, self.objective
+        predictions = objective.empty_stats(n)
         all_logits: np.ndarray | None = None
         seen = np.zeros(n, dtype=bool)
         last_publish = time.perf_counter()
@@ -242,9 +243,10 @@ class LiveScorer:
                 between_batches()
             if not is_current():
                 raise Cancelled
-            logits = self._batch_logits(number, gates).float().cpu().numpy()
-            predictions[indices] = predictions_from_logits(logits, self.is_regression)
+            logits_t = self._batch_logits(number, gates).float()
+            predictions[indices] = objective.reduce(logits_t, self._inputs[number], self.eval_set, indices)
             if keep_logits:
+                logits = logits_t.cpu().numpy()
                 if all_logits is None:
                     all_logits = np.zeros((n, *logits.shape[1:]), dtype=np.float32)
                 all_logits[indices] = logits
@@ -252,10 +254,10 @@ class LiveScorer:
             done = number + 1
             now = time.perf_counter()
             if on_estimate and done < len(self.batches) and (now - last_publish >= self.estimate_every_s or done == 1):
-                values, intervals = estimate(self.task, predictions[seen], self.labels[seen], n)
+                values, intervals = objective.estimate(predictions[seen], self.eval_set, np.flatnonzero(seen), n)
                 on_estimate(values, intervals, done / len(self.batches))
                 last_publish = now
-        result = (compute_metrics(self.task, predictions, self.labels), predictions)
+        result = (objective.score(predictions, self.eval_set), predictions)
         self.lru.put(mask, result)
         return result[0], result[1], all_logits
 

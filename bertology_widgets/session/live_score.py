@@ -27,10 +27,9 @@ import time
 from typing import Callable
 
 import numpy as np
+import torch
 from traitlets import Bool, Dict, Float, List, Unicode
 
-from ..analyses.evaluation import predictions_from_logits
-from ..glue import compute_metrics
 from ..runtime.memory import release_freed_memory
 from .jobs import Callbacks
 from .live import LiveScorer
@@ -92,7 +91,7 @@ class LiveScore(SessionPart):
                  hold: Hold | None = None):
         super().__init__(hold)
         self.scorer = scorer
-        self.labels = np.asarray(scorer.labels)
+        self.labels = np.asarray(scorer.eval_set.require_labels())
         self._on_scored = on_scored
         self._current_mask, self._baseline_key = current_mask, baseline_key
         self._live = False
@@ -144,12 +143,14 @@ class LiveScore(SessionPart):
         try:
             logits = np.asarray(value["logits"], dtype=np.float32)
             predictions = np.asarray(value["predictions"])
-            n = len(self.scorer.labels)
-            if logits.ndim != 2 or logits.shape[0] != n or predictions.shape != (n,):
+            scorer = self.scorer
+            n = scorer.n
+            if logits.ndim < 2 or logits.shape[0] != n or predictions.shape != (n, *scorer.objective.stat_shape):
                 return False
-            if not np.array_equal(predictions_from_logits(logits, self.scorer.is_regression), predictions):
+            rows = scorer.objective.reduce(torch.from_numpy(logits), {}, scorer.eval_set, np.arange(n))
+            if not np.array_equal(rows, predictions):
                 return False
-            score = compute_metrics(self.scorer.task, predictions, self.scorer.labels)
+            score = scorer.objective.score(predictions, scorer.eval_set)
             return set(score) == set(value["score"]) and all(
                 np.isclose(float(value["score"][k]), float(v), equal_nan=True) for k, v in score.items())
         except (KeyError, TypeError, ValueError, IndexError):

@@ -47,8 +47,6 @@ class PipelinePart(SessionPart):
     tokenizer
     current_mask : callable
         ``() -> np.ndarray (layers, heads)``.
-    current_ablation : callable
-        ``() -> (mode, means or None)``: the ablation the session's scores use.
     task_examples : callable
         ``() -> (train, dev)`` GLUE examples of the session's task, for the ``"task"``
         row; called on the worker (it may read files).
@@ -62,13 +60,12 @@ class PipelinePart(SessionPart):
     pipeline_unmasked = Instance(PipelineResult, allow_none=True, help="The pipeline with no head masked")
     pipeline_stale = Bool(False)
 
-    def __init__(self, run_analysis: Callable, tokenizer, current_mask: Callable, current_ablation: Callable,
+    def __init__(self, run_analysis: Callable, tokenizer, current_mask: Callable,
                  task_examples: Callable, *, batch_size: int = 32, max_length: int = 128, hold: Hold | None = None):
         super().__init__(hold)
         self._run_analysis = run_analysis
         self._tokenizer = tokenizer
         self._current_mask = current_mask
-        self._current_ablation = current_ablation
         self._task_examples = task_examples
         self._batch_size, self._max_length = batch_size, max_length
 
@@ -85,9 +82,8 @@ class PipelinePart(SessionPart):
 
         tasks = check_tasks(tasks)
         mask = np.array(self._current_mask(), dtype=np.float32)
-        mode, means = self._current_ablation()
         need_unmasked = bool((mask != 1).any()) and self.pipeline_unmasked is None
-        tokenizer, batch_size, max_length = self._tokenizer, self._batch_size, self._max_length
+        batch_size, max_length = self._batch_size, self._max_length
         task_examples = self._task_examples
 
         def compute(model, report):
@@ -100,8 +96,9 @@ class PipelinePart(SessionPart):
                 def progress(done, total, number=number):
                     report(number * total + done, len(runs) * total)
 
-                result = pipeline_probe(model, tokenizer, tasks, ud_dir=ud_dir, task_train=train, task_test=dev,
-                                        mask=run_mask, ablation=mode, means=means, max_sentences=max_sentences,
+                # model: the session's bound copy, whose default ablation (zero or mean) the probes run under
+                result = pipeline_probe(model, None, tasks, ud_dir=ud_dir, task_train=train, task_test=dev,
+                                        mask=run_mask, max_sentences=max_sentences,
                                         batch_size=batch_size, max_length=max_length, progress=progress,
                                         cache=True, **options)
                 out[name] = result.to_json()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from traitlets import Bool, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
-from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, bind_for, evaluate_set, scored_task
-from ..core.architectures import adapter_for, layer_attention_note
+from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate
+from ..core.bound import as_bound
 from ..core.gating import validate_layer_head
 from ..core.labels import TaskMismatchWarning
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
@@ -210,22 +210,25 @@ class ModelSession(HasTraits):
         cap_onednn_caches()  # before any bf16 work: ~45 MiB less per bf16 kernel
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TaskMismatchWarning)
-            bound = bind_for(model, tokenizer, examples, task, label_map)
+            bound = as_bound(model, tokenizer, task=task if task is not None else getattr(examples, "task", None),
+                             label_map=label_map)
         for warning in caught:  # shown once in the notebook, and kept in the notice
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         self._label_notice = "\n".join([str(w.message) for w in caught] + [bound.label_notice()]).strip()
         self.bound = bound  # the model bound once: its label order is applied to the logits, the model is untouched
         self.eval_set = bound.encode(examples, max_length)
-        glue_task, labels = scored_task(bound, self.eval_set)
+        bound.require_objective().check(self.eval_set)
+        glue_task = bound.task
         super().__init__()
-        self.model, self.tokenizer, self.examples = model.eval(), tokenizer, list(examples)
+        # The model stays in the mode it was in: every forward of the session runs under core.modes.eval_mode.
+        self.model, self.tokenizer, self.examples = model, tokenizer, list(examples)
         self.batch_size, self.max_length = batch_size, max_length
-        self.set_trait("precision", resolve_precision(precision, next(model.parameters()).device,
-                                                      glue_task.is_regression))
+        regression = glue_task is not None and glue_task.is_regression
+        self.set_trait("precision", resolve_precision(precision, bound.device, regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
         self._set_model_traits(model, glue_task, examples)
-        scorer = LiveScorer(bound, self.eval_set.encoded, labels, glue_task.name, self.model_lock,
+        scorer = LiveScorer(bound, self.eval_set, self.model_lock,
                             batch_size=batch_size, precision=self.precision, lru_size=lru_size,
                             debounce_s=debounce_s, cache_mb=cache_mb, cache_every=cache_every)
         self._wire_parts(scorer, live, capture_lru_size)
@@ -256,7 +259,8 @@ class ModelSession(HasTraits):
         self.shown = ShownInput(
             lambda: ShownState(self.text, self.text_pair, self.mask, self.example_index, self.layer, self.head),
             self.bound, lock, self.max_length, worker=scorer, is_live=lambda: self.live.live,
-            baseline_predictions=lambda: self.live.baseline_predictions, is_regression=scorer.is_regression,
+            baseline_predictions=lambda: self.live.baseline_predictions,
+            is_regression=bool(self.bound.task is not None and self.bound.task.is_regression),
             notices=lambda: [self._label_notice, scorer.budget.notice], lru_size=capture_lru_size,
             on_shown=self._explain_shown, hold=hold)
         data = AnalysisData(self.tokenizer, self.examples, self.eval_set, self.task, list(self.label_names),
@@ -289,11 +293,9 @@ class ModelSession(HasTraits):
 
             return list(load_glue(self.task, "train", max_examples=20000)), list(self.examples)
 
-        heads = self.heads
         part = PipelinePart(
-            self.analyses.run, self.tokenizer, current_mask,
-            lambda: (heads.ablation, heads.head_means) if heads.head_means is not None else ("zero", None),
-            task_examples, batch_size=self.batch_size, max_length=self.max_length, hold=hold)
+            self.analyses.run, self.tokenizer, current_mask, task_examples,
+            batch_size=self.batch_size, max_length=self.max_length, hold=hold)
         self.observe(lambda change: part.mask_changed(change["new"]), "mask")
         return part
 
@@ -375,12 +377,12 @@ class ModelSession(HasTraits):
         self.set_trait("model_name", display_name(model))
         self.set_trait("task", glue_task.name)
         self.set_trait("label_names", list(glue_task.label_names))
-        self.set_trait("metric_names", list(glue_task.metrics))
+        self.set_trait("metric_names", list(self.bound.require_objective().metrics))
         describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
         self.set_trait("data_source", describe() if callable(describe) else "")
         try:
-            causal = bool(adapter_for(model).causal)
-            notes = [layer_attention_note(model, layer) for layer in range(layers)]
+            causal = self.bound.is_causal
+            notes = [self.bound.layer_note(layer) for layer in range(layers)]
         except Exception:  # noqa: BLE001 - an unknown architecture still gets its attention drawn
             causal, notes = False, [""] * layers
         self.set_trait("causal", causal)
@@ -392,7 +394,7 @@ class ModelSession(HasTraits):
         from ..core.pruning import expected_params_after
 
         mask = self.mask if mask is None else mask
-        return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.model, mask)
+        return sum(p.numel() for p in self.model.parameters()), expected_params_after(self.bound, mask)
 
     # -- validation ------------------------------------------------------------------
     @validate("layer")
@@ -502,7 +504,7 @@ class ModelSession(HasTraits):
         (same batches, same precision rule, so the numbers agree exactly)."""
         mask = self.mask if mask is None else mask
         with self.model_lock:
-            return evaluate_set(self.bound, self.eval_set, mask, self.batch_size, precision=self.precision)
+            return evaluate(self.bound, self.eval_set, mask=mask, batch_size=self.batch_size, precision=self.precision)
 
     def settled(self) -> bool:
         """Whether the score belongs to the current mask and the shown capture is up to date."""

@@ -133,14 +133,14 @@ def score_states(session, masks: list[tuple[str, np.ndarray]]) -> tuple[dict, li
     One pass over the session's examples per mask, plus one unmasked; flipped
     counts compare each mask's predictions with the unmasked model's.
     """
-    from ..analyses.evaluation import evaluate_set
+    from ..analyses.evaluation import evaluate
 
     names = list(session.metric_names)
 
     def run(mask):
         with session.model_lock:
-            return evaluate_set(session.bound, session.eval_set, mask, session.batch_size,
-                                precision=session.precision)
+            return evaluate(session.bound, session.eval_set, mask=mask, batch_size=session.batch_size,
+                            precision=session.precision)
 
     base = run(None)
     states = []

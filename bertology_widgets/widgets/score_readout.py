@@ -14,14 +14,16 @@ TABLE_STYLE = "border-collapse:collapse;font-variant-numeric:tabular-nums"
 CELL = "padding:2px 10px;text-align:right"
 
 
-def _delta_colour(delta: float) -> str:
-    return "#b91c1c" if delta < -1e-9 else "#15803d" if delta > 1e-9 else "inherit"
+def _delta_colour(improvement: float) -> str:
+    """Green where the masked score is better than the baseline, red where worse (``Objective.improvement``)."""
+    return "#b91c1c" if improvement < -1e-9 else "#15803d" if improvement > 1e-9 else "inherit"
 
 
 def score_html(session) -> str:
     """The readout of ``session``: a metric x (masked, baseline, delta) table and a status line."""
     score, baseline, interval = session.score, session.baseline_score, session.score_interval
     estimate = session.score_is_estimate
+    objective = session.bound.objective
     rows = [f'<tr><th style="{CELL};text-align:left">metric</th><th style="{CELL}">masked</th>'
             f'<th style="{CELL}">baseline</th><th style="{CELL}">&Delta;</th></tr>']
     for metric in (list(baseline) or session.metric_names):
@@ -34,7 +36,8 @@ def score_html(session) -> str:
                 low, high = interval[metric]
                 now += f' <span style="color:#6b7280">[{low:.3f}, {high:.3f}]</span>'
             diff = value - base
-            delta = f'<span style="color:{_delta_colour(diff)}">{diff:+.4f}</span>'
+            better = diff if objective is None else objective.improvement(value, base, metric)
+            delta = f'<span style="color:{_delta_colour(better)}">{diff:+.4f}</span>'
         rows.append(f'<tr><td style="{CELL};text-align:left">{html.escape(metric)}</td><td style="{CELL}">{now}</td>'
                     f'<td style="{CELL}">{"&ndash;" if base is None else f"{base:.4f}"}</td>'
                     f'<td style="{CELL}">{delta}</td></tr>')

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import bertology_widgets
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.glue import Example
 from bertology_widgets.runtime.distributed import ONE_PROCESS, Processes, current_processes, launch_command, ordered_sum
@@ -56,7 +56,8 @@ def tiny(tokenizer):
     model = tiny_model("bert", seed=1, initializer_range=1.0)
     model.config.bertology_task = "sst2"
     texts = sentences(37)
-    labels = predict_logits(model, tokenizer, [Example(s, None, 0, i) for i, s in enumerate(texts)]).argmax(-1)
+    unlabelled = [Example(s, None, 0, i) for i, s in enumerate(texts)]
+    labels = predict(model, tokenizer, unlabelled, reduce=False).argmax(-1)
     return model, [Example(s, None, int(y), i) for i, (s, y) in enumerate(zip(texts, labels))]
 
 

@@ -159,7 +159,7 @@ def test_scoring_a_classification_task_imports_no_sklearn():
 
     code = ("import sys; from bertology_widgets.glue import compute_metrics; "
             "compute_metrics('cola', [0, 1, 1], [0, 1, 0]); compute_metrics('mrpc', [0, 1, 1], [0, 1, 0]); "
-            "import numpy as np; from bertology_widgets.session import estimates; "
+            "import numpy as np; from bertology_widgets.glue import estimates; "
             "estimates.estimate('sst2', np.array([0, 1]), np.array([1, 1]), 10); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.cli import main
 from bertology_widgets.session import ModelSession
@@ -35,8 +35,8 @@ def test_logits_and_importance_on_cuda_match_the_cpu(pair, tokenizer):
     examples = tiny_examples(40, seed=2)
     mask = np.ones((3, 4), dtype=np.float32)
     mask[1, 2] = 0
-    np.testing.assert_allclose(predict_logits(gpu, tokenizer, examples, mask),
-                               predict_logits(cpu, tokenizer, examples, mask), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(predict(gpu, tokenizer, examples, mask, reduce=False),
+                               predict(cpu, tokenizer, examples, mask, reduce=False), rtol=1e-3, atol=1e-4)
     on_gpu, on_cpu = head_importance(gpu, tokenizer, examples), head_importance(cpu, tokenizer, examples)
     np.testing.assert_allclose(on_gpu.raw_importance, on_cpu.raw_importance, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(on_gpu.entropy, on_cpu.entropy, rtol=1e-3, atol=1e-5)
@@ -63,7 +63,7 @@ def test_live_session_on_cuda(pair, tokenizer):
 def test_from_pretrained_and_cli_on_cuda(pair, tokenizer, tmp_path):
     cpu, _ = pair
     texts = tiny_examples(24, seed=4)
-    labels = predict_logits(cpu, tokenizer, texts).argmax(-1)
+    labels = predict(cpu, tokenizer, texts, reduce=False).argmax(-1)
     cpu.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.analyses.masking_curve import masking_curve, prune_and_compare
 from bertology_widgets.cli import main
@@ -144,8 +144,8 @@ def test_permuted_copy_really_is_permuted(saved_pair, tokenizer):
         raw_permuted, raw_original = permuted(**batch).logits, original(**batch).logits
     torch.testing.assert_close(raw_permuted[:, [1, 0]], raw_original, rtol=0, atol=0)
     # bound to SST-2, the permuted model's logits come in the task's order: the original's
-    np.testing.assert_array_equal(predict_logits(permuted, tokenizer, examples, task="sst2"),
-                                  predict_logits(original, tokenizer, examples, task="sst2"))
+    np.testing.assert_array_equal(predict(permuted, tokenizer, examples, task="sst2", reduce=False),
+                                  predict(original, tokenizer, examples, task="sst2", reduce=False))
 
 
 def test_permuted_copy_scores_and_ranks_heads_exactly_like_the_original(saved_pair, tokenizer):

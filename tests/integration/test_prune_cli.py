@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from reference import HEADS, LAYERS, saved_tiny_model
 
-from bertology_widgets.analyses.ablation import ablation_mode, head_output_means
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.ablation import head_output_means
+from bertology_widgets.analyses.evaluation import evaluate, predict
 from bertology_widgets.analyses.head_roles import head_roles
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.analyses.masking_curve import masking_curve
 from bertology_widgets.analyses.patching import patch_heads
 from bertology_widgets.cli import build_parser, main
+from bertology_widgets.core.bound import bind
 from bertology_widgets.glue import Example, load_glue
 from bertology_widgets.models.loading import load_model
 
@@ -33,7 +34,8 @@ def saved(tmp_path_factory, tokenizer):
     """``(model_dir, glue_dir)``: a tiny BERT saved with its tokenizer; SST-2 dev labelled with its predictions."""
     root = tmp_path_factory.mktemp("cli")
     model = saved_tiny_model(root, tokenizer, seed=1, initializer_range=1.0)
-    labels = predict_logits(model, tokenizer, [Example(s, None, 0, i) for i, s in enumerate(SENTENCES)]).argmax(-1)
+    unlabelled = [Example(s, None, 0, i) for i, s in enumerate(SENTENCES)]
+    labels = predict(model, tokenizer, unlabelled, reduce=False).argmax(-1)
     (root / "glue" / "SST-2").mkdir(parents=True)
     rows = "".join(f"{s}\t{label}\n" for s, label in zip(SENTENCES, labels))
     (root / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")
@@ -209,18 +211,18 @@ def test_ablation_mean_follows_the_head_means(saved, tmp_path, command, capsys):
     np.save(tmp_path / "layer.npy", mask)
     model, tokenizer, examples = api_inputs(saved)
     means = head_output_means(model, tokenizer, examples)
+    bound = bind(model, tokenizer, "sst2")
+    bound.set_ablation("mean", means)
     if command == "evaluate":
         code = main(["evaluate", "--model", str(model_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
                      "--mask", str(tmp_path / "layer.npy"), "--ablation", "mean", "--json"])
         assert code == 0
         got = json.loads(capsys.readouterr().out)
-        with ablation_mode(model, "mean", means):
-            expected = evaluate(model, tokenizer, examples, mask=mask)
+        expected = evaluate(bound, examples, mask=mask)
         assert got["accuracy"] == pytest.approx(expected["accuracy"])
     else:
         cli(saved, "mask", tmp_path / "out", *FLAGS, "--random-seeds", "", "--ablation", "mean")
         record = json.loads((tmp_path / "out" / "curve.json").read_text())
-        with ablation_mode(model, "mean", means):
-            expected = masking_curve(model, tokenizer, examples, masking_amount=0.25, masking_threshold=0.6)
+        expected = masking_curve(bound, examples, masking_amount=0.25, masking_threshold=0.6)
         assert record["ablation"] == "mean"
         assert [s["score"] for s in record["steps"]] == [s["score"] for s in expected.curve]

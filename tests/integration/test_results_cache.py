@@ -128,8 +128,8 @@ def test_a_second_session_gets_importance_and_the_curve_from_the_cache(tokenizer
     def refuse(*args, **kwargs):
         raise AssertionError("computed although the result was cached")
 
-    monkeypatch.setattr(importance_module, "head_importance_set", refuse)
-    monkeypatch.setattr(masking_module, "masking_curve_set", refuse)
+    monkeypatch.setattr(importance_module, "head_importance", refuse)
+    monkeypatch.setattr(masking_module, "masking_curve", refuse)
     second = open_session(tokenizer)
     assert second.load_shared_results(random_seeds=(0,)) == ["importance", "masking curve"]
     assert second.analysis_cached and "shared cache" in second.analysis_status

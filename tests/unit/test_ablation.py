@@ -15,8 +15,9 @@ from reference import (
     shared_model,
 )
 
-from bertology_widgets.analyses.ablation import ablation_mode, get_ablation, head_output_means, set_ablation
-from bertology_widgets.analyses.evaluation import predict_logits
+from bertology_widgets.analyses.ablation import head_output_means
+from bertology_widgets.analyses.evaluation import predict
+from bertology_widgets.core.bound import bind
 from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.testing import tiny_examples, tiny_tokenizer
 
@@ -91,11 +92,12 @@ def test_mean_ablation_matches_replacing_the_slice_by_hand(arch, fraction, token
     gates[1] = fraction
     gates[2, 3] = 0.0
     batch = model_inputs(arch, tokenizer("a charming film with a dull ending", return_tensors="pt"))
-    with torch.no_grad(), mask_heads(model, gates, ablation="mean", means=means):
+    bound = bind(model, tokenizer)
+    with torch.no_grad(), mask_heads(bound, gates, ablation="mean", means=means):
         got = model(**batch).logits
     expected = replaced_by_hand(model, arch, batch, gates, means)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-    with torch.no_grad(), mask_heads(model, gates):
+    with torch.no_grad(), mask_heads(bound, gates):
         zeroed = model(**batch).logits
     assert not torch.allclose(got, zeroed, atol=1e-4)
 
@@ -106,39 +108,44 @@ def test_mean_ablation_gradient_is_the_output_minus_the_mean(tokenizer, examples
     means = head_output_means(model, tokenizer, examples)
     batch = model_inputs("bert", tokenizer("a good film", return_tensors="pt"))
     gates = torch.ones(LAYERS, HEADS, requires_grad=True)
-    with mask_heads(model, gates, ablation="mean", means=means):
+    with mask_heads(bind(model, tokenizer), gates, ablation="mean", means=means):
         model(**batch).logits.sum().backward()
     assert gates.grad is not None and gates.grad.abs().sum() > 0
 
 
-def test_the_model_default_ablation_reaches_evaluation(tokenizer, examples):
-    """``ablation_mode`` switches every mask_heads inside, here the layerwise evaluation path."""
+def test_the_bound_default_ablation_reaches_evaluation(tokenizer, examples):
+    """``bound.set_ablation`` switches every mask_heads on that bound model, here the layerwise evaluation path;
+    another binding of the same model, and the model itself, keep zero ablation."""
     model = shared_model("bert")
     means = head_output_means(model, tokenizer, examples)
     mask = np.ones((LAYERS, HEADS), dtype=np.float32)
     mask[0] = 0.0
-    zero = predict_logits(model, tokenizer, examples, mask=mask)
-    with ablation_mode(model, "mean", means):
-        assert get_ablation(model) == "mean"
-        mean = predict_logits(model, tokenizer, examples, mask=mask)
-        unmasked = predict_logits(model, tokenizer, examples)
-    assert get_ablation(model) == "zero"
+    zero = predict(model, tokenizer, examples, mask=mask, reduce=False)
+    bound = bind(model, tokenizer)
+    before = set(vars(model))
+    bound.set_ablation("mean", means)
+    assert bound.ablation[0] == "mean" and set(vars(model)) == before
+    mean = predict(bound, examples, mask=mask, reduce=False)
+    unmasked = predict(bound, examples, reduce=False)
+    assert bind(model, tokenizer).ablation[0] == "zero"
     assert count_pre_hooks(model) == 0
-    np.testing.assert_allclose(unmasked, predict_logits(model, tokenizer, examples), atol=1e-6)
+    np.testing.assert_allclose(unmasked, predict(model, tokenizer, examples, reduce=False), atol=1e-6)
+    np.testing.assert_allclose(zero, predict(model, tokenizer, examples, mask=mask, reduce=False), atol=1e-6)
     assert np.abs(mean - zero).max() > 1e-3
 
 
 def test_bad_ablation_arguments_say_what_was_expected(tokenizer, examples):
     model = shared_model("bert")
+    bound = bind(model, tokenizer)
     with pytest.raises(ValueError, match="ablation must be one of"):
-        with mask_heads(model, None, ablation="max"):
+        with mask_heads(bound, None, ablation="max"):
             pass
     with pytest.raises(ValueError, match="needs means="):
-        with mask_heads(model, None, ablation="mean"):
+        with mask_heads(bound, None, ablation="mean"):
             pass
     with pytest.raises(ValueError, match=r"means has shape \(3, 4\); this model needs \(3, 4, 8\)"):
-        set_ablation(model, "mean", np.zeros((LAYERS, HEADS)))
-    assert get_ablation(model) == "zero"
+        bound.set_ablation("mean", np.zeros((LAYERS, HEADS)))
+    assert bound.ablation[0] == "zero"
     with pytest.raises(ValueError, match="no examples"):
         head_output_means(model, tokenizer, [])
 
@@ -153,10 +160,11 @@ def test_importance_follows_the_default_ablation(tokenizer, examples):
     mask[1, :2] = 0.0
     zero = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
                            normalize_global=False).raw_importance
-    with ablation_mode(model, "mean", means):
-        per_example = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
-                                      normalize_global=False).raw_importance
-        shared = head_importance(model, tokenizer, examples, mask, task="sst2", normalize_by_layer=False,
-                                 normalize_global=False, batch_size=1, per_example=False).raw_importance
+    bound = bind(model, tokenizer, "sst2")
+    bound.set_ablation("mean", means)
+    per_example = head_importance(bound, examples, mask=mask, normalize_by_layer=False,
+                                  normalize_global=False).raw_importance
+    shared = head_importance(bound, examples, mask=mask, normalize_by_layer=False,
+                             normalize_global=False, batch_size=1, per_example=False).raw_importance
     np.testing.assert_allclose(per_example, shared, rtol=1e-4, atol=1e-7)
     assert not np.allclose(per_example, zero, rtol=1e-3)

@@ -25,8 +25,9 @@ from bertology_widgets.core.architectures import (
     supported_architectures,
 )
 from bertology_widgets.core.capturing import capture
-from bertology_widgets.core.gating import mask_heads, model_shape
+from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.core.pruning import prune_heads
+from bertology_widgets.testing import tiny_bound
 
 NAMES = {"bert": "BERT", "roberta": "RoBERTa", "distilbert": "DistilBERT", "electra": "ELECTRA",
          "gpt2": "GPT-2", "llama": "Llama"}
@@ -46,7 +47,7 @@ def test_every_tiny_model_resolves_with_the_right_geometry(arch):
     assert adapter.name == NAMES[arch]
     assert adapter_for(getattr(model, model.base_model_prefix)) is adapter
     assert adapter.is_task_model(model)
-    assert model_shape(model) == (LAYERS, HEADS) and adapter.head_dim(model) == HEAD_DIM
+    assert tiny_bound(model).shape == (LAYERS, HEADS) and adapter.head_dim(model) == HEAD_DIM
     assert adapter.causal == (arch in ("gpt2", "llama"))
     assert adapter.prunable == (arch != "llama")
     layers = adapter.layer_modules(model)
@@ -105,9 +106,9 @@ def test_unsupported_architectures_are_refused_by_name(make, model_type, tokeniz
     model = make()
     for action in (
         lambda: adapter_for(model),
-        lambda: model_shape(model),
-        lambda: mask_heads(model, None).__enter__(),
-        lambda: prune_heads(model, None),
+        lambda: tiny_bound(model).shape,
+        lambda: mask_heads(tiny_bound(model), None).__enter__(),
+        lambda: prune_heads(tiny_bound(model), None),
         lambda: capture(model, tokenizer, "Hello there."),
     ):
         with pytest.raises(UnsupportedArchitectureError) as info:

@@ -9,7 +9,7 @@ import torch
 from bertology_widgets.analyses.attention_norms import attention_norms
 from bertology_widgets.core.architectures import adapter_for
 from bertology_widgets.core.bound import bind
-from bertology_widgets.testing import tiny_model
+from bertology_widgets.testing import tiny_bound, tiny_model
 
 TEXT = "the film was a charming mess"
 
@@ -69,7 +69,7 @@ def test_pruned_model_still_decomposes(tokenizer):
     model = tiny_model("bert", initializer_range=0.1)
     keep = np.ones((3, 4), dtype=np.float32)
     keep[0, [1, 3]] = 0
-    prune_heads(model, keep)
+    prune_heads(tiny_bound(model), keep)
     bound = bind(model, tokenizer)
     norms, outputs = recorded_output_projection(model, lambda: attention_norms(bound, TEXT, return_vectors=True))
     total = norms.vectors[0].sum(dim=(0, 2)) + norms.biases[0]

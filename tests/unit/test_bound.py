@@ -45,7 +45,7 @@ def test_the_label_order_goes_to_the_logits_not_the_weights(tokenizer):
 
 
 def test_encode_needs_examples_and_an_unlabelled_set_cannot_be_scored(tokenizer):
-    from bertology_widgets.analyses.evaluation import evaluate_set
+    from bertology_widgets.analyses.evaluation import evaluate
     from bertology_widgets.glue import Example
 
     bound = bind(tiny_model("bert"), tokenizer, "sst2")
@@ -53,7 +53,7 @@ def test_encode_needs_examples_and_an_unlabelled_set_cannot_be_scored(tokenizer)
         bound.encode([])
     unlabelled = bound.encode([Example("a fine film", None, None, 0)])
     with pytest.raises(ValueError, match="no labels"):
-        evaluate_set(bound, unlabelled)
+        evaluate(bound, unlabelled)
 
 
 def test_pruned_works_on_a_copy(tokenizer):

@@ -24,6 +24,7 @@ from reference import (
 from bertology_widgets.core.capturing import TextTruncatedWarning, capture
 from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.core.pruning import prune_heads
+from bertology_widgets.testing import tiny_bound
 
 CAUSAL = ("gpt2", "llama")
 
@@ -58,7 +59,7 @@ def test_captured_logits_and_hidden_states_match_the_plain_forward(arch, tokeniz
     mask = one_head_mask(1, 3)
     cap = capture(model, tokenizer, SENTENCES[0], mask=mask)
     batch = model_inputs(arch, tokenizer(SENTENCES[0], return_tensors="pt"))
-    with torch.no_grad(), mask_heads(model, mask):
+    with torch.no_grad(), mask_heads(tiny_bound(model), mask):
         out = model(**batch, output_hidden_states=True)
     np.testing.assert_allclose(cap.logits, out.logits[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(cap.hidden_states, torch.stack(out.hidden_states)[:, 0].numpy(), atol=1e-5)
@@ -116,7 +117,7 @@ def test_capture_of_a_pruned_model_keeps_layers_aligned(arch, tokenizer):
     mask[1, 2] = 0
     masked = capture_pair(shared_model(arch), tokenizer, mask=mask)
     model = make_model(arch)
-    prune_heads(model, mask)
+    prune_heads(tiny_bound(model), mask)
     pruned = capture_pair(model, tokenizer)
     assert pruned.attentions.shape == masked.attentions.shape
     assert np.all(pruned.attentions[0] == 0) and np.all(pruned.attentions[1, 2] == 0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bertology_widgets.glue import compute_metrics, get_task
-from bertology_widgets.session.estimates import _bootstrap_values, estimate
+from bertology_widgets.glue.estimates import _bootstrap_values, estimate
 
 
 def fixed_resamples(n: int, resamples: int = 20) -> np.ndarray:

@@ -22,11 +22,10 @@ from reference import (
 
 from bertology_widgets.core.gating import (
     as_head_mask,
-    kept_heads,
     mask_heads,
-    model_shape,
     validate_layer_head,
 )
+from bertology_widgets.testing import tiny_bound
 
 REFERENCE_MASKS = [
     *(pytest.param(one_head_mask(layer, head), id=f"layer{layer}-head{head}")
@@ -82,9 +81,9 @@ def test_masking_the_base_model_matches_masking_the_classifier(arch, batch_for):
     base = getattr(model, model.base_model_prefix)
     mask = one_head_mask(1, 1)
     with torch.no_grad():
-        with mask_heads(base, mask):
+        with mask_heads(tiny_bound(base), mask):
             from_base = base(**batch).last_hidden_state
-        with mask_heads(model, mask):
+        with mask_heads(tiny_bound(model), mask):
             from_model = base(**batch).last_hidden_state
         unmasked = base(**batch).last_hidden_state
     assert (from_base - unmasked).abs().max() > 1e-4
@@ -95,7 +94,7 @@ def test_masking_the_base_model_matches_masking_the_classifier(arch, batch_for):
 def test_gate_gradient_is_nonzero_and_matches_finite_differences(arch, batch_for):
     model, batch = make_model(arch).double(), batch_for(arch)
     mask = torch.ones(LAYERS, HEADS, dtype=torch.float64, requires_grad=True)
-    with mask_heads(model, mask) as gates:
+    with mask_heads(tiny_bound(model), mask) as gates:
         assert gates is mask  # same storage: gradients reach the caller's tensor
         model(**batch).logits.sum().backward()
     assert mask.grad is not None and mask.grad.shape == (LAYERS, HEADS)
@@ -115,7 +114,7 @@ def test_hooks_live_only_inside_the_with_block(arch, batch_for):
     model, batch = make_model(arch), batch_for(arch)
     mask = torch.ones(LAYERS, HEADS)
     mask[0, 1] = mask[2, 3] = 0
-    with mask_heads(model, mask):
+    with mask_heads(tiny_bound(model), mask):
         assert count_pre_hooks(model) == 2  # one per layer whose gates are not all 1
         model(**batch)
     assert_no_hooks(model, arch)
@@ -126,7 +125,7 @@ def test_hooks_are_removed_when_the_forward_raises(arch, batch_for):
     model = make_model(arch)
     bad_ids = torch.full((1, 4), 10**7)  # far outside the vocabulary
     with pytest.raises(IndexError):
-        with mask_heads(model, torch.zeros(LAYERS, HEADS)):
+        with mask_heads(tiny_bound(model), torch.zeros(LAYERS, HEADS)):
             assert count_pre_hooks(model) == LAYERS
             model(input_ids=bad_ids)
     assert_no_hooks(model, arch)
@@ -139,7 +138,7 @@ def test_user_hooks_on_the_projection_survive(batch_for):
     calls = []
     proj = out_projection(model, "bert", 0)
     handle = proj.register_forward_pre_hook(lambda module, args: calls.append(1))
-    with mask_heads(model, torch.zeros(LAYERS, HEADS)):
+    with mask_heads(tiny_bound(model), torch.zeros(LAYERS, HEADS)):
         model(**batch_for("bert"))
     assert list(proj._forward_pre_hooks.values()) and count_pre_hooks(model) == 1
     handle.remove()
@@ -148,8 +147,8 @@ def test_user_hooks_on_the_projection_survive(batch_for):
 
 def test_kept_heads_and_shape_of_an_unpruned_model():
     model = shared_model("bert")
-    assert model_shape(model) == (LAYERS, HEADS)
-    assert kept_heads(model) == [list(range(HEADS))] * LAYERS
+    assert tiny_bound(model).shape == (LAYERS, HEADS)
+    assert tiny_bound(model).kept_heads() == [list(range(HEADS))] * LAYERS
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def test_bad_masks_are_rejected_with_what_was_expected(mask, message):
 def test_mask_heads_rejects_bad_masks_before_hooking(mask, message):
     model = shared_model("gpt2")
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        with mask_heads(model, mask):
+        with mask_heads(tiny_bound(model), mask):
             pytest.fail("the with block must not run")
     assert_no_hooks(model, "gpt2")
 
@@ -209,7 +208,7 @@ def test_valid_masks_are_converted_to_float():
     ("0", 1, "integer"),
 ])
 def test_validate_layer_head_rejects_out_of_range(layer, head, message):
-    for shape in ((LAYERS, HEADS), shared_model("distilbert")):
+    for shape in ((LAYERS, HEADS), tiny_bound(shared_model("distilbert")).shape):
         with pytest.raises(ValueError) as info:
             validate_layer_head(shape, layer, head)
         assert message in str(info.value)
@@ -218,7 +217,7 @@ def test_validate_layer_head_rejects_out_of_range(layer, head, message):
 def test_validate_layer_head_accepts_valid_indices():
     validate_layer_head((LAYERS, HEADS), 0, 0)
     validate_layer_head((LAYERS, HEADS), LAYERS - 1, HEADS - 1)
-    validate_layer_head(shared_model("llama"), np.int64(2))
+    validate_layer_head(tiny_bound(shared_model("llama")).shape, np.int64(2))
 
 
 def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
@@ -231,7 +230,7 @@ def test_one_mask_heads_block_serves_several_backward_passes(tokenizer):
     model = tiny_model("bert", initializer_range=0.1)
     gates = torch.ones(3, 4, requires_grad=True)
     grads = []
-    with mask_heads(model, gates):
+    with mask_heads(tiny_bound(model), gates):
         for text in ("good film", "a dull movie"):
             model(**tokenizer(text, return_tensors="pt"), labels=torch.tensor([1])).loss.backward()
             grads.append(gates.grad.clone())

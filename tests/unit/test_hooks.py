@@ -15,7 +15,7 @@ import torch
 from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.core.hooks import this_thread_only
 from bertology_widgets.core.layerwise import LayerwiseRunner
-from bertology_widgets.testing import tiny_model
+from bertology_widgets.testing import tiny_bound, tiny_model
 
 
 def logits(model, ids):
@@ -42,11 +42,11 @@ def test_a_mask_held_by_another_thread_does_not_gate_this_threads_forward():
     model = tiny_model("bert", initializer_range=1.0).eval()
     ids = torch.tensor([[101, 7592, 2088, 102]])
     unmasked = logits(model, ids)
-    with mask_heads(model, np.zeros((3, 4), dtype=np.float32)):
+    with mask_heads(tiny_bound(model), np.zeros((3, 4), dtype=np.float32)):
         masked = logits(model, ids)
     assert not torch.allclose(masked, unmasked)  # masking really changes the output
     hold = threading.Event()
-    thread = in_another_thread(hold, lambda: mask_heads(model, np.zeros((3, 4), dtype=np.float32)))
+    thread = in_another_thread(hold, lambda: mask_heads(tiny_bound(model), np.zeros((3, 4), dtype=np.float32)))
     try:
         torch.testing.assert_close(logits(model, ids), unmasked)
     finally:
@@ -56,7 +56,7 @@ def test_a_mask_held_by_another_thread_does_not_gate_this_threads_forward():
 
 def test_a_capture_in_another_thread_neither_stops_nor_records_this_threads_forward():
     model = tiny_model("bert").eval()
-    runner = LayerwiseRunner(model)
+    runner = LayerwiseRunner(tiny_bound(model))
     ids = torch.tensor([[101, 7592, 2088, 102]])
     expected = logits(model, ids)
     entered, release, errors, cache = threading.Event(), threading.Event(), [], {}

@@ -19,7 +19,7 @@ from reference import HEAD_DIM, HEADS, LAYERS, count_pre_hooks, model_inputs, ou
 from bertology_widgets.analyses.importance import format_head_table, head_importance, normalize_importance
 from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.glue import Example
-from bertology_widgets.testing import tiny_model
+from bertology_widgets.testing import tiny_bound, tiny_model
 
 TEXTS = [
     "the movie was wonderful and moving",
@@ -233,6 +233,6 @@ def test_refuses_unlabelled_and_pruned(bert, tokenizer):
     with pytest.raises(ValueError, match="no labels"):
         head_importance(bert, tokenizer, unlabelled, task="sst2")
     pruned = copy.deepcopy(bert)
-    prune_heads(pruned, np.eye(LAYERS, HEADS) == 0)
+    prune_heads(tiny_bound(pruned), np.eye(LAYERS, HEADS) == 0)
     with pytest.raises(ValueError, match="unpruned"):
         head_importance(pruned, tokenizer, EXAMPLES, task="sst2")

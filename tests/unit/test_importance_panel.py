@@ -120,7 +120,7 @@ def test_analysis_failures_land_in_session_error(session, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("gradients exploded")
 
-    monkeypatch.setattr(importance, "head_importance_set", broken)
+    monkeypatch.setattr(importance, "head_importance", broken)
     panel = ImportancePanel(session)
     panel.importance_button.click()
     settle(session)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from reference import HEADS, LAYERS, num_params
 
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
+from bertology_widgets.analyses.evaluation import evaluate, predict
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.analyses.masking_curve import (
     heads_per_step,
@@ -24,7 +24,7 @@ from bertology_widgets.analyses.masking_curve import (
 )
 from bertology_widgets.core.pruning import expected_params_after
 from bertology_widgets.glue import Example
-from bertology_widgets.testing import tiny_model
+from bertology_widgets.testing import tiny_bound, tiny_model
 
 TEXTS = [
     "the movie was wonderful and moving", "a dull , lifeless mess", "i loved every minute of it",
@@ -42,7 +42,7 @@ def model():
 @pytest.fixture(scope="module")
 def examples(model, tokenizer):
     unlabelled = [Example(text, None, 0, i) for i, text in enumerate(TEXTS)]
-    predictions = predict_logits(model, tokenizer, unlabelled).argmax(-1)
+    predictions = predict(model, tokenizer, unlabelled, reduce=False).argmax(-1)
     assert 0 < predictions.sum() < len(TEXTS)  # both classes, so masking can hurt
     return [Example(ex.text_a, None, int(p), ex.idx) for ex, p in zip(unlabelled, predictions)]
 
@@ -150,7 +150,7 @@ def test_prune_and_compare(model, tokenizer, examples, curve):
     assert report["score_pruned"] == pytest.approx(report["score_masked"])
     assert report["score_masked"]["accuracy"] == accuracy(model, tokenizer, examples, mask)
     assert report["predictions_agree"] == 1.0
-    assert report["params_after"] == expected_params_after(model, mask)
+    assert report["params_after"] == expected_params_after(tiny_bound(model), mask)
     assert report["params_before"] == num_params(model)
     assert report["params_removed"] == report["params_before"] - report["params_after"] > 0
     assert report["heads_after"] == int(mask.sum()) and report["heads_before"] == LAYERS * HEADS

@@ -24,17 +24,17 @@ from reference import (
     layers_run,
 )
 
-from bertology_widgets.analyses.evaluation import evaluate, predict_logits
-from bertology_widgets.analyses.importance import example_losses, head_importance
+from bertology_widgets.analyses.evaluation import evaluate, predict
+from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.cli import main
-from bertology_widgets.core.architectures import adapter_for, layer_attention_note
+from bertology_widgets.core.architectures import adapter_for
 from bertology_widgets.core.capturing import capture
-from bertology_widgets.core.gating import mask_heads, model_shape
+from bertology_widgets.core.gating import mask_heads
 from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.core.pruning import prune_heads
 from bertology_widgets.glue import Example
 from bertology_widgets.session import ModelSession
-from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_examples, tiny_model
+from bertology_widgets.testing import TINY_EXTRA_ARCHITECTURES, tiny_bound, tiny_examples, tiny_model
 
 FAMILIES = TINY_EXTRA_ARCHITECTURES
 NAMES = {"deberta-v2": "DeBERTa-v2/v3", "modernbert": "ModernBERT"}
@@ -73,7 +73,7 @@ def test_resolves_with_the_right_geometry(arch):
     model = family_model(arch)
     adapter = adapter_for(model)
     assert adapter.name == NAMES[arch] and adapter.is_task_model(model)
-    assert model_shape(model) == (LAYERS, HEADS) and adapter.head_dim(model) == HEAD_DIM
+    assert tiny_bound(model).shape == (LAYERS, HEADS) and adapter.head_dim(model) == HEAD_DIM
     assert not adapter.causal and not adapter.prunable
 
 
@@ -82,7 +82,7 @@ def test_gating_equals_scaling_the_value_projection(arch, tokenizer):
     model, batch = family_model(arch), batch_of(tokenizer)
     with torch.no_grad():
         plain = model(**batch).logits
-        with mask_heads(model, MASK):
+        with mask_heads(tiny_bound(model), MASK):
             gated = model(**batch).logits
         expected = value_reference(model, arch, MASK)(**batch).logits
     assert count_pre_hooks(model) == 0
@@ -112,8 +112,9 @@ def test_importance_matches_finite_differences(arch, tokenizer):
     labels = torch.tensor([ex.label for ex in examples])
 
     def loss(mask) -> float:
-        with torch.no_grad(), mask_heads(model, mask):
-            return float(example_losses(model(**batch).logits.double(), labels, False).mean())
+        with torch.no_grad(), mask_heads(tiny_bound(model), mask):
+            logits = model(**batch).logits.double()
+            return float(torch.nn.functional.cross_entropy(logits, labels))
 
     eps = 1e-2
     for layer, head in [(0, 1), (1, 3), (2, 0)]:
@@ -149,9 +150,9 @@ def test_modernbert_capture_shows_the_sliding_window_and_names_it(tokenizer):
     assert (cap.attentions[0] > 0).all()  # global
     assert (cap.attentions[1][:, distance > half] == 0).all()  # local: nothing beyond the window
     assert (cap.attentions[1][:, distance <= half] > 0).all()
-    assert layer_attention_note(model, 0) == "global"
-    assert layer_attention_note(model, 1) == f"local ±{half} tokens"
-    assert layer_attention_note(family_model("deberta-v2"), 1) == ""
+    assert tiny_bound(model).layer_note(0) == "global"
+    assert tiny_bound(model).layer_note(1) == f"local ±{half} tokens"
+    assert tiny_bound(family_model("deberta-v2")).layer_note(1) == ""
 
 
 def test_deberta_capture_shows_the_disentangled_weights(tokenizer):
@@ -171,7 +172,7 @@ def test_deberta_capture_shows_the_disentangled_weights(tokenizer):
 @pytest.mark.parametrize("arch", FAMILIES)
 def test_layerwise_incremental_equals_the_full_forward(arch, tokenizer):
     model, batch = family_model(arch), batch_of(tokenizer)
-    runner = LayerwiseRunner(model)
+    runner = LayerwiseRunner(tiny_bound(model))
     cache = runner.prepare(batch)
     mask = torch.ones(LAYERS, HEADS)
     runner.run(cache, mask)
@@ -180,7 +181,7 @@ def test_layerwise_incremental_equals_the_full_forward(arch, tokenizer):
         with layers_run(runner.layers) as ran:
             logits = runner.run(cache, mask)
         assert ran == list(range(layer, LAYERS))
-        with torch.no_grad(), mask_heads(model, mask):
+        with torch.no_grad(), mask_heads(tiny_bound(model), mask):
             full = model(**batch).logits
         torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-4)
 
@@ -194,7 +195,7 @@ def test_session_live_score_equals_full_evaluation(arch, tokenizer):
         for layer, head in [(1, 2), (0, 0), (2, 3)]:
             session.toggle_head(layer, head)
             batch = batch_of(tokenizer, [ex.text_a for ex in examples])
-            with torch.no_grad(), mask_heads(model, session.mask):
+            with torch.no_grad(), mask_heads(tiny_bound(model), session.mask):
                 full = model(**batch).logits.argmax(-1).numpy()
             np.testing.assert_array_equal(session.predictions, full)
     finally:
@@ -205,7 +206,7 @@ def test_session_live_score_equals_full_evaluation(arch, tokenizer):
 def test_pruning_is_refused_with_the_reason(arch, reason):
     model = copy.deepcopy(family_model(arch))
     with pytest.raises(ValueError, match=f"pruning is not implemented for {NAMES[arch]}.*{reason}"):
-        prune_heads(model, MASK)
+        prune_heads(tiny_bound(model), MASK)
 
 
 def test_deberta_with_a_convolution_is_refused_by_name():
@@ -215,7 +216,7 @@ def test_deberta_with_a_convolution_is_refused_by_name():
     config.conv_kernel_size = 3
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
     with pytest.raises(ValueError, match="conv_kernel_size"):
-        LayerwiseRunner(model)
+        LayerwiseRunner(tiny_bound(model))
 
 
 @pytest.mark.parametrize("arch", FAMILIES)
@@ -224,7 +225,8 @@ def test_cli_evaluate_importance_and_mask(arch, tokenizer, tmp_path, capsys):
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     texts = [ex.text_a for ex in tiny_examples(16, seed=5)]
-    labels = predict_logits(model, tokenizer, [Example(t, None, 0, i) for i, t in enumerate(texts)]).argmax(-1)
+    unlabelled = [Example(t, None, 0, i) for i, t in enumerate(texts)]
+    labels = predict(model, tokenizer, unlabelled, reduce=False).argmax(-1)
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     rows = "".join(f"{t}\t{label}\n" for t, label in zip(texts, labels))
     (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")

@@ -17,8 +17,8 @@ from reference import (
     shared_model,
 )
 
-from bertology_widgets.core.gating import kept_heads
 from bertology_widgets.core.pruning import expected_params_after, prune_heads
+from bertology_widgets.testing import tiny_bound
 
 
 def random_mask(seed: int) -> torch.Tensor:
@@ -32,14 +32,15 @@ def assert_pruning_matches_masking(arch, batch, masks, attn="sdpa"):
     original_params = num_params(model)
     combined = torch.ones(LAYERS, HEADS)
     for mask in masks:
-        report = prune_heads(model, mask)
+        report = prune_heads(tiny_bound(model), mask)
         combined = combined * torch.as_tensor(mask, dtype=torch.float32)
         assert report.params_after == num_params(model)
         assert report.heads_after == int((combined != 0).sum())
     expected = masked_logits(reference, batch, combined)
     torch.testing.assert_close(logits_of(model, batch), expected, atol=1e-4, rtol=0)
     assert num_params(model) == original_params - params_removed(int((combined == 0).sum()))
-    assert kept_heads(model) == [[h for h in range(HEADS) if combined[layer, h] != 0] for layer in range(LAYERS)]
+    expected_kept = [[h for h in range(HEADS) if combined[layer, h] != 0] for layer in range(LAYERS)]
+    assert tiny_bound(model).kept_heads() == expected_kept
     return model, combined
 
 
@@ -64,7 +65,7 @@ def test_pruning_a_whole_layer_matches_masking(arch, layer, batch_for):
 @pytest.mark.parametrize("arch", PRUNABLE)
 def test_pruning_every_head_matches_masking(arch, batch_for):
     model, _ = assert_pruning_matches_masking(arch, batch_for(arch), [torch.zeros(LAYERS, HEADS)])
-    assert kept_heads(model) == [[]] * LAYERS
+    assert tiny_bound(model).kept_heads() == [[]] * LAYERS
 
 
 @pytest.mark.parametrize("arch", PRUNABLE)
@@ -86,7 +87,7 @@ def test_masking_a_pruned_model_uses_original_head_indices(arch, batch_for):
     batch = batch_for(arch)
     first, second = random_mask(4), random_mask(5)
     model, reference = make_model(arch), shared_model(arch)
-    prune_heads(model, first)
+    prune_heads(tiny_bound(model), first)
     torch.testing.assert_close(masked_logits(model, batch, second),
                                masked_logits(reference, batch, first * second), atol=1e-4, rtol=0)
 
@@ -95,17 +96,17 @@ def test_masking_a_pruned_model_uses_original_head_indices(arch, batch_for):
 def test_expected_params_after_predicts_the_pruned_size(arch):
     model = make_model(arch)
     first, second = random_mask(0), random_mask(1)
-    predicted = expected_params_after(model, first)
+    predicted = expected_params_after(tiny_bound(model), first)
     assert predicted == num_params(model) - params_removed(int((first == 0).sum()))
-    assert prune_heads(model, first).params_after == predicted
-    predicted = expected_params_after(model, second)  # heads already gone are not counted twice
-    assert prune_heads(model, second).params_after == predicted
+    assert prune_heads(tiny_bound(model), first).params_after == predicted
+    predicted = expected_params_after(tiny_bound(model), second)  # heads already gone are not counted twice
+    assert prune_heads(tiny_bound(model), second).params_after == predicted
 
 
 def test_all_ones_mask_prunes_nothing(batch_for):
     model, batch = make_model("gpt2"), batch_for("gpt2")
     before = logits_of(model, batch)
-    report = prune_heads(model, torch.ones(LAYERS, HEADS))
+    report = prune_heads(tiny_bound(model), torch.ones(LAYERS, HEADS))
     assert report.params_removed == 0 and report.heads_before == report.heads_after == LAYERS * HEADS
     assert torch.equal(logits_of(model, batch), before)
 
@@ -115,7 +116,7 @@ def test_pruned_model_still_trains(batch_for):
     mask = torch.ones(LAYERS, HEADS)
     mask[0] = 0
     mask[1, 1] = 0
-    prune_heads(model, mask)
+    prune_heads(tiny_bound(model), mask)
     model(**batch).logits.sum().backward()
     query = model.bert.encoder.layer[1].attention.self.query
     assert query.weight.grad is not None and query.weight.grad.abs().sum() > 0
@@ -127,7 +128,7 @@ def test_llama_pruning_raises_a_clear_error():
     mask = torch.ones(LAYERS, HEADS)
     mask[0, 0] = 0
     with pytest.raises(ValueError) as info:
-        prune_heads(model, mask)
+        prune_heads(tiny_bound(model), mask)
     message = str(info.value)
     assert "Llama" in message and "mask_heads" in message
     assert num_params(model) == before
@@ -138,6 +139,6 @@ def test_invalid_mask_leaves_the_model_untouched(bad, batch_for):
     model, batch = make_model("distilbert"), batch_for("distilbert")
     before = logits_of(model, batch)
     with pytest.raises(ValueError):
-        prune_heads(model, bad)
+        prune_heads(tiny_bound(model), bad)
     assert torch.equal(logits_of(model, batch), before)
-    assert kept_heads(model) == [list(range(HEADS))] * LAYERS
+    assert tiny_bound(model).kept_heads() == [list(range(HEADS))] * LAYERS

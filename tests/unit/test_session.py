@@ -14,8 +14,8 @@ from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.session import ModelSession
 from bertology_widgets.session.live import Cancelled
+from bertology_widgets.testing import tiny_bound, tiny_model
 from bertology_widgets.testing import tiny_examples as make_examples
-from bertology_widgets.testing import tiny_model
 
 
 @pytest.fixture()
@@ -76,7 +76,7 @@ def test_incremental_equals_scratch_for_50_random_sequences(tokenizer):
 
 def test_incremental_recomputes_only_changed_layers(tokenizer):
     model = tiny_model("bert", initializer_range=1.0)
-    runner = LayerwiseRunner(model)
+    runner = LayerwiseRunner(tiny_bound(model))
     batch = dict(tokenizer(["good film", "a very long and boring movie"], padding=True, return_tensors="pt"))
     cache = runner.prepare(batch)
     import torch

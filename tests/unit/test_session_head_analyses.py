@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertology_widgets.analyses.ablation import ablation_mode, get_ablation, head_output_means
+from bertology_widgets.analyses.ablation import head_output_means
 from bertology_widgets.analyses.evaluation import evaluate
 from bertology_widgets.analyses.head_roles import ROLES, head_roles
 from bertology_widgets.analyses.patching import patch_heads
+from bertology_widgets.core.bound import bind
 from bertology_widgets.glue import Example
 from bertology_widgets.session import ModelSession
 from bertology_widgets.testing import tiny_examples, tiny_model, tiny_tokenizer
@@ -45,9 +46,11 @@ def test_mean_ablation_is_computed_once_and_the_live_score_follows_it(session):
                                                         batch_size=16), rtol=1e-5, atol=1e-6)
     session.ablation = "mean"
     # the ablation lives on the session's bound model, not on the user's model
-    assert session.bound.ablation[0] == "mean" and get_ablation(session.model) == "zero" and session.wait()
-    with ablation_mode(session.model, "mean", means):
-        expected = evaluate(session.model, session.tokenizer, session.examples, mask, batch_size=16, task="sst2")
+    assert session.bound.ablation[0] == "mean" and "_bertology_ablation" not in vars(session.model)
+    assert session.wait()
+    bound = bind(session.model, session.tokenizer, "sst2")
+    bound.set_ablation("mean", means)
+    expected = evaluate(bound, session.examples, mask=mask, batch_size=16)
     assert session.score["accuracy"] == expected["accuracy"]
     assert session.head_means is means  # not recomputed
     session.ablation = "zero"

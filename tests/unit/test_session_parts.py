@@ -117,7 +117,7 @@ def setting(tokenizer):
     eval_set = bound.encode(tiny_examples(16), 64)
     labels = eval_set.require_labels()
     lock = threading.RLock()
-    scorer = LiveScorer(bound, eval_set.encoded, labels, "sst2", lock, batch_size=8)
+    scorer = LiveScorer(bound, eval_set, lock, batch_size=8)
     yield bound, eval_set, labels, lock, scorer
     scorer.close()
 
@@ -225,7 +225,7 @@ def test_the_explanation_part_explains_what_it_is_shown(setting):
 
 def test_the_pipeline_part_says_when_its_result_is_stale(tokenizer):
     mask = np.ones((3, 4), dtype=np.float32)
-    part = PipelinePart(lambda *args: None, tokenizer, lambda: mask, lambda: ("zero", None), lambda: ([], []))
+    part = PipelinePart(lambda *args: None, tokenizer, lambda: mask, lambda: ([], []))
     part.mask_changed(mask)
     assert not part.pipeline_stale  # nothing computed: nothing stale
     part.publish(pipeline_mask=mask)

@@ -75,5 +75,5 @@ def test_the_session_answers_what_views_ask_of_the_model(session):
     mask[1, :2] = 0
     now, after = session.pruned_params(mask)
     assert now == sum(p.numel() for p in session.model.parameters())
-    assert after == expected_params_after(session.model, mask) < now
+    assert after == expected_params_after(session.bound, mask) < now
     assert session.pruned_params() == (now, now)

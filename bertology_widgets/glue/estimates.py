@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..glue import compute_metrics, get_task
+from .metrics import compute_metrics
+from .tasks import get_task
 
 
 def _confusion_binary(pred: np.ndarray, gold: np.ndarray):
