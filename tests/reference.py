@@ -187,7 +187,7 @@ def last_layer_output(model: nn.Module, last_layer: nn.Module, batch: dict) -> t
     """``(output of last_layer, the model's logits)`` for ``batch``: what a classifier head reads, and its answer."""
     outputs = []
     hook = last_layer.register_forward_hook(
-        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
+        lambda module, args, output: outputs.append(output[0] if isinstance(output, (tuple, list)) else output))
     try:
         with torch.no_grad():
             expected = model(**batch).logits
