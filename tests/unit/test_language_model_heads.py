@@ -32,7 +32,8 @@ PRUNABLE_LMS = ("openai-gpt", "gpt2", "bert", "roberta", "distilbert")
 OUT_PROJ = {
     "openai-gpt": "transformer.h.{}.attn.c_proj", "gpt2": "transformer.h.{}.attn.c_proj",
     "llama": "model.layers.{}.self_attn.o_proj", "llama-gqa": "model.layers.{}.self_attn.o_proj",
-    "bert": "bert.encoder.layer.{}.attention.output.dense", "roberta": "roberta.encoder.layer.{}.attention.output.dense",
+    "bert": "bert.encoder.layer.{}.attention.output.dense",
+    "roberta": "roberta.encoder.layer.{}.attention.output.dense",
     "distilbert": "distilbert.transformer.layer.{}.attention.out_lin",
 }
 CONV1D = ("openai-gpt", "gpt2")
