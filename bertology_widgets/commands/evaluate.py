@@ -50,7 +50,7 @@ def run(args) -> int:
     mask = load_mask_file(args.mask)
     with processes.main_process_first():
         examples = load_examples(args, task, args.split)
-        model, tokenizer = load_default_or(args.model, device=args.device)
+        model, tokenizer = load_default_or(args.model, device=args.device, task=task.name)
     bound = bind_model(args, model, tokenizer, task)
     mask = mask_for_model(mask, args.mask, model)
     eval_set = bound.encode(examples, args.max_length)

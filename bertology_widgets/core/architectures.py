@@ -271,7 +271,9 @@ LLAMA = ArchitectureAdapter(
     name="Llama", model_types=("llama", "mistral", "qwen2"), base_prefix="model", layers="layers",
     attention_core="self_attn", out_proj="self_attn.o_proj",
     qkv=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), classifier_head=_llama_head,
-    classifier_modules=("score",), causal=True, prunable=False)
+    classifier_modules=("score",), causal=True, prunable=False,
+    not_prunable_because="with grouped-query attention one key/value head serves several query heads, so a "
+                         "query head cannot be sliced out with a K and V of its own")
 
 MODERNBERT = ArchitectureAdapter(
     name="ModernBERT", model_types=("modernbert",), base_prefix="model", layers="layers", attention_core="attn",
