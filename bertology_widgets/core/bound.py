@@ -54,6 +54,9 @@ class EvalSet:
         Class ids in the task's order (or regression targets); None for unlabelled examples.
     task : GlueTask or None
     max_length : int
+    targets : tuple or None
+        What an objective scores each example against besides ``labels`` (one entry per example,
+        e.g. a masked language model's masked positions and their tokens); None for GLUE.
     """
 
     examples: Sequence[Example]
@@ -61,6 +64,7 @@ class EvalSet:
     labels: np.ndarray | None
     task: GlueTask | None
     max_length: int
+    targets: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.encoded)
@@ -76,6 +80,7 @@ class EvalSet:
             labels=None if self.labels is None else self.labels[:n],
             task=self.task,
             max_length=self.max_length,
+            targets=None if self.targets is None else self.targets[:n],
         )
 
     def require_labels(self) -> np.ndarray:

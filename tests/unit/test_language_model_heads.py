@@ -15,7 +15,21 @@ import functools
 import numpy as np
 import pytest
 import torch
-from reference import HEAD_DIM, HEADS, HIDDEN, INIT_STD, LAYERS, SENTENCES, count_pre_hooks, last_layer_output
+from reference import (
+    HEAD_DIM,
+    HEADS,
+    HIDDEN,
+    INIT_STD,
+    LAYERS,
+    LMS,
+    PRUNABLE_LMS,
+    SENTENCES,
+    count_pre_hooks,
+    last_layer_output,
+)
+from reference import lm_batch as batch_of
+from reference import shared_lm as lm
+from reference import zero_head_slices as slice_zeroing_reference
 
 from bertology_widgets.analyses.importance import head_importance
 from bertology_widgets.core.architectures import adapter_for
@@ -23,57 +37,12 @@ from bertology_widgets.core.capturing import capture
 from bertology_widgets.core.gating import kept_heads, mask_heads, model_shape
 from bertology_widgets.core.layerwise import LayerwiseRunner
 from bertology_widgets.core.pruning import expected_params_after, prune_heads
-from bertology_widgets.testing import tiny_config, tiny_examples, tiny_lm, tiny_model
+from bertology_widgets.testing import tiny_examples, tiny_model
 
-#: Tiny language models by family; ``llama-gqa`` shares each key/value head between two query heads.
-LMS = ("openai-gpt", "gpt2", "llama", "llama-gqa", "bert", "roberta", "distilbert")
-PRUNABLE_LMS = ("openai-gpt", "gpt2", "bert", "roberta", "distilbert")
-#: transformers' own path from the model to a layer's attention output projection.
-OUT_PROJ = {
-    "openai-gpt": "transformer.h.{}.attn.c_proj", "gpt2": "transformer.h.{}.attn.c_proj",
-    "llama": "model.layers.{}.self_attn.o_proj", "llama-gqa": "model.layers.{}.self_attn.o_proj",
-    "bert": "bert.encoder.layer.{}.attention.output.dense",
-    "roberta": "roberta.encoder.layer.{}.attention.output.dense",
-    "distilbert": "distilbert.transformer.layer.{}.attention.out_lin",
-}
-CONV1D = ("openai-gpt", "gpt2")
 MASK = torch.tensor([[0.0, 1.0, 0.5, 1.0], [1.0, 0.0, 1.0, 0.25], [1.0, 1.0, 1.0, 0.0]])
 KINDS = {"openai-gpt": "OpenAIGPTLMHeadModel", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM",
          "llama-gqa": "LlamaForCausalLM", "bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM",
          "distilbert": "DistilBertForMaskedLM"}
-
-
-@functools.lru_cache(maxsize=None)
-def lm(arch: str):
-    """A tiny random language model of ``arch`` (shared: tests that change it take a deep copy)."""
-    sizes = dict(num_layers=LAYERS, num_heads=HEADS, hidden=HIDDEN, initializer_range=INIT_STD)
-    if arch != "llama-gqa":
-        return tiny_lm(arch, **sizes)
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    config = tiny_config("llama", **sizes)
-    config.num_key_value_heads = HEADS // 2
-    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
-
-
-def batch_of(tokenizer, arch: str, texts=SENTENCES) -> dict:
-    batch = dict(tokenizer(list(texts), padding=True, return_tensors="pt"))
-    if arch not in ("bert",):
-        batch.pop("token_type_ids")
-    return batch
-
-
-def slice_zeroing_reference(model, arch: str, mask: torch.Tensor):
-    """A copy whose output projections see each head's input slice scaled by its gate (0: zeroed)."""
-    ref = copy.deepcopy(model)
-    for layer in range(mask.shape[0]):
-        proj = ref.get_submodule(OUT_PROJ[arch].format(layer))
-        for head in range(mask.shape[1]):
-            cols = slice(head * HEAD_DIM, (head + 1) * HEAD_DIM)
-            weight = proj.weight.data[cols] if arch in CONV1D else proj.weight.data[:, cols]
-            weight.mul_(float(mask[layer, head]))
-    return ref
 
 
 @pytest.mark.parametrize("arch", LMS)
