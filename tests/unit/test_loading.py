@@ -218,3 +218,32 @@ def test_a_session_opened_on_a_language_model_for_sst2_fails_with_the_clear_erro
     folder = _save(tiny_lm("openai-gpt"), tokenizer, tmp_path)
     with pytest.raises(NoClassificationHeadError, match='task="lm".*bertology finetune'):
         ModelSession.from_pretrained(folder, task="sst2", live=False)
+
+
+def test_default_model_lm_builds_the_default_language_model(monkeypatch, tmp_path, capsys):
+    from bertology_widgets.cli import main
+    from bertology_widgets.models import default_lm
+
+    calls = []
+    monkeypatch.setattr(default_lm, "ensure_default_lm", lambda rebuild=False: calls.append(rebuild) or tmp_path)
+    assert main(["default-model", "--lm", "--rebuild"]) == 0
+    assert calls == [True] and capsys.readouterr().out.strip() == str(tmp_path)
+
+
+def test_the_default_lm_is_converted_into_the_cache_once(monkeypatch, tmp_path):
+    from bertology_widgets.models import default_lm
+
+    monkeypatch.setenv("BERTOLOGY_CACHE_DIR", str(tmp_path))
+    builds = []
+
+    def convert(staging, progress=True):
+        staging.mkdir()
+        (staging / "config.json").write_text("{}")
+        (staging / "model.safetensors").write_bytes(b"weights")
+        builds.append(staging)
+        return {"build": {"source": "test"}}
+
+    monkeypatch.setattr(default_lm, "convert_gguf", convert)
+    first = default_lm.ensure_default_lm(progress=False)
+    assert default_lm.ensure_default_lm(progress=False) == first == tmp_path / default_lm.DEFAULT_LM_FOLDER
+    assert len(builds) == 1 and (first / "bertology_manifest.json").is_file()
