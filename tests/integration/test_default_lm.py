@@ -25,13 +25,13 @@ pytestmark = pytest.mark.slow
 def default_lm():
     pytest.importorskip("gguf")
     from bertology_widgets.models.default_lm import gguf_path
-    from bertology_widgets.models.loading import load_model
+    from bertology_widgets.models.default_model import load_default_or
 
     try:
         gguf_path()
     except ImportError as exc:
         pytest.skip(str(exc))
-    return load_model("default-lm", device="cpu", task="lm")
+    return load_default_or("default-lm", device="cpu", task="lm")
 
 
 @torch.no_grad()

@@ -170,14 +170,14 @@ def test_the_cli_exits_2_with_the_one_line_for_an_lm_opened_on_sst2(tmp_path, to
 
 # -- the default language model ------------------------------------------------------------------------------------
 def test_the_default_lm_name_resolves_to_its_cache_folder_built_on_first_use(monkeypatch, tmp_path):
-    from bertology_widgets.models import default_lm
-    from bertology_widgets.models.loading import resolve_model_path
+    from bertology_widgets.models import default_model
+    from bertology_widgets.models.default_model import resolve_model
 
-    monkeypatch.setattr(default_lm, "ensure_default_lm", lambda: tmp_path / "built")
-    assert resolve_model_path("default-lm") == str(tmp_path / "built")
+    monkeypatch.setattr(default_model, "ensure_default_lm", lambda: tmp_path / "built")
+    assert resolve_model("default-lm") == str(tmp_path / "built")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "default-lm").mkdir()  # a folder of that name is the user's own model
-    assert resolve_model_path("default-lm") == "default-lm"
+    assert resolve_model("default-lm") == "default-lm"
 
 
 def test_the_gguf_file_is_found_without_importing_its_package():
@@ -222,16 +222,17 @@ def test_a_session_opened_on_a_language_model_for_sst2_fails_with_the_clear_erro
 
 def test_default_model_lm_builds_the_default_language_model(monkeypatch, tmp_path, capsys):
     from bertology_widgets.cli import main
-    from bertology_widgets.models import default_lm
+    from bertology_widgets.models import default_model
 
     calls = []
-    monkeypatch.setattr(default_lm, "ensure_default_lm", lambda rebuild=False: calls.append(rebuild) or tmp_path)
+    monkeypatch.setattr(default_model, "ensure_default_lm", lambda rebuild=False: calls.append(rebuild) or tmp_path)
     assert main(["default-model", "--lm", "--rebuild"]) == 0
     assert calls == [True] and capsys.readouterr().out.strip() == str(tmp_path)
 
 
 def test_the_default_lm_is_converted_into_the_cache_once(monkeypatch, tmp_path):
     from bertology_widgets.models import default_lm
+    from bertology_widgets.models.default_model import ensure_default_lm
 
     monkeypatch.setenv("BERTOLOGY_CACHE_DIR", str(tmp_path))
     builds = []
@@ -244,6 +245,6 @@ def test_the_default_lm_is_converted_into_the_cache_once(monkeypatch, tmp_path):
         return {"build": {"source": "test"}}
 
     monkeypatch.setattr(default_lm, "convert_gguf", convert)
-    first = default_lm.ensure_default_lm(progress=False)
-    assert default_lm.ensure_default_lm(progress=False) == first == tmp_path / default_lm.DEFAULT_LM_FOLDER
+    first = ensure_default_lm(progress=False)
+    assert ensure_default_lm(progress=False) == first == tmp_path / default_lm.DEFAULT_LM_FOLDER
     assert len(builds) == 1 and (first / "bertology_manifest.json").is_file()
