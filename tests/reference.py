@@ -187,7 +187,7 @@ def last_layer_output(model: nn.Module, last_layer: nn.Module, batch: dict) -> t
     """``(output of last_layer, the model's logits)`` for ``batch``: what a classifier head reads, and its answer."""
     outputs = []
     hook = last_layer.register_forward_hook(
-        lambda module, args, output: outputs.append(output[0] if isinstance(output, tuple) else output))
+        lambda module, args, output: outputs.append(output[0] if isinstance(output, (tuple, list)) else output))
     try:
         with torch.no_grad():
             expected = model(**batch).logits
@@ -227,3 +227,60 @@ def run_cli(argv: list, capsys: Any) -> tuple[int, str, str]:
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+# -- tiny language models ------------------------------------------------------------------------------------------
+#: Tiny language models by family; ``llama-gqa`` shares each key/value head between two query heads.
+LMS = ("openai-gpt", "gpt2", "llama", "llama-gqa", "bert", "roberta", "distilbert")
+CAUSAL_LMS = ("openai-gpt", "gpt2", "llama", "llama-gqa")
+PRUNABLE_LMS = ("openai-gpt", "gpt2", "bert", "roberta", "distilbert")
+#: transformers' own path from the model to a layer's attention output projection.
+_OUT_PROJ = {
+    "openai-gpt": "transformer.h.{}.attn.c_proj", "gpt2": "transformer.h.{}.attn.c_proj",
+    "llama": "model.layers.{}.self_attn.o_proj", "llama-gqa": "model.layers.{}.self_attn.o_proj",
+    "bert": "bert.encoder.layer.{}.attention.output.dense",
+    "roberta": "roberta.encoder.layer.{}.attention.output.dense",
+    "distilbert": "distilbert.transformer.layer.{}.attention.out_lin",
+}
+_CONV1D = ("openai-gpt", "gpt2")
+
+
+@functools.lru_cache(maxsize=None)
+def shared_lm(arch: str) -> PreTrainedModel:
+    """A tiny random language model of ``arch`` in ``LMS`` (shared: tests that change it take a deep copy)."""
+    from bertology_widgets.testing import tiny_config, tiny_lm
+
+    sizes = dict(num_layers=LAYERS, num_heads=HEADS, hidden=HIDDEN, initializer_range=INIT_STD)
+    if arch != "llama-gqa":
+        return tiny_lm(arch, **sizes)
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = tiny_config("llama", **sizes)
+    config.num_key_value_heads = HEADS // 2
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+
+
+def lm_batch(tokenizer: Any, arch: str, texts: Iterable[str] = SENTENCES) -> dict:
+    """A padded batch of ``texts`` as the tiny ``arch`` language model takes it."""
+    batch = dict(tokenizer(list(texts), padding=True, return_tensors="pt"))
+    if arch != "bert":
+        batch.pop("token_type_ids")
+    return batch
+
+
+def zero_head_slices(model: nn.Module, arch: str, mask: HeadMaskLike) -> nn.Module:
+    """A copy whose output projections see each head's input slice scaled by its gate (0: zeroed).
+
+    Scaling the slice of the projection's input is scaling the matching weight rows (``Conv1D``, weight
+    ``(in, out)``) or columns (``nn.Linear``, weight ``(out, in)``).
+    """
+    ref = copy.deepcopy(model)
+    mask = torch.as_tensor(mask, dtype=torch.float32)
+    for layer in range(mask.shape[0]):
+        proj = ref.get_submodule(_OUT_PROJ[arch].format(layer))
+        for head in range(mask.shape[1]):
+            cols = slice(head * HEAD_DIM, (head + 1) * HEAD_DIM)
+            weight = proj.weight.data[cols] if arch in _CONV1D else proj.weight.data[:, cols]
+            weight.mul_(float(mask[layer, head]))
+    return ref

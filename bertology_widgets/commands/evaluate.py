@@ -15,25 +15,31 @@ from ._common import (
     load_inputs,
     scale_out_help,
 )
+from ._language_model import LM_TASK_HELP, add_text_file_option, is_lm_task, run_evaluate_lm
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set (optionally with heads masked)",
+    p = subparsers.add_parser("evaluate", help="score a model on a GLUE dev set, or a language model's perplexity "
+                                               "with --task lm (optionally with heads masked)",
                               epilog=scale_out_help("evaluate"))
-    add_model_task_options(p)
+    add_model_task_options(p, task_help=LM_TASK_HELP)
     add_split_option(p)
+    add_text_file_option(p)
     add_mask_option(p)
     add_batch_size_option(p, 32)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
                         "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
-                        "score; fp32 elsewhere")
+                        "score; fp32 elsewhere. With --task lm, auto is fp32 everywhere (a perplexity has no "
+                        "close calls for the guard to re-score); bf16 runs under bf16 autocast")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ablation_option(p)
     p.set_defaults(run=run, shards_batches=True)
 
 
 def run(args) -> int:
+    if is_lm_task(args):
+        return run_evaluate_lm(args)
     from ..analyses.evaluation import evaluate
 
     bound, eval_set, task, mask = load_inputs(args)

@@ -11,8 +11,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("lens", help="the logit lens: read every layer through the model's final norm and "
                                            "unembedding (causal or masked LM)")
     p.add_argument("--model", default=None,
-                   help="folder (or hub name) of a causal LM (GPT-2, GPT, Llama-style) or a masked LM "
-                        "(BERT, RoBERTa, DistilBERT), saved with its LM head")
+                   help="default-lm (SmolLM2-135M-Instruct, offline), or a folder (or hub name) of a causal LM "
+                        "(GPT-2, GPT, Llama-style) or a masked LM (BERT, RoBERTa, DistilBERT), saved with its LM head")
     p.add_argument("--text", required=True, help="the text to read; tokenized as the tokenizer does by default")
     p.add_argument("--mask", default=None, help="head mask: .npy of shape (layers, heads), 1 keep / 0 mask, or .json")
     p.add_argument("--top-k", "--top_k", dest="top_k", type=positive_int, default=5,
@@ -49,7 +49,7 @@ def run(args) -> int:
     from ..analyses.logit_lens import logit_lens
     from ..core.bound import bind
     from ..core.unembedding import unembedding_for
-    from ._lm import load_language_model
+    from ._language_model import load_language_model
 
     mask = load_mask_file(args.mask)
     model, tokenizer = load_language_model(args.model, device=args.device)

@@ -30,12 +30,13 @@ def add_parser(subparsers) -> None:
 
 def _lm_inputs(args):
     """``(bound, eval_set, description)`` for ``--task lm``: the LM with its head, on the EWT texts."""
+    from ..analyses.lm_texts import load_lm_texts
     from ..core.bound import bind
-    from ._lm import ewt_texts, load_language_model
+    from ._language_model import load_language_model
 
     model, tokenizer = load_language_model(args.model, device=args.device)
     bound = bind(model, tokenizer)
-    return bound, bound.encode(ewt_texts(args.max_examples), args.max_length), LM_TEXTS
+    return bound, bound.encode(list(load_lm_texts(max_examples=args.max_examples)), args.max_length), LM_TEXTS
 
 
 def _induction_lines(result) -> str:

@@ -100,6 +100,11 @@ def _gpt2_head(model, hidden, batch):
     return _gpt_style_pool(model.score(model.transformer.ln_f(hidden)), batch, model.config)
 
 
+def _openai_gpt_head(model, hidden, batch):
+    """GPT's blocks are post-norm: no final norm before the score."""
+    return _gpt_style_pool(model.score(hidden), batch, model.config)
+
+
 def _llama_head(model, hidden, batch):
     return _gpt_style_pool(model.score(model.model.norm(hidden)), batch, model.config)
 
@@ -160,6 +165,10 @@ class ArchitectureAdapter:
     layer_note : callable or None
         ``(model, layer_index) -> str``: what a view should say about a
         layer's attention (ModernBERT: ``"local ±64 tokens"`` or ``"global"``).
+    attention_returns_list : bool
+        True where the layer indexes its attention's output as a list
+        (``[output] + attentions[1:]``, GPT): a fully pruned layer's stand-in
+        then returns a list as well.
     """
 
     name: str
@@ -181,6 +190,7 @@ class ArchitectureAdapter:
     layer_kind: Callable | None = None
     unsupported: Callable | None = None
     layer_note: Callable | None = None
+    attention_returns_list: bool = False
     extra: dict = field(default_factory=dict)
 
     # -- model geometry -------------------------------------------------------
@@ -253,15 +263,17 @@ GPT2 = ArchitectureAdapter(
 
 OPENAI_GPT = ArchitectureAdapter(
     name="GPT", model_types=("openai-gpt",), base_prefix="transformer", layers="h", attention_core="attn",
-    out_proj="attn.c_proj", qkv=("attn.c_attn",), conv1d=True, head_count_attrs=("n_head",), causal=True,
-    sdpa=False, prunable=False,
-    not_prunable_because="head pruning is not implemented for GPT (OpenAIGPTModel) yet")
+    out_proj="attn.c_proj", qkv=("attn.c_attn",), conv1d=True, head_count_attrs=("n_head",),
+    classifier_head=_openai_gpt_head, classifier_modules=("score",), causal=True, sdpa=False,
+    attention_returns_list=True)
 
 LLAMA = ArchitectureAdapter(
     name="Llama", model_types=("llama", "mistral", "qwen2"), base_prefix="model", layers="layers",
     attention_core="self_attn", out_proj="self_attn.o_proj",
     qkv=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), classifier_head=_llama_head,
-    classifier_modules=("score",), causal=True, prunable=False)
+    classifier_modules=("score",), causal=True, prunable=False,
+    not_prunable_because="with grouped-query attention one key/value head serves several query heads, so a "
+                         "query head cannot be sliced out with a K and V of its own")
 
 MODERNBERT = ArchitectureAdapter(
     name="ModernBERT", model_types=("modernbert",), base_prefix="model", layers="layers", attention_core="attn",

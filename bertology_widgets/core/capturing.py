@@ -222,7 +222,7 @@ def _attentions_per_layer(attentions, kept: list[list[int]]) -> list:
     finds; a fully pruned layer's attention is :class:`NoHeads`, so it records
     nothing there and later layers' weights would shift into its slot.
     """
-    recorded = iter(attentions or ())
+    recorded = iter([a for a in attentions or () if a is not None])  # GPT records None for a pruned layer
     per_layer = [next(recorded, None) if heads else None for heads in kept]
     if next(recorded, None) is not None:
         raise RuntimeError(f"the model returned more attention maps than its {len(kept)} layers")

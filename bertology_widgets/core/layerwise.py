@@ -216,7 +216,7 @@ class LayerwiseRunner:
         finally:
             if handle is not None:
                 handle.remove()
-        return out[0] if isinstance(out, tuple) else out
+        return out[0] if isinstance(out, (tuple, list)) else out  # GPT's blocks return a list
 
     @torch.inference_mode()
     def logits(self, inputs: dict, mask: torch.Tensor) -> torch.Tensor:

@@ -54,22 +54,26 @@ class NoHeads(nn.Module):
     Returns ``(output, None)`` like the attention modules it replaces:
     ``(batch, pos, 0)`` zeros when the output projection follows outside this
     module, or the projection's bias ``(batch, pos, hidden)`` when the
-    projection lived inside it (GPT-2, DistilBERT).
+    projection lived inside it (GPT-2, DistilBERT). With ``as_list`` the pair
+    comes as a list, for layers that concatenate it to a list (GPT).
     """
 
-    def __init__(self, bias: torch.Tensor | None, hidden_size: int):
+    def __init__(self, bias: torch.Tensor | None, hidden_size: int, as_list: bool = False):
         super().__init__()
         self.hidden_size = hidden_size
+        self.as_list = as_list
         if bias is None:
             self.bias = None
         else:
             self.bias = nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
 
-    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         shape = hidden_states.shape[:-1]
         if self.bias is None:
-            return hidden_states.new_zeros(*shape, 0), None
-        return self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size), None
+            out = hidden_states.new_zeros(*shape, 0)
+        else:
+            out = self.bias.to(hidden_states.dtype).expand(*shape, self.hidden_size)
+        return [out, None] if self.as_list else (out, None)
 
 
 def check_prunable(bound: BoundFacts) -> ArchitectureAdapter:
@@ -131,7 +135,8 @@ def _prune_layer(adapter: ArchitectureAdapter, layer: nn.Module, present: list[i
         if not inside:
             _slice_linear(out_proj, torch.zeros(0, dtype=torch.long), 1, adapter.conv1d)
         parent_path, _, name = core_path.rpartition(".")
-        setattr(get_submodule(layer, parent_path), name, NoHeads(bias, hidden_size))
+        setattr(get_submodule(layer, parent_path), name,
+                NoHeads(bias, hidden_size, as_list=adapter.attention_returns_list))
         return
     index = _feature_index(keep_positions, head_dim)
     per_feature = gates.repeat_interleave(head_dim)
@@ -161,7 +166,7 @@ def prune_heads(bound: BoundFacts, mask: HeadMaskLike) -> PruneReport:
     Parameters
     ----------
     bound : BoundModel
-        BERT, RoBERTa, DistilBERT, ELECTRA or GPT-2 (base or classifier), bound.
+        BERT, RoBERTa, DistilBERT, ELECTRA, GPT or GPT-2 (base model, classifier or language model), bound.
     mask : array-like, shape ``(num_layers, num_heads)``
         1 keeps, 0 prunes; fractional gates are folded into the output
         projection. Entries for heads already pruned are ignored.

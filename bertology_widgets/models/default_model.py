@@ -132,9 +132,30 @@ def ensure_default_model(glue_dir: PathLike | None = None, progress: bool = True
     return build_cached_model(folder, build, rebuild=rebuild)
 
 
+def ensure_default_lm(progress: bool = True, rebuild: bool = False) -> Path:
+    """Return the default language model's folder, converting its GGUF file into it if needed.
+
+    See :mod:`.default_lm`. Concurrent callers build it once (a file lock); a damaged cache is
+    rebuilt with a :class:`CorruptModelCacheWarning`.
+    """
+    from . import default_lm
+
+    return build_cached_model(default_lm.default_lm_dir(), lambda staging: default_lm.convert_gguf(staging, progress),
+                              rebuild=rebuild)
+
+
 def resolve_model(name_or_path: PathLike | None = None) -> str:
-    """``name_or_path`` as a string, or for ``None`` the default model's folder (built on first use)."""
-    return str(ensure_default_model() if name_or_path is None else name_or_path)
+    """``name_or_path`` as a string; for ``None`` the default model's folder, for ``"default-lm"`` the default
+    language model's (each built on first use; a folder named ``default-lm`` is the user's own)."""
+    import os
+
+    from .default_lm import DEFAULT_LM
+
+    if name_or_path is None:
+        return str(ensure_default_model())
+    if str(name_or_path) == DEFAULT_LM and not os.path.isdir(DEFAULT_LM):
+        return str(ensure_default_lm())
+    return str(name_or_path)
 
 
 def load_default_or(

@@ -59,7 +59,7 @@ def test_the_table_shows_a_row_per_layer_and_the_final_prediction(root, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "{root}/classifier", "--text", "a film"], "no language-model head"),
+    (["--model", "{root}/classifier", "--text", "a film"], "needs a language-model head"),
     (["--model", "{root}/missing", "--text", "a film"], "missing"),
     (["--text", "a film"], "--model"),
     (["--model", "{root}/gpt2", "--text", "  "], "empty"),
