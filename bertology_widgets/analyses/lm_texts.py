@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, overload
 
 from ..glue import Example
+from ..glue.examples import ExampleRows
 
 #: How many EWT sentences a live session scores by default (all of them for the command line).
 LIVE_DEFAULT_TEXTS = 32
@@ -28,7 +28,7 @@ EWT_TEXT_PREFIX = "# text ="
 
 
 @dataclass(frozen=True)
-class TextSet(Sequence):
+class TextSet(ExampleRows):
     """Texts for a language model, in order, with where they were read from.
 
     Attributes
@@ -47,21 +47,6 @@ class TextSet(Sequence):
     name: str
     source: str
     total: int
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    @overload
-    def __getitem__(self, index: int) -> Example: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Example, ...]: ...
-
-    def __getitem__(self, index):
-        return self.examples[index]
-
-    def __iter__(self) -> Iterator[Example]:
-        return iter(self.examples)
 
     def describe(self) -> str:
         """One line, e.g. ``"UD English-EWT test: embedded copy (first 32 of 2077 texts)"``."""

@@ -36,8 +36,29 @@ class Example:
     source: str = ""
 
 
+class ExampleRows(Sequence):
+    """A read-only sequence over ``self.examples`` (a tuple of :class:`Example`), for the dataclasses that hold one."""
+
+    examples: tuple[Example, ...]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Example, ...]: ...
+
+    def __getitem__(self, index):
+        return self.examples[index]
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self.examples)
+
+
 @dataclass(frozen=True)
-class GlueSplit(Sequence):
+class GlueSplit(ExampleRows):
     """The examples of one split of one task, with where they were read from.
 
     Behaves as a read-only sequence of :class:`Example` (``len``, indexing,
@@ -64,21 +85,6 @@ class GlueSplit(Sequence):
     examples: tuple[Example, ...]
     source: str
     origin: str = "folder"
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    @overload
-    def __getitem__(self, index: int) -> Example: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Example, ...]: ...
-
-    def __getitem__(self, index):
-        return self.examples[index]
-
-    def __iter__(self) -> Iterator[Example]:
-        return iter(self.examples)
 
     @property
     def labels(self) -> list[int | float | None]:
