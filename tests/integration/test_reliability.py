@@ -69,6 +69,9 @@ def test_random_trait_sequences_keep_the_session_consistent(shared_session, step
             s.mask = np.array(value, dtype=np.float32).reshape(LAYERS, HEADS)
         elif name == "reset":
             s.reset_mask()
+        elif name == "head_masked":  # read-only: the mask button asks for it by toggling the shown head
+            if s.head_masked != value:
+                s.toggle_head(s.layer, s.head)
         elif name == "bad_layer":
             with pytest.raises(TraitError, match="does not exist"):
                 s.layer = value
