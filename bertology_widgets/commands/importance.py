@@ -6,13 +6,7 @@ heads)`` arrays, run_bertology.py's names) and ``importance.txt`` (the tables).
 
 from __future__ import annotations
 
-from ._common import (
-    add_importance_options,
-    compute_and_write_importance,
-    is_main,
-    run_in_folder,
-    scale_out_help,
-)
+from ._common import add_importance_options, compute_and_write_importance, is_main, run_in_folder, scale_out_help
 
 
 def add_parser(subparsers) -> None:

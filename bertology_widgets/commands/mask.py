@@ -8,13 +8,7 @@ baseline) and ``summary.txt``.
 
 from __future__ import annotations
 
-from ._common import (
-    add_ablation_option,
-    add_masking_options,
-    run_in_folder,
-    run_masking,
-    scale_out_help,
-)
+from ._common import add_ablation_option, add_masking_options, run_in_folder, run_masking, scale_out_help
 
 
 def add_parser(subparsers) -> None:

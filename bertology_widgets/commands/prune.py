@@ -12,15 +12,7 @@ import json
 import numpy as np
 
 from ..runtime.files import output_folder
-from ._common import (
-    add_mask_option,
-    add_masking_options,
-    is_main,
-    load_inputs,
-    positive_int,
-    run_masking,
-    write_text,
-)
+from ._common import add_mask_option, add_masking_options, is_main, load_inputs, positive_int, run_masking, write_text
 
 
 def add_parser(subparsers) -> None:
