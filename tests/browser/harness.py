@@ -619,3 +619,24 @@ def screenshot(page, name: str, locator=None) -> Path:
     else:
         page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class FileOnly:
+    """Routes a page so that it reads ``file://`` URLs only; records everything else and every failure."""
+
+    def __init__(self, page):
+        self.aborted: list[str] = []
+        self.failed: list[str] = []
+        self.requested: list[str] = []
+        self.dialogs: list[str] = []
+        page.route("**/*", self._route)
+        page.on("requestfailed", lambda r: self.failed.append(r.url[:120]))
+        page.on("request", lambda r: self.requested.append(r.url[:120]))
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            self.aborted.append(route.request.url[:120])
+            route.abort()

@@ -32,27 +32,6 @@ def _visible_text(selector: str) -> str:
             ".filter(e => e.getBoundingClientRect().width > 0).map(e => e.textContent).join(';')")
 
 
-class FileOnly:
-    """Routes a page so that it reads ``file://`` URLs only; records everything else and every failure."""
-
-    def __init__(self, page):
-        self.aborted: list[str] = []
-        self.failed: list[str] = []
-        self.requested: list[str] = []
-        self.dialogs: list[str] = []
-        page.route("**/*", self._route)
-        page.on("requestfailed", lambda r: self.failed.append(r.url[:120]))
-        page.on("request", lambda r: self.requested.append(r.url[:120]))
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-
-    def _route(self, route) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            self.aborted.append(route.request.url[:120])
-            route.abort()
-
-
 @pytest.fixture(scope="module")
 def default_page(tmp_path_factory, default_model):
     """A snapshot of the default model on dev example 1, with a masking curve (and importance) over 64 examples."""
@@ -67,8 +46,8 @@ def default_page(tmp_path_factory, default_model):
         session.close()
 
 
-def _open(page, path, browser_log) -> FileOnly:
-    net = FileOnly(page)
+def _open(page, path, browser_log) -> h.FileOnly:
+    net = h.FileOnly(page)
     page.goto(path.as_uri())
     page.wait_for_function(f"() => document.querySelectorAll('{MASK_CELLS}').length > 0 && "
                            f"document.querySelectorAll('{MAP_CELLS}').length > 0", timeout=h.UI_TIMEOUT_MS)
