@@ -18,6 +18,7 @@ import numpy as np
 from traitlets import Bool, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate
+from ..analyses.lm_evaluation import LIVE_LM_BATCH_SIZE
 from ..core.gating import validate_layer_head
 from ..core.labels import TaskMismatchWarning
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
@@ -56,9 +57,11 @@ class ModelSession(HasTraits):
     hold ``perplexity`` and ``token_accuracy``, in fp32; ``labels``, ``predictions`` and the shown
     input's predictions are None and ``flipped`` is empty (a perplexity is over tokens, not classes).
 
-    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
-    past it are re-scored in full, with the same scores, and ``notice`` says so. ``cache_every``
-    (default 3) keeps every k-th layer's input in them (the scores are bitwise the same; 1 is the
+    ``batch_size`` (default 32; for a language model 8, ``LIVE_LM_BATCH_SIZE``) is what :meth:`evaluate`
+    uses, and what ``bertology evaluate --batch-size`` needs to give the live score to the last bit.
+    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches past it are
+    re-scored in full, with the same scores, and ``notice`` says so. ``cache_every`` (default 3) keeps
+    every k-th layer's input in them (the scores are bitwise the same; 1 is the
     fastest re-scoring and the most memory).
 
     Traits
@@ -219,7 +222,7 @@ class ModelSession(HasTraits):
     # mirror of the pipeline part's result (its other traits: session.pipeline_part)
     pipeline = mirror(PipelinePart, "pipeline")
 
-    def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
+    def __init__(self, model, tokenizer, examples, task=None, *, batch_size=None,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
                  capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB,
                  cache_every=DEFAULT_CACHE_EVERY):
@@ -240,9 +243,12 @@ class ModelSession(HasTraits):
         super().__init__()
         # The model stays in the mode it was in: every forward of the session runs under core.modes.eval_mode.
         self.model, self.tokenizer, self.examples = model, tokenizer, list(examples)
-        self.batch_size, self.max_length = batch_size, max_length
+        reads_hidden = bound.require_objective().reads_hidden
+        if batch_size is None:  # a language model's smaller batches: its first estimate comes after a quarter
+            batch_size = LIVE_LM_BATCH_SIZE if reads_hidden else DEFAULT_BATCH_SIZE
+        self.batch_size, self.max_length = int(batch_size), max_length
         regression = glue_task is not None and glue_task.is_regression
-        self.set_trait("precision", lm_live_precision(precision) if bound.require_objective().reads_hidden
+        self.set_trait("precision", lm_live_precision(precision) if reads_hidden
                        else resolve_precision(precision, bound.device, regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()

@@ -14,7 +14,7 @@ import pytest
 from reference import shared_lm
 
 from bertology_widgets import ModelSession
-from bertology_widgets.analyses.lm_evaluation import evaluate_lm
+from bertology_widgets.analyses.lm_evaluation import LIVE_LM_BATCH_SIZE, evaluate_lm
 from bertology_widgets.analyses.lm_texts import load_lm_texts
 from bertology_widgets.models.loading import NoClassificationHeadError
 
@@ -52,6 +52,7 @@ def test_a_language_model_session_has_no_classes_and_says_what_it_scores(tokeniz
     session = open_session("gpt2", tokenizer, live=False)
     try:
         assert session.task == "causal_lm"
+        assert ModelSession(shared_lm("gpt2"), tokenizer, TEXTS, live=False).batch_size == LIVE_LM_BATCH_SIZE
         assert session.metric_names == ["perplexity", "token_accuracy"]
         assert session.label_names == [] and session.labels is None
         assert set(session.baseline_score) == {"perplexity", "token_accuracy"}
@@ -137,3 +138,24 @@ def test_a_language_model_opened_for_a_glue_task_raises_the_clear_error(tokenize
 def test_bf16_is_refused_for_a_live_language_model_with_the_way_to_get_it(tokenizer):
     with pytest.raises(ValueError, match="evaluate --task lm --precision bf16"):
         open_session("gpt2", tokenizer, live=False, precision="bf16")
+
+
+def test_the_settled_score_equals_bertology_evaluate_on_the_saved_mask(tokenizer, tmp_path, capsys):
+    from bertology_widgets.cli import main
+
+    folder = tmp_path / "llama-lm"
+    shared_lm("llama-gqa").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    session = open_session("llama-gqa", tokenizer)
+    try:
+        session.toggle_head(1, 2)
+        session.toggle_head(2, 0)
+        assert session.wait(60)
+        np.save(tmp_path / "mask.npy", session.mask)
+    finally:
+        session.close()
+    assert main(["evaluate", "--model", str(folder), "--task", "lm", "--max-examples", str(len(TEXTS)),
+                 "--batch-size", str(session.batch_size), "--mask", str(tmp_path / "mask.npy"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["perplexity"], result["token_accuracy"]) == (session.score["perplexity"],
+                                                                session.score["token_accuracy"])
