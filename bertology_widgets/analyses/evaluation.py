@@ -71,7 +71,9 @@ def predict(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokeniz
     indices_done, rows = [], []
     mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
     report = progress_reporter(progress, len(mine), show_bar=processes.is_main, desc="evaluating", unit="batch")
-    with eval_mode(model), report:
+    # A language model's head runs in the objective (reduce_output), under the layers' autocast too.
+    head_autocast = torch.autocast(runner.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    with eval_mode(model), report, head_autocast:
         for _, indices in report.iterate(mine):
             batch = collate(encoded, indices, bound.pad_id, runner.device, bound.uses_token_types)
             if low is None:

@@ -159,3 +159,20 @@ def test_the_settled_score_equals_bertology_evaluate_on_the_saved_mask(tokenizer
     result = json.loads(capsys.readouterr().out)
     assert (result["perplexity"], result["token_accuracy"]) == (session.score["perplexity"],
                                                                 session.score["token_accuracy"])
+
+
+def test_a_second_session_takes_the_language_models_baseline_from_the_shared_cache(tokenizer):
+    first = open_session("bert", tokenizer)
+    try:
+        assert first.wait(60) and not first.live.baseline_from_cache
+        baseline = dict(first.baseline_score)
+    finally:
+        first.close()
+    second = open_session("bert", tokenizer)
+    try:
+        assert second.wait(60) and second.live.baseline_from_cache
+        assert second.baseline_score == baseline
+        second.toggle_head(0, 0)
+        assert second.wait(60) and second.score["perplexity"] != baseline["perplexity"]
+    finally:
+        second.close()
