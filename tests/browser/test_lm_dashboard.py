@@ -3,8 +3,9 @@
 A notebook opens ``ModelSession.from_pretrained("default-lm", task="lm", max_examples=8)`` and its
 ``Dashboard``. The mask grid is 30 x 9 (query heads; its title says so). A click on one cell masks
 that head: the readout's perplexity moves from the baseline, settles on an exact score, and that
-score is what ``bertology evaluate --task lm --mask`` prints for the mask the kernel saved, with the
-session's batch size (the two then run the same forward on the same batches).
+score is what ``bertology evaluate --task lm --mask`` prints for the mask the kernel saved (the
+"Save state" cell of test_click_burst), with the session's batch size (the two then run the same
+forward on the same batches).
 """
 
 from __future__ import annotations
@@ -19,44 +20,24 @@ import nbformat
 import numpy as np
 import pytest
 
+from bertology_widgets.analyses.lm_evaluation import LIVE_LM_BATCH_SIZE
+
 from . import harness as h
+from .test_click_burst import SAVE_BUTTON, SAVE_CELL, SAVED_NOTE
 from .test_dashboard import MASK_CELLS, MODEL_TIMEOUT_MS, READOUT, run_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LAYERS, HEADS, TEXTS = 30, 9, 8
 LAYER, HEAD = 10, 3
-SAVE_BUTTON = "button.lm-save"
-SAVED_NOTE = ".lm-saved .widget-html-content"
-
-CELLS = ["""\
+CELL = """\
 import os
 os.environ["BERTOLOGY_RESULTS_DIR"] = {results!r}
 from bertology_widgets import Dashboard, ModelSession
 
 session = ModelSession.from_pretrained("default-lm", task="lm", max_examples={texts})
 Dashboard(session)
-""", """\
-import ipywidgets as widgets
-import numpy as np
-
-
-def _save(_button):
-    try:
-        settled = session.wait(timeout=600)
-        np.save({mask!r}, np.asarray(session.mask))
-        saved.value = f"saved (settled: {{settled}}, batch size {{session.batch_size}})"
-    except Exception as exc:
-        saved.value = f"save failed: {{type(exc).__name__}}: {{exc}}"
-
-
-save_button = widgets.Button(description="Save mask")
-save_button.add_class("lm-save")
-save_button.on_click(_save)
-saved = widgets.HTML()
-saved.add_class("lm-saved")
-widgets.HBox([save_button, saved])
-"""]
+"""
 
 # Settled: the readout counts ``needle`` masked heads, says "exact", and no longer scores.
 _SETTLED_JS = """(needle) => {
@@ -95,10 +76,11 @@ def test_a_click_on_the_mask_grid_moves_the_perplexity_to_the_clis(default_lm, l
                                                                      browser_log):
     folder = browser_root / "lm"
     folder.mkdir(exist_ok=True)
-    mask_path = folder / "mask.npy"
+    state_path, mask_path, scored_path = folder / "state.json", folder / "mask.npy", folder / "scored.npy"
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(CELLS[0].format(results=str(folder / "results"), texts=TEXTS)),
-                nbformat.v4.new_code_cell(CELLS[1].format(mask=str(mask_path)))]
+    nb.cells = [nbformat.v4.new_code_cell(CELL.format(results=str(folder / "results"), texts=TEXTS)),
+                nbformat.v4.new_code_cell(SAVE_CELL.format(state=str(state_path), mask=str(mask_path),
+                                                           scored=str(scored_path)))]
     notebook = folder / "lm_dashboard.ipynb"
     nbformat.write(nb, str(notebook))
     run_notebook(page, "lab", lab_server, browser_root, notebook, MODEL_TIMEOUT_MS)
@@ -122,12 +104,10 @@ def test_a_click_on_the_mask_grid_moves_the_perplexity_to_the_clis(default_lm, l
     page.locator(SAVE_BUTTON).click()
     page.wait_for_function("(sel) => (document.querySelector(sel)?.innerText || '').includes('save')",
                            arg=SAVED_NOTE, polling=100, timeout=MODEL_TIMEOUT_MS)
-    note = page.locator(SAVED_NOTE).inner_text()
-    assert note.startswith("saved (settled: True"), note
+    assert page.locator(SAVED_NOTE).inner_text() == "saved (settled: True)"
     mask = np.load(mask_path)
     assert mask[LAYER, HEAD] == 0 and (mask == 0).sum() == 1
-    batch_size = int(re.search(r"batch size (\d+)", note).group(1))
-    cli = cli_perplexity(mask_path, batch_size)
+    cli = cli_perplexity(mask_path, LIVE_LM_BATCH_SIZE)  # the session's batch size: the same batches
     print(f"\n[lab] default-lm on {TEXTS} texts: perplexity {baseline:.4f} -> {masked:.4f} with head "
           f"({LAYER}, {HEAD}) masked; bertology evaluate --mask: {cli:.4f}")
     assert masked == round(cli, 4), after

@@ -17,19 +17,18 @@ TEXTS = 6
 
 
 @pytest.fixture(scope="module")
-def default_lm():
+def smollm2_folder():
+    """SmolLM2's folder in the model cache, converted first if needed (skipped without gguf or its wheel)."""
     pytest.importorskip("gguf")
-    from bertology_widgets.models.default_lm import gguf_path
     from bertology_widgets.models.default_model import ensure_default_lm
 
     try:
-        gguf_path()
+        return ensure_default_lm(progress=False)
     except ImportError as exc:
         pytest.skip(str(exc))
-    return ensure_default_lm(progress=False)
 
 
-def test_the_settled_perplexity_after_toggles_equals_evaluate_mask_on_the_saved_mask(default_lm, tmp_path, capsys):
+def test_the_settled_perplexity_after_toggles_equals_evaluate_mask_on_the_saved_mask(smollm2_folder, tmp_path, capsys):
     session = ModelSession.from_pretrained("default-lm", task="lm", max_examples=TEXTS)
     try:
         assert (session.num_layers, session.num_heads) == (30, 9) and session.task == "causal_lm"
@@ -54,6 +53,6 @@ def test_the_settled_perplexity_after_toggles_equals_evaluate_mask_on_the_saved_
     assert result["perplexity"] != baseline
 
 
-def test_the_default_lm_opened_for_sst2_raises_the_clear_error(default_lm):
+def test_the_default_lm_opened_for_sst2_raises_the_clear_error(smollm2_folder):
     with pytest.raises(NoClassificationHeadError, match='task="lm"'):
         ModelSession.from_pretrained("default-lm", task="sst2")
