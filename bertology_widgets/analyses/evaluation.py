@@ -39,8 +39,8 @@ def predict(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokeniz
             processes: Processes = ONE_PROCESS, *, reduce: bool = True, max_length: int = DEFAULT_MAX_LENGTH,
             task: str | None = None) -> np.ndarray:
     """Per-example rows for ``eval_set`` in its original order: the objective's statistics ``(n, *stat_shape)``
-    (class ids, regression scores, ...), or with ``reduce=False`` the logits ``(n, labels)`` in the task's
-    label order.
+    (class ids, regression scores, a language model's NLL sums, tokens and hits), or with ``reduce=False``
+    the logits ``(n, labels)`` in the task's label order.
 
     Called as ``predict(bound, eval_set)`` or ``predict(model, tokenizer, examples)`` (see
     :func:`~bertology_widgets.core.bound.as_scored`). Runs the same
@@ -48,7 +48,8 @@ def predict(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokeniz
     live session, on the same length-sorted batches, so both give identical numbers.
     ``precision="bf16"`` runs bf16 weights with the fp32 guard of
     :mod:`~bertology_widgets.core.precision` (``stats``, a ``GuardStats``, counts its
-    work); ``"auto"`` picks bf16 only on hardware with fast bf16.
+    work); ``"auto"`` picks bf16 only on hardware with fast bf16. A language model's objective has no guard:
+    its precision is ``autocast_dtype`` alone (fp32 by default, see :mod:`~bertology_widgets.analyses.lm_evaluation`).
     Under ``accelerate launch`` (``processes``, see :mod:`~bertology_widgets.runtime.distributed`)
     each process runs every N-th batch and the rows are gathered; every
     process gets the whole array. ``progress`` (see
@@ -62,13 +63,17 @@ def predict(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokeniz
     encoded = eval_set.encoded
     runner = bound.runner(autocast_dtype=autocast_dtype)
     low = None
-    if resolve_precision(precision, runner.device, int(getattr(model.config, "num_labels", 2)) == 1) == "bf16":
+    guarded_bf16 = objective is None or not objective.reads_hidden  # a perplexity has no close calls to guard
+    if guarded_bf16 and resolve_precision(precision, runner.device,
+                                          int(getattr(model.config, "num_labels", 2)) == 1) == "bf16":
         low = bound.runner(model=bf16_copy(model))
     gates = bound.gates(mask).detach().float()
     indices_done, rows = [], []
     mine = processes.take(length_sorted_batches(encoded.lengths, batch_size))
     report = progress_reporter(progress, len(mine), show_bar=processes.is_main, desc="evaluating", unit="batch")
-    with eval_mode(model), report:
+    # A language model's head runs in the objective (reduce_output), under the layers' autocast too.
+    head_autocast = torch.autocast(runner.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    with eval_mode(model), report, head_autocast:
         for _, indices in report.iterate(mine):
             batch = collate(encoded, indices, bound.pad_id, runner.device, bound.uses_token_types)
             if low is None:
@@ -80,7 +85,7 @@ def predict(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTrainedTokeniz
                     stats.add(rescored, len(indices))
             logits = logits.float()
             rows.append(logits.cpu().numpy() if objective is None
-                        else objective.reduce(logits, batch, eval_set, indices))
+                        else objective.reduce_output(bound, logits, batch, eval_set, indices))
             indices_done.append(indices)
     if rows:
         done = np.concatenate(rows)

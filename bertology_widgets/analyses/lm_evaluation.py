@@ -3,9 +3,10 @@
 :func:`evaluate_lm` is the language-model counterpart of
 :func:`~bertology_widgets.analyses.evaluation.evaluate`: the texts are
 tokenized once by the objective (:mod:`bertology_widgets.core.lm_objective`),
-cut into length-sorted batches, and each batch runs the base model under the
-mask and is reduced at once to per-text statistics; the LM head runs only at
-the scored positions.
+cut into length-sorted batches, and each batch runs layer by layer under the
+mask, as the live session does (:func:`~bertology_widgets.analyses.evaluation.predict`),
+and is reduced at once to per-text statistics; the final norm and the LM head
+run only at the scored positions.
 
 Precision: ``"auto"`` is fp32 for a language model, on every machine. A
 classifier's bf16 path re-scores its close calls in fp32 (the guard), so its
@@ -17,16 +18,16 @@ default LM.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
-from ..core.batching import collate, length_sorted_batches
 from ..core.bound import BoundModel, EvalSet, bind
 from ..core.gating import HeadMaskLike
 from ..core.lm_objective import LanguageModelObjective, lm_objective
-from ..core.modes import eval_mode
+from .evaluation import DEFAULT_BATCH_SIZE, predict
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     from ..glue import Example
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: A live session's batch size for a language model: the 32 live texts in 4 batches, so the first estimate of
+#: a new mask's perplexity comes after a quarter of the work. Scores depend on the batches in the last bits:
+#: ``evaluate_lm(..., batch_size=8)`` (``bertology evaluate --task lm --batch-size 8``) equals the session's.
+LIVE_LM_BATCH_SIZE = 8
 
 
 def lm_precision(precision: str = "auto") -> str:
@@ -45,27 +50,23 @@ def lm_precision(precision: str = "auto") -> str:
 
 
 def lm_statistics(bound: BoundModel, eval_set: EvalSet, objective: LanguageModelObjective,
-                  mask: HeadMaskLike = None, batch_size: int = 16, precision: str = "auto") -> np.ndarray:
-    """Per-text rows ``(n, 3)``: NLL sum, scored tokens and top-1 hits, under ``mask``."""
-    model = bound.model
-    base = bound.adapter.base_model(model)
+                  mask: HeadMaskLike = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  precision: str = "auto") -> np.ndarray:
+    """Per-text rows ``(n, 3)``: NLL sum, scored tokens and top-1 hits, under ``mask``.
+
+    The rows come from :func:`~bertology_widgets.analyses.evaluation.predict`, the layer-by-layer forward
+    of the live session, on the same batches: a session's settled score equals this one bit for bit.
+    """
+    if bound.objective is not objective:
+        bound = copy.copy(bound)  # the same model and facts, scored on ``objective``
+        bound.objective = objective
     dtype = torch.bfloat16 if lm_precision(precision) == "bf16" else None
-    stats = objective.empty_stats(len(eval_set))
-    extra = {"use_cache": False} if bound.is_causal else {}
-    device = bound.device
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
-                else torch.autocast(device.type, enabled=False))
-    with torch.inference_mode(), eval_mode(model), bound.masked(mask), autocast:
-        for indices in length_sorted_batches(eval_set.encoded.lengths, batch_size):
-            batch = collate(eval_set.encoded, indices, bound.pad_id, device, with_token_types=bound.uses_token_types)
-            hidden = base(**batch, **extra).last_hidden_state  # the base model applies its own final norm
-            stats[indices] = objective.reduce_hidden(bound, hidden, batch, eval_set, indices, final_norm=False)
-    return stats
+    return predict(bound, eval_set, mask=mask, batch_size=batch_size, autocast_dtype=dtype)
 
 
 def evaluate_lm(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBase | None,
                 texts: Sequence[Example] | EvalSet, task: str = "lm", mask: HeadMaskLike = None,
-                batch_size: int = 16, max_length: int = 128, precision: str = "auto") -> dict:
+                batch_size: int = DEFAULT_BATCH_SIZE, max_length: int = 128, precision: str = "auto") -> dict:
     """Perplexity and token accuracy of a language model on ``texts``, under ``mask``.
 
     Parameters
@@ -95,4 +96,4 @@ def evaluate_lm(model: nn.Module | BoundModel, tokenizer: PreTrainedTokenizerBas
             "task": objective.name, "precision": lm_precision(precision)}
 
 
-__all__ = ["PRECISIONS", "evaluate_lm", "lm_precision", "lm_statistics"]
+__all__ = ["LIVE_LM_BATCH_SIZE", "PRECISIONS", "evaluate_lm", "lm_precision", "lm_statistics"]

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ._common import add_model_option, add_task_options, positive_int
+from ._language_model import add_text_file_option
 
 
 def add_parser(subparsers) -> None:
@@ -24,23 +25,45 @@ def add_parser(subparsers) -> None:
     p.add_argument("--classroom", action="store_true",
                    help="instead: memory of one more student's kernel (two dashboard kernels on the default model; "
                         "uss_mib_per_extra_session)")
+    p.add_argument("--lm", action="store_true",
+                   help="instead: a language model's live perplexity (--model, default default-lm) on the live "
+                        "default texts: load time, full pass, mask change to first estimate and to exact "
+                        "(ratio to a full pass), peak memory of a scoring pass")
+    add_text_file_option(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if args.classroom:
         return run_classroom_command(args)
+    if args.lm:
+        return run_lm_command(args)
     from ..benchmark.live_scoring import run_benchmark
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = run_benchmark(args.model, task=args.task, glue_dir=args.glue_dir, max_examples=args.max_examples,
                            repeats=args.repeats, bert_base=args.bert_base, naive=args.naive,
                            device=args.device, log=log, precision=args.precision, bf16=args.bf16)
-    if args.json:
+    print_figures(result, args.json)
+    return 0
+
+
+def print_figures(result: dict, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:34s} {format(value, '.4g') if isinstance(value, float) else value}")
+        return
+    for key, value in result.items():
+        print(f"{key:34s} {format(value, '.4g') if isinstance(value, float) else value}")
+
+
+def run_lm_command(args) -> int:
+    """``bertology bench --lm``: what :mod:`bertology_widgets.benchmark.lm_live` measures."""
+    from ..benchmark.lm_live import run_lm_benchmark
+
+    result = run_lm_benchmark(args.model or "default-lm", text_file=args.text_file, max_examples=args.max_examples,
+                              repeats=args.repeats, device=args.device,
+                              log=(lambda msg: print(msg, file=sys.stderr)) if args.json else print)
+    print_figures(result, args.json)
     return 0
 
 

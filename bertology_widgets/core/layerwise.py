@@ -1,4 +1,4 @@
-"""Run a sequence classifier one layer at a time, keeping each layer's input.
+"""Run a sequence classifier or a language model one layer at a time, keeping each layer's input.
 
 This is what makes live re-scoring incremental: for every batch of the
 evaluation set we keep the hidden states entering each layer, computed under
@@ -9,6 +9,13 @@ The runner calls the model's own layer modules with the exact arguments the
 model passes them (captured once per batch by a pre-hook on layer 0), so
 every architecture in the adapter table works and the result is bitwise the
 full forward's.
+
+A classifier's run ends in its head's logits ``(batch, labels)``; a language
+model's (its objective ``reads_hidden``) ends at the last layer's output
+``(batch, pos, hidden)``, which the objective reduces with the final norm and
+the LM head at the scored positions only
+(:meth:`~bertology_widgets.core.objective.Objective.reduce_output`), so no
+``(tokens, vocabulary)`` matrix is ever held for a batch.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class LayerCache:
     mask : torch.Tensor, shape ``(layers, heads)``
         The mask ``hidden`` was computed under.
     logits : torch.Tensor, shape ``(batch, labels)``
+        What the run ended in (a language model: the last layer's output ``(batch, pos, hidden)``).
     """
 
     inputs: dict
@@ -79,13 +87,14 @@ def first_changed_layer(old: torch.Tensor, new: torch.Tensor) -> int | None:
 
 
 class LayerwiseRunner:
-    """Layer-by-layer forward of a sequence classifier, with per-layer caches.
+    """Layer-by-layer forward of a sequence classifier or a language model, with per-layer caches.
 
     Parameters
     ----------
     bound : BoundModel
-        A bound sequence classifier (a model from the adapter table), run in eval mode: its adapter,
-        shape, label order and default ablation are read from it. Usually made by ``bound.runner()``.
+        A bound sequence classifier (a model from the adapter table), or a language model bound with its
+        objective (``bound.objective.reads_hidden``), run in eval mode: its adapter, shape, label order and
+        default ablation are read from it. Usually made by ``bound.runner()``.
     autocast_dtype : torch.dtype, optional
         ``torch.bfloat16`` to run under CPU/GPU autocast.
     keep_every : int
@@ -110,7 +119,10 @@ class LayerwiseRunner:
         model = bound.model if model is None else model
         self.bound, self.model = bound, model
         self.adapter = bound.adapter
-        if not self.adapter.is_task_model(model):
+        objective = getattr(bound, "objective", None)
+        # A language model's forward ends at the last layer's output; its objective runs the head where it reads.
+        self.reads_hidden = bool(getattr(objective, "reads_hidden", False))
+        if not self.reads_hidden and not self.adapter.is_task_model(model):
             raise ValueError(
                 f"{type(model).__name__} has no sequence-classification head; load it with "
                 f"AutoModelForSequenceClassification (or fine-tune it with `bertology finetune`)"
@@ -175,7 +187,8 @@ class LayerwiseRunner:
 
     @torch.inference_mode()
     def run(self, cache: LayerCache, mask: torch.Tensor) -> torch.Tensor:
-        """Bring ``cache`` up to date with ``mask`` and return the logits ``(batch, labels)``.
+        """Bring ``cache`` up to date with ``mask`` and return the logits ``(batch, labels)`` (a language
+        model: the last layer's output ``(batch, pos, hidden)``).
 
         Only layers from the lowest changed one upwards are computed. The cache
         is updated only when the whole batch has finished, so an interrupted
@@ -194,20 +207,26 @@ class LayerwiseRunner:
             for i in range(start, last):
                 h = self._layer(i, h, cache)
                 new_hidden[i + 1] = h if (i + 1) % self.keep_every == 0 or i + 1 == last else None
-            head = self.adapter.classifier_head
-            assert head is not None  # __init__ refuses models without one
-            logits = head(self.model, h, cache.inputs)
-            if self.label_order is not None:  # the model's class order -> the task's (see bound.BoundModel)
-                logits = logits.index_select(-1, self.label_order.to(logits.device))
+            logits = h if self.reads_hidden else self._head(h, cache.inputs)
         if self.keep_every > 1:
             new_hidden[0] = None  # the embeddings are cheap to compute again
         cache.hidden, cache.mask, cache.logits = new_hidden, mask.clone(), logits.float()
         return cache.logits
 
+    def _head(self, h: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """The classifier's logits ``(batch, labels)`` in the task's label order, from the last layer's output."""
+        head = self.adapter.classifier_head
+        assert head is not None  # __init__ refuses models without one
+        logits = head(self.model, h, inputs)
+        if self.label_order is not None:  # the model's class order -> the task's (see bound.BoundModel)
+            logits = logits.index_select(-1, self.label_order.to(logits.device))
+        return logits
+
     def _layer(self, i: int, h: torch.Tensor, cache: LayerCache) -> torch.Tensor:
-        """Layer ``i`` on ``h`` ``(batch, pos, hidden)``; the last layer keeps only the pooled row where it can."""
+        """Layer ``i`` on ``h`` ``(batch, pos, hidden)``; a classifier's last layer keeps only the pooled row
+        where it can (a language model reads every position)."""
         handle = None
-        if i == len(self.layers) - 1 and self.adapter.pooled_rows_from:
+        if i == len(self.layers) - 1 and self.adapter.pooled_rows_from and not self.reads_hidden:
             handle = get_submodule(self.layers[i], self.adapter.pooled_rows_from).register_forward_pre_hook(
                 this_thread_only(_first_row_only))
         try:

@@ -62,6 +62,7 @@ class LanguageModelObjective(Objective):
     stat_dtype = np.float64
     stat_shape = (3,)
     kind = ""
+    reads_hidden = True
 
     def higher_is_better(self, metric: str | None = None) -> bool:
         """Perplexity: lower is better; token accuracy: higher is better."""
@@ -101,8 +102,13 @@ class LanguageModelObjective(Objective):
         unembed = unembedding_for(bound.model)
         rows, cols, tokens = self._on(self.targets(batch, eval_set, indices), hidden.device)
         chosen = hidden.detach()[rows, cols]
-        logits = unembed(chosen) if final_norm else unembed.head(chosen)
+        with torch.no_grad():  # a score, not a loss: no graph through the head's weights
+            logits = unembed(chosen) if final_norm else unembed.head(chosen)
         return self._stats(logits, rows, tokens, hidden.shape[0])
+
+    def reduce_output(self, bound, output, batch, eval_set, indices):
+        """Rows ``(batch, 3)`` from the last layer's output ``(batch, pos, hidden)``, before the final norm."""
+        return self.reduce_hidden(bound, output, batch, eval_set, indices, final_norm=True)
 
     @staticmethod
     def _on(targets, device) -> tuple[torch.Tensor, ...]:

@@ -96,6 +96,9 @@ class Objective(ABC):
     metrics: tuple[str, ...]
     stat_dtype: type = np.float64
     stat_shape: tuple[int, ...] = ()
+    #: Whether the forward ends at the last layer's output ``(batch, pos, hidden)`` (a language model, whose
+    #: head runs only where a score is read, in :meth:`reduce_output`) instead of the classifier head's logits.
+    reads_hidden: bool = False
 
     # -- direction ---------------------------------------------------------------------------------------
     @property
@@ -162,6 +165,13 @@ class Objective(ABC):
         a classifier, ``(batch, pos, vocab)`` for a language model); ``batch``: the collated inputs
         (``input_ids``, ``attention_mask``, ...); ``indices``: the rows of ``eval_set`` in the batch.
         """
+
+    def reduce_output(self, bound: BoundFacts, output: torch.Tensor, batch: Mapping[str, torch.Tensor],
+                      eval_set: EvalSet, indices: np.ndarray) -> np.ndarray:
+        """Rows ``(batch, *stat_shape)`` from what a layer-by-layer forward ends in
+        (:class:`~bertology_widgets.core.layerwise.LayerwiseRunner`): the logits (:meth:`reduce`), or
+        the last layer's output where :attr:`reads_hidden`."""
+        return self.reduce(output, batch, eval_set, indices)
 
     @abstractmethod
     def score(self, stats: np.ndarray, eval_set: EvalSet, indices: np.ndarray | None = None) -> dict[str, float]:

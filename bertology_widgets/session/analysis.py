@@ -341,7 +341,8 @@ class AnalysisResults(SessionPart):
 
         data = self.data
         if not data.label_names:
-            raise ValueError(f"{data.task} is a regression task; layer probes support classification tasks only")
+            raise ValueError(f"{data.task} has no classes (a regression task or a language model); layer probes "
+                             "support classification tasks only")
         mask, task, dev = np.array(self._current_mask()), data.task, list(data.examples)
 
         def compute(model, report):

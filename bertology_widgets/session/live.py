@@ -108,7 +108,7 @@ class LiveScorer:
     Parameters
     ----------
     bound : BoundModel
-        The session's bound sequence classifier (fp32).
+        The session's bound sequence classifier, or language model with its objective (fp32).
     eval_set : EvalSet
         The tokenized evaluation set; the bound model's objective scores it (each batch reduced to
         per-example rows, the rows to metrics and running estimates).
@@ -218,7 +218,8 @@ class LiveScorer:
         return score, predictions
 
     def baseline(self, ones: np.ndarray, between_batches=None) -> dict:
-        """Score the unmasked model: ``{"score": metrics, "predictions": (n,), "logits": (n, classes)}``.
+        """Score the unmasked model: ``{"score": metrics, "predictions": (n, *stat_shape), "logits": (n, classes)}``
+        (``"logits"`` None for a language model).
 
         The score is memoised like any other (a toggle back to all heads kept is instant). Raises
         :class:`Cancelled` once the scorer is closed.
@@ -244,8 +245,9 @@ class LiveScorer:
             if not is_current():
                 raise Cancelled
             logits_t = self._batch_logits(number, gates).float()
-            predictions[indices] = objective.reduce(logits_t, self._inputs[number], self.eval_set, indices)
-            if keep_logits:
+            predictions[indices] = objective.reduce_output(self._bound, logits_t, self._inputs[number],
+                                                           self.eval_set, indices)
+            if keep_logits and not objective.reads_hidden:  # a language model's rows are all a baseline needs
                 logits = logits_t.cpu().numpy()
                 if all_logits is None:
                     all_logits = np.zeros((n, *logits.shape[1:]), dtype=np.float32)

@@ -40,6 +40,13 @@ from .traits import array_trait, frozen
 WARM_DELAY_S = 10.0
 
 
+def per_example(rows: np.ndarray) -> np.ndarray | None:
+    """The prediction per example ``(n,)`` from the objective's rows: the rows themselves where they are one
+    value per example (a class, a score); None for a language model, whose rows ``(n, 3)`` are per-text sums."""
+    rows = np.asarray(rows)
+    return rows if rows.ndim == 1 else None
+
+
 class LiveScore(SessionPart):
     """Scores masks for the session, inline or on the live worker.
 
@@ -53,8 +60,9 @@ class LiveScore(SessionPart):
     scored_mask : np.ndarray ``(layers, heads)``
         The mask that ``score`` belongs to.
     predictions, baseline_predictions, labels : np.ndarray ``(n,)``
+        None for a language model (its score is over tokens; its targets are its own tokens).
     flipped : list of int
-        Examples whose prediction differs from the unmasked model's.
+        Examples whose prediction differs from the unmasked model's (``[]`` for a language model).
     progress : float in [0, 1]; busy : bool
         ``busy`` while a requested mask is not scored yet.
     score_error : str
@@ -91,7 +99,8 @@ class LiveScore(SessionPart):
                  hold: Hold | None = None):
         super().__init__(hold)
         self.scorer = scorer
-        self.labels = np.asarray(scorer.eval_set.require_labels())
+        labels = scorer.eval_set.labels  # None for a language model: its targets are its own tokens
+        self.labels = None if labels is None else np.asarray(labels)
         self._on_scored = on_scored
         self._current_mask, self._baseline_key = current_mask, baseline_key
         self._live = False
@@ -141,15 +150,18 @@ class LiveScore(SessionPart):
         """Whether a stored baseline fits these examples: shapes, and predictions and score that follow
         from its logits (anything else is rebuilt, never trusted)."""
         try:
-            logits = np.asarray(value["logits"], dtype=np.float32)
             predictions = np.asarray(value["predictions"])
             scorer = self.scorer
             n = scorer.n
-            if logits.ndim < 2 or logits.shape[0] != n or predictions.shape != (n, *scorer.objective.stat_shape):
+            if predictions.shape != (n, *scorer.objective.stat_shape):
                 return False
-            rows = scorer.objective.reduce(torch.from_numpy(logits), {}, scorer.eval_set, np.arange(n))
-            if not np.array_equal(rows, predictions):
-                return False
+            if not scorer.objective.reads_hidden:  # a language model keeps no logits: its rows are checked below
+                logits = np.asarray(value["logits"], dtype=np.float32)
+                if logits.ndim < 2 or logits.shape[0] != n:
+                    return False
+                rows = scorer.objective.reduce(torch.from_numpy(logits), {}, scorer.eval_set, np.arange(n))
+                if not np.array_equal(rows, predictions):
+                    return False
             score = scorer.objective.score(predictions, scorer.eval_set)
             return set(score) == set(value["score"]) and all(
                 np.isclose(float(value["score"][k]), float(v), equal_nan=True) for k, v in score.items())
@@ -166,7 +178,7 @@ class LiveScore(SessionPart):
             self.scorer.remember(ones, score, predictions)
             if self._live:
                 self.scorer.warm_caches(after_s=WARM_DELAY_S)
-        self.publish(baseline_score=score, baseline_predictions=predictions)
+        self.publish(baseline_score=score, baseline_predictions=per_example(predictions))
         mask = self._current_mask()
         if mask is not None:
             self.rescore(mask)  # the baseline itself, memoised, or what was toggled meanwhile
@@ -229,9 +241,9 @@ class LiveScore(SessionPart):
     def on_result(self, generation: int, value) -> None:
         if not self._current(generation):
             return
-        mask, score, predictions = value
-        baseline = self.baseline_predictions
-        flipped = [] if baseline is None else np.nonzero(predictions != baseline)[0].tolist()
+        mask, score, rows = value
+        predictions, baseline = per_example(rows), self.baseline_predictions
+        flipped = [] if baseline is None or predictions is None else np.nonzero(predictions != baseline)[0].tolist()
         self.publish(score=dict(score), score_interval={}, score_is_estimate=False, predictions=predictions,
                       scored_mask=frozen(mask), flipped=flipped, progress=1.0, busy=False, score_error="")
         self._on_scored()

@@ -12,12 +12,13 @@ import threading
 import warnings
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from traitlets import Bool, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate
-from ..core.bound import as_bound
+from ..analyses.lm_evaluation import LIVE_LM_BATCH_SIZE
 from ..core.gating import validate_layer_head
 from ..core.labels import TaskMismatchWarning
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
@@ -25,6 +26,7 @@ from ..core.precision import PRECISIONS, resolve_precision
 from ..runtime.memory import cap_onednn_caches
 from . import state as state_io
 from .analysis import AnalysisData, AnalysisResults, AnalysisRunner
+from .binding import LM_TASKS, lm_live_precision, session_bound
 from .dispatcher import Dispatcher
 from .explanation_part import ExplanationPart, ShownForExplanation
 from .head_analyses import HeadAnalyses, ShownText
@@ -34,6 +36,9 @@ from .part import Forwarding, delegate, mirror, part_traits
 from .pipeline_part import PipelinePart
 from .shown_input import ShownInput, ShownState
 from .traits import HeadMaskTrait, head_mask_array
+
+if TYPE_CHECKING:
+    from ..glue import Example
 
 
 def display_name(model) -> str:
@@ -45,11 +50,18 @@ def display_name(model) -> str:
 
 
 class ModelSession(HasTraits):
-    """A model, a GLUE evaluation set and the live state of the dashboard.
+    """A model, a GLUE evaluation set (or a language model and its texts) and the live state of the dashboard.
 
-    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches
-    past it are re-scored in full, with the same scores, and ``notice`` says so. ``cache_every``
-    (default 3) keeps every k-th layer's input in them (the scores are bitwise the same; 1 is the
+    A language model (``task="lm"``, ``"causal_lm"`` or ``"masked_lm"``; the default when a causal or
+    masked LM comes with no task) is scored live by its own objective: ``score`` and ``baseline_score``
+    hold ``perplexity`` and ``token_accuracy``, in fp32; ``labels``, ``predictions`` and the shown
+    input's predictions are None and ``flipped`` is empty (a perplexity is over tokens, not classes).
+
+    ``batch_size`` (default 32; for a language model 8, ``LIVE_LM_BATCH_SIZE``) is what :meth:`evaluate`
+    uses, and what ``bertology evaluate --batch-size`` needs to give the live score to the last bit.
+    ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches past it are
+    re-scored in full, with the same scores, and ``notice`` says so. ``cache_every`` (default 3) keeps
+    every k-th layer's input in them (the scores are bitwise the same; 1 is the
     fastest re-scoring and the most memory).
 
     Traits
@@ -59,6 +71,13 @@ class ModelSession(HasTraits):
         True for decoder models (their attention is causal).
     layer_notes : list of str, read-only
         Per layer, what is special about its attention (``""`` for most families).
+    heads_note : str, read-only
+        With grouped-query attention (Llama-style, SmolLM2), that the mask is over query heads and how
+        many key/value heads each layer has; ``""`` for most families.
+    task : str, read-only
+        The GLUE task, or ``"causal_lm"`` / ``"masked_lm"`` for a language model (``task="lm"``).
+    label_names : list of str, read-only
+        The task's class names (empty for a regression task and a language model).
     layer, head : int
         The selected head (validated against the model).
     model_name : str, read-only
@@ -130,6 +149,8 @@ class ModelSession(HasTraits):
     metric_names: List = List(read_only=True)
     data_source = Unicode(read_only=True)
     causal = Bool(False, read_only=True, help="True when the model's attention is causal (decoder models)")
+    heads_note = Unicode(read_only=True, help="What the mask's heads are where that is not plain: with grouped-query "
+                                              "attention, query heads ('' for most families)")
     layer_notes = List(Unicode(), read_only=True,
                        help="Per layer, what is special about its attention ('' for most families), for titles")
 
@@ -201,7 +222,7 @@ class ModelSession(HasTraits):
     # mirror of the pipeline part's result (its other traits: session.pipeline_part)
     pipeline = mirror(PipelinePart, "pipeline")
 
-    def __init__(self, model, tokenizer, examples, task=None, *, batch_size=DEFAULT_BATCH_SIZE,
+    def __init__(self, model, tokenizer, examples, task=None, *, batch_size=None,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
                  capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB,
                  cache_every=DEFAULT_CACHE_EVERY):
@@ -210,8 +231,8 @@ class ModelSession(HasTraits):
         cap_onednn_caches()  # before any bf16 work: ~45 MiB less per bf16 kernel
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TaskMismatchWarning)
-            bound = as_bound(model, tokenizer, task=task if task is not None else getattr(examples, "task", None),
-                             label_map=label_map)
+            bound = session_bound(model, tokenizer, task if task is not None else getattr(examples, "task", None),
+                                  label_map)
         for warning in caught:  # shown once in the notebook, and kept in the notice
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         self._label_notice = "\n".join([str(w.message) for w in caught] + [bound.label_notice()]).strip()
@@ -222,9 +243,13 @@ class ModelSession(HasTraits):
         super().__init__()
         # The model stays in the mode it was in: every forward of the session runs under core.modes.eval_mode.
         self.model, self.tokenizer, self.examples = model, tokenizer, list(examples)
-        self.batch_size, self.max_length = batch_size, max_length
+        reads_hidden = bound.require_objective().reads_hidden
+        if batch_size is None:  # a language model's smaller batches: its first estimate comes after a quarter
+            batch_size = LIVE_LM_BATCH_SIZE if reads_hidden else DEFAULT_BATCH_SIZE
+        self.batch_size, self.max_length = int(batch_size), max_length
         regression = glue_task is not None and glue_task.is_regression
-        self.set_trait("precision", resolve_precision(precision, bound.device, regression))
+        self.set_trait("precision", lm_live_precision(precision) if reads_hidden
+                       else resolve_precision(precision, bound.device, regression))
         self.model_lock = threading.RLock()
         self._dispatcher = Dispatcher()
         self._set_model_traits(model, glue_task, examples)
@@ -261,6 +286,7 @@ class ModelSession(HasTraits):
             self.bound, lock, self.max_length, worker=scorer, is_live=lambda: self.live.live,
             baseline_predictions=lambda: self.live.baseline_predictions,
             is_regression=bool(self.bound.task is not None and self.bound.task.is_regression),
+            predicts=self.bound.require_objective().stat_shape == (),
             notices=lambda: [self._label_notice, scorer.budget.notice], lru_size=capture_lru_size,
             on_shown=self._explain_shown, hold=hold)
         data = AnalysisData(self.tokenizer, self.examples, self.eval_set, self.task, list(self.label_names),
@@ -290,6 +316,10 @@ class ModelSession(HasTraits):
     def _pipeline_part(self, current_mask, hold) -> PipelinePart:
         def task_examples():
             from ..glue import load_glue
+
+            if self.bound.task is None:
+                raise ValueError(f"the 'task' probe needs a GLUE task's labels, and {self.task} has none; "
+                                 "probe tasks=('upos', 'deprel') only")
 
             return list(load_glue(self.task, "train", max_examples=20000)), list(self.examples)
 
@@ -350,20 +380,37 @@ class ModelSession(HasTraits):
     # -- construction ------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model=None, task="sst2", glue_dir=None, split="validation", max_examples=None,
-                        device=None, precision="auto", shared_results=True, **kwargs) -> "ModelSession":
+                        device=None, precision="auto", shared_results=True, text_file=None,
+                        **kwargs) -> "ModelSession":
         """Load a model (``None``: the default fine-tuned MiniLM) and a GLUE split, and open a session.
+
+        ``task="lm"`` (or ``"causal_lm"``, ``"masked_lm"``) opens a language model (``None``:
+        ``"default-lm"``) on its own objective, perplexity and token accuracy, over the texts of
+        :func:`~bertology_widgets.analyses.lm_texts.load_lm_texts`: ``text_file``'s lines, else the
+        UD English-EWT test sentences, the first ``max_examples`` (default
+        :data:`~bertology_widgets.analyses.lm_texts.LIVE_DEFAULT_TEXTS`, 32, small enough to re-score live).
+        A language model opened for a GLUE task raises
+        :class:`~bertology_widgets.models.loading.NoClassificationHeadError`.
 
         With ``shared_results`` the importance and masking curve already in
         the shared results cache are shown at once (:meth:`load_shared_results`).
 
-        Prints one line saying where the GLUE split came from (also kept in
+        Prints one line saying where the GLUE split (or the texts) came from (also kept in
         the ``data_source`` trait).
         """
         from ..glue import load_glue
         from ..models.default_model import load_default_or
 
-        net, tokenizer = load_default_or(model, device=device, task=task)
-        examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
+        examples: Sequence[Example]
+        if task in LM_TASKS:
+            from ..analyses.lm_texts import LIVE_DEFAULT_TEXTS, load_lm_texts
+            from ..models.default_lm import DEFAULT_LM
+
+            net, tokenizer = load_default_or(DEFAULT_LM if model is None else model, device=device, task=task)
+            examples = load_lm_texts(text_file, LIVE_DEFAULT_TEXTS if max_examples is None else max_examples)
+        else:
+            net, tokenizer = load_default_or(model, device=device, task=task)
+            examples = load_glue(task, split, glue_dir=glue_dir, max_examples=max_examples)
         print(examples.describe())
         session = cls(net, tokenizer, examples, task=task, precision=precision, **kwargs)
         if shared_results:
@@ -375,8 +422,8 @@ class ModelSession(HasTraits):
         self.set_trait("num_layers", layers)
         self.set_trait("num_heads", heads)
         self.set_trait("model_name", display_name(model))
-        self.set_trait("task", glue_task.name)
-        self.set_trait("label_names", list(glue_task.label_names))
+        self.set_trait("task", self.bound.require_objective().name)  # a GLUE task, or causal_lm / masked_lm
+        self.set_trait("label_names", [] if glue_task is None else list(glue_task.label_names))
         self.set_trait("metric_names", list(self.bound.require_objective().metrics))
         describe = getattr(examples, "describe", None)  # a GlueSplit knows its source; a plain list does not
         self.set_trait("data_source", describe() if callable(describe) else "")
@@ -385,6 +432,9 @@ class ModelSession(HasTraits):
             notes = [self.bound.layer_note(layer) for layer in range(layers)]
         except Exception:  # noqa: BLE001 - an unknown architecture still gets its attention drawn
             causal, notes = False, [""] * layers
+        kv_heads = int(getattr(getattr(model, "config", None), "num_key_value_heads", None) or heads)
+        if kv_heads < heads:  # grouped-query attention: a gate per query head, key/value heads shared
+            self.set_trait("heads_note", f"over query heads ({layers} × {heads}; {kv_heads} key/value heads)")
         self.set_trait("causal", causal)
         self.set_trait("layer_notes", notes)
 

@@ -71,6 +71,8 @@ class ShownInput(SessionPart):
     baseline_predictions : callable
         The unmasked prediction per dev example ``(n,)``, or None while not scored yet.
     is_regression : bool
+    predicts : bool
+        False for a language model: no prediction per input (``example_prediction`` stays None).
     notices : callable
         Session-wide notices (label mapping, cache budget), shown after the capture's own.
     on_shown : callable
@@ -94,13 +96,14 @@ class ShownInput(SessionPart):
     def __init__(self, shown: Callable[[], ShownState], bound, model_lock: threading.RLock, max_length: int,
                  worker: LiveScorer, is_live: Callable[[], bool],
                  baseline_predictions: Callable[[], np.ndarray | None], is_regression: bool,
-                 notices: Callable[[], list[str]], lru_size: int = 16,
+                 notices: Callable[[], list[str]], lru_size: int = 16, predicts: bool = True,
                  on_shown: Callable[[], None] = lambda: None, hold: Hold | None = None):
         super().__init__(hold)
         self._shown = shown
         self._bound, self._lock, self._max_length = bound, model_lock, max_length
         self._worker, self._is_live = worker, is_live
         self._baseline_predictions, self._is_regression, self._notices = baseline_predictions, is_regression, notices
+        self._predicts = predicts  # False for a language model: no class per input (its logits are per token)
         self._captures = LRU(lru_size)  # (text, pair, mask) -> (Capture, notices)
         self._key: tuple | None = None  # what the shown capture is, or is being made, for
         self._pending = False
@@ -238,7 +241,7 @@ class ShownInput(SessionPart):
         return {"attentions": self._capture.attentions[layer], "attention": self._capture.attentions[layer, head]}
 
     def _predictions(self) -> dict:
-        if self._capture is None or self._capture.logits is None:
+        if self._capture is None or self._capture.logits is None or not self._predicts:
             return {}
         index = self._shown().example_index
         if index < 0 and self._unmasked_logits is None:

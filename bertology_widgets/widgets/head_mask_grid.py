@@ -130,7 +130,7 @@ class HeadMaskGrid(FigureView):
                 self.grid.colour_axis.label = colour_label
             self.grid.colour_axis.visible = bool(colour_label)
         labels = layer_names(s.num_layers), range(s.num_heads)
-        self.grid.show(self.values(), *labels, title=title)
+        self.grid.show(self.values(), *labels, title=f"{title} {s.heads_note}".strip())
         masked = np.argwhere(np.asarray(s.mask) == 0).tolist()
         marks = corners(masked) if masked else None
         self.grid.draw("masked_halo", marks)
