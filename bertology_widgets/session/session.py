@@ -18,7 +18,7 @@ import numpy as np
 from traitlets import Bool, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..analyses.evaluation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, evaluate
-from ..analyses.lm_evaluation import LIVE_LM_BATCH_SIZE
+from ..analyses.lm_evaluation import LIVE_LM_BATCH_SIZE, LIVE_LM_CACHE_EVERY
 from ..core.gating import validate_layer_head
 from ..core.labels import TaskMismatchWarning
 from ..core.layerwise import DEFAULT_CACHE_EVERY, DEFAULT_CACHE_MB
@@ -57,11 +57,11 @@ class ModelSession(HasTraits):
     hold ``perplexity`` and ``token_accuracy``, in fp32; ``labels``, ``predictions`` and the shown
     input's predictions are None and ``flipped`` is empty (a perplexity is over tokens, not classes).
 
-    ``batch_size`` (default 32; for a language model 8, ``LIVE_LM_BATCH_SIZE``) is what :meth:`evaluate`
+    ``batch_size`` (default 32; for a language model 4, ``LIVE_LM_BATCH_SIZE``) is what :meth:`evaluate`
     uses, and what ``bertology evaluate --batch-size`` needs to give the live score to the last bit.
     ``cache_mb`` (default 1024, ``None``: no limit) bounds the live layer caches; batches past it are
-    re-scored in full, with the same scores, and ``notice`` says so. ``cache_every`` (default 3) keeps
-    every k-th layer's input in them (the scores are bitwise the same; 1 is the
+    re-scored in full, with the same scores, and ``notice`` says so. ``cache_every`` (default 3; for a
+    language model 1) keeps every k-th layer's input in them (the scores are bitwise the same; 1 is the
     fastest re-scoring and the most memory).
 
     Traits
@@ -225,7 +225,7 @@ class ModelSession(HasTraits):
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=None,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
                  capture_lru_size=16, label_map=None, cache_mb=DEFAULT_CACHE_MB,
-                 cache_every=DEFAULT_CACHE_EVERY):
+                 cache_every=None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         cap_onednn_caches()  # before any bf16 work: ~45 MiB less per bf16 kernel
@@ -244,8 +244,10 @@ class ModelSession(HasTraits):
         # The model stays in the mode it was in: every forward of the session runs under core.modes.eval_mode.
         self.model, self.tokenizer, self.examples = model, tokenizer, list(examples)
         reads_hidden = bound.require_objective().reads_hidden
-        if batch_size is None:  # a language model's smaller batches: its first estimate comes after a quarter
+        if batch_size is None:  # a language model's smaller batches: its first estimate comes after an eighth
             batch_size = LIVE_LM_BATCH_SIZE if reads_hidden else DEFAULT_BATCH_SIZE
+        if cache_every is None:  # a language model's few texts keep every layer's input (tens of MB)
+            cache_every = LIVE_LM_CACHE_EVERY if reads_hidden else DEFAULT_CACHE_EVERY
         self.batch_size, self.max_length = int(batch_size), max_length
         regression = glue_task is not None and glue_task.is_regression
         self.set_trait("precision", lm_live_precision(precision) if reads_hidden

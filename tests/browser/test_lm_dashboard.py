@@ -24,7 +24,7 @@ from bertology_widgets.analyses.lm_evaluation import LIVE_LM_BATCH_SIZE
 
 from . import harness as h
 from .test_click_burst import SAVE_BUTTON, SAVE_CELL, SAVED_NOTE
-from .test_dashboard import MASK_CELLS, MODEL_TIMEOUT_MS, READOUT, run_notebook
+from .test_dashboard import MASK_CELLS, MODEL_TIMEOUT_MS, QUICKSTART, READOUT, run_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -77,7 +77,7 @@ def test_a_click_on_the_mask_grid_moves_the_perplexity_to_the_clis(default_lm, l
     folder = browser_root / "lm"
     folder.mkdir(exist_ok=True)
     state_path, mask_path, scored_path = folder / "state.json", folder / "mask.npy", folder / "scored.npy"
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook(metadata=nbformat.read(str(QUICKSTART), as_version=4).metadata)  # its kernel
     nb.cells = [nbformat.v4.new_code_cell(CELL.format(results=str(folder / "results"), texts=TEXTS)),
                 nbformat.v4.new_code_cell(SAVE_CELL.format(state=str(state_path), mask=str(mask_path),
                                                            scored=str(scored_path)))]
