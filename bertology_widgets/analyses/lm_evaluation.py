@@ -40,8 +40,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: a new mask's perplexity comes after an eighth of the work. Scores depend on the batches in the last bits:
 #: ``evaluate_lm(..., batch_size=4)`` (``bertology evaluate --task lm --batch-size 4``) equals the session's.
 LIVE_LM_BATCH_SIZE = 4
-#: A live session keeps every layer's input for a language model: SmolLM2 on the 32 live texts, 31 states of
-#: about 0.7 MB per batch (about 70 MB), for the fewest layers re-run per change.
+#: A live session keeps every layer's input for a language model (SmolLM2 on the 32 live texts: 51 MiB), for
+#: the fewest layers re-run per change.
 LIVE_LM_CACHE_EVERY = 1
 
 
