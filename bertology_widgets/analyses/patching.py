@@ -25,6 +25,7 @@ from ..core.bound import BoundModel, as_bound
 from ..core.capturing import _model_inputs, encode
 from ..core.gating import HeadMaskLike
 from ..core.hooks import this_thread_only
+from ..core.lm_objective import LanguageModelObjective
 from ..core.modes import eval_mode
 from ..core.objective import PatchMetric, logit_difference, normalised_logit_difference
 
@@ -106,9 +107,10 @@ def run_patching(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBa
     bound = as_bound(model, tokenizer)
     model, tokenizer = bound.model, bound.tokenizer
     adapter = bound.adapter
-    if not bound.is_task_model:
-        raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits")
     objective = bound.objective
+    if not bound.is_task_model and not isinstance(objective, LanguageModelObjective):
+        raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits "
+                         f"(for a language model, bind it with its objective: lm_objective(model))")
     if metric is None:  # without an objective (no task): the classifier's logit difference
         metric = objective.patch_metric(target) if objective is not None else partial(
             normalised_logit_difference, target=target)
