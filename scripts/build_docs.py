@@ -31,7 +31,7 @@ SCRIPTS = ("require.js", "embed-amd.js", "bqplot.js", "bqscales.js")
 NO_MATHJAX = "bertology-no-mathjax"
 # The sizes tests/integration/test_notebooks.py runs the long notebooks at.
 SUBSETS = {"BERTOLOGY_PIPELINE_SENTENCES": "30", "BERTOLOGY_EXPLAIN_EXAMPLES": "12",
-           "BERTOLOGY_IMPORTANCE_EXAMPLES": "128"}
+           "BERTOLOGY_IMPORTANCE_EXAMPLES": "128", "BERTOLOGY_LM_TEXTS": "8"}
 
 
 def build(notebook: Path, out: Path, cell_timeout: int = 3600) -> Path:

@@ -29,6 +29,7 @@ from ..core.batching import EncodedExamples, collate, length_sorted_batches
 from ..core.bound import BoundModel, EvalSet, as_scored
 from ..core.capturing import attention_implementation
 from ..core.gating import HeadMaskLike
+from ..core.lm_objective import LanguageModelObjective
 from ..core.modes import eval_mode
 from ..core.objective import Objective
 from ..runtime.distributed import ONE_PROCESS, Processes, ordered_sum
@@ -160,7 +161,11 @@ def head_importance(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTraine
         batch-mean loss's gradient added to a gradient that is never zeroed,
         and the absolute value of that running sum added up after every
         batch, then divided by the number of non-padding tokens. (Its padding
-        to 128 tokens is left out; it changes nothing but rounding.)
+        to 128 tokens is left out; it changes nothing but rounding.) For a
+        language model's objective, ``run_prune_gpt.py`` instead
+        (:func:`~bertology_widgets.analyses.lm_importance.lm_head_importance`):
+        the batch loss is the ``labels=`` loss, the entropy that of the squared
+        attention weights, the sums divided by the token count.
     batch_size : int, optional
         Examples per pass: 1 in compat mode, else
         :data:`DEFAULT_IMPORTANCE_BATCH_SIZE`.
@@ -203,6 +208,9 @@ def head_importance(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTraine
         batch_size = 1 if compat else DEFAULT_IMPORTANCE_BATCH_SIZE
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if compat and isinstance(objective, LanguageModelObjective):
+        return _run_prune_gpt_importance(bound, eval_set, objective, mask, batch_size, compute_entropy,
+                                         normalize_by_layer, normalize_global, start)
     device = bound.device
     encoded = eval_set.encoded
     run = _ImportancePass(
@@ -231,6 +239,20 @@ def head_importance(bound: BoundModel | nn.Module, eval_set: EvalSet | PreTraine
         n_examples=len(encoded),
         seconds=time.perf_counter() - start,
     )
+
+
+def _run_prune_gpt_importance(bound: BoundModel, eval_set: EvalSet, objective: LanguageModelObjective,
+                              mask: HeadMaskLike, batch_size: int, compute_entropy: bool, normalize_by_layer: bool,
+                              normalize_global: bool, start: float) -> ImportanceResult:
+    """``compat`` for a language model: ``run_prune_gpt.py``'s procedure, as an :class:`ImportanceResult`."""
+    from .lm_importance import lm_head_importance
+
+    result = lm_head_importance(bound, eval_set, objective, mask, compat=True, batch_size=batch_size,
+                                compute_entropy=compute_entropy, normalize_by_layer=normalize_by_layer,
+                                normalize_global=normalize_global)
+    return ImportanceResult(importance=result.importance.astype(np.float32), entropy=result.entropy,
+                            raw_importance=result.raw_importance, tokens=int(sum(eval_set.encoded.lengths)),
+                            n_examples=len(eval_set), seconds=time.perf_counter() - start)
 
 
 #: ``report(total)``: a progress reporter for ``total`` examples.

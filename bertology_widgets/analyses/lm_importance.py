@@ -9,7 +9,7 @@ Two procedures:
   over the real query tokens of every text;
 - ``compat=True`` follows transformers' ``run_prune_gpt.py`` exactly (as the
   classifier's ``compat`` follows ``run_bertology.py``): batches of one text by
-  default; each batch's loss is the mean NLL over its predicted tokens (the
+  default, in file order (its sequential loader); each batch's loss is the mean NLL over its predicted tokens (the
   ``labels=`` loss); the gate's gradient is never zeroed, and its absolute
   value is added up after every batch; the entropy is that of the **squared**
   attention weights, summed over the batch, the query positions and (as that
@@ -97,7 +97,7 @@ def lm_head_importance(bound: BoundModel, eval_set: EvalSet, objective: Language
     total_loss, tokens, texts = 0.0, 0.0, 0
     implementation = "eager" if compute_entropy else getattr(model.config, "_attn_implementation", "sdpa")
     with eval_mode(model), attention_implementation(model, implementation), torch.enable_grad():
-        for indices in length_sorted_batches(eval_set.encoded.lengths, batch_size):
+        for indices in _batches(eval_set, batch_size, compat):
             batch = collate(eval_set.encoded, indices, bound.pad_id, bound.device,
                             with_token_types=bound.uses_token_types)
             if not compat:
@@ -132,6 +132,15 @@ def lm_head_importance(bound: BoundModel, eval_set: EvalSet, objective: Language
     return LMImportance(importance=normalized.numpy(), raw_importance=raw.numpy(),
                         entropy=(entropy / tokens).numpy() if compute_entropy else None, loss=loss,
                         score=1.0 / total_loss if compat else float("nan"))
+
+
+def _batches(eval_set: EvalSet, batch_size: int, compat: bool) -> list[np.ndarray]:
+    """Length-sorted batches; under ``compat`` the texts in file order, as the script's sequential loader
+    (its gradient is never zeroed, so the order changes the sums)."""
+    if not compat:
+        return length_sorted_batches(eval_set.encoded.lengths, batch_size)
+    order = np.arange(len(eval_set))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def _grad(gates: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from ..core.bound import BoundModel, as_bound
 from ..core.capturing import _model_inputs, encode
 from ..core.gating import HeadMaskLike
 from ..core.hooks import this_thread_only
+from ..core.lm_objective import LanguageModelObjective
 from ..core.modes import eval_mode
 from ..core.objective import PatchMetric, logit_difference, normalised_logit_difference
 
@@ -106,9 +107,10 @@ def run_patching(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBa
     bound = as_bound(model, tokenizer)
     model, tokenizer = bound.model, bound.tokenizer
     adapter = bound.adapter
-    if not bound.is_task_model:
-        raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits")
     objective = bound.objective
+    if not bound.is_task_model and not isinstance(objective, LanguageModelObjective):
+        raise ValueError(f"{type(model).__name__} has no sequence-classification head; patching compares logits "
+                         f"(for a language model, bind it with its objective: lm_objective(model))")
     if metric is None:  # without an objective (no task): the classifier's logit difference
         metric = objective.patch_metric(target) if objective is not None else partial(
             normalised_logit_difference, target=target)
@@ -155,7 +157,7 @@ def run_patching(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBa
                 corrupted_logits = read(corrupt_in)[0].cpu().numpy()
                 jobs = [(layer, head, p) for layer in range(num_layers) for head in kept[layer]
                         for p in (range(n_corrupt) if per_position else [None])]
-                patched = np.zeros((len(jobs), clean_logits.shape[0]), dtype=np.float64)
+                values = np.zeros(len(jobs), dtype=np.float64)  # the metric per chunk: no (jobs, vocab) array
                 for start in range(0, len(jobs), batch_size):
                     chunk = jobs[start:start + batch_size]
                     select = torch.zeros(len(chunk), num_layers, num_heads, n_corrupt)
@@ -163,11 +165,11 @@ def run_patching(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBa
                         select[row, layer, head, slice(None) if p is None else p] = 1.0
                     plans["select"] = select.to(device)
                     inputs = {k: v.expand(len(chunk), -1) for k, v in corrupt_in.items()}
-                    patched[start:start + len(chunk)] = read(inputs).cpu().numpy()
+                    patched = read(inputs).cpu().numpy().astype(np.float64)
+                    values[start:start + len(chunk)] = metric(patched, clean_logits, corrupted_logits)
             finally:
                 for handle in handles:
                     handle.remove()
-    values = np.asarray(metric(patched, clean_logits, corrupted_logits), dtype=np.float64)
     grid = np.full((num_layers, num_heads, n_corrupt) if per_position else (num_layers, num_heads), np.nan)
     for (layer, head, p), value in zip(jobs, values):
         grid[(layer, head) if p is None else (layer, head, p)] = value
@@ -191,7 +193,8 @@ def patch_heads(model: BoundModel | nn.Module, tokenizer: PreTrainedTokenizerBas
         matched from the start and only the common prefix is patched; use
         inputs of equal length for a clean comparison.
     metric : callable, optional
-        ``metric(patched (n, k), clean (k,), corrupted (k,)) -> (n,)``; default: the objective's
+        ``metric(patched (n, k), clean (k,), corrupted (k,)) -> (n,)``, called on each batch of patched
+        runs (so a language model's ``(runs, vocabulary)`` readouts are never held at once); default: the objective's
         (``Objective.patch_metric``; for a classifier :func:`normalised_logit_difference`).
     target : int, optional
         The class (or token) whose restoration the default metric measures (default: the clean top one).

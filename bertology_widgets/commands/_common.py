@@ -8,9 +8,10 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
+
+from ._inputs import Inputs, load_mask_file, mask_for_model
 
 
 def _number(kind, text: str, lowest, highest=None, lowest_allowed=True, hint=""):
@@ -173,24 +174,6 @@ def launch_processes(args):
     return processes
 
 
-def load_mask_file(path):
-    """The ``--mask`` file (``.npy`` or ``.json``), or None when no file is given."""
-    from ..core.mask_files import load_mask
-
-    return None if path is None else load_mask(path)
-
-
-def mask_for_model(mask, path, bound):
-    """``mask`` (from the file ``path``) if its shape is the bound model's ``(layers, heads)``; None stays None."""
-    if mask is None:
-        return None
-    shape = bound.shape
-    if mask.shape != shape:
-        raise ValueError(f"the mask in {path} has shape {mask.shape}, but this model has {shape[0]} layers x "
-                         f"{shape[1]} heads; give a mask of shape {shape}")
-    return mask
-
-
 def jsonable(result: dict) -> dict:
     """Drop arrays and convert numpy scalars, for ``--json`` output."""
     out = {}
@@ -199,15 +182,6 @@ def jsonable(result: dict) -> dict:
             continue
         out[key] = value.item() if isinstance(value, np.generic) else value
     return out
-
-
-class Inputs(NamedTuple):
-    """What :func:`load_inputs` gives a command."""
-
-    bound: Any  # BoundModel: the model bound once, with --label-map and --ablation applied
-    eval_set: Any  # EvalSet or None: the examples encoded once
-    task: Any  # GlueTask or None
-    mask: np.ndarray | None  # --mask, checked against the model's shape
 
 
 def load_inputs(args, *, examples: bool = True, default_task: str | None = None) -> Inputs:
@@ -219,12 +193,17 @@ def load_inputs(args, *, examples: bool = True, default_task: str | None = None)
     needs them; ``--mask`` is read and checked against the model; ``--ablation mean``
     makes the head means over those examples the bound model's default ablation.
     Without ``--task``, ``default_task`` (or the model's recorded task) stands in where
-    examples are needed. Sets ``args.processes`` (see :func:`launch_processes`); under
+    examples are needed. ``--task lm`` loads a language model and its texts instead
+    (:func:`~bertology_widgets.commands._language_model.load_lm_inputs`; the task is None).
+    Sets ``args.processes`` (see :func:`launch_processes`); under
     ``accelerate launch`` the main process loads first, so it alone builds or downloads.
     """
     from ..glue import get_task
     from ..models.default_model import load_default_or
+    from ._language_model import is_lm_task, load_lm_inputs
 
+    if is_lm_task(args):
+        return load_lm_inputs(args, examples)
     args.processes = processes = launch_processes(args)
     mask_path = getattr(args, "mask", None)
     mask = load_mask_file(mask_path)  # a bad file fails before the model loads
@@ -273,12 +252,19 @@ def _bind(args, model, tokenizer, task):
 
 # -- importance, masking and pruning: what `importance`, `mask`, `prune` and `roles` share --------------
 def add_importance_options(p) -> None:
-    """Model, data and importance options (run_bertology.py's names are accepted too)."""
-    add_folder_run_options(p)
+    """Model, data and importance options (run_bertology.py's names are accepted too); ``--task lm`` too."""
+    from ._language_model import LM_TASK_HELP, add_text_file_option
+
+    add_model_task_options(p, task_help=LM_TASK_HELP)
+    add_out_option(p)
+    add_split_option(p)
+    add_text_file_option(p)
     add_batch_size_option(p, None, "examples per importance pass (default 16; 1 with --compat, as run_bertology.py)")
     p.add_argument("--compat", action="store_true",
                    help="reproduce run_bertology.py exactly: batch size 1, never-zeroed gradient, "
-                        "division by tokens (default: the paper's mean over examples of |dL/dg|)")
+                        "division by tokens (default: the paper's mean over examples of |dL/dg|); with --task lm "
+                        "run_prune_gpt.py: score 1/loss, entropy of the squared attention weights, importance "
+                        "added up per batch and divided by the token count")
     p.add_argument("--dont-normalize-importance-by-layer", "--dont_normalize_importance_by_layer",
                    dest="dont_normalize_importance_by_layer", action="store_true",
                    help="don't divide each layer's importance by its L2 norm")
@@ -319,6 +305,7 @@ def write_text(path: Path, sections: list[tuple[str, str]]) -> str:
 def compute_and_write_importance(args, bound, eval_set, task, out: Path):
     """Run :func:`head_importance` with entropy; write the ``.npy`` files and ``importance.txt`` (main process)."""
     from ..analyses.importance import format_head_table, head_importance
+    from ._language_model import data_title
 
     result = head_importance(bound, eval_set, batch_size=args.batch_size, progress=True, **importance_options(args))
     if not is_main(args):
@@ -326,9 +313,10 @@ def compute_and_write_importance(args, bound, eval_set, task, out: Path):
     assert result.entropy is not None  # computed: compute_entropy is on by default
     np.save(out / "head_importance.npy", result.importance.astype(np.float32))
     np.save(out / "attn_entropy.npy", result.entropy.astype(np.float32))
-    mode = "compat (run_bertology.py)" if args.compat else "per example (mean |dL/dg|)"
+    script = "run_bertology.py" if task is not None else "run_prune_gpt.py"
+    mode = f"compat ({script})" if args.compat else "per example (mean |dL/dg|)"
     write_text(out / "importance.txt", [
-        (f"Head importance on {task.display_name} {args.split}: {result.n_examples} examples, "
+        (f"Head importance on {data_title(args, task, bound)}: {result.n_examples} examples, "
          f"{result.tokens} tokens, {mode}, {result.seconds:.1f} s", ""),
         ("Attention entropies", format_head_table(result.entropy)),
         ("Head importance scores", format_head_table(result.importance)),
@@ -347,12 +335,15 @@ def _seeds(text: str) -> tuple[int, ...]:
 def add_masking_options(p) -> None:
     add_importance_options(p)
     p.add_argument("--masking-threshold", "--masking_threshold", dest="masking_threshold", type=fraction, default=0.9,
-                   help="stop masking when the metric falls below threshold x original (above original / "
-                        "threshold for a metric where lower is better; default 0.9)")
+                   help="stop masking when the metric is no longer within the threshold of the original, in the "
+                        "direction the metric is better: below threshold x original where higher is better "
+                        "(accuracy, token_accuracy), above original / threshold where lower is (perplexity: "
+                        "0.9 stops once it rises above 1.11 x original); default 0.9")
     p.add_argument("--masking-amount", "--masking_amount", dest="masking_amount", type=fraction, default=0.1,
                    help="fraction of all heads masked per step (default 0.1)")
     p.add_argument("--metric-name", "--metric_name", "--metric", dest="metric", default=None,
-                   help="metric to hold (default: the task's first, e.g. accuracy for SST-2)")
+                   help="metric to hold (default: the task's first, e.g. accuracy for SST-2, perplexity for "
+                        "--task lm; token_accuracy also)")
     p.add_argument("--random-seeds", "--random_seeds", dest="random_seeds", default="0,1,2",
                    help="seeds of the random-order baseline, comma-separated; empty to skip it")
     p.add_argument("--eval-batch-size", "--eval_batch_size", dest="eval_batch_size", type=positive_int, default=32,
@@ -377,6 +368,7 @@ def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     """Importance, the masking curve and both baselines; writes every file; returns the final mask."""
     from ..analyses.importance import format_head_table
     from ..analyses.masking_curve import keep_one_head_per_layer, masking_curve, random_masking_curve
+    from ._language_model import data_record, data_title
 
     seeds = _seeds(args.random_seeds)
     processes = processes_of(args)
@@ -398,7 +390,7 @@ def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     if not processes.is_main:
         return curve.final_mask
     np.save(out / "head_mask.npy", curve.final_mask.astype(np.float32))
-    record = dict(curve.to_dict(), task=task.name, split=args.split, n_examples=len(examples),
+    record = dict(curve.to_dict(), **data_record(args, task, bound, eval_set), n_examples=len(examples),
                   ablation=getattr(args, "ablation", "zero"),
                   importance_mode="compat" if args.compat else "per_example",
                   random_baseline=random_curve, keep_one_head_per_layer=keep_one)
@@ -409,7 +401,7 @@ def run_masking(args, bound, eval_set, task, out) -> np.ndarray:
     relation = (f"{args.masking_threshold} x original" if curve.higher_is_better
                 else f"original / {args.masking_threshold}")
     sections = [
-        (f"Masking on {task.display_name} {args.split} ({len(examples)} examples): original {metric} "
+        (f"Masking on {data_title(args, task, bound)} ({len(examples)} examples): original {metric} "
          f"{original:.5f}, threshold {relation} = {curve.threshold_score:.5f}, "
          f"{curve.heads_per_step} heads per step", ""),
         ("Steps (importance order)", _steps_table(curve.curve, metric)),

@@ -2,6 +2,8 @@
 
 Writes ``head_importance.npy`` and ``attn_entropy.npy`` (float ``(layers,
 heads)`` arrays, run_bertology.py's names) and ``importance.txt`` (the tables).
+With ``--task lm`` the loss is the language model's own (the mean NLL of each
+text's predicted tokens), and ``--compat`` follows run_prune_gpt.py.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from ._common import add_importance_options, compute_and_write_importance, is_ma
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split",
+    p = subparsers.add_parser("importance", help="head importance and attention entropy on a GLUE split, or on a "
+                                                 "language model's own loss with --task lm",
                               epilog=scale_out_help("importance"))
     add_importance_options(p)
     p.set_defaults(run=run, shards_batches=True)

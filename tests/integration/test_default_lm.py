@@ -11,6 +11,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,30 @@ def test_evaluate_under_a_mask_equals_zeroing_the_heads_slices(default_lm):
     expected = labels_perplexity(reference, tokenizer, texts)
     assert result["perplexity"] == pytest.approx(expected, rel=1e-4)
     assert result["perplexity"] != pytest.approx(evaluate_lm(model, tokenizer, texts)["perplexity"], rel=1e-4)
+
+
+def test_masking_the_ten_most_important_heads_costs_more_than_ten_random_heads(default_lm):
+    """Importance on the LM loss (raw ``|d loss / d gate|``, before the per-layer normalisation that evens out
+    the layers) ranks heads; masking its top 10 raises the perplexity on the first 32 EWT sentences more than
+    masking 10 random heads does, for each of 3 seeds."""
+    from bertology_widgets.analyses.importance import head_importance
+    from bertology_widgets.core.bound import bind
+    from bertology_widgets.core.lm_objective import lm_objective
+
+    model, tokenizer = default_lm
+    bound = bind(model, tokenizer, objective=lm_objective(model))
+    eval_set = bound.encode(list(load_lm_texts(max_examples=32)), 128)
+    importance = head_importance(bound, eval_set, batch_size=8, compute_entropy=False).raw_importance
+
+    def masking(heads) -> float:
+        mask = np.ones(importance.size, dtype=np.float32)
+        mask[heads] = 0
+        return evaluate_lm(bound, None, eval_set, mask=mask.reshape(importance.shape))["perplexity"]
+
+    top = np.argsort(-importance.ravel(), kind="stable")[:10]
+    base, most = masking([]), masking(top)
+    randoms = [masking(np.random.default_rng(seed).permutation(importance.size)[:10]) for seed in range(3)]
+    print(f"SmolLM2 perplexity on 32 EWT sentences: {base:.1f}; the 10 most important heads masked "
+          f"{most:.1f} ({[divmod(int(i), importance.shape[1]) for i in top]}); 10 random heads "
+          f"{', '.join(f'{r:.1f}' for r in randoms)} (seeds 0, 1, 2)")
+    assert most > max(randoms) and most > base

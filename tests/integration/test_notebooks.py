@@ -1,7 +1,8 @@
 """Every notebook runs top to bottom in a fresh kernel, offline, on the default model.
 
 The notebooks use SST-2 only: from ``BERTOLOGY_GLUE_DIR`` when it is set,
-else from the copy embedded in the package, so they run on a bare clone too.
+else from the copy embedded in the package, so they run on a bare clone too;
+09 opens the offline default language model (SmolLM2) on the embedded UD English-EWT sentences.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ FINAL_CHECKS = {
 # The notebooks that train probes, mask heads step by step or explain many sentences run on a subset in the
 # suite (the full runs are what a user gets); each reads its size from the environment, which the kernel inherits.
 SUBSETS = {"BERTOLOGY_PIPELINE_SENTENCES": "30", "BERTOLOGY_EXPLAIN_EXAMPLES": "12",
-           "BERTOLOGY_IMPORTANCE_EXAMPLES": "128"}
+           "BERTOLOGY_IMPORTANCE_EXAMPLES": "128", "BERTOLOGY_LM_TEXTS": "8"}
 
 
 def test_the_notebooks_are_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

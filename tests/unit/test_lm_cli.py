@@ -52,12 +52,14 @@ def test_evaluate_under_a_mask_file_and_a_text_file(saved_lm, tokenizer, tmp_pat
 @pytest.mark.parametrize("args,message", [
     (["--text-file", "EMPTY"], "holds no text"),
     (["--task", "masked_lm"], 'task="masked_lm" needs a masked LM head'),
-    (["--ablation", "mean"], "--ablation mean is not available with --task lm"),
+    (["--mask", "MASK"], "this model has 3 layers x 4 heads"),
 ])
 def test_evaluate_refuses_bad_lm_input_with_one_line(args, message, saved_lm, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
-    argv = ["evaluate", "--model", saved_lm, "--task", "lm"] + [str(empty) if a == "EMPTY" else a for a in args]
+    np.save(tmp_path / "mask.npy", np.ones((2, 2)))
+    given = {"EMPTY": str(empty), "MASK": str(tmp_path / "mask.npy")}
+    argv = ["evaluate", "--model", saved_lm, "--task", "lm"] + [given.get(a, a) for a in args]
     if "--task" in args:
         argv = ["evaluate", "--model", saved_lm] + args
     assert main(argv) == 2

@@ -38,8 +38,7 @@ def run_prune_gpt_loop(model, tokenizer, texts):
     attn_entropy = torch.zeros(LAYERS, HEADS, dtype=torch.float64)
     head_mask = torch.ones(LAYERS, HEADS).requires_grad_(True)
     tot_tokens = total_loss = 0.0
-    ordered = sorted(texts, key=lambda ex: len(tokenizer(ex.text_a)["input_ids"]))  # the package's batch order
-    for ex in ordered:
+    for ex in texts:  # its sequential loader: file order
         input_ids = torch.tensor([tokenizer(ex.text_a)["input_ids"]])
         with mask_heads(bind(model, tokenizer), head_mask):
             outputs = model(input_ids, labels=input_ids, output_attentions=True)
