@@ -103,9 +103,11 @@ def scored_tokens(eval_set) -> int:
 
 def run_evaluate_lm(args) -> int:
     """``bertology evaluate --task lm``: perplexity and token accuracy, optionally under ``--mask``."""
-    from ..analyses.lm_evaluation import evaluate_lm
+    from ..analyses.lm_evaluation import LIVE_LM_BATCH_SIZE, evaluate_lm
+
     bound, eval_set, _, mask = load_lm_inputs(args)
-    result = evaluate_lm(bound, None, eval_set, task=args.task, mask=mask, batch_size=args.batch_size,
+    batch_size = args.batch_size or LIVE_LM_BATCH_SIZE  # what a live session uses: the same sums, digit for digit
+    result = evaluate_lm(bound, None, eval_set, task=args.task, mask=mask, batch_size=batch_size,
                          max_length=args.max_length, precision=args.precision)
     if mask is not None:
         result.update(mask_file=args.mask, heads_masked=int((mask == 0).sum()), mask=mask.tolist())

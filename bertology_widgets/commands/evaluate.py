@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
     add_split_option(p)
     add_text_file_option(p)
     add_mask_option(p)
-    add_batch_size_option(p, 32)
+    add_batch_size_option(p, None, "examples per batch (default 32; with --task lm 4, the batches a live session "
+                                   "scores in, so its settled perplexity and this one are equal to the last digit)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bf16 weights where the hardware has bf16 (CUDA; AMX or AVX512-BF16 "
                         "CPUs), with the fp32 guard, so predictions equal fp32's and the dashboard's live "
@@ -44,7 +45,7 @@ def run(args) -> int:
 
     bound, eval_set, task, mask = load_inputs(args)
     processes = args.processes
-    result = evaluate(bound, eval_set, mask=mask, batch_size=args.batch_size,
+    result = evaluate(bound, eval_set, mask=mask, batch_size=args.batch_size or 32,
                       progress=not args.json, precision=args.precision, processes=processes)
     if not processes.is_main:
         return 0

@@ -39,15 +39,16 @@ def test_the_settled_perplexity_after_toggles_equals_evaluate_mask_on_the_saved_
             session.toggle_head(layer, head)
         assert session.wait(600)
         session.save_state(tmp_path / "state.json")
-        score, batch_size = dict(session.score), session.batch_size
+        score = dict(session.score)
     finally:
         session.close()
     mask = np.asarray(json.loads((tmp_path / "state.json").read_text())["mask"], dtype=np.float32)
     assert sorted(map(tuple, np.argwhere(mask == 0).tolist())) == [(0, 0), (17, 4), (29, 8)]
     np.save(tmp_path / "mask.npy", mask)
     capsys.readouterr()
+    # Both at their defaults: the CLI scores a language model in the batches a live session uses.
     assert main(["evaluate", "--model", "default-lm", "--task", "lm", "--max-examples", str(TEXTS),
-                 "--batch-size", str(batch_size), "--mask", str(tmp_path / "mask.npy"), "--json"]) == 0
+                 "--mask", str(tmp_path / "mask.npy"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["perplexity"], result["token_accuracy"]) == (score["perplexity"], score["token_accuracy"])
     assert result["perplexity"] != baseline
