@@ -34,6 +34,7 @@ from .live import LiveScorer, mask_key
 from .live_score import LiveScore
 from .part import Forwarding, delegate, mirror, part_traits
 from .pipeline_part import PipelinePart
+from .prediction_part import PredictionPart
 from .shown_input import ShownInput, ShownState
 from .traits import HeadMaskTrait, head_mask_array
 
@@ -122,6 +123,9 @@ class ModelSession(HasTraits):
       ``attention_measure``, ``token_scores``, ``unmasked_token_scores``, ``rollout``, ``norms``,
       ``explanation_busy``, ``explanation_error``.
     - :class:`~.pipeline_part.PipelinePart`: ``pipeline`` (its other traits: ``session.pipeline_part``).
+    - :class:`~.prediction_part.PredictionPart` (language models; empty for a classifier): ``lm_predictions``,
+      ``lm_predictions_unmasked``, ``show_lens``, ``logit_lens``, ``lens_measure``, ``prediction_busy``,
+      ``prediction_error``.
 
     Each ``*_error`` is the last failure of its source, cleared when that source next succeeds.
 
@@ -221,6 +225,14 @@ class ModelSession(HasTraits):
     unmasked_token_scores = mirror(ExplanationPart, "unmasked_token_scores")
     # mirror of the pipeline part's result (its other traits: session.pipeline_part)
     pipeline = mirror(PipelinePart, "pipeline")
+    # mirrors of the prediction part's traits (a language model's; empty for a classifier)
+    lens_measure = mirror(PredictionPart, "lens_measure")
+    lm_predictions = mirror(PredictionPart, "lm_predictions")
+    lm_predictions_unmasked = mirror(PredictionPart, "lm_predictions_unmasked")
+    logit_lens = mirror(PredictionPart, "logit_lens")
+    prediction_busy = mirror(PredictionPart, "prediction_busy")
+    prediction_error = mirror(PredictionPart, "prediction_error")
+    show_lens = mirror(PredictionPart, "show_lens")
 
     def __init__(self, model, tokenizer, examples, task=None, *, batch_size=None,
                  max_length=DEFAULT_MAX_LENGTH, precision="auto", live=True, lru_size=128, debounce_s=0.02,
@@ -303,10 +315,14 @@ class ModelSession(HasTraits):
             bound=lambda: bound, model_lock=lock, post=post, shown=self._for_explanation,
             work_generation=lambda: (scorer.generation, scorer.capture_generation), ablation=lambda: bound.ablation,
             max_length=self.max_length, live=live, hold=hold)
+        self.prediction = PredictionPart(
+            bound=lambda: bound, model_lock=lock, post=post, shown=self._for_explanation,
+            ablation=lambda: bound.ablation, max_length=self.max_length, live=live, hold=hold)
         self.pipeline_part = self._pipeline_part(current_mask, hold)
         self.parts: dict[str, HasTraits] = {
             "live": self.live, "shown": self.shown, "analyses": self.analyses, "results": self.results,
-            "heads": self.heads, "explanation": self.explanation, "pipeline": self.pipeline_part}
+            "heads": self.heads, "explanation": self.explanation, "pipeline": self.pipeline_part,
+            "prediction": self.prediction}
         self._forwardings = [Forwarding(part, self, part_traits(type(part))) for part in self.parts.values()
                              if part is not self.pipeline_part]
         self._forwardings.append(Forwarding(self.pipeline_part, self, ["pipeline"]))
@@ -361,9 +377,11 @@ class ModelSession(HasTraits):
         return ShownForExplanation(self.text, self.text_pair, mask, shown.current, ready)
 
     def _explain_shown(self) -> None:
-        part = getattr(self, "explanation", None)  # None while the parts are being built
-        if part is not None:
-            part.refresh()
+        """The shown input's explanation and LM predictions follow a new capture or score."""
+        for name in ("explanation", "prediction"):
+            part = getattr(self, name, None)  # None while the parts are being built
+            if part is not None:
+                part.refresh()
 
     def wait_explained(self, timeout: float = 60.0) -> bool:
         """Apply results until the explanation of the shown input is in (or failed); False on timeout."""
@@ -559,8 +577,10 @@ class ModelSession(HasTraits):
             return evaluate(self.bound, self.eval_set, mask=mask, batch_size=self.batch_size, precision=self.precision)
 
     def settled(self) -> bool:
-        """Whether the score belongs to the current mask and the shown capture is up to date."""
+        """Whether the score belongs to the current mask and the shown capture (and a language model's predictions)
+        are up to date."""
         return (not self.busy and not self.shown.pending and self._dispatcher.pending() == 0
+                and not self.prediction.pending()
                 and self.scored_mask is not None and np.array_equal(self.scored_mask, self.mask))
 
     def wait(self, timeout: float = 60.0, analysis: bool = False) -> bool:
