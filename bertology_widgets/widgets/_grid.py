@@ -105,12 +105,15 @@ class GridFigure:
         Draw labelled axes (False for small multiples).
     long_labels : bool
         Tick labels are words (tokens): slant the column labels, leave room.
+    describe : callable, optional
+        ``describe(row, col)`` -> the tooltip's HTML for a cell, instead of its labels and value.
     """
 
     def __init__(self, color_scale: ColorScale, *, title: str = "", overlays=None, tooltip=None,
                  axes: bool = True, long_labels: bool = False, row_label: str = "", col_label: str = "",
                  colour_label: str = "", colour_labels=(), value_format: str = ".3f", layout=None,
-                 fig_margin=None):
+                 fig_margin=None, describe=None):
+        self.describe = describe
         self.rows, self.cols = LinearScale(reverse=True, allow_padding=False), LinearScale(allow_padding=False)
         scales = {"row": self.rows, "column": self.cols, "color": color_scale}
         self.tooltip_names, self.value_format = tuple(tooltip or ()), value_format
@@ -217,6 +220,9 @@ class GridFigure:
         if self.tooltip is None or self._values is None:
             return
         if not (0 <= row < self._values.shape[0] and 0 <= col < self._values.shape[1]):
+            return
+        if self.describe is not None:
+            self.tooltip.value = f'<div style="padding:2px 6px;font-size:12px">{self.describe(row, col)}</div>'
             return
         labels = self._cell_labels or (range(self._values.shape[0]), range(self._values.shape[1]))
         names = self.tooltip_names

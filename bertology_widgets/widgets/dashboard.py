@@ -17,8 +17,10 @@ from .head_mask_grid import HeadMaskGrid
 from .hidden_states import HiddenStatesView
 from .importance_panel import ImportancePanel
 from .layer_probe import LayerProbe
+from .logit_lens_panel import LogitLensPanel
 from .patching_panel import PatchingPanel
 from .pipeline_panel import PipelinePanel
+from .prediction_table import is_language_model
 from .score_readout import ScoreReadout
 from .token_strip import TokenStrip
 
@@ -31,6 +33,10 @@ PANELS: tuple[tuple[str, str, type[SessionView]], ...] = (
     ("probe", "Which layer knows the label? (layer probe)", LayerProbe),
     ("patching", "Patching: which heads carry the decision?", PatchingPanel),
     ("pipeline", "Pipeline: what each layer knows", PipelinePanel),  # Tenney et al. 2019
+)
+# Folds only a language model's dashboard has, after those.
+LM_PANELS: tuple[tuple[str, str, type[SessionView]], ...] = (
+    ("logit_lens", "Logit lens: what each layer would predict", LogitLensPanel),  # nostalgebraist 2020
 )
 
 
@@ -54,8 +60,10 @@ class Dashboard(SessionView):
         :class:`ImportancePanel`, :class:`HiddenStatesView`, :class:`LayerProbe`,
         :class:`PatchingPanel`, :class:`PipelinePanel`. Each is built the first
         time its fold is opened or the attribute is read.
+    logit_lens
+        :class:`LogitLensPanel`, for a language model only (``LM_PANELS``).
     panels : ipywidgets.Accordion
-        Those five, folded below the main row (``PANELS`` gives their order and
+        Those, folded below the main row (``panel_specs`` gives their order and
         titles); fold ``i`` holds its panel once built.
     """
 
@@ -80,9 +88,10 @@ class Dashboard(SessionView):
         # Folded panels are built the first time they are opened (or read): a page shows sooner, and
         # a class of kernels does not send the browser widgets that most students never unfold.
         self._built: dict[str, SessionView] = {}
-        self.panels = w.Accordion(selected_index=None, children=[w.VBox() for _ in PANELS])
+        self.panel_specs = PANELS + (LM_PANELS if is_language_model(session) else ())
+        self.panels = w.Accordion(selected_index=None, children=[w.VBox() for _ in self.panel_specs])
         self.panels.add_class("bw-panels")
-        for index, (_name, title, _view) in enumerate(PANELS):
+        for index, (_name, title, _view) in enumerate(self.panel_specs):
             self.panels.set_title(index, title)
         self._observe(self._activate_panels, ["selected_index"], owner=self.panels)
         header = w.HTML(f"{CSS}<b>{html.escape(session.model_name)}</b> &middot; {session.task} &middot; "
@@ -103,16 +112,19 @@ class Dashboard(SessionView):
         """Folded panels compute and send nothing; the opened one is built, or catches up."""
         opened = self.panels.selected_index
         if opened is not None:
-            self._panel(PANELS[opened][0], SessionView)
-        for index, (name, _title, _view) in enumerate(PANELS):
+            self._panel(self.panel_specs[opened][0], SessionView)
+        for index, (name, _title, _view) in enumerate(self.panel_specs):
             if name in self._built:
                 self._built[name].set_active(index == opened)
 
     def _panel(self, name: str, kind: type[View]) -> View:
         """The panel called ``name``, built into its fold on first use (inactive unless that fold is open)."""
         if name not in self._built:
-            index = [panel[0] for panel in PANELS].index(name)
-            built = PANELS[index][2](self.session)
+            names = [panel[0] for panel in self.panel_specs]
+            if name not in names:
+                raise AttributeError(f"this dashboard has no {name!r} panel (it is a language model's)")
+            index = names.index(name)
+            built = self.panel_specs[index][2](self.session)
             built.set_active(self.panels.selected_index == index)
             self._built[name] = built
             self.panels.children[index].children = (built,)
@@ -139,6 +151,10 @@ class Dashboard(SessionView):
     @property
     def pipeline(self) -> PipelinePanel:
         return self._panel("pipeline", PipelinePanel)
+
+    @property
+    def logit_lens(self) -> LogitLensPanel:
+        return self._panel("logit_lens", LogitLensPanel)
 
     def _export_bar(self) -> w.HBox:
         self.export_status = w.HTML()

@@ -7,6 +7,7 @@ import html
 import ipywidgets as w
 
 from ._base import SessionView
+from .prediction_table import PredictionTable, is_language_model
 
 PREVIEW_CHARS = 70
 
@@ -46,6 +47,9 @@ class ExampleView(SessionView):
         Examples whose prediction the mask flipped; choosing one shows it.
     notice : ipywidgets.HTML
         ``session.notice`` (e.g. that the text was truncated).
+    predictions : PredictionTable or None
+        A language model's top 5 next tokens (or mask fills), masked and unmasked, and the surprisal strip;
+        None for a classifier.
     """
 
     def __init__(self, session, **kwargs):
@@ -77,9 +81,10 @@ class ExampleView(SessionView):
         self._observe(self._show_flipped_choice, ["value"], owner=self.flipped, call_now=False)
         self._observe(self._redraw_prediction, ["example_label", "example_prediction", "example_baseline_prediction"])
         self._observe(self._redraw_flipped, ["flipped", "example_index"])
+        self.predictions = PredictionTable(session) if is_language_model(session) else None
         self.children = [w.HBox([self.index, self.source, self.analyse], layout={"align_items": "center"}),
                          self.text, self.text_pair, self.prediction,
-                         self.notice, self.flipped]
+                         *([self.predictions] if self.predictions is not None else []), self.notice, self.flipped]
 
     def submit(self) -> None:
         """Show the typed text (and pair) in one go; what "Analyse" does."""
@@ -109,3 +114,8 @@ class ExampleView(SessionView):
         choice = self.flipped.value
         if choice is not None and choice != self.session.example_index:
             self.session.example_index = choice
+
+    def close(self) -> None:
+        if self.predictions is not None:
+            self.predictions.close()
+        super().close()
