@@ -52,6 +52,7 @@ class HeadAnalyses(SessionPart):
     roles : np.ndarray of str ``(layers, heads)`` or None
         Each head's role (see :mod:`bertology_widgets.analyses.head_roles`).
     role_measures : dict of str -> np.ndarray ``(layers, heads)``
+        The attention statistics; for a causal model also ``induction`` (each head's induction score, 0..1).
     corrupted_text : str
         The corrupted partner of the current input, for patching (a suggestion
         is filled in when the example changes; the user may edit it).
@@ -129,7 +130,10 @@ class HeadAnalyses(SessionPart):
             return head_roles(model, eval_set, on_progress=report)
 
         def apply(result):
-            self.publish(role_measures=dict(result.measures), roles=result.roles)
+            measures = dict(result.measures)
+            if result.induction is not None:  # causal models: the role map can colour by it
+                measures["induction"] = result.induction
+            self.publish(role_measures=measures, roles=result.roles)
 
         return self.runner.run("head roles", compute, apply, background)
 

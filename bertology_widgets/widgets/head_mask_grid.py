@@ -16,12 +16,13 @@ from .role_colours import ROLE_COLOURS, RoleTooltip, legend_html, role_indices
 MASKED_RED, KEPT_PALE = "#d62728", "#eef3f8"
 MASK_COLOURS = {"colors": [MASKED_RED, KEPT_PALE], "min": 0.0, "max": 1.0}
 VALUE_COLOURS = {"colors": ["#f7fbff", "#08306b"], "min": None, "max": None}  # scaled to the data
-COLOUR_BY = ("mask", "importance", "entropy", "role")
+COLOUR_BY = ("mask", "importance", "entropy", "role", "induction")  # induction: causal models only
 # colour_by -> (figure title, colour bar label; "" for a categorical colouring, told by a legend instead)
 TITLES = {"mask": ("Head mask", ""),
           "importance": ("Head importance", "importance"),
           "entropy": ("Attention entropy", "nats"),
-          "role": ("Head roles", "")}
+          "role": ("Head roles", ""),
+          "induction": ("Induction heads", "induction")}
 MASK_KEY = key_html([("masked (gate 0)", MASKED_RED, "swatch"), ("kept (gate 1)", KEPT_PALE, "swatch"),
                      ("corner mark: masked head", "\u25e4")])
 
@@ -37,12 +38,14 @@ class HeadMaskGrid(FigureView):
 
     Traits
     ------
-    colour_by : {"mask", "importance", "entropy", "role"}
+    colour_by : {"mask", "importance", "entropy", "role", "induction"}
         What the cell colour shows: the gate (1 kept, 0 masked), or
         ``session.importance`` / ``session.entropy`` once computed, or the
         head's role (``session.roles``; picking it starts
         :meth:`ModelSession.compute_roles` in the background when needed),
-        with a legend and the role's name in the hover tooltip.
+        with a legend and the role's name in the hover tooltip, or (causal
+        models only, offered only to them) the head's induction score,
+        ``session.role_measures["induction"]``, computed with the roles.
 
     Attributes
     ----------
@@ -70,7 +73,8 @@ class HeadMaskGrid(FigureView):
                                layout={"width": f"{size + 40}px", "height": f"{max(400, size * 3 // 4)}px"},
                                fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 76})
         self.grid.on_cell_click(self._guarded(self._on_cell_click))
-        self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in COLOUR_BY],
+        offered = [name for name in COLOUR_BY if name != "induction" or session.causal]
+        self.colour_selector = w.ToggleButtons(options=[(name.capitalize(), name) for name in offered],
                                                style={"button_width": "auto"})
         self.note = w.HTML()
         # bqplot's hover tooltip follows the pointer: it must never take a click meant for the cell below it.
@@ -88,7 +92,7 @@ class HeadMaskGrid(FigureView):
         self.children = [self.grid.fig, self.legend, self.hint, labelled("colour by", self.colour_selector, "70px"),
                          self.note, labelled("masked heads output", self.ablation_selector, "140px")] \
             if controls else shown
-        self._observe(self._redraw, ["mask", "importance", "entropy", "roles"])
+        self._observe(self._redraw, ["mask", "importance", "entropy", "roles", "role_measures"])
         self._observe(self._ask_for_roles, ["colour_by"], owner=self, call_now=False)
         self._observe(self._redraw, ["colour_by"], owner=self, call_now=False)
         self._observe(self._frame_selected, ["layer", "head"])
@@ -100,6 +104,8 @@ class HeadMaskGrid(FigureView):
         """
         if self.colour_by == "role":
             return None if self.session.roles is None else role_indices(self.session.roles)
+        if self.colour_by == "induction":
+            return (self.session.role_measures or {}).get("induction")
         return None if self.colour_by == "mask" else getattr(self.session, self.colour_by)
 
     def values(self) -> np.ndarray:
@@ -113,7 +119,8 @@ class HeadMaskGrid(FigureView):
         missing = self.colour_by != "mask" and chosen is None
         self.note.value = f"<i>{self.colour_by} is not computed yet; showing the mask</i>" if missing else ""
         by_role = self.colour_by == "role" and chosen is not None
-        if missing and self.colour_by == "role" and s.analysis_busy and s.analysis_status == "head roles":
+        if missing and self.colour_by in ("role", "induction") and s.analysis_busy \
+                and s.analysis_status == "head roles":
             self.note.value = "<i>computing head roles in the background; showing the mask</i>"
         self.legend.value = legend_html(s.roles) if by_role else MASK_KEY if chosen is None else key_html(
             [("corner mark: masked head", "\u25e4")])
@@ -137,9 +144,9 @@ class HeadMaskGrid(FigureView):
         self.grid.draw("masked", marks)
 
     def _ask_for_roles(self, _change) -> None:
-        """Colouring by role (chosen by the user or by code) asks the session for the roles once."""
+        """Colouring by role or induction (chosen by the user or by code) asks the session for the roles once."""
         s = self.session
-        if self.colour_by == "role" and s.roles is None and not s.analysis_busy:
+        if self.colour_by in ("role", "induction") and self.scores() is None and not s.analysis_busy:
             s.compute_roles()
 
     def _frame_selected(self, _change) -> None:
