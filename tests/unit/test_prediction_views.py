@@ -131,6 +131,8 @@ def test_the_role_map_colours_by_induction_on_causal_models_only(gpt2_session, t
     np.testing.assert_allclose(grid.grid.heat.color, scores)
     assert grid.grid.colour_axis.label == "induction" and grid.grid.fig.title == "Induction heads"
     grid.close()
+    gpt2_session.compute_roles(background=False)  # a causal model's roles carry its induction scores
+    assert gpt2_session.role_measures["induction"].shape == (gpt2_session.num_layers, gpt2_session.num_heads)
     assert not is_language_model(gpt2_session)  # a classifier: no predictions, no lens
     bert = ModelSession(tiny_model("bert"), tokenizer, [Example("a film", None, 1, 0)], task="sst2", live=False)
     assert "induction" not in [value for _label, value in HeadMaskGrid(bert).colour_selector.options]
