@@ -51,6 +51,25 @@ def first_top_rows(lens: dict) -> list[int | None]:
             for col in range(ranks.shape[1])]
 
 
+def caption(lens: dict, mask_token: str | None) -> str:
+    """What the rows are, and where the final prediction first tops a layer: at the last position (causal), or at
+    the first mask token (masked; nothing said without one)."""
+    text = ("Rows: the embeddings (emb), then each layer's output, read through the model's final norm and "
+            "unembedding.")
+    if lens.get("kind") == "causal":
+        col, where = len(lens["tokens"]) - 1, "next token after the text"
+    elif mask_token in lens["tokens"]:
+        col = lens["tokens"].index(mask_token)
+        where = f"fill of {mask_token} at position {col}"
+    else:
+        return text
+    first = first_top_rows(lens)[col]
+    final = lens["top_tokens"][-1][col][0]
+    names = state_names(len(lens["final_rank"]) - 1)
+    layer = "in no layer before the output" if first is None else f"first at {names[first]}"
+    return f"{text} The model's {where}, <b>{html.escape(repr(final), quote=False)}</b>, is the top token {layer}."
+
+
 class LogitLensPanel(FigureView):
     """The logit lens (nostalgebraist 2020) of the shown input, under the session's mask and ablation.
 
@@ -125,13 +144,8 @@ class LogitLensPanel(FigureView):
             self.grid.colour_axis.label = label
         inputs = self._inputs()
         self.grid.show(colour, state_names(len(colour) - 1), inputs, title=title)
-        first = first_top_rows(lens)[-1]
-        final = lens["top_tokens"][-1][-1][0]
-        where = "in no layer before the output" if first is None else f"first at {state_names(len(colour) - 1)[first]}"
-        self.caption.value = (f"<small>Rows: the embeddings (emb), then each layer's output, read through the model's "
-                              f"final norm and unembedding. The final prediction at the last position, "
-                              f"<b>{html.escape(repr(final))}</b>, is the top token {where}.</small>")
+        self.caption.value = f"<small>{caption(lens, getattr(s.tokenizer, 'mask_token', None))}</small>"
         self.status.value = "<small>updating&hellip;</small>" if s.prediction_busy else ""
 
 
-__all__ = ["LogitLensPanel", "cell_text", "first_top_rows", "lens_colour"]
+__all__ = ["LogitLensPanel", "caption", "cell_text", "first_top_rows", "lens_colour"]

@@ -137,3 +137,13 @@ def test_the_role_map_colours_by_induction_on_causal_models_only(gpt2_session, t
     bert = ModelSession(tiny_model("bert"), tokenizer, [Example("a film", None, 1, 0)], task="sst2", live=False)
     assert "induction" not in [value for _label, value in HeadMaskGrid(bert).colour_selector.options]
     bert.close()
+
+
+def test_the_lens_caption_follows_the_last_position_or_the_mask_token():
+    from bertology_widgets.widgets.logit_lens_panel import caption
+
+    lens = {"kind": "masked", "tokens": ["[CLS]", "a", "[MASK]", "[SEP]"], "final_rank": [[9, 9, 5, 9], [1, 1, 1, 1]],
+            "top_tokens": [[["x"]] * 4, [["y"], ["a"], ["film"], ["."]]]}
+    assert "fill of [MASK] at position 2, <b>'film'</b>, is the top token first at L0" in caption(lens, "[MASK]")
+    assert "top token" not in caption({**lens, "tokens": ["[CLS]", "a", "b", "[SEP]"]}, "[MASK]")
+    assert "next token after the text, <b>'.'</b>" in caption({**lens, "kind": "causal"}, None)
