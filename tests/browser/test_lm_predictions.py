@@ -8,21 +8,20 @@ import pytest
 
 from . import harness as h
 from .test_dashboard import MODEL_TIMEOUT_MS, run_notebook
+from .test_lm_dashboard import default_lm  # noqa: F401 - the fixture that converts the default LM once
 from .test_panel_layout import open_fold
 
 pytestmark = pytest.mark.browser
 
 TEXT = "The capital of France is"
-CELLS = [
-    ("markdown", "# What the language model predicts, layer by layer"),
-    f"""\
+CELL = """\
+import os
+os.environ["BERTOLOGY_RESULTS_DIR"] = {results!r}
 from bertology_widgets import Dashboard, ModelSession
 
-session = ModelSession.from_pretrained("default-lm", task="lm")
-session.text = {TEXT!r}
-dashboard = Dashboard(session)
-dashboard""",
-]
+session = ModelSession.from_pretrained("default-lm", task="lm", max_examples=8)
+session.text = {text!r}
+Dashboard(session)"""
 TABLE = ".bw-predictions .bw-prediction-table"
 LENS_CELLS = ".bw-logit-lens .bqplot .heatmapcell"
 _TABLE_JS = ("() => [...document.querySelectorAll('.bw-predictions .widget-html-content')]"
@@ -30,10 +29,14 @@ _TABLE_JS = ("() => [...document.querySelectorAll('.bw-predictions .widget-html-
 _LENS_FILLS_JS = f"() => [...document.querySelectorAll('{LENS_CELLS}')].map(c => getComputedStyle(c).fill).join()"
 
 
-def test_the_prediction_table_and_the_lens_follow_a_click_on_the_mask_grid(jupyter_server, browser_root, page,
+@pytest.mark.usefixtures("default_lm")
+def test_the_prediction_table_and_the_lens_follow_a_click_on_the_mask_grid(lab_server, browser_root, page,
                                                                           browser_log):
-    notebook = h.write_notebook(browser_root / "lm" / "lm_predictions.ipynb", CELLS)
-    run_notebook(page, "lab", jupyter_server("lab"), browser_root, notebook, MODEL_TIMEOUT_MS)
+    folder = browser_root / "lm_predictions"
+    cells = [("markdown", "# What the language model predicts, layer by layer"),
+             CELL.format(results=str(folder / "results"), text=TEXT)]
+    notebook = h.write_notebook(folder / "lm_predictions.ipynb", cells)
+    run_notebook(page, "lab", lab_server, browser_root, notebook, MODEL_TIMEOUT_MS)
     page.locator(TABLE).first.wait_for(state="visible", timeout=MODEL_TIMEOUT_MS)
     assert "next token" in page.locator(".bw-predictions").inner_text()
     assert "Paris" in page.locator(TABLE).first.inner_text()
@@ -43,7 +46,7 @@ def test_the_prediction_table_and_the_lens_follow_a_click_on_the_mask_grid(jupyt
                            f"document.querySelectorAll('{LENS_CELLS}').length >= 31 * 5",
                            timeout=h.ROUNDTRIP_TIMEOUT_MS * 2)
     table, fills = page.evaluate(_TABLE_JS), page.evaluate(_LENS_FILLS_JS)
-    page.locator(".bw-mask-grid .heatmaprow >> nth=0").locator(".heatmapcell >> nth=0").click()
+    page.locator(".bw-mask-grid .heatmaprow").nth(0).locator(".heatmapcell").nth(0).dispatch_event("click")
     page.wait_for_function(f"(old) => ({_TABLE_JS})() !== old", arg=table, timeout=h.ROUNDTRIP_TIMEOUT_MS * 2)
     page.wait_for_function(f"(old) => ({_LENS_FILLS_JS})() !== old", arg=fills, timeout=h.ROUNDTRIP_TIMEOUT_MS * 2)
     page.mouse.move(0, 0)  # no tooltip in the pictures
